@@ -1,0 +1,234 @@
+//! Job configuration: how many workers and processes, key groups, checkpoints, state.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// Where this process sits in a cluster of processes (timely's cluster mode).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cluster {
+    /// This process's index, `0..addresses.len()`.
+    pub process_index: usize,
+    /// The `host:port` address of every process, in process order.
+    pub addresses: Vec<String>,
+}
+
+impl Cluster {
+    /// Reads a host file: one `host:port` per line, in process order; blank lines and lines
+    /// starting with `#` are skipped.
+    pub fn from_host_file(path: &Path, process_index: usize) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::HostFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut addresses = Vec::new();
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if !line.contains(':') {
+                return Err(ConfigError::HostLine {
+                    path: path.to_owned(),
+                    line: number + 1,
+                    text: line.to_owned(),
+                });
+            }
+            addresses.push(line.to_owned());
+        }
+        Ok(Cluster {
+            process_index,
+            addresses,
+        })
+    }
+
+    /// A cluster of `processes` processes on this machine, listening on consecutive ports from
+    /// `first_port`.
+    pub fn localhost(processes: usize, process_index: usize, first_port: u16) -> Self {
+        let addresses = (0..processes)
+            .map(|index| {
+                let port = usize::from(first_port) + index;
+                SocketAddr::from(([127, 0, 0, 1], port as u16)).to_string()
+            })
+            .collect();
+        Cluster {
+            process_index,
+            addresses,
+        }
+    }
+}
+
+/// The configuration of one job run.
+///
+/// ```
+/// use weir_engine::JobConfig;
+/// let config = JobConfig::default().workers(2).key_groups(256);
+/// assert_eq!(config.total_workers(), 2);
+/// ```
+#[derive(Clone, Debug)]
+pub struct JobConfig {
+    /// Worker threads in each process.
+    pub workers: usize,
+    /// `None` for a single process; otherwise this process's place in the cluster.
+    pub cluster: Option<Cluster>,
+    /// Number of key groups: the unit in which keyed state moves between workers. Fixed for the
+    /// life of a job's state; must be at least the total number of workers.
+    pub key_groups: u32,
+    /// How often a new checkpoint epoch starts.
+    pub checkpoint_interval: Duration,
+    /// Where workers keep their state and checkpoints.
+    pub state_dir: PathBuf,
+    /// How often sources advance the watermark part of their timestamps (processing time).
+    /// Larger values keep batches larger; smaller values lower the latency of window results.
+    pub watermark_interval: Duration,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        JobConfig {
+            workers: 1,
+            cluster: None,
+            key_groups: 128,
+            checkpoint_interval: Duration::from_secs(5),
+            state_dir: PathBuf::from("weir-state"),
+            watermark_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+impl JobConfig {
+    /// Sets the number of worker threads per process.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Runs as one process of a cluster.
+    pub fn cluster(mut self, cluster: Cluster) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+
+    /// Sets the number of key groups.
+    pub fn key_groups(mut self, key_groups: u32) -> Self {
+        self.key_groups = key_groups;
+        self
+    }
+
+    /// Sets the checkpoint interval.
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = interval;
+        self
+    }
+
+    /// Sets the state directory.
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = dir.into();
+        self
+    }
+
+    /// Sets how often sources advance their watermark.
+    pub fn watermark_interval(mut self, interval: Duration) -> Self {
+        self.watermark_interval = interval;
+        self
+    }
+
+    /// Number of processes in the job.
+    pub fn processes(&self) -> usize {
+        self.cluster.as_ref().map_or(1, |c| c.addresses.len())
+    }
+
+    /// Workers over all processes.
+    pub fn total_workers(&self) -> usize {
+        self.workers * self.processes()
+    }
+
+    /// Checks the configuration for values that cannot run.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.workers == 0 {
+            return Err(ConfigError::NoWorkers);
+        }
+        if let Some(cluster) = &self.cluster {
+            if cluster.addresses.is_empty() {
+                return Err(ConfigError::NoProcesses);
+            }
+            if cluster.process_index >= cluster.addresses.len() {
+                return Err(ConfigError::ProcessIndex {
+                    index: cluster.process_index,
+                    processes: cluster.addresses.len(),
+                });
+            }
+        }
+        if (self.key_groups as usize) < self.total_workers() {
+            return Err(ConfigError::TooFewKeyGroups {
+                key_groups: self.key_groups,
+                workers: self.total_workers(),
+            });
+        }
+        if self.watermark_interval.is_zero() {
+            return Err(ConfigError::ZeroInterval("watermark interval"));
+        }
+        if self.checkpoint_interval.is_zero() {
+            return Err(ConfigError::ZeroInterval("checkpoint interval"));
+        }
+        Ok(())
+    }
+
+    /// The timely configuration for this job.
+    pub(crate) fn timely_config(&self) -> timely::Config {
+        let communication = match &self.cluster {
+            None if self.workers == 1 => timely::CommunicationConfig::Thread,
+            None => timely::CommunicationConfig::Process(self.workers),
+            Some(cluster) => timely::CommunicationConfig::Cluster {
+                threads: self.workers,
+                process: cluster.process_index,
+                addresses: cluster.addresses.clone(),
+                report: false,
+                zerocopy: false,
+            },
+        };
+        timely::Config {
+            communication,
+            worker: timely::WorkerConfig::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_impossible_configurations() {
+        assert!(matches!(
+            JobConfig::default().workers(0).validate(),
+            Err(ConfigError::NoWorkers)
+        ));
+        assert!(matches!(
+            JobConfig::default().workers(4).key_groups(2).validate(),
+            Err(ConfigError::TooFewKeyGroups { .. })
+        ));
+        let cluster = Cluster::localhost(2, 2, 4000);
+        assert!(matches!(
+            JobConfig::default().cluster(cluster).validate(),
+            Err(ConfigError::ProcessIndex { index: 2, processes: 2 })
+        ));
+    }
+
+    #[test]
+    fn host_file_lines_are_checked() {
+        let dir = std::env::temp_dir().join(format!("weir-hosts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good");
+        std::fs::write(&good, "# cluster\n127.0.0.1:4000\n\n127.0.0.1:4001\n").unwrap();
+        let cluster = Cluster::from_host_file(&good, 1).unwrap();
+        assert_eq!(cluster.addresses, ["127.0.0.1:4000", "127.0.0.1:4001"]);
+        let bad = dir.join("bad");
+        std::fs::write(&bad, "127.0.0.1:4000\nnot-an-address\n").unwrap();
+        let error = Cluster::from_host_file(&bad, 0).unwrap_err().to_string();
+        assert!(error.contains("line 2"), "{error}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

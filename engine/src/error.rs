@@ -1,0 +1,91 @@
+//! The engine's error types.
+
+use std::path::PathBuf;
+
+/// Any error a user's source, sink or pipeline-building code returns.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A job configuration that cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `workers` was zero.
+    #[error("a job needs at least one worker per process")]
+    NoWorkers,
+    /// The cluster has no addresses.
+    #[error("a cluster needs at least one process address")]
+    NoProcesses,
+    /// The process index is outside the cluster.
+    #[error("process index {index} is out of range for a cluster of {processes} processes")]
+    ProcessIndex {
+        /// The index given.
+        index: usize,
+        /// The number of processes.
+        processes: usize,
+    },
+    /// Fewer key groups than workers would leave workers without keys.
+    #[error("{key_groups} key groups cannot be spread over {workers} workers: use at least one key group per worker")]
+    TooFewKeyGroups {
+        /// Key groups configured.
+        key_groups: u32,
+        /// Workers over all processes.
+        workers: usize,
+    },
+    /// An interval of zero.
+    #[error("the {0} must be longer than zero")]
+    ZeroInterval(&'static str),
+    /// The host file could not be read.
+    #[error("cannot read host file {path}: {source}")]
+    HostFile {
+        /// The host file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A host file line is not `host:port`.
+    #[error("host file {path}, line {line}: expected host:port, found {text:?}")]
+    HostLine {
+        /// The host file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The offending line.
+        text: String,
+    },
+}
+
+/// Why a job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The configuration cannot run.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// timely could not start the workers (for example, a cluster peer is unreachable).
+    #[error("cannot start the workers: {0}")]
+    Launch(String),
+    /// The user's pipeline-building code failed.
+    #[error("building the pipeline failed: {0}")]
+    Build(BoxError),
+    /// A source failed.
+    #[error("source {name:?} failed on worker {worker}: {source}")]
+    Source {
+        /// The source's name.
+        name: String,
+        /// The global worker index.
+        worker: usize,
+        /// The source's error.
+        source: BoxError,
+    },
+    /// A sink failed.
+    #[error("sink {name:?} failed on worker {worker}: {source}")]
+    Sink {
+        /// The sink's name.
+        name: String,
+        /// The global worker index.
+        worker: usize,
+        /// The sink's error.
+        source: BoxError,
+    },
+    /// A worker thread panicked: a bug in weir or in user code.
+    #[error("a worker panicked: {0}")]
+    WorkerPanicked(String),
+}

@@ -1,0 +1,149 @@
+//! Launching a job: worker threads (and processes, through timely's cluster mode), each
+//! building the same pipeline and stepping it until every source has finished.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::JobConfig;
+use crate::error::{BoxError, EngineError};
+use crate::key_group::KeyGroups;
+use crate::metrics::JobMetrics;
+use crate::pipeline::Pipeline;
+use crate::time::Time;
+
+/// How long an idle worker parks before it looks at the abort flag again.
+const PARK_TIMEOUT: Duration = Duration::from_millis(10);
+
+/// Which worker a piece of code runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkerInfo {
+    /// Global index of this worker, `0..peers`.
+    pub index: usize,
+    /// Number of workers over all processes.
+    pub peers: usize,
+}
+
+/// State shared by the workers of one process.
+#[derive(Debug)]
+pub(crate) struct JobShared {
+    pub(crate) config: JobConfig,
+    pub(crate) metrics: Arc<JobMetrics>,
+    pub(crate) key_groups: KeyGroups,
+    failure: Mutex<Option<EngineError>>,
+    aborted: AtomicBool,
+}
+
+impl JobShared {
+    /// Records the first failure and asks every worker of this process to stop.
+    pub(crate) fn fail(&self, error: EngineError) {
+        tracing::error!(%error, "job failed");
+        if let Ok(mut failure) = self.failure.lock() {
+            failure.get_or_insert(error);
+        }
+        self.aborted.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn aborted(&self) -> bool {
+        self.aborted.load(Ordering::Relaxed)
+    }
+}
+
+/// What a finished job reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobReport {
+    /// Records this process's sources read.
+    pub records_in: u64,
+    /// Records this process's sinks wrote.
+    pub records_out: u64,
+    /// Wall-clock time from launch to the end of the last worker.
+    pub wall: Duration,
+}
+
+/// A job: a configuration, and [`run`](Job::run) to execute a pipeline with it.
+///
+/// ```
+/// use weir_engine::{CollectSink, IterSource, Job, JobConfig};
+///
+/// let sink = CollectSink::new();
+/// let results = sink.results();
+/// Job::new(JobConfig::default().workers(2))
+///     .run(move |p| {
+///         p.source(IterSource::new("numbers", 0..100u64))?
+///             .filter(|n| n % 2 == 0)
+///             .map(|n| n * 10)
+///             .sink(sink.clone());
+///         Ok(())
+///     })
+///     .unwrap();
+/// let mut results = results.lock().unwrap().clone();
+/// results.sort();
+/// assert_eq!(results, (0..100).filter(|n| n % 2 == 0).map(|n| n * 10).collect::<Vec<u64>>());
+/// ```
+pub struct Job {
+    config: JobConfig,
+    metrics: Arc<JobMetrics>,
+}
+
+impl Job {
+    /// A job with this configuration.
+    pub fn new(config: JobConfig) -> Self {
+        Job {
+            config,
+            metrics: Arc::default(),
+        }
+    }
+
+    /// The live counters of this process, for progress reporting while [`run`](Job::run) runs.
+    pub fn metrics(&self) -> Arc<JobMetrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// Runs `build` on every worker to construct the pipeline, then runs the pipeline until every
+    /// source has finished and every sink has closed, or until the first failure.
+    pub fn run<F>(self, build: F) -> Result<JobReport, EngineError>
+    where
+        F: Fn(&mut Pipeline<'_>) -> Result<(), BoxError> + Send + Sync + 'static,
+    {
+        self.config.validate()?;
+        let started = Instant::now();
+        let shared = Arc::new(JobShared {
+            key_groups: KeyGroups::new(self.config.key_groups, self.config.total_workers()),
+            config: self.config.clone(),
+            metrics: Arc::clone(&self.metrics),
+            failure: Mutex::new(None),
+            aborted: AtomicBool::new(false),
+        });
+        let worker_shared = Arc::clone(&shared);
+        let guards = timely::execute(self.config.timely_config(), move |worker| {
+            let shared = Arc::clone(&worker_shared);
+            let info = WorkerInfo {
+                index: worker.index(),
+                peers: worker.peers(),
+            };
+            worker.dataflow::<Time, _, _>(|scope| {
+                let mut pipeline = Pipeline::new(scope, Arc::clone(&shared), info);
+                if let Err(error) = build(&mut pipeline) {
+                    shared.fail(EngineError::Build(error));
+                }
+            });
+            while !shared.aborted() && worker.step_or_park(Some(PARK_TIMEOUT)) {}
+        })
+        .map_err(EngineError::Launch)?;
+        for result in guards.join() {
+            result.map_err(EngineError::WorkerPanicked)?;
+        }
+        let failure = shared.failure.lock().map(|mut f| f.take());
+        match failure {
+            Ok(Some(error)) => Err(error),
+            Ok(None) => Ok(JobReport {
+                records_in: self.metrics.records_in(),
+                records_out: self.metrics.records_out(),
+                wall: started.elapsed(),
+            }),
+            Err(_) => Err(EngineError::WorkerPanicked(
+                "a worker panicked while recording a failure".into(),
+            )),
+        }
+    }
+}

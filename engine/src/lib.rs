@@ -1,0 +1,33 @@
+//! weir's runtime: job configuration, the launcher of worker threads and processes on timely,
+//! the `(epoch, watermark)` timestamp, key groups, and the typed pipeline API with the traits
+//! that sources and sinks implement.
+//!
+//! Users normally depend on the `weir` facade crate, which re-exports this one.
+
+mod config;
+mod error;
+mod iter_source;
+mod job;
+mod key_group;
+mod metrics;
+mod pipeline;
+mod sink;
+mod source;
+pub mod time;
+
+pub use config::{Cluster, JobConfig};
+pub use error::{BoxError, ConfigError, EngineError};
+pub use iter_source::{IterReader, IterSource};
+pub use job::{Job, JobReport, WorkerInfo};
+pub use key_group::{KeyGroup, KeyGroups};
+pub use metrics::JobMetrics;
+pub use pipeline::{KeyedStream, Pipeline, Stream};
+pub use sink::{CollectSink, DiscardSink, Sink, SinkPlacement};
+pub use source::{Source, SourcePoll, SourceReader};
+pub use time::{EventTime, Time};
+
+/// What a record type needs to flow through a pipeline: plain owned data that serde can
+/// encode, so that it can cross threads and processes.
+pub trait Data: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static {}
+
+impl<T: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static> Data for T {}

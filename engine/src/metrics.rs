@@ -1,0 +1,30 @@
+//! Counters a running job exposes to its runner (progress bar, summary).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters of one process of a job, shared by its workers.
+#[derive(Debug, Default)]
+pub struct JobMetrics {
+    records_in: AtomicU64,
+    records_out: AtomicU64,
+}
+
+impl JobMetrics {
+    /// Records read by this process's sources so far.
+    pub fn records_in(&self) -> u64 {
+        self.records_in.load(Ordering::Relaxed)
+    }
+
+    /// Records written by this process's sinks so far.
+    pub fn records_out(&self) -> u64 {
+        self.records_out.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_records_in(&self, count: usize) {
+        self.records_in.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_records_out(&self, count: usize) {
+        self.records_out.fetch_add(count as u64, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,194 @@
+//! The typed pipeline API: [`Pipeline`] makes sources, [`Stream`] and [`KeyedStream`] chain
+//! transformations and end in sinks. timely's scopes and containers stay inside this module.
+
+use std::hash::Hash;
+use std::sync::Arc;
+
+use timely::dataflow::operators::vec::{Filter, Map};
+use timely::dataflow::operators::{Exchange, Inspect};
+use timely::dataflow::{Scope, StreamVec};
+
+use crate::error::BoxError;
+use crate::job::{JobShared, WorkerInfo};
+use crate::key_group::KeyGroups;
+use crate::sink::{self, Sink};
+use crate::source::{self, Source};
+use crate::time::Time;
+use crate::{Data, JobConfig};
+
+/// The handle a pipeline-building closure receives: makes sources on this worker.
+pub struct Pipeline<'s> {
+    scope: Scope<'s, Time>,
+    job: Arc<JobShared>,
+    worker: WorkerInfo,
+}
+
+impl<'s> Pipeline<'s> {
+    pub(crate) fn new(scope: Scope<'s, Time>, job: Arc<JobShared>, worker: WorkerInfo) -> Self {
+        Pipeline { scope, job, worker }
+    }
+
+    /// The worker this closure runs on.
+    pub fn worker(&self) -> WorkerInfo {
+        self.worker
+    }
+
+    /// The job's configuration.
+    pub fn config(&self) -> &JobConfig {
+        &self.job.config
+    }
+
+    /// Opens this worker's share of `source` and returns the stream of its records.
+    pub fn source<S>(&mut self, source: S) -> Result<Stream<'s, S::Item>, BoxError>
+    where
+        S: Source,
+        S::Item: Data,
+    {
+        let name = source.name();
+        let reader = source.open(self.worker)?;
+        let inner = source::drive(
+            self.scope,
+            name,
+            reader,
+            Arc::clone(&self.job),
+            self.worker,
+        );
+        Ok(Stream {
+            inner,
+            job: Arc::clone(&self.job),
+            worker: self.worker,
+        })
+    }
+}
+
+/// A stream of records of type `T`, spread over the workers.
+pub struct Stream<'s, T> {
+    inner: StreamVec<'s, Time, T>,
+    job: Arc<JobShared>,
+    worker: WorkerInfo,
+}
+
+impl<T: Data> Clone for Stream<'_, T> {
+    fn clone(&self) -> Self {
+        Stream {
+            inner: self.inner.clone(),
+            job: Arc::clone(&self.job),
+            worker: self.worker,
+        }
+    }
+}
+
+impl<'s, T: Data> Stream<'s, T> {
+    fn with<U>(&self, inner: StreamVec<'s, Time, U>) -> Stream<'s, U> {
+        Stream {
+            inner,
+            job: Arc::clone(&self.job),
+            worker: self.worker,
+        }
+    }
+
+    /// Transforms every record.
+    ///
+    /// ```
+    /// # use weir_engine::{CollectSink, IterSource, Job, JobConfig};
+    /// let sink = CollectSink::new();
+    /// let results = sink.results();
+    /// Job::new(JobConfig::default()).run(move |p| {
+    ///     let words = p.source(IterSource::new("words", ["a", "bb"].map(String::from)))?;
+    ///     words.map(|word| word.len()).sink(sink.clone());
+    ///     Ok(())
+    /// }).unwrap();
+    /// assert_eq!(*results.lock().unwrap(), [1, 2]);
+    /// ```
+    pub fn map<U: Data>(self, logic: impl FnMut(T) -> U + 'static) -> Stream<'s, U> {
+        let inner = self.inner.clone().map(logic);
+        self.with(inner)
+    }
+
+    /// Keeps the records for which `predicate` holds.
+    pub fn filter(self, predicate: impl FnMut(&T) -> bool + 'static) -> Stream<'s, T> {
+        let inner = self.inner.clone().filter(predicate);
+        self.with(inner)
+    }
+
+    /// Replaces every record with the records `logic` returns for it (none, one or many).
+    pub fn flat_map<I>(self, logic: impl FnMut(T) -> I + 'static) -> Stream<'s, I::Item>
+    where
+        I: IntoIterator,
+        I::Item: Data,
+    {
+        let inner = self.inner.clone().flat_map(logic);
+        self.with(inner)
+    }
+
+    /// Calls `observe` on every record as it passes, without changing the stream.
+    pub fn inspect(self, observe: impl FnMut(&T) + 'static) -> Stream<'s, T> {
+        let inner = self.inner.clone().inspect(observe);
+        self.with(inner)
+    }
+
+    /// Partitions the stream by a key: every record with the same key goes to the worker that
+    /// owns the key's key group, where keyed operators keep its state.
+    ///
+    /// ```
+    /// # use weir_engine::{CollectSink, IterSource, Job, JobConfig};
+    /// let sink = CollectSink::new();
+    /// let seen = sink.results();
+    /// Job::new(JobConfig::default().workers(2)).run(move |p| {
+    ///     let worker = p.worker().index;
+    ///     p.source(IterSource::new("numbers", 0..1000u64))?
+    ///         .key_by(|n| n % 10)
+    ///         .into_stream()
+    ///         .map(move |(key, _n)| (key, worker))
+    ///         .sink(sink.clone());
+    ///     Ok(())
+    /// }).unwrap();
+    /// // Every key was handled by exactly one worker.
+    /// let mut pairs = seen.lock().unwrap().clone();
+    /// pairs.sort();
+    /// pairs.dedup();
+    /// assert_eq!(pairs.len(), 10);
+    /// ```
+    pub fn key_by<K>(self, key_of: impl Fn(&T) -> K + 'static) -> KeyedStream<'s, K, T>
+    where
+        K: Data + Hash,
+    {
+        let key_groups: KeyGroups = self.job.key_groups;
+        let keyed = self.inner.clone().map(move |record| (key_of(&record), record));
+        // The exchange "hash" is the target worker itself: timely routes by `hash % peers`.
+        let routed =
+            keyed.exchange(move |(key, _): &(K, T)| key_groups.worker_of_key(key) as u64);
+        KeyedStream {
+            stream: self.with(routed),
+        }
+    }
+
+    /// Writes every record to `sink`.
+    pub fn sink(self, sink: impl Sink<T>) {
+        sink::drive(self.inner, sink, self.job, self.worker);
+    }
+}
+
+/// A stream partitioned by key: records with equal keys are on the same worker.
+pub struct KeyedStream<'s, K, T> {
+    stream: Stream<'s, (K, T)>,
+}
+
+impl<'s, K: Data + Hash, T: Data> KeyedStream<'s, K, T> {
+    /// The `(key, record)` pairs as a plain stream (still on the key's worker).
+    pub fn into_stream(self) -> Stream<'s, (K, T)> {
+        self.stream
+    }
+
+    /// The records without their keys (still on the key's worker).
+    pub fn values(self) -> Stream<'s, T> {
+        self.stream.map(|(_key, record)| record)
+    }
+
+    /// Calls `observe` on every key and record as they pass.
+    pub fn inspect(self, mut observe: impl FnMut(&K, &T) + 'static) -> Self {
+        KeyedStream {
+            stream: self.stream.inspect(move |(key, record)| observe(key, record)),
+        }
+    }
+}

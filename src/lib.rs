@@ -1,0 +1,1 @@
+//! weir: a stream-processing dataflow engine.

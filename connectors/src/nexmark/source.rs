@@ -1,0 +1,142 @@
+//! The generator as a source: each worker generates its own share of the event ids.
+
+use weir_engine::{BoxError, Source, SourcePoll, SourceReader, WorkerInfo};
+
+use super::generator::{Generator, GeneratorConfig};
+use super::model::Event;
+
+/// Consecutive event ids a worker generates before moving to its next share; small enough that
+/// the workers' watermarks stay close, large enough to keep each worker on its own cache lines.
+const CHUNK: u64 = 1024;
+
+/// A source of the first `events` Nexmark events. Worker `w` of `n` generates the chunks of
+/// [`CHUNK`] ids whose chunk number is `w` modulo `n`; its watermark is the lowest event time its
+/// next event can have.
+///
+/// ```
+/// use weir_connectors::nexmark::{GeneratorConfig, NexmarkSource};
+/// use weir_engine::{CollectSink, Job, JobConfig};
+///
+/// let sink = CollectSink::new();
+/// let events = sink.results();
+/// Job::new(JobConfig::default().workers(2))
+///     .run(move |p| {
+///         p.source(NexmarkSource::new(GeneratorConfig::default(), 5_000))?
+///             .sink(sink.clone());
+///         Ok(())
+///     })
+///     .unwrap();
+/// assert_eq!(events.lock().unwrap().len(), 5_000);
+/// ```
+#[derive(Clone, Debug)]
+pub struct NexmarkSource {
+    config: GeneratorConfig,
+    events: u64,
+}
+
+impl NexmarkSource {
+    /// The first `events` events of the generator with `config`.
+    pub fn new(config: GeneratorConfig, events: u64) -> Self {
+        NexmarkSource { config, events }
+    }
+}
+
+impl Source for NexmarkSource {
+    type Item = Event;
+    type Reader = NexmarkReader;
+
+    fn name(&self) -> String {
+        "nexmark".into()
+    }
+
+    fn open(self, worker: WorkerInfo) -> Result<NexmarkReader, BoxError> {
+        let first = worker.index as u64 * CHUNK;
+        Ok(NexmarkReader {
+            generator: Generator::new(self.config),
+            events: self.events,
+            next_id: first,
+            chunk_end: (first + CHUNK).min(self.events),
+            stride: worker.peers as u64 * CHUNK,
+        })
+    }
+}
+
+/// One worker's share of a [`NexmarkSource`].
+pub struct NexmarkReader {
+    generator: Generator,
+    events: u64,
+    next_id: u64,
+    chunk_end: u64,
+    /// Distance from the start of one of this worker's chunks to the start of its next.
+    stride: u64,
+}
+
+impl SourceReader for NexmarkReader {
+    type Item = Event;
+
+    fn poll(&mut self, out: &mut Vec<Event>, max: usize) -> Result<SourcePoll, BoxError> {
+        for _ in 0..max {
+            if self.next_id >= self.chunk_end {
+                let chunk_start = self.chunk_end.next_multiple_of(CHUNK) - CHUNK + self.stride;
+                if chunk_start >= self.events {
+                    return Ok(SourcePoll::Finished);
+                }
+                self.next_id = chunk_start;
+                self.chunk_end = (chunk_start + CHUNK).min(self.events);
+            }
+            out.push(self.generator.event(self.next_id));
+            self.next_id += 1;
+        }
+        Ok(SourcePoll::Ready {
+            watermark: self.generator.watermark_before(self.next_id),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// The event ids each worker reads, checking on the way that no event is below the
+    /// watermark its reader reported before it.
+    fn ids_per_worker(peers: usize, events: u64) -> Vec<Vec<u64>> {
+        let generator = Generator::new(GeneratorConfig::default());
+        let id_of: HashMap<String, u64> = (0..events)
+            .map(|id| (serde_json::to_string(&generator.event(id)).unwrap(), id))
+            .collect();
+        (0..peers)
+            .map(|index| {
+                let source = NexmarkSource::new(GeneratorConfig::default(), events);
+                let mut reader = source.open(WorkerInfo { index, peers }).unwrap();
+                let (mut out, mut watermark) = (Vec::new(), 0);
+                loop {
+                    let before = out.len();
+                    let status = reader.poll(&mut out, 700).unwrap();
+                    assert!(out[before..].iter().all(|e| e.date_time() >= watermark));
+                    match status {
+                        SourcePoll::Ready { watermark: next } => {
+                            assert!(next >= watermark);
+                            watermark = next;
+                        }
+                        SourcePoll::Idle { .. } => unreachable!("the generator is never idle"),
+                        SourcePoll::Finished => break,
+                    }
+                }
+                out.iter()
+                    .map(|event| id_of[&serde_json::to_string(event).unwrap()])
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn workers_share_the_ids_exactly_once() {
+        for (peers, events) in [(1, 3000), (2, 5000), (3, 2049)] {
+            let mut ids: Vec<u64> = ids_per_worker(peers, events).concat();
+            ids.sort_unstable();
+            let in_order = ids.iter().zip(0..events).all(|(id, expected)| *id == expected);
+            assert!(ids.len() as u64 == events && in_order, "{peers} workers");
+        }
+    }
+}

@@ -1,1 +1,38 @@
 //! weir: a stream-processing dataflow engine.
+//!
+//! A pipeline is a closure that builds a dataflow from sources, transformations and sinks; a
+//! [`Job`] runs it on worker threads (and processes), each worker reading its share of the input.
+//!
+//! ```
+//! use weir::prelude::*;
+//! use weir::nexmark::{Event, GeneratorConfig, NexmarkSource};
+//!
+//! let sink = CollectSink::new();
+//! let expensive = sink.results();
+//! Job::new(JobConfig::default().workers(2))
+//!     .run(move |p| {
+//!         p.source(NexmarkSource::new(GeneratorConfig::default(), 10_000))?
+//!             .flat_map(|event| match event {
+//!                 Event::Bid(bid) => Some(bid),
+//!                 _ => None,
+//!             })
+//!             .filter(|bid| bid.price > 1_000_000)
+//!             .map(|bid| (bid.auction, bid.price))
+//!             .sink(sink.clone());
+//!         Ok(())
+//!     })
+//!     .unwrap();
+//! assert!(!expensive.lock().unwrap().is_empty());
+//! ```
+
+pub use weir_connectors::{datetime, nexmark, write_json_lines, ConnectorError, JsonLinesSink};
+pub use weir_engine::*;
+pub use weir_operators as operators;
+
+/// The names most pipelines use.
+pub mod prelude {
+    pub use weir_connectors::JsonLinesSink;
+    pub use weir_engine::{
+        CollectSink, DiscardSink, IterSource, Job, JobConfig, KeyedStream, Pipeline, Stream,
+    };
+}

@@ -25,7 +25,7 @@ pub fn write_json_lines<T: Serialize>(
             source,
         })?;
         writer
-            .write_all(b"\\n")
+            .write_all(b"\n")
             .map_err(|error| ConnectorError::io(path, error))?;
         count += 1;
     }

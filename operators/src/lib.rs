@@ -1,1 +1,4 @@
-//! placeholder
+//! weir's operator library. It builds on the engine's pipeline API and never touches file
+//! formats, brokers or storage details.
+
+pub mod watermark;

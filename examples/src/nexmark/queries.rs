@@ -1,0 +1,106 @@
+//! Nexmark q0–q2: the stateless queries.
+
+use serde::{Deserialize, Serialize};
+use weir::datetime::serde_millis;
+use weir::nexmark::{Bid, Event};
+use weir::{EventTime, Stream};
+
+/// The queries the runner knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Query {
+    /// Pass-through: every bid.
+    Q0,
+    /// Currency conversion: every bid with its price in euros (`price * 0.908`).
+    Q1,
+    /// Selection: the bids on auctions whose id is a multiple of 123.
+    Q2,
+}
+
+/// The bids of an event stream.
+pub fn bids<'s>(events: Stream<'s, Event>) -> Stream<'s, Bid> {
+    events.flat_map(|event| match event {
+        Event::Bid(bid) => Some(bid),
+        _ => None,
+    })
+}
+
+/// A q0 result: `SELECT auction, bidder, price, dateTime, extra FROM bid`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Q0Row {
+    /// Auction id.
+    pub auction: u64,
+    /// Bidder id.
+    pub bidder: u64,
+    /// Price in cents.
+    pub price: u64,
+    /// Bid time.
+    #[serde(with = "serde_millis")]
+    pub date_time: EventTime,
+    /// Padding.
+    pub extra: String,
+}
+
+/// Nexmark q0: every bid, unchanged.
+pub fn q0<'s>(events: Stream<'s, Event>) -> Stream<'s, Q0Row> {
+    bids(events).map(|bid| Q0Row {
+        auction: bid.auction,
+        bidder: bid.bidder,
+        price: bid.price,
+        date_time: bid.date_time,
+        extra: bid.extra,
+    })
+}
+
+/// A q1 result: `SELECT auction, bidder, 0.908 * price AS price, dateTime, extra FROM bid`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Q1Row {
+    /// Auction id.
+    pub auction: u64,
+    /// Bidder id.
+    pub bidder: u64,
+    /// Price converted to euros (cents × 0.908).
+    pub price: f64,
+    /// Bid time.
+    #[serde(with = "serde_millis")]
+    pub date_time: EventTime,
+    /// Padding.
+    pub extra: String,
+}
+
+/// The dollar-to-euro rate of q1.
+pub const DOLLAR_TO_EURO: f64 = 0.908;
+
+/// Nexmark q1: every bid with its price converted to euros.
+pub fn q1<'s>(events: Stream<'s, Event>) -> Stream<'s, Q1Row> {
+    bids(events).map(|bid| Q1Row {
+        auction: bid.auction,
+        bidder: bid.bidder,
+        price: bid.price as f64 * DOLLAR_TO_EURO,
+        date_time: bid.date_time,
+        extra: bid.extra,
+    })
+}
+
+/// A q2 result: `SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Q2Row {
+    /// Auction id.
+    pub auction: u64,
+    /// Price in cents.
+    pub price: u64,
+}
+
+/// The divisor that selects q2's auctions.
+pub const Q2_AUCTION_DIVISOR: u64 = 123;
+
+/// Nexmark q2: the bids on every 123rd auction.
+pub fn q2<'s>(events: Stream<'s, Event>) -> Stream<'s, Q2Row> {
+    bids(events)
+        .filter(|bid| bid.auction % Q2_AUCTION_DIVISOR == 0)
+        .map(|bid| Q2Row {
+            auction: bid.auction,
+            price: bid.price,
+        })
+}

@@ -1,0 +1,137 @@
+//! The `weir` command line as users run it: generate, run on threads and on two processes,
+//! and clear one-line errors.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use weir::nexmark::{Event, Generator, GeneratorConfig};
+
+fn weir(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .arg("--no-progress")
+        .output()
+        .unwrap()
+}
+
+fn weir_generate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("weir-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The lines of a file, counted: a multiset.
+fn line_counts(path: &Path) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for line in std::fs::read_to_string(path).unwrap().lines() {
+        *counts.entry(line.to_owned()).or_default() += 1;
+    }
+    counts
+}
+
+fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "weir failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn generate_writes_the_generator_events_as_json_lines() {
+    let dir = scratch("generate");
+    let file = dir.join("events.jsonl");
+    let output = weir_generate(&[
+        "nexmark", "generate", "--events", "5000", "--seed", "3", "--out", file.to_str().unwrap(),
+    ]);
+    assert_success(&output);
+    let generator = Generator::new(GeneratorConfig {
+        seed: 3,
+        ..GeneratorConfig::default()
+    });
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut count = 0;
+    for (id, line) in text.lines().enumerate() {
+        let event: Event = serde_json::from_str(line).unwrap();
+        assert_eq!(event, generator.event(id as u64));
+        count += 1;
+    }
+    assert_eq!(count, 5000);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Two ports that were free a moment ago.
+fn free_ports() -> [u16; 2] {
+    let listeners = [
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+    ];
+    listeners.map(|listener| listener.local_addr().unwrap().port())
+}
+
+#[test]
+fn one_worker_two_workers_and_two_processes_agree() {
+    let dir = scratch("agree");
+    for query in ["q0", "q1", "q2"] {
+        let run = |name: &str, extra: &[&str]| -> PathBuf {
+            let out = dir.join(format!("{query}-{name}.jsonl"));
+            let mut args = vec!["nexmark", "run", "--query", query, "--events", "40000"];
+            args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+            args.extend_from_slice(extra);
+            assert_success(&weir(&args));
+            out
+        };
+        let one = line_counts(&run("one", &["--workers", "1"]));
+        let two = line_counts(&run("two", &["--workers", "2"]));
+        assert!(!one.is_empty());
+        assert!(one == two, "{query}: 1 and 2 workers differ");
+
+        let hostfile = dir.join("hosts");
+        let ports = free_ports();
+        std::fs::write(&hostfile, format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]))
+            .unwrap();
+        let out = dir.join(format!("{query}-processes.jsonl"));
+        let processes: Vec<_> = (0..2)
+            .map(|index| {
+                let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+                command.args(["nexmark", "run", "--query", query, "--events", "40000"]);
+                command.args(["--hostfile", hostfile.to_str().unwrap()]);
+                command.args(["--process", &index.to_string(), "--no-progress"]);
+                command.args(["--out", out.to_str().unwrap()]);
+                command.spawn().unwrap()
+            })
+            .collect();
+        for process in processes {
+            assert!(process.wait_with_output().unwrap().status.success());
+        }
+        assert!(line_counts(&out) == one, "{query}: 2 processes differ from 1 worker");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_input_gets_one_clear_line_and_a_failure_code() {
+    let output = weir(&["nexmark", "run", "--query", "q0", "--events", "10", "--workers", "0"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim(), "error: a job needs at least one worker per process");
+
+    let output = weir(&[
+        "nexmark", "run", "--query", "q1", "--events", "1000", "--workers", "2", "--out",
+        "/nonexistent-dir/r.jsonl",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.trim().lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: "), "{stderr}");
+    assert!(last.contains("/nonexistent-dir/r.jsonl"), "{stderr}");
+}

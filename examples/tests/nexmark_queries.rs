@@ -1,0 +1,110 @@
+//! q0–q2 against a plain reference computed over the same generated events, on 1 and 2
+//! workers.
+
+use std::fmt::Debug;
+
+use weir::nexmark::{Bid, Event, Generator, GeneratorConfig, NexmarkSource};
+use weir::{CollectSink, Data, Job, JobConfig, Stream};
+use weir_examples::nexmark::{q0, q1, q2, Q0Row, Q1Row, Q2Row};
+
+const EVENTS: u64 = 30_000;
+
+fn config() -> GeneratorConfig {
+    GeneratorConfig {
+        seed: 42,
+        max_disorder_ms: 20,
+        ..GeneratorConfig::default()
+    }
+}
+
+/// The bids among the first `EVENTS` events, generated one by one without the engine.
+fn reference_bids() -> Vec<Bid> {
+    let generator = Generator::new(config());
+    (0..EVENTS)
+        .filter_map(|id| match generator.event(id) {
+            Event::Bid(bid) => Some(bid),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs `query` on `workers` workers and returns its results.
+fn run<T, Q>(workers: usize, query: Q) -> Vec<T>
+where
+    T: Data,
+    Q: for<'s> Fn(Stream<'s, Event>) -> Stream<'s, T> + Send + Sync + 'static,
+{
+    let sink = CollectSink::new();
+    let results = sink.results();
+    let report = Job::new(JobConfig::default().workers(workers))
+        .run(move |p| {
+            let events = p.source(NexmarkSource::new(config(), EVENTS))?;
+            query(events).sink(sink.clone());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(report.records_in, EVENTS);
+    let results = results.lock().unwrap().clone();
+    assert_eq!(report.records_out, results.len() as u64);
+    results
+}
+
+/// Compares two multisets of rows, ordered by their debug text.
+fn assert_same_multiset<T: Debug + PartialEq>(mut actual: Vec<T>, mut expected: Vec<T>) {
+    let key = |row: &T| format!("{row:?}");
+    actual.sort_by_key(key);
+    expected.sort_by_key(key);
+    assert_eq!(actual.len(), expected.len());
+    assert!(actual == expected, "results differ from the reference");
+}
+
+#[test]
+fn q0_passes_every_bid_through() {
+    let expected: Vec<Q0Row> = reference_bids()
+        .into_iter()
+        .map(|bid| Q0Row {
+            auction: bid.auction,
+            bidder: bid.bidder,
+            price: bid.price,
+            date_time: bid.date_time,
+            extra: bid.extra,
+        })
+        .collect();
+    assert!(expected.len() > 25_000);
+    for workers in [1, 2] {
+        assert_same_multiset(run(workers, q0), expected.clone());
+    }
+}
+
+#[test]
+fn q1_converts_prices_to_euros() {
+    let expected: Vec<Q1Row> = reference_bids()
+        .into_iter()
+        .map(|bid| Q1Row {
+            auction: bid.auction,
+            bidder: bid.bidder,
+            price: bid.price as f64 * 0.908,
+            date_time: bid.date_time,
+            extra: bid.extra,
+        })
+        .collect();
+    for workers in [1, 2] {
+        assert_same_multiset(run(workers, q1), expected.clone());
+    }
+}
+
+#[test]
+fn q2_selects_every_123rd_auction() {
+    let expected: Vec<Q2Row> = reference_bids()
+        .into_iter()
+        .filter(|bid| bid.auction % 123 == 0)
+        .map(|bid| Q2Row {
+            auction: bid.auction,
+            price: bid.price,
+        })
+        .collect();
+    assert!(!expected.is_empty());
+    for workers in [1, 2] {
+        assert_same_multiset(run(workers, q2), expected.clone());
+    }
+}

@@ -36,3 +36,8 @@ pub mod prelude {
         CollectSink, DiscardSink, IterSource, Job, JobConfig, KeyedStream, Pipeline, Stream,
     };
 }
+
+/// The README's example compiles (as a doctest).
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

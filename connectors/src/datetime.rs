@@ -43,7 +43,9 @@ pub fn write(millis: EventTime, out: &mut String) {
             *slot = b'0' + (rest % 10) as u8;
             rest /= 10;
         }
-        digits[..width].iter().for_each(|&d| out.push(char::from(d)));
+        digits[..width]
+            .iter()
+            .for_each(|&d| out.push(char::from(d)));
         if separator != 0 {
             out.push(char::from(separator));
         }
@@ -68,13 +70,24 @@ pub fn parse(text: &str) -> Result<EventTime, DateTimeError> {
             }
         })
     };
-    let separators = [(4, b'-'), (7, b'-'), (10, b' '), (13, b':'), (16, b':'), (19, b'.')];
+    let separators = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b' '),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+    ];
     if separators.iter().any(|&(at, sep)| bytes[at] != sep) {
         return Err(error());
     }
     let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let (hour, minute, second, milli) =
-        (number(11..13)?, number(14..16)?, number(17..19)?, number(20..23)?);
+    let (hour, minute, second, milli) = (
+        number(11..13)?,
+        number(14..16)?,
+        number(17..19)?,
+        number(20..23)?,
+    );
     if year < 1970 || !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
         return Err(error());
     }
@@ -164,7 +177,10 @@ mod tests {
     fn known_dates() {
         assert_eq!(format(0), "1970-01-01 00:00:00.000");
         assert_eq!(format(1_436_918_400_000), "2015-07-15 00:00:00.000");
-        assert_eq!(format(951_782_400_000 + 3_723_004), "2000-02-29 01:02:03.004");
+        assert_eq!(
+            format(951_782_400_000 + 3_723_004),
+            "2000-02-29 01:02:03.004"
+        );
         assert_eq!(parse("2015-07-15 00:00:00.000").unwrap(), 1_436_918_400_000);
     }
 

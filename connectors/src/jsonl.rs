@@ -72,7 +72,8 @@ impl<T: Serialize> Sink<T> for JsonLinesSink {
     }
 
     fn open(&mut self, _worker: WorkerInfo) -> Result<(), BoxError> {
-        let file = File::create(&self.path).map_err(|error| ConnectorError::io(&self.path, error))?;
+        let file =
+            File::create(&self.path).map_err(|error| ConnectorError::io(&self.path, error))?;
         self.writer = Some(BufWriter::with_capacity(BUFFER_BYTES, file));
         Ok(())
     }

@@ -213,7 +213,10 @@ mod tests {
         let cluster = Cluster::localhost(2, 2, 4000);
         assert!(matches!(
             JobConfig::default().cluster(cluster).validate(),
-            Err(ConfigError::ProcessIndex { index: 2, processes: 2 })
+            Err(ConfigError::ProcessIndex {
+                index: 2,
+                processes: 2
+            })
         ));
     }
 

@@ -46,13 +46,7 @@ impl<'s> Pipeline<'s> {
     {
         let name = source.name();
         let reader = source.open(self.worker)?;
-        let inner = source::drive(
-            self.scope,
-            name,
-            reader,
-            Arc::clone(&self.job),
-            self.worker,
-        );
+        let inner = source::drive(self.scope, name, reader, Arc::clone(&self.job), self.worker);
         Ok(Stream {
             inner,
             job: Arc::clone(&self.job),
@@ -154,10 +148,12 @@ impl<'s, T: Data> Stream<'s, T> {
         K: Data + Hash,
     {
         let key_groups: KeyGroups = self.job.key_groups;
-        let keyed = self.inner.clone().map(move |record| (key_of(&record), record));
+        let keyed = self
+            .inner
+            .clone()
+            .map(move |record| (key_of(&record), record));
         // The exchange "hash" is the target worker itself: timely routes by `hash % peers`.
-        let routed =
-            keyed.exchange(move |(key, _): &(K, T)| key_groups.worker_of_key(key) as u64);
+        let routed = keyed.exchange(move |(key, _): &(K, T)| key_groups.worker_of_key(key) as u64);
         KeyedStream {
             stream: self.with(routed),
         }
@@ -188,7 +184,9 @@ impl<'s, K: Data + Hash, T: Data> KeyedStream<'s, K, T> {
     /// Calls `observe` on every key and record as they pass.
     pub fn inspect(self, mut observe: impl FnMut(&K, &T) + 'static) -> Self {
         KeyedStream {
-            stream: self.stream.inspect(move |(key, record)| observe(key, record)),
+            stream: self
+                .stream
+                .inspect(move |(key, record)| observe(key, record)),
         }
     }
 }

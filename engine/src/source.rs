@@ -75,70 +75,71 @@ where
         scope,
         &operator_name,
         move |capability, info| {
-        let activator = scope.activator_for(info.address);
-        let mut capability = Some(capability);
-        let mut batch = Vec::with_capacity(POLL_BATCH);
-        let mut pending_watermark = 0;
-        let mut last_advance = Instant::now();
-        move |output| {
-            let Some(cap) = capability.as_mut() else {
-                return;
-            };
-            if job.aborted() {
-                capability = None;
-                return;
-            }
-            let mut emitted = 0;
-            let mut finished = false;
-            let mut idle = false;
-            while emitted < ACTIVATION_BUDGET {
-                let status = match reader.poll(&mut batch, POLL_BATCH) {
-                    Ok(status) => status,
-                    Err(source) => {
-                        job.fail(EngineError::Source {
-                            name: name.clone(),
-                            worker: worker.index,
-                            source,
-                        });
-                        finished = true;
-                        break;
-                    }
+            let activator = scope.activator_for(info.address);
+            let mut capability = Some(capability);
+            let mut batch = Vec::with_capacity(POLL_BATCH);
+            let mut pending_watermark = 0;
+            let mut last_advance = Instant::now();
+            move |output| {
+                let Some(cap) = capability.as_mut() else {
+                    return;
                 };
-                if !batch.is_empty() {
-                    emitted += batch.len();
-                    job.metrics.add_records_in(batch.len());
-                    output.session(&*cap).give_container(&mut batch);
-                    batch.clear();
+                if job.aborted() {
+                    capability = None;
+                    return;
                 }
-                match status {
-                    SourcePoll::Ready { watermark } => pending_watermark = watermark,
-                    SourcePoll::Idle { watermark } => {
-                        pending_watermark = watermark;
-                        idle = true;
-                        break;
+                let mut emitted = 0;
+                let mut finished = false;
+                let mut idle = false;
+                while emitted < ACTIVATION_BUDGET {
+                    let status = match reader.poll(&mut batch, POLL_BATCH) {
+                        Ok(status) => status,
+                        Err(source) => {
+                            job.fail(EngineError::Source {
+                                name: name.clone(),
+                                worker: worker.index,
+                                source,
+                            });
+                            finished = true;
+                            break;
+                        }
+                    };
+                    if !batch.is_empty() {
+                        emitted += batch.len();
+                        job.metrics.add_records_in(batch.len());
+                        output.session(&*cap).give_container(&mut batch);
+                        batch.clear();
                     }
-                    SourcePoll::Finished => {
-                        finished = true;
-                        break;
+                    match status {
+                        SourcePoll::Ready { watermark } => pending_watermark = watermark,
+                        SourcePoll::Idle { watermark } => {
+                            pending_watermark = watermark;
+                            idle = true;
+                            break;
+                        }
+                        SourcePoll::Finished => {
+                            finished = true;
+                            break;
+                        }
                     }
                 }
+                if finished {
+                    // Dropping the capability moves this source's watermark to the end of time.
+                    capability = None;
+                    return;
+                }
+                if pending_watermark > cap.time().watermark
+                    && last_advance.elapsed() >= watermark_interval
+                {
+                    cap.downgrade(&Time::new(cap.time().epoch, pending_watermark));
+                    last_advance = Instant::now();
+                }
+                if idle {
+                    activator.activate_after(watermark_interval / 10);
+                } else {
+                    activator.activate();
+                }
             }
-            if finished {
-                // Dropping the capability moves this source's watermark to the end of time.
-                capability = None;
-                return;
-            }
-            if pending_watermark > cap.time().watermark
-                && last_advance.elapsed() >= watermark_interval
-            {
-                cap.downgrade(&Time::new(cap.time().epoch, pending_watermark));
-                last_advance = Instant::now();
-            }
-            if idle {
-                activator.activate_after(watermark_interval / 10);
-            } else {
-                activator.activate();
-            }
-        }
-    })
+        },
+    )
 }

@@ -22,7 +22,9 @@ pub type Epoch = u64;
 ///
 /// `(e1, w1) <= (e2, w2)` iff `e1 <= e2 && w1 <= w2` (the product order), so the epoch and the
 /// watermark advance independently of each other.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Time {
     /// The checkpoint epoch.
     pub epoch: Epoch,

@@ -9,13 +9,16 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use weir::nexmark::{Generator, GeneratorConfig, NexmarkSource, DEFAULT_BASE_TIME};
 use weir::{
-    write_json_lines, Cluster, Data, DiscardSink, Job, JobConfig, JobMetrics, JsonLinesSink,
-    Stream,
+    write_json_lines, Cluster, Data, DiscardSink, Job, JobConfig, JobMetrics, JsonLinesSink, Stream,
 };
 use weir_examples::nexmark::{q0, q1, q2, Query};
 
 #[derive(Parser)]
-#[command(name = "weir", version, about = "weir: a stream-processing dataflow engine")]
+#[command(
+    name = "weir",
+    version,
+    about = "weir: a stream-processing dataflow engine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -110,9 +113,7 @@ fn main() {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Nexmark(NexmarkCommand::Generate { generator, out }) => {
-            generate(&generator, &out)
-        }
+        Command::Nexmark(NexmarkCommand::Generate { generator, out }) => generate(&generator, &out),
         Command::Nexmark(NexmarkCommand::Run(args)) => run(&args),
     };
     if let Err(error) = result {
@@ -124,7 +125,8 @@ fn main() {
 fn generate(args: &GeneratorArgs, out: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let generator = Generator::new(args.config());
-    let file = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let file =
+        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
     let bar = progress_bar(args.events, false);
     const CHUNK: u64 = 64 * 1024;
@@ -133,7 +135,8 @@ fn generate(args: &GeneratorArgs, out: &Path) -> anyhow::Result<()> {
         write_json_lines(out, &mut writer, (start..end).map(|id| generator.event(id)))?;
         bar.set_position(end);
     }
-    std::io::Write::flush(&mut writer).with_context(|| format!("cannot write {}", out.display()))?;
+    std::io::Write::flush(&mut writer)
+        .with_context(|| format!("cannot write {}", out.display()))?;
     bar.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();
     println!(

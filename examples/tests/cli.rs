@@ -1,6 +1,9 @@
 //! The `weir` command line as users run it: generate, run on threads and on two processes,
 //! and clear one-line errors.
 
+// Test helpers panic on purpose: a failed set-up step is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -51,7 +54,14 @@ fn generate_writes_the_generator_events_as_json_lines() {
     let dir = scratch("generate");
     let file = dir.join("events.jsonl");
     let output = weir_generate(&[
-        "nexmark", "generate", "--events", "5000", "--seed", "3", "--out", file.to_str().unwrap(),
+        "nexmark",
+        "generate",
+        "--events",
+        "5000",
+        "--seed",
+        "3",
+        "--out",
+        file.to_str().unwrap(),
     ]);
     assert_success(&output);
     let generator = Generator::new(GeneratorConfig {
@@ -97,8 +107,11 @@ fn one_worker_two_workers_and_two_processes_agree() {
 
         let hostfile = dir.join("hosts");
         let ports = free_ports();
-        std::fs::write(&hostfile, format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]))
-            .unwrap();
+        std::fs::write(
+            &hostfile,
+            format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]),
+        )
+        .unwrap();
         let out = dir.join(format!("{query}-processes.jsonl"));
         let processes: Vec<_> = (0..2)
             .map(|index| {
@@ -113,20 +126,43 @@ fn one_worker_two_workers_and_two_processes_agree() {
         for process in processes {
             assert!(process.wait_with_output().unwrap().status.success());
         }
-        assert!(line_counts(&out) == one, "{query}: 2 processes differ from 1 worker");
+        assert!(
+            line_counts(&out) == one,
+            "{query}: 2 processes differ from 1 worker"
+        );
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn bad_input_gets_one_clear_line_and_a_failure_code() {
-    let output = weir(&["nexmark", "run", "--query", "q0", "--events", "10", "--workers", "0"]);
+    let output = weir(&[
+        "nexmark",
+        "run",
+        "--query",
+        "q0",
+        "--events",
+        "10",
+        "--workers",
+        "0",
+    ]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.trim(), "error: a job needs at least one worker per process");
+    assert_eq!(
+        stderr.trim(),
+        "error: a job needs at least one worker per process"
+    );
 
     let output = weir(&[
-        "nexmark", "run", "--query", "q1", "--events", "1000", "--workers", "2", "--out",
+        "nexmark",
+        "run",
+        "--query",
+        "q1",
+        "--events",
+        "1000",
+        "--workers",
+        "2",
+        "--out",
         "/nonexistent-dir/r.jsonl",
     ]);
     assert!(!output.status.success());

@@ -1,6 +1,9 @@
 //! q0–q2 against a plain reference computed over the same generated events, on 1 and 2
 //! workers.
 
+// Test helpers panic on purpose: a failed set-up step is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::fmt::Debug;
 
 use weir::nexmark::{Bid, Event, Generator, GeneratorConfig, NexmarkSource};

@@ -1,6 +1,8 @@
 //! The Nexmark event types and their JSON lines form:
 //! `{"event_type":0|1|2,"person":{...}|null,"auction":{...}|null,"bid":{...}|null}`.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use weir_engine::EventTime;
 
@@ -67,10 +69,11 @@ pub struct Bid {
     pub bidder: u64,
     /// Price in cents.
     pub price: u64,
-    /// The channel the bid came through.
-    pub channel: String,
-    /// The url the bid came through.
-    pub url: String,
+    /// The channel the bid came through. Shared (`Arc`) because bids draw from a fixed set
+    /// of channels: cloning a shared string is cheaper than allocating one per bid.
+    pub channel: Arc<str>,
+    /// The url the bid came through; shared like `channel`.
+    pub url: Arc<str>,
     /// Event time, milliseconds since the Unix epoch.
     #[serde(with = "serde_millis")]
     pub date_time: EventTime,
@@ -78,13 +81,14 @@ pub struct Bid {
     pub extra: String,
 }
 
-/// One Nexmark event.
+/// One Nexmark event. People and auctions are boxed: they are large and rare (8 % of events),
+/// and a small `Event` keeps the bids, 92 % of the stream, cheap to move.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A new person (`event_type` 0).
-    Person(Person),
+    Person(Box<Person>),
     /// A new auction (`event_type` 1).
-    Auction(Auction),
+    Auction(Box<Auction>),
     /// A bid (`event_type` 2).
     Bid(Bid),
 }
@@ -131,8 +135,8 @@ impl Serialize for Event {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let (mut person, mut auction, mut bid) = (None, None, None);
         match self {
-            Event::Person(p) => person = Some(p),
-            Event::Auction(a) => auction = Some(a),
+            Event::Person(p) => person = Some(&**p),
+            Event::Auction(a) => auction = Some(&**a),
             Event::Bid(b) => bid = Some(b),
         }
         EventRef {
@@ -150,8 +154,8 @@ impl<'de> Deserialize<'de> for Event {
         use serde::de::Error;
         let raw = EventOwned::deserialize(deserializer)?;
         match (raw.event_type, raw.person, raw.auction, raw.bid) {
-            (0, Some(person), None, None) => Ok(Event::Person(person)),
-            (1, None, Some(auction), None) => Ok(Event::Auction(auction)),
+            (0, Some(person), None, None) => Ok(Event::Person(Box::new(person))),
+            (1, None, Some(auction), None) => Ok(Event::Auction(Box::new(auction))),
             (2, None, None, Some(bid)) => Ok(Event::Bid(bid)),
             (event_type @ 0..=2, ..) => Err(D::Error::custom(format!(
                 "event_type {event_type} needs exactly its own field ({}) set and the others null",
@@ -198,7 +202,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(error.contains("event_type 0 needs exactly its own field (person)"), "{error}");
+        assert!(
+            error.contains("event_type 0 needs exactly its own field (person)"),
+            "{error}"
+        );
         let error = serde_json::from_str::<Event>(
             r#"{"event_type":7,"person":null,"auction":null,"bid":null}"#,
         )

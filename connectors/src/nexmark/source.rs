@@ -135,7 +135,10 @@ mod tests {
         for (peers, events) in [(1, 3000), (2, 5000), (3, 2049)] {
             let mut ids: Vec<u64> = ids_per_worker(peers, events).concat();
             ids.sort_unstable();
-            let in_order = ids.iter().zip(0..events).all(|(id, expected)| *id == expected);
+            let in_order = ids
+                .iter()
+                .zip(0..events)
+                .all(|(id, expected)| *id == expected);
             assert!(ids.len() as u64 == events && in_order, "{peers} workers");
         }
     }

@@ -14,6 +14,9 @@ use weir::nexmark::{Event, GeneratorConfig, NexmarkSource};
 use weir::{Data, DiscardSink, Job, JobConfig, Stream};
 use weir_examples::nexmark::{q0, q1, q2};
 
+/// Events per second of one benchmark on a number of workers.
+type Measure = Box<dyn Fn(usize) -> f64>;
+
 fn run_query<T: Data>(
     workers: usize,
     events: u64,
@@ -102,7 +105,7 @@ fn main() {
         .unwrap_or(10_000_000);
     println!("Nexmark from the generator, {events} events, events/s (M):");
     println!("{:<34} {:>10} {:>10}", "", "1 worker", "2 workers");
-    let queries: [(&str, Box<dyn Fn(usize) -> f64>); 4] = [
+    let queries: [(&str, Measure); 4] = [
         ("q0", Box::new(move |w| run_query(w, events, q0))),
         ("q1", Box::new(move |w| run_query(w, events, q1))),
         ("q2", Box::new(move |w| run_query(w, events, q2))),

@@ -76,9 +76,10 @@ pub struct JobConfig {
     /// Number of key groups: the unit in which keyed state moves between workers. Fixed for the
     /// life of a job's state; must be at least the total number of workers.
     pub key_groups: u32,
-    /// How often a new checkpoint epoch starts.
+    /// How often a new checkpoint epoch starts. Read by the checkpoint coordinator, which is
+    /// not built yet: until then every record is in epoch 0.
     pub checkpoint_interval: Duration,
-    /// Where workers keep their state and checkpoints.
+    /// Where workers keep their state and checkpoints; unused until the state backend lands.
     pub state_dir: PathBuf,
     /// How often sources advance the watermark part of their timestamps (processing time).
     /// Larger values keep batches larger; smaller values lower the latency of window results.

@@ -11,7 +11,7 @@
 //! let expensive = sink.results();
 //! Job::new(JobConfig::default().workers(2))
 //!     .run(move |p| {
-//!         p.source(NexmarkSource::new(GeneratorConfig::default(), 10_000))?
+//!         p.source(NexmarkSource::new(GeneratorConfig::default(), 10_000))
 //!             .flat_map(|event| match event {
 //!                 Event::Bid(bid) => Some(bid),
 //!                 _ => None,

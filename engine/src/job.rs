@@ -12,7 +12,8 @@ use crate::metrics::JobMetrics;
 use crate::pipeline::Pipeline;
 use crate::time::Time;
 
-/// How long an idle worker parks before it looks at the abort flag again.
+/// How long an idle worker parks at most, so that sources notice a failure elsewhere in the
+/// process soon.
 const PARK_TIMEOUT: Duration = Duration::from_millis(10);
 
 /// Which worker a piece of code runs on.
@@ -37,7 +38,8 @@ pub(crate) struct JobShared {
 impl JobShared {
     /// Records the first failure and asks every worker of this process to stop.
     pub(crate) fn fail(&self, error: EngineError) {
-        tracing::error!(%error, "job failed");
+        // The caller reports the error; a log line here would say it twice.
+        tracing::debug!(%error, "job failed");
         if let Ok(mut failure) = self.failure.lock() {
             failure.get_or_insert(error);
         }
@@ -69,7 +71,7 @@ pub struct JobReport {
 /// let results = sink.results();
 /// Job::new(JobConfig::default().workers(2))
 ///     .run(move |p| {
-///         p.source(IterSource::new("numbers", 0..100u64))?
+///         p.source(IterSource::new("numbers", 0..100u64))
 ///             .filter(|n| n % 2 == 0)
 ///             .map(|n| n * 10)
 ///             .sink(sink.clone());
@@ -100,7 +102,9 @@ impl Job {
     }
 
     /// Runs `build` on every worker to construct the pipeline, then runs the pipeline until every
-    /// source has finished and every sink has closed, or until the first failure.
+    /// source has finished and every sink has closed. On the first failure in this process
+    /// every source of the process stops, sinks discard their unpublished output instead of
+    /// closing, and the failure is returned.
     pub fn run<F>(self, build: F) -> Result<JobReport, EngineError>
     where
         F: Fn(&mut Pipeline<'_>) -> Result<(), BoxError> + Send + Sync + 'static,
@@ -127,7 +131,8 @@ impl Job {
                     shared.fail(EngineError::Build(error));
                 }
             });
-            while !shared.aborted() && worker.step_or_park(Some(PARK_TIMEOUT)) {}
+            // After a failure, sources stop and the dataflow drains; timely steps it to the end.
+            while worker.step_or_park(Some(PARK_TIMEOUT)) {}
         })
         .map_err(EngineError::Launch)?;
         for result in guards.join() {

@@ -1,7 +1,7 @@
 //! Keys map to key groups by hash, key groups to workers by contiguous range.
 //!
 //! A key group is the unit in which keyed state moves when a job restarts with another worker
-//! count: worker `w` of `n` owns the key groups `[w * G / n, (w + 1) * G / n)`.
+//! count: worker `w` of `n` owns the key groups `[ceil(w * G / n), ceil((w + 1) * G / n))`.
 
 use std::hash::{BuildHasher, Hash};
 use std::ops::Range;
@@ -20,10 +20,16 @@ pub struct KeyGroups {
 }
 
 impl KeyGroups {
-    /// `count` key groups spread over `workers` workers; `count >= workers >= 1` (checked by
-    /// [`JobConfig::validate`](crate::JobConfig::validate)).
+    /// `count` key groups spread over `workers` workers.
+    ///
+    /// # Panics
+    /// Unless `count >= workers >= 1`, which [`JobConfig::validate`](crate::JobConfig::validate)
+    /// checks for a job.
     pub fn new(count: u32, workers: usize) -> Self {
-        debug_assert!(workers >= 1 && count as usize >= workers);
+        assert!(
+            workers >= 1 && count as usize >= workers,
+            "{count} key groups cannot be spread over {workers} workers"
+        );
         KeyGroups { count, workers }
     }
 

@@ -8,7 +8,6 @@ use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::operators::{Exchange, Inspect};
 use timely::dataflow::{Scope, StreamVec};
 
-use crate::error::BoxError;
 use crate::job::{JobShared, WorkerInfo};
 use crate::key_group::KeyGroups;
 use crate::sink::{self, Sink};
@@ -38,20 +37,19 @@ impl<'s> Pipeline<'s> {
         &self.job.config
     }
 
-    /// Opens this worker's share of `source` and returns the stream of its records.
-    pub fn source<S>(&mut self, source: S) -> Result<Stream<'s, S::Item>, BoxError>
+    /// The stream of `source`'s records. Each worker opens its own share when the job starts;
+    /// an error opening it fails the job with the source's name and the worker.
+    pub fn source<S>(&mut self, source: S) -> Stream<'s, S::Item>
     where
-        S: Source,
+        S: Source + 'static,
         S::Item: Data,
     {
-        let name = source.name();
-        let reader = source.open(self.worker)?;
-        let inner = source::drive(self.scope, name, reader, Arc::clone(&self.job), self.worker);
-        Ok(Stream {
+        let inner = source::drive(self.scope, source, Arc::clone(&self.job), self.worker);
+        Stream {
             inner,
             job: Arc::clone(&self.job),
             worker: self.worker,
-        })
+        }
     }
 }
 
@@ -73,10 +71,14 @@ impl<T: Data> Clone for Stream<'_, T> {
 }
 
 impl<'s, T: Data> Stream<'s, T> {
-    fn with<U>(&self, inner: StreamVec<'s, Time, U>) -> Stream<'s, U> {
+    /// The same job and worker, another timely stream.
+    fn with<U>(
+        self,
+        inner: impl FnOnce(StreamVec<'s, Time, T>) -> StreamVec<'s, Time, U>,
+    ) -> Stream<'s, U> {
         Stream {
-            inner,
-            job: Arc::clone(&self.job),
+            inner: inner(self.inner),
+            job: self.job,
             worker: self.worker,
         }
     }
@@ -88,21 +90,19 @@ impl<'s, T: Data> Stream<'s, T> {
     /// let sink = CollectSink::new();
     /// let results = sink.results();
     /// Job::new(JobConfig::default()).run(move |p| {
-    ///     let words = p.source(IterSource::new("words", ["a", "bb"].map(String::from)))?;
+    ///     let words = p.source(IterSource::new("words", ["a", "bb"].map(String::from)));
     ///     words.map(|word| word.len()).sink(sink.clone());
     ///     Ok(())
     /// }).unwrap();
     /// assert_eq!(*results.lock().unwrap(), [1, 2]);
     /// ```
     pub fn map<U: Data>(self, logic: impl FnMut(T) -> U + 'static) -> Stream<'s, U> {
-        let inner = self.inner.clone().map(logic);
-        self.with(inner)
+        self.with(|inner| inner.map(logic))
     }
 
     /// Keeps the records for which `predicate` holds.
     pub fn filter(self, predicate: impl FnMut(&T) -> bool + 'static) -> Stream<'s, T> {
-        let inner = self.inner.clone().filter(predicate);
-        self.with(inner)
+        self.with(|inner| inner.filter(predicate))
     }
 
     /// Replaces every record with the records `logic` returns for it (none, one or many).
@@ -111,14 +111,12 @@ impl<'s, T: Data> Stream<'s, T> {
         I: IntoIterator,
         I::Item: Data,
     {
-        let inner = self.inner.clone().flat_map(logic);
-        self.with(inner)
+        self.with(|inner| inner.flat_map(logic))
     }
 
     /// Calls `observe` on every record as it passes, without changing the stream.
     pub fn inspect(self, observe: impl FnMut(&T) + 'static) -> Stream<'s, T> {
-        let inner = self.inner.clone().inspect(observe);
-        self.with(inner)
+        self.with(|inner| inner.inspect(observe))
     }
 
     /// Partitions the stream by a key: every record with the same key goes to the worker that
@@ -130,7 +128,7 @@ impl<'s, T: Data> Stream<'s, T> {
     /// let seen = sink.results();
     /// Job::new(JobConfig::default().workers(2)).run(move |p| {
     ///     let worker = p.worker().index;
-    ///     p.source(IterSource::new("numbers", 0..1000u64))?
+    ///     p.source(IterSource::new("numbers", 0..1000u64))
     ///         .key_by(|n| n % 10)
     ///         .into_stream()
     ///         .map(move |(key, _n)| (key, worker))
@@ -148,15 +146,14 @@ impl<'s, T: Data> Stream<'s, T> {
         K: Data + Hash,
     {
         let key_groups: KeyGroups = self.job.key_groups;
-        let keyed = self
-            .inner
-            .clone()
-            .map(move |record| (key_of(&record), record));
-        // The exchange "hash" is the target worker itself: timely routes by `hash % peers`.
-        let routed = keyed.exchange(move |(key, _): &(K, T)| key_groups.worker_of_key(key) as u64);
-        KeyedStream {
-            stream: self.with(routed),
-        }
+        let stream = self.with(|inner| {
+            inner
+                .map(move |record| (key_of(&record), record))
+                // The exchange "hash" is the target worker itself: timely routes by
+                // `hash % peers`.
+                .exchange(move |(key, _): &(K, T)| key_groups.worker_of_key(key) as u64)
+        });
+        KeyedStream { stream }
     }
 
     /// Writes every record to `sink`.

@@ -38,8 +38,10 @@ pub trait Sink<T>: 'static {
     fn open(&mut self, worker: WorkerInfo) -> Result<(), BoxError>;
     /// Writes a batch of records.
     fn write(&mut self, records: &[T]) -> Result<(), BoxError>;
-    /// Called once when the input has ended: flush and release.
+    /// Called once when the input has ended: flush, publish and release.
     fn close(&mut self) -> Result<(), BoxError>;
+    /// Called instead of [`close`](Sink::close) when the job failed: discard what is unpublished.
+    fn abort(&mut self) {}
 }
 
 /// Builds the timely operator that drives `sink` on this worker.
@@ -70,11 +72,20 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(
             }
             if input_done && matches!(state, SinkState::Open) {
                 state = SinkState::Closed;
-                sink.close()?;
+                // A failed job's input also ends (its sources stop); its output must not be
+                // published as if it were complete.
+                if job.aborted() {
+                    sink.abort();
+                } else {
+                    sink.close()?;
+                }
             }
             Ok(())
         })();
         if let Err(source) = result {
+            if matches!(state, SinkState::Open) {
+                sink.abort();
+            }
             state = SinkState::Closed;
             job.fail(EngineError::Sink {
                 name: name.clone(),

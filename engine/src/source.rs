@@ -58,30 +58,51 @@ pub trait Source {
     fn open(self, worker: WorkerInfo) -> Result<Self::Reader, BoxError>;
 }
 
-/// Builds the timely operator that drives `reader` on this worker.
-pub(crate) fn drive<'s, R>(
+/// Builds the timely operator that opens `source` on this worker when the job starts and
+/// drives its reader. Opening inside the operator, not while the pipeline is built, keeps the
+/// dataflow the same on every worker even when only some of them fail to open.
+pub(crate) fn drive<'s, S>(
     scope: Scope<'s, Time>,
-    name: String,
-    mut reader: R,
+    source: S,
     job: Arc<JobShared>,
     worker: WorkerInfo,
-) -> StreamVec<'s, Time, R::Item>
+) -> StreamVec<'s, Time, S::Item>
 where
-    R: SourceReader,
+    S: Source + 'static,
 {
+    let name = source.name();
     let watermark_interval = job.config.watermark_interval;
-    let operator_name = format!("source {name}");
-    timely_source::<_, CapacityContainerBuilder<Vec<R::Item>>, _, _>(
+    let fail = {
+        let (job, name) = (Arc::clone(&job), name.clone());
+        move |source| {
+            job.fail(EngineError::Source {
+                name: name.clone(),
+                worker: worker.index,
+                source,
+            })
+        }
+    };
+    timely_source::<_, CapacityContainerBuilder<Vec<S::Item>>, _, _>(
         scope,
-        &operator_name,
+        &format!("source {name}"),
         move |capability, info| {
             let activator = scope.activator_for(info.address);
             let mut capability = Some(capability);
+            let mut unopened = Some(source);
+            let mut reader = None;
             let mut batch = Vec::with_capacity(POLL_BATCH);
             let mut pending_watermark = 0;
             let mut last_advance = Instant::now();
             move |output| {
-                let Some(cap) = capability.as_mut() else {
+                if let Some(source) = unopened.take() {
+                    match source.open(worker) {
+                        Ok(opened) => reader = Some(opened),
+                        Err(error) => fail(error),
+                    }
+                }
+                let (Some(cap), Some(reader)) = (capability.as_mut(), reader.as_mut()) else {
+                    // Failed to open: finish at once, as every source does when the job fails.
+                    capability = None;
                     return;
                 };
                 if job.aborted() {
@@ -89,19 +110,13 @@ where
                     return;
                 }
                 let mut emitted = 0;
-                let mut finished = false;
                 let mut idle = false;
                 while emitted < ACTIVATION_BUDGET {
                     let status = match reader.poll(&mut batch, POLL_BATCH) {
                         Ok(status) => status,
-                        Err(source) => {
-                            job.fail(EngineError::Source {
-                                name: name.clone(),
-                                worker: worker.index,
-                                source,
-                            });
-                            finished = true;
-                            break;
+                        Err(error) => {
+                            fail(error);
+                            SourcePoll::Finished
                         }
                     };
                     if !batch.is_empty() {
@@ -118,15 +133,12 @@ where
                             break;
                         }
                         SourcePoll::Finished => {
-                            finished = true;
-                            break;
+                            // Dropping the capability moves this source's watermark to the end
+                            // of time.
+                            capability = None;
+                            return;
                         }
                     }
-                }
-                if finished {
-                    // Dropping the capability moves this source's watermark to the end of time.
-                    capability = None;
-                    return;
                 }
                 if pending_watermark > cap.time().watermark
                     && last_advance.elapsed() >= watermark_interval

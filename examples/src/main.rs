@@ -40,6 +40,9 @@ enum NexmarkCommand {
         /// The JSON lines file to write.
         #[arg(long)]
         out: PathBuf,
+        /// Do not draw a progress bar.
+        #[arg(long)]
+        no_progress: bool,
     },
     /// Runs a query over generated events.
     Run(RunArgs),
@@ -85,14 +88,14 @@ struct RunArgs {
     /// Write the results as JSON lines to this file (otherwise they are counted and dropped).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Number of processes in the job (each started with its own --process).
-    #[arg(long, default_value_t = 1)]
+    /// Number of processes in the job (each started with its own --process), listening on
+    /// 127.0.0.1 from --port up.
+    #[arg(long, default_value_t = 1, conflicts_with = "hostfile")]
     processes: usize,
     /// This process's index, 0 to processes - 1.
     #[arg(long, default_value_t = 0)]
     process: usize,
-    /// A file of `host:port` lines, one per process; otherwise processes listen on 127.0.0.1
-    /// from --port up.
+    /// A file of `host:port` lines, one per process, instead of --processes.
     #[arg(long)]
     hostfile: Option<PathBuf>,
     /// The first port of a single-machine cluster.
@@ -113,7 +116,11 @@ fn main() {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Nexmark(NexmarkCommand::Generate { generator, out }) => generate(&generator, &out),
+        Command::Nexmark(NexmarkCommand::Generate {
+            generator,
+            out,
+            no_progress,
+        }) => generate(&generator, &out, no_progress),
         Command::Nexmark(NexmarkCommand::Run(args)) => run(&args),
     };
     if let Err(error) = result {
@@ -122,13 +129,13 @@ fn main() {
     }
 }
 
-fn generate(args: &GeneratorArgs, out: &Path) -> anyhow::Result<()> {
+fn generate(args: &GeneratorArgs, out: &Path, no_progress: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     let generator = Generator::new(args.config());
     let file =
         std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
-    let bar = progress_bar(args.events, false);
+    let bar = progress_bar(args.events, no_progress);
     const CHUNK: u64 = 64 * 1024;
     for start in (0..args.events).step_by(CHUNK as usize) {
         let end = (start + CHUNK).min(args.events);
@@ -158,6 +165,12 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         config = config.cluster(cluster);
     }
     config.validate()?;
+    if config.cluster.is_none() && args.process != 0 {
+        bail!(
+            "--process {} needs a cluster: give --processes or --hostfile",
+            args.process
+        );
+    }
     let processes = config.processes();
     let job = Job::new(config.clone());
     // This process reads its workers' share of the events.
@@ -170,7 +183,7 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     let events = args.generator.events;
     let out = args.out.clone();
     let report = job.run(move |p| {
-        let events = p.source(NexmarkSource::new(generator.clone(), events))?;
+        let events = p.source(NexmarkSource::new(generator.clone(), events));
         match query {
             Query::Q0 => write_results(q0(events), out.as_deref()),
             Query::Q1 => write_results(q1(events), out.as_deref()),

@@ -19,13 +19,6 @@ fn weir(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn weir_generate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("weir-cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -53,7 +46,7 @@ fn assert_success(output: &Output) {
 fn generate_writes_the_generator_events_as_json_lines() {
     let dir = scratch("generate");
     let file = dir.join("events.jsonl");
-    let output = weir_generate(&[
+    let output = weir(&[
         "nexmark",
         "generate",
         "--events",

@@ -41,7 +41,7 @@ where
     let results = sink.results();
     let report = Job::new(JobConfig::default().workers(workers))
         .run(move |p| {
-            let events = p.source(NexmarkSource::new(config(), EVENTS))?;
+            let events = p.source(NexmarkSource::new(config(), EVENTS));
             query(events).sink(sink.clone());
             Ok(())
         })

@@ -10,8 +10,8 @@ use super::model::Event;
 const CHUNK: u64 = 1024;
 
 /// A source of the first `events` Nexmark events. Worker `w` of `n` generates the chunks of
-/// [`CHUNK`] ids whose chunk number is `w` modulo `n`; its watermark is the lowest event time its
-/// next event can have.
+/// [`CHUNK`] ids whose chunk number is `w` modulo `n`; its watermark is the lowest event time
+/// any id at or after the next one in its current chunk can have.
 ///
 /// ```
 /// use weir_connectors::nexmark::{GeneratorConfig, NexmarkSource};
@@ -21,7 +21,7 @@ const CHUNK: u64 = 1024;
 /// let events = sink.results();
 /// Job::new(JobConfig::default().workers(2))
 ///     .run(move |p| {
-///         p.source(NexmarkSource::new(GeneratorConfig::default(), 5_000))?
+///         p.source(NexmarkSource::new(GeneratorConfig::default(), 5_000))
 ///             .sink(sink.clone());
 ///         Ok(())
 ///     })
@@ -50,13 +50,13 @@ impl Source for NexmarkSource {
     }
 
     fn open(self, worker: WorkerInfo) -> Result<NexmarkReader, BoxError> {
-        let first = worker.index as u64 * CHUNK;
+        let chunk_start = (worker.index as u64).saturating_mul(CHUNK);
         Ok(NexmarkReader {
             generator: Generator::new(self.config),
             events: self.events,
-            next_id: first,
-            chunk_end: (first + CHUNK).min(self.events),
-            stride: worker.peers as u64 * CHUNK,
+            chunk_start,
+            next_id: chunk_start,
+            stride: (worker.peers as u64).saturating_mul(CHUNK),
         })
     }
 }
@@ -65,8 +65,9 @@ impl Source for NexmarkSource {
 pub struct NexmarkReader {
     generator: Generator,
     events: u64,
+    /// First id of the chunk being generated.
+    chunk_start: u64,
     next_id: u64,
-    chunk_end: u64,
     /// Distance from the start of one of this worker's chunks to the start of its next.
     stride: u64,
 }
@@ -76,13 +77,12 @@ impl SourceReader for NexmarkReader {
 
     fn poll(&mut self, out: &mut Vec<Event>, max: usize) -> Result<SourcePoll, BoxError> {
         for _ in 0..max {
-            if self.next_id >= self.chunk_end {
-                let chunk_start = self.chunk_end.next_multiple_of(CHUNK) - CHUNK + self.stride;
-                if chunk_start >= self.events {
-                    return Ok(SourcePoll::Finished);
-                }
-                self.next_id = chunk_start;
-                self.chunk_end = (chunk_start + CHUNK).min(self.events);
+            if self.next_id == self.chunk_start.saturating_add(CHUNK) {
+                self.chunk_start = self.chunk_start.saturating_add(self.stride);
+                self.next_id = self.chunk_start;
+            }
+            if self.next_id >= self.events {
+                return Ok(SourcePoll::Finished);
             }
             out.push(self.generator.event(self.next_id));
             self.next_id += 1;
@@ -101,13 +101,17 @@ mod tests {
     /// The event ids each worker reads, checking on the way that no event is below the
     /// watermark its reader reported before it.
     fn ids_per_worker(peers: usize, events: u64) -> Vec<Vec<u64>> {
-        let generator = Generator::new(GeneratorConfig::default());
+        let config = GeneratorConfig {
+            max_disorder_ms: 30,
+            ..GeneratorConfig::default()
+        };
+        let generator = Generator::new(config.clone());
         let id_of: HashMap<String, u64> = (0..events)
             .map(|id| (serde_json::to_string(&generator.event(id)).unwrap(), id))
             .collect();
         (0..peers)
             .map(|index| {
-                let source = NexmarkSource::new(GeneratorConfig::default(), events);
+                let source = NexmarkSource::new(config.clone(), events);
                 let mut reader = source.open(WorkerInfo { index, peers }).unwrap();
                 let (mut out, mut watermark) = (Vec::new(), 0);
                 loop {
@@ -132,7 +136,8 @@ mod tests {
 
     #[test]
     fn workers_share_the_ids_exactly_once() {
-        for (peers, events) in [(1, 3000), (2, 5000), (3, 2049)] {
+        // Includes no events at all, and more workers than chunks.
+        for (peers, events) in [(1, 3000), (2, 5000), (3, 2049), (1, 0), (4, 100)] {
             let mut ids: Vec<u64> = ids_per_worker(peers, events).concat();
             ids.sort_unstable();
             let in_order = ids

@@ -27,15 +27,24 @@ pub fn write(millis: EventTime, out: &mut String) {
     let days = millis / MILLIS_PER_DAY;
     let in_day = millis % MILLIS_PER_DAY;
     let (year, month, day) = civil_from_days(days);
-    let fields: [(u64, usize, u8); 7] = [
-        (year, 4, b'-'),
+    if year > 9999 {
+        // Only sentinels such as the end of time get here; keep every digit.
+        out.push_str(&year.to_string());
+        out.push('-');
+    }
+    let year_field = if year > 9999 {
+        None
+    } else {
+        Some((year, 4, b'-'))
+    };
+    let fields = year_field.into_iter().chain([
         (month, 2, b'-'),
         (day, 2, b' '),
         (in_day / 3_600_000, 2, b':'),
         (in_day / 60_000 % 60, 2, b':'),
         (in_day / 1000 % 60, 2, b'.'),
         (in_day % 1000, 3, 0),
-    ];
+    ]);
     for (value, width, separator) in fields {
         let mut digits = [b'0'; 4];
         let mut rest = value;
@@ -182,6 +191,8 @@ mod tests {
             "2000-02-29 01:02:03.004"
         );
         assert_eq!(parse("2015-07-15 00:00:00.000").unwrap(), 1_436_918_400_000);
+        // 10,000-01-01: years past 9999 keep all their digits.
+        assert_eq!(format(253_402_300_800_000), "10000-01-01 00:00:00.000");
     }
 
     #[test]

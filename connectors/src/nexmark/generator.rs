@@ -350,20 +350,14 @@ mod tests {
     #[test]
     fn ids_start_at_1000_and_grow_densely() {
         let events = generate(GeneratorConfig::default(), 50_000);
-        let people: Vec<u64> = events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Person(p) => Some(p.id),
-                _ => None,
-            })
-            .collect();
-        let auctions: Vec<u64> = events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Auction(a) => Some(a.id),
-                _ => None,
-            })
-            .collect();
+        let (mut people, mut auctions) = (Vec::new(), Vec::new());
+        for event in &events {
+            match event {
+                Event::Person(person) => people.push(person.id),
+                Event::Auction(auction) => auctions.push(auction.id),
+                Event::Bid(_) => {}
+            }
+        }
         assert_eq!(
             people,
             (1000..1000 + people.len() as u64).collect::<Vec<_>>()

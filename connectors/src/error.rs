@@ -21,6 +21,37 @@ pub enum ConnectorError {
         /// The encoder's error.
         source: serde_json::Error,
     },
+    /// A log directory or file that is not what it should be (missing topic, bad name,
+    /// a second writer, a record over the size limit).
+    #[error("{path}: {reason}")]
+    BadLog {
+        /// The topic, partition or file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A damaged record in a log segment (not a torn tail, which is repaired on open).
+    #[error("{path}: corrupt record at offset {offset}: {reason}")]
+    Corrupt {
+        /// The segment file.
+        path: PathBuf,
+        /// The offset of the damaged record.
+        offset: u64,
+        /// What is wrong, with the byte position.
+        reason: String,
+    },
+    /// A read asked for an offset the partition does not hold.
+    #[error("{path}: offset {offset} is outside the partition's offsets {start}..{end}")]
+    OffsetOutOfRange {
+        /// The partition directory.
+        path: PathBuf,
+        /// The offset asked for.
+        offset: u64,
+        /// The first offset kept (older ones were deleted by retention).
+        start: u64,
+        /// The next offset to be written.
+        end: u64,
+    },
 }
 
 impl ConnectorError {

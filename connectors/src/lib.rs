@@ -1,8 +1,10 @@
-//! weir's connectors: the Nexmark generator and JSON lines files.
+//! weir's connectors: the embedded partitioned log, files, dead letters and the Nexmark
+//! generator.
 
 pub mod datetime;
 mod error;
 mod jsonl;
+pub mod log;
 pub mod nexmark;
 
 pub use error::ConnectorError;

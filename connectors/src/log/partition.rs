@@ -1,0 +1,496 @@
+//! One partition: an append-only writer with crash recovery, and a batch reader that follows
+//! the writer across segment rolls.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConnectorError;
+
+use super::record::{self, RecordRef, RecordView, FRAME_HEADER, MAX_BODY};
+use super::retention::{self, SegmentInfo};
+use super::segment::{self, CursorStop, SegmentCursor, SparseIndex};
+
+/// Bytes a writer buffers before handing them to the OS.
+const WRITE_BUFFER: usize = 1 << 20;
+/// The largest segment: index positions are 32-bit.
+const MAX_SEGMENT_BYTES: u64 = 1 << 30;
+
+/// How a topic's partitions store their records; kept in the topic's metadata so that every
+/// writer of the topic uses the same settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// A writer starts a new segment once the active one holds this many bytes.
+    pub segment_bytes: u64,
+    /// One index entry per this many bytes of records.
+    pub index_interval_bytes: u64,
+    /// Keep at most this many bytes per partition, deleting whole segments, oldest first.
+    pub retention_bytes: Option<u64>,
+    /// Delete whole segments last written longer ago than this many milliseconds.
+    pub retention_ms: Option<u64>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 128 << 20,
+            index_interval_bytes: 4096,
+            retention_bytes: None,
+            retention_ms: None,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Checks that segments fit 32-bit index positions and are not empty.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.segment_bytes == 0 || self.segment_bytes > MAX_SEGMENT_BYTES {
+            return Err(format!(
+                "segment size {} must be between 1 byte and 1 GiB",
+                self.segment_bytes
+            ));
+        }
+        if self.index_interval_bytes == 0 {
+            return Err("the index interval must be at least 1 byte".into());
+        }
+        Ok(())
+    }
+}
+
+/// Appends records to one partition. One writer per partition at a time, across processes:
+/// a second one fails to open.
+#[derive(Debug)]
+pub struct PartitionWriter {
+    dir: PathBuf,
+    config: LogConfig,
+    /// Holds the partition's advisory lock while the writer lives.
+    _lock: File,
+    segments: Vec<u64>,
+    active: File,
+    active_index: File,
+    /// Bytes of the active segment already handed to the OS.
+    written: u64,
+    /// Encoded frames not yet handed to the OS.
+    buffer: Vec<u8>,
+    index_buffer: Vec<u8>,
+    /// Position in the active segment at which the next index entry is due.
+    next_index_at: u64,
+    next_offset: u64,
+}
+
+impl PartitionWriter {
+    /// Opens (creating if needed) the partition in `dir`, repairing a torn tail left by a
+    /// crash. Damage anywhere but the tail is an error naming the file and offset.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionWriter, ConnectorError> {
+        config.validate().map_err(|reason| ConnectorError::BadLog {
+            path: dir.to_owned(),
+            reason,
+        })?;
+        std::fs::create_dir_all(dir).map_err(|error| ConnectorError::io(dir, error))?;
+        let lock_path = dir.join(".writer.lock");
+        let lock =
+            File::create(&lock_path).map_err(|error| ConnectorError::io(&lock_path, error))?;
+        lock.try_lock().map_err(|_| ConnectorError::BadLog {
+            path: dir.to_owned(),
+            reason: "another writer has this partition open".into(),
+        })?;
+        let mut segments = segment::list_segments(dir)?;
+        let base = *segments.last().unwrap_or(&0);
+        if segments.is_empty() {
+            segments.push(base);
+        }
+        let recovered = recover_segment(dir, base, config.index_interval_bytes)?;
+        let active = open_append(&segment::segment_path(dir, base))?;
+        let index_path = segment::index_path(dir, base);
+        recovered.index.write_to(&index_path)?;
+        let active_index = open_append(&index_path)?;
+        let mut writer = PartitionWriter {
+            dir: dir.to_owned(),
+            _lock: lock,
+            segments,
+            active,
+            active_index,
+            written: recovered.end,
+            buffer: Vec::with_capacity(WRITE_BUFFER),
+            index_buffer: Vec::new(),
+            next_index_at: recovered.next_index_at,
+            next_offset: recovered.next_offset,
+            config,
+        };
+        writer.apply_retention()?;
+        Ok(writer)
+    }
+
+    /// The offset the next appended record gets.
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+
+    /// Appends one record and returns its offset. Records reach the OS in batches; call
+    /// [`flush`](Self::flush) to make them visible to readers, [`sync`](Self::sync) to make
+    /// them durable.
+    pub fn append(&mut self, record: &RecordRef<'_>) -> Result<u64, ConnectorError> {
+        record::check_limits(record).map_err(|reason| ConnectorError::BadLog {
+            path: self.dir.clone(),
+            reason,
+        })?;
+        let position = self.written + self.buffer.len() as u64;
+        if position >= self.config.segment_bytes
+            || position + (FRAME_HEADER + MAX_BODY) as u64 > MAX_SEGMENT_BYTES
+        {
+            self.roll()?;
+        }
+        let position = self.written + self.buffer.len() as u64;
+        if position >= self.next_index_at {
+            let base = self.active_base();
+            // Both fit in 32 bits: segments end before 1 GiB and hold fewer records than bytes.
+            let entry =
+                SparseIndex::encode_entry((self.next_offset - base) as u32, position as u32);
+            self.index_buffer.extend_from_slice(&entry);
+            self.next_index_at = position + self.config.index_interval_bytes;
+        }
+        let offset = self.next_offset;
+        record::encode(&mut self.buffer, offset, record);
+        self.next_offset += 1;
+        if self.buffer.len() >= WRITE_BUFFER {
+            self.flush()?;
+        }
+        Ok(offset)
+    }
+
+    /// Hands every appended record to the OS, where readers see it.
+    pub fn flush(&mut self) -> Result<(), ConnectorError> {
+        let path = segment::segment_path(&self.dir, self.active_base());
+        self.active
+            .write_all(&self.buffer)
+            .map_err(|error| ConnectorError::io(&path, error))?;
+        self.written += self.buffer.len() as u64;
+        self.buffer.clear();
+        let index_path = segment::index_path(&self.dir, self.active_base());
+        self.active_index
+            .write_all(&self.index_buffer)
+            .map_err(|error| ConnectorError::io(&index_path, error))?;
+        self.index_buffer.clear();
+        Ok(())
+    }
+
+    /// Flushes and waits until every appended record is on stable storage.
+    pub fn sync(&mut self) -> Result<(), ConnectorError> {
+        self.flush()?;
+        let path = segment::segment_path(&self.dir, self.active_base());
+        self.active
+            .sync_data()
+            .map_err(|error| ConnectorError::io(&path, error))?;
+        sync_dir(&self.dir)
+    }
+
+    fn active_base(&self) -> u64 {
+        *self.segments.last().unwrap_or(&0)
+    }
+
+    /// Closes the active segment and starts the next one at the next offset.
+    fn roll(&mut self) -> Result<(), ConnectorError> {
+        self.flush()?;
+        let base = self.next_offset;
+        let path = segment::segment_path(&self.dir, base);
+        self.active = open_append(&path)?;
+        self.active_index = open_append(&segment::index_path(&self.dir, base))?;
+        self.segments.push(base);
+        self.written = 0;
+        self.next_index_at = 0;
+        self.apply_retention()
+    }
+
+    /// Deletes the closed segments that the retention settings no longer keep.
+    fn apply_retention(&mut self) -> Result<(), ConnectorError> {
+        if self.config.retention_bytes.is_none() && self.config.retention_ms.is_none() {
+            return Ok(());
+        }
+        let mut infos = Vec::with_capacity(self.segments.len());
+        for &base in &self.segments {
+            let path = segment::segment_path(&self.dir, base);
+            let meta =
+                std::fs::metadata(&path).map_err(|error| ConnectorError::io(&path, error))?;
+            infos.push(SegmentInfo {
+                base,
+                bytes: meta.len(),
+                modified: meta.modified().unwrap_or_else(|_| SystemTime::now()),
+            });
+        }
+        let expired = retention::expired(&infos, &self.config, SystemTime::now());
+        for base in &expired {
+            let path = segment::segment_path(&self.dir, *base);
+            tracing::info!(segment = %path.display(), "retention deletes a segment");
+            std::fs::remove_file(&path).map_err(|error| ConnectorError::io(&path, error))?;
+            let index = segment::index_path(&self.dir, *base);
+            // An index without its segment is ignored, so a failure here loses nothing.
+            let _ = std::fs::remove_file(index);
+        }
+        self.segments.retain(|base| !expired.contains(base));
+        Ok(())
+    }
+}
+
+impl Drop for PartitionWriter {
+    fn drop(&mut self) {
+        if let Err(error) = self.flush() {
+            tracing::error!(%error, "records appended to the log were lost when its writer closed");
+        }
+    }
+}
+
+/// What the scan of a partition's last segment found.
+struct Recovered {
+    end: u64,
+    next_offset: u64,
+    next_index_at: u64,
+    index: SparseIndex,
+}
+
+/// Scans the segment at `base`, rebuilding its index and cutting off a torn tail.
+fn recover_segment(
+    dir: &Path,
+    base: u64,
+    index_interval: u64,
+) -> Result<Recovered, ConnectorError> {
+    let path = segment::segment_path(dir, base);
+    if !path.exists() {
+        File::create(&path).map_err(|error| ConnectorError::io(&path, error))?;
+    }
+    let mut cursor = SegmentCursor::open(path.clone(), 0)?;
+    let mut index = SparseIndex::default();
+    let mut next_offset = base;
+    let mut next_index_at = 0;
+    let mut out_of_order = None;
+    let stop = loop {
+        let stop = cursor.read(usize::MAX, |view, position| {
+            if view.offset != next_offset && out_of_order.is_none() {
+                out_of_order = Some((next_offset, view.offset));
+            }
+            if position >= next_index_at {
+                index.push((next_offset - base) as u32, position as u32);
+                next_index_at = position + index_interval;
+            }
+            next_offset += 1;
+        })?;
+        if stop != CursorStop::Full {
+            break stop;
+        }
+    };
+    if let Some((expected, found)) = out_of_order {
+        return Err(ConnectorError::Corrupt {
+            path,
+            offset: expected,
+            reason: format!("expected offset {expected}, found {found}"),
+        });
+    }
+    let end = cursor.position();
+    let file_len = std::fs::metadata(&path)
+        .map_err(|error| ConnectorError::io(&path, error))?
+        .len();
+    if let CursorStop::Damaged { position, reason } = stop {
+        if !is_torn_tail(&path, position, file_len)? {
+            return Err(ConnectorError::Corrupt {
+                path,
+                offset: next_offset,
+                reason: format!("{reason} (byte {position})"),
+            });
+        }
+    }
+    if end < file_len {
+        tracing::warn!(
+            segment = %path.display(),
+            offset = next_offset,
+            bytes = file_len - end,
+            "cutting off a torn tail left by an interrupted append"
+        );
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|error| ConnectorError::io(&path, error))?;
+        file.set_len(end)
+            .map_err(|error| ConnectorError::io(&path, error))?;
+        file.sync_all()
+            .map_err(|error| ConnectorError::io(&path, error))?;
+    }
+    Ok(Recovered {
+        end,
+        next_offset,
+        next_index_at,
+        index,
+    })
+}
+
+/// A damaged frame is a torn tail when nothing but zeros follows it (a file extended before
+/// its data reached the disk) or when it is the file's last frame.
+fn is_torn_tail(path: &Path, position: u64, file_len: u64) -> Result<bool, ConnectorError> {
+    let bytes = std::fs::read(path).map_err(|error| ConnectorError::io(path, error))?;
+    let tail = bytes.get(position as usize..).unwrap_or_default();
+    if tail.iter().all(|&byte| byte == 0) {
+        return Ok(true);
+    }
+    // A header that checks out and declares exactly the rest of the file: the body was cut.
+    let declared_end = (tail.len() >= FRAME_HEADER
+        && crc32c::crc32c(&tail[..8])
+            == u32::from_le_bytes([tail[8], tail[9], tail[10], tail[11]]))
+    .then(|| {
+        position
+            + FRAME_HEADER as u64
+            + u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]))
+    });
+    Ok(declared_end == Some(file_len))
+}
+
+fn open_append(path: &Path) -> Result<File, ConnectorError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|error| ConnectorError::io(path, error))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), ConnectorError> {
+    File::open(dir)
+        .and_then(|dir_handle| dir_handle.sync_all())
+        .map_err(|error| ConnectorError::io(dir, error))
+}
+
+/// Reads one partition in offset order, from a given offset, following its writer.
+#[derive(Debug)]
+pub struct PartitionReader {
+    dir: PathBuf,
+    base: u64,
+    cursor: SegmentCursor,
+    next_offset: u64,
+}
+
+impl PartitionReader {
+    /// Opens the partition in `dir` for reading from `offset`, which must lie between the
+    /// first offset retention kept and the next offset to be written.
+    pub fn open(dir: &Path, offset: u64) -> Result<PartitionReader, ConnectorError> {
+        let segments = segment::list_segments(dir)?;
+        let (start, end) = offset_range(dir, &segments)?;
+        if !(start..=end).contains(&offset) {
+            return Err(ConnectorError::OffsetOutOfRange {
+                path: dir.to_owned(),
+                offset,
+                start,
+                end,
+            });
+        }
+        let at = segments
+            .partition_point(|&base| base <= offset)
+            .saturating_sub(1);
+        let base = segments.get(at).copied().unwrap_or(0);
+        let index = SparseIndex::load(&segment::index_path(dir, base));
+        let (indexed_offset, position) = index.lookup(base, offset);
+        let mut reader = PartitionReader {
+            dir: dir.to_owned(),
+            base,
+            cursor: SegmentCursor::open(segment::segment_path(dir, base), position)?,
+            next_offset: indexed_offset,
+        };
+        // Skip from the indexed record to the asked-for one.
+        while reader.next_offset < offset {
+            let wanted = (offset - reader.next_offset) as usize;
+            if reader.read(wanted, |_| {})? == 0 {
+                break;
+            }
+        }
+        Ok(reader)
+    }
+
+    /// The offset of the next record this reader hands over.
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+
+    /// Hands up to `max` records to `each` in offset order and returns how many; 0 means
+    /// nothing more is written yet.
+    pub fn read(
+        &mut self,
+        max: usize,
+        mut each: impl FnMut(RecordView<'_>),
+    ) -> Result<usize, ConnectorError> {
+        let mut handed = 0;
+        while handed < max {
+            let mut out_of_order = None;
+            let next_offset = &mut self.next_offset;
+            let stop = self.cursor.read(max - handed, |view, _position| {
+                if view.offset != *next_offset {
+                    out_of_order.get_or_insert((*next_offset, view.offset));
+                } else if out_of_order.is_none() {
+                    each(view);
+                    *next_offset += 1;
+                    handed += 1;
+                }
+            })?;
+            if let Some((expected, found)) = out_of_order {
+                return Err(ConnectorError::Corrupt {
+                    path: self.cursor.path().to_owned(),
+                    offset: expected,
+                    reason: format!("expected offset {expected}, found {found}"),
+                });
+            }
+            match stop {
+                CursorStop::Full => break,
+                CursorStop::Damaged { position, reason } => {
+                    return Err(ConnectorError::Corrupt {
+                        path: self.cursor.path().to_owned(),
+                        offset: self.next_offset,
+                        reason: format!("{reason} (byte {position})"),
+                    })
+                }
+                CursorStop::End { trailing } => {
+                    if !self.next_segment(trailing)? {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(handed)
+    }
+
+    /// Moves to the following segment once this one is closed; false when there is none.
+    fn next_segment(&mut self, trailing: u64) -> Result<bool, ConnectorError> {
+        let segments = segment::list_segments(&self.dir)?;
+        let Some(&next) = segments.iter().find(|&&base| base > self.base) else {
+            return Ok(false);
+        };
+        let path = self.cursor.path().to_owned();
+        if trailing > 0 {
+            return Err(ConnectorError::Corrupt {
+                path,
+                offset: self.next_offset,
+                reason: format!("a closed segment ends {trailing} bytes into a record"),
+            });
+        }
+        if next != self.next_offset {
+            return Err(ConnectorError::Corrupt {
+                path,
+                offset: self.next_offset,
+                reason: format!("the segment ends before offset {next}, where the next one starts"),
+            });
+        }
+        self.cursor = SegmentCursor::open(segment::segment_path(&self.dir, next), 0)?;
+        self.base = next;
+        Ok(true)
+    }
+}
+
+/// The first offset kept and the next offset to be written in a partition.
+pub(crate) fn offset_range(dir: &Path, segments: &[u64]) -> Result<(u64, u64), ConnectorError> {
+    let (Some(&first), Some(&last)) = (segments.first(), segments.last()) else {
+        return Ok((0, 0));
+    };
+    let index = SparseIndex::load(&segment::index_path(dir, last));
+    let (mut end, position) = index.lookup(last, u64::MAX);
+    let mut cursor = SegmentCursor::open(segment::segment_path(dir, last), position)?;
+    // Damage is reported where it is read; the range ends before it.
+    while cursor.read(usize::MAX, |_, _| end += 1)? == CursorStop::Full {}
+    Ok((first, end))
+}

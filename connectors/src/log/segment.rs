@@ -1,0 +1,233 @@
+//! Segment files and their sparse offset indexes.
+//!
+//! A partition is a sequence of segments named by the offset of their first record
+//! (`00000000000000001000.log`), each with an index file of the same name
+//! (`00000000000000001000.index`) holding `(offset - base: u32, file position: u32)` pairs,
+//! one per [`LogConfig::index_interval_bytes`](super::LogConfig) of records.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::ConnectorError;
+
+use super::record::{self, Frame, RecordView};
+
+/// Bytes a cursor reads from its file at a time.
+const READ_CHUNK: usize = 1 << 20;
+/// Bytes of one index entry.
+const INDEX_ENTRY: usize = 8;
+
+/// The path of the segment starting at `base` in partition directory `dir`.
+pub(crate) fn segment_path(dir: &Path, base: u64) -> PathBuf {
+    dir.join(format!("{base:020}.log"))
+}
+
+/// The path of the index of the segment starting at `base`.
+pub(crate) fn index_path(dir: &Path, base: u64) -> PathBuf {
+    dir.join(format!("{base:020}.index"))
+}
+
+/// The base offsets of the segments in `dir`, in order.
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>, ConnectorError> {
+    let entries = std::fs::read_dir(dir).map_err(|error| ConnectorError::io(dir, error))?;
+    let mut bases = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|error| ConnectorError::io(dir, error))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|name| name.strip_suffix(".log")) else {
+            continue;
+        };
+        let base = stem.parse().map_err(|_| ConnectorError::BadLog {
+            path: entry.path(),
+            reason: "a segment file's name must be its base offset".into(),
+        })?;
+        bases.push(base);
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+/// The sparse index of one segment: sorted `(relative offset, position)` pairs.
+#[derive(Debug, Default)]
+pub(crate) struct SparseIndex {
+    entries: Vec<(u32, u32)>,
+}
+
+impl SparseIndex {
+    /// Loads an index file; a missing or unreadable one yields an empty index (positions are
+    /// then found by scanning from the segment's start, which is slower but still right).
+    pub(crate) fn load(path: &Path) -> SparseIndex {
+        let bytes = std::fs::read(path).unwrap_or_default();
+        let entries = bytes
+            .chunks_exact(INDEX_ENTRY)
+            .map(|entry| {
+                let word = |at: usize| {
+                    u32::from_le_bytes([entry[at], entry[at + 1], entry[at + 2], entry[at + 3]])
+                };
+                (word(0), word(4))
+            })
+            .collect::<Vec<_>>();
+        // An index is only a hint: one that is not sorted (damaged) is ignored.
+        if entries.windows(2).all(|pair| pair[0] < pair[1]) {
+            SparseIndex { entries }
+        } else {
+            tracing::warn!(path = %path.display(), "ignoring an unsorted offset index");
+            SparseIndex::default()
+        }
+    }
+
+    /// The last indexed `(offset, position)` at or before `offset` in the segment at `base`.
+    pub(crate) fn lookup(&self, base: u64, offset: u64) -> (u64, u64) {
+        let relative = offset.saturating_sub(base).min(u64::from(u32::MAX)) as u32;
+        let after = self
+            .entries
+            .partition_point(|&(entry, _)| entry <= relative);
+        match after.checked_sub(1).map(|at| self.entries[at]) {
+            Some((entry, position)) => (base + u64::from(entry), u64::from(position)),
+            None => (base, 0),
+        }
+    }
+
+    /// Adds an entry (callers add them in increasing order).
+    pub(crate) fn push(&mut self, relative_offset: u32, position: u32) {
+        self.entries.push((relative_offset, position));
+    }
+
+    /// The index's bytes as stored in its file.
+    pub(crate) fn encode_entry(relative_offset: u32, position: u32) -> [u8; INDEX_ENTRY] {
+        let mut entry = [0; INDEX_ENTRY];
+        entry[..4].copy_from_slice(&relative_offset.to_le_bytes());
+        entry[4..].copy_from_slice(&position.to_le_bytes());
+        entry
+    }
+
+    /// Writes the whole index to `path`, replacing what was there.
+    pub(crate) fn write_to(&self, path: &Path) -> Result<(), ConnectorError> {
+        let mut file = File::create(path).map_err(|error| ConnectorError::io(path, error))?;
+        for &(relative, position) in &self.entries {
+            file.write_all(&Self::encode_entry(relative, position))
+                .map_err(|error| ConnectorError::io(path, error))?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a [`SegmentCursor::read`] call stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum CursorStop {
+    /// It handed over as many records as asked for.
+    Full,
+    /// The file has no further complete frame now; `trailing` bytes of an unfinished frame
+    /// follow the last record.
+    End {
+        /// Bytes after the last complete frame.
+        trailing: u64,
+    },
+    /// The frame at `position` is damaged.
+    Damaged {
+        /// Where the damaged frame starts in the file.
+        position: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Reads the frames of one segment file in order, through a large buffer.
+#[derive(Debug)]
+pub(crate) struct SegmentCursor {
+    path: PathBuf,
+    file: File,
+    buffer: Vec<u8>,
+    /// Position in `buffer` of the next frame.
+    at: usize,
+    /// File position of `buffer[0]`.
+    buffer_start: u64,
+}
+
+impl SegmentCursor {
+    /// Opens `path` for reading frames from file position `position`.
+    pub(crate) fn open(path: PathBuf, position: u64) -> Result<SegmentCursor, ConnectorError> {
+        let mut file = File::open(&path).map_err(|error| ConnectorError::io(&path, error))?;
+        file.seek(SeekFrom::Start(position))
+            .map_err(|error| ConnectorError::io(&path, error))?;
+        Ok(SegmentCursor {
+            path,
+            file,
+            buffer: Vec::with_capacity(READ_CHUNK),
+            at: 0,
+            buffer_start: position,
+        })
+    }
+
+    /// The segment file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file position of the next frame.
+    pub(crate) fn position(&self) -> u64 {
+        self.buffer_start + self.at as u64
+    }
+
+    /// Hands up to `max` records, each with its frame's file position, to `each`, reading more
+    /// of the file as needed.
+    pub(crate) fn read(
+        &mut self,
+        max: usize,
+        mut each: impl FnMut(RecordView<'_>, u64),
+    ) -> Result<CursorStop, ConnectorError> {
+        let mut handed = 0;
+        while handed < max {
+            match record::decode(&self.buffer, self.at) {
+                Frame::Record(view, end) => {
+                    each(view, self.buffer_start + self.at as u64);
+                    self.at = end;
+                    handed += 1;
+                }
+                Frame::Incomplete { needed } => {
+                    if !self.fill(needed)? {
+                        let trailing = (self.buffer.len() - self.at) as u64;
+                        return Ok(CursorStop::End { trailing });
+                    }
+                }
+                Frame::Damaged(reason) => {
+                    return Ok(CursorStop::Damaged {
+                        position: self.position(),
+                        reason,
+                    })
+                }
+            }
+        }
+        Ok(CursorStop::Full)
+    }
+
+    /// Moves the unread bytes to the front and reads more, at least `needed` bytes from the
+    /// next frame's start when known. Returns false when the file has nothing more now.
+    fn fill(&mut self, needed: Option<usize>) -> Result<bool, ConnectorError> {
+        self.buffer.drain(..self.at);
+        self.buffer_start += self.at as u64;
+        self.at = 0;
+        let target = needed.unwrap_or(0).max(self.buffer.len() + READ_CHUNK);
+        let old_len = self.buffer.len();
+        self.buffer.resize(target, 0);
+        let mut filled = old_len;
+        while filled < target {
+            match self.file.read(&mut self.buffer[filled..]) {
+                Ok(0) => break,
+                Ok(read) => filled += read,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    self.buffer.truncate(filled);
+                    return Err(ConnectorError::io(&self.path, error));
+                }
+            }
+            // One read is enough unless a frame larger than a chunk is still incomplete.
+            if needed.is_none_or(|needed| filled >= needed) {
+                break;
+            }
+        }
+        self.buffer.truncate(filled);
+        Ok(filled > old_len)
+    }
+}

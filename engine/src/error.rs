@@ -85,6 +85,9 @@ pub enum EngineError {
         /// The sink's error.
         source: BoxError,
     },
+    /// A source rejected a record and the job has no dead-letter output (fail-fast).
+    #[error("rejected input: {0} (set a dead-letter output to keep running past bad records)")]
+    DeadLetter(Box<crate::DeadLetter>),
     /// A worker thread panicked: a bug in weir or in user code.
     #[error("a worker panicked: {0}")]
     WorkerPanicked(String),

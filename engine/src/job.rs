@@ -10,6 +10,7 @@ use crate::error::{BoxError, EngineError};
 use crate::key_group::KeyGroups;
 use crate::metrics::JobMetrics;
 use crate::pipeline::Pipeline;
+use crate::source::WatermarkBoard;
 use crate::time::Time;
 
 /// How long an idle worker parks at most, so that sources notice a failure elsewhere in the
@@ -31,6 +32,7 @@ pub(crate) struct JobShared {
     pub(crate) config: JobConfig,
     pub(crate) metrics: Arc<JobMetrics>,
     pub(crate) key_groups: KeyGroups,
+    pub(crate) watermarks: WatermarkBoard,
     failure: Mutex<Option<EngineError>>,
     aborted: AtomicBool,
 }
@@ -115,6 +117,7 @@ impl Job {
             key_groups: KeyGroups::new(self.config.key_groups, self.config.total_workers()),
             config: self.config.clone(),
             metrics: Arc::clone(&self.metrics),
+            watermarks: WatermarkBoard::default(),
             failure: Mutex::new(None),
             aborted: AtomicBool::new(false),
         });
@@ -130,6 +133,7 @@ impl Job {
                 if let Err(error) = build(&mut pipeline) {
                     shared.fail(EngineError::Build(error));
                 }
+                pipeline.finish();
             });
             // After a failure, sources stop and the dataflow drains; timely steps it to the end.
             while worker.step_or_park(Some(PARK_TIMEOUT)) {}

@@ -5,6 +5,7 @@
 //! Users normally depend on the `weir` facade crate, which re-exports this one.
 
 mod config;
+mod dead_letter;
 mod error;
 mod iter_source;
 mod job;
@@ -16,6 +17,7 @@ mod source;
 pub mod time;
 
 pub use config::{Cluster, JobConfig};
+pub use dead_letter::DeadLetter;
 pub use error::{BoxError, ConfigError, EngineError};
 pub use iter_source::{IterReader, IterSource};
 pub use job::{Job, JobReport, WorkerInfo};

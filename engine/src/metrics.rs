@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct JobMetrics {
     records_in: AtomicU64,
     records_out: AtomicU64,
+    dead_letters: AtomicU64,
 }
 
 impl JobMetrics {
@@ -18,6 +19,15 @@ impl JobMetrics {
     /// Records written by this process's sinks so far.
     pub fn records_out(&self) -> u64 {
         self.records_out.load(Ordering::Relaxed)
+    }
+
+    /// Records the sources rejected (decode or validation failures).
+    pub fn dead_letters(&self) -> u64 {
+        self.dead_letters.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_dead_letters(&self, count: usize) {
+        self.dead_letters.fetch_add(count as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn add_records_in(&self, count: usize) {

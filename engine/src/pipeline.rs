@@ -4,27 +4,42 @@
 use std::hash::Hash;
 use std::sync::Arc;
 
+use timely::dataflow::channels::pact::Pipeline as PipelinePact;
+use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::{Filter, Map};
-use timely::dataflow::operators::{Exchange, Inspect};
+use timely::dataflow::operators::{Concatenate, Exchange, Inspect};
 use timely::dataflow::{Scope, StreamVec};
 
 use crate::job::{JobShared, WorkerInfo};
 use crate::key_group::KeyGroups;
 use crate::sink::{self, Sink};
 use crate::source::{self, Source};
-use crate::time::Time;
-use crate::{Data, JobConfig};
+use crate::time::{frontier_watermark, EventTime, Time};
+use crate::{Data, DeadLetter, EngineError, JobConfig};
 
 /// The handle a pipeline-building closure receives: makes sources on this worker.
 pub struct Pipeline<'s> {
     scope: Scope<'s, Time>,
     job: Arc<JobShared>,
     worker: WorkerInfo,
+    sources: usize,
+    dead_letters: Vec<StreamVec<'s, Time, DeadLetter>>,
+    dead_letter_output: Option<DeadLetterOutput<'s>>,
 }
+
+/// Attaches the dead-letter sink to the merged dead letters of every source.
+type DeadLetterOutput<'s> = Box<dyn FnOnce(Stream<'s, DeadLetter>) + 's>;
 
 impl<'s> Pipeline<'s> {
     pub(crate) fn new(scope: Scope<'s, Time>, job: Arc<JobShared>, worker: WorkerInfo) -> Self {
-        Pipeline { scope, job, worker }
+        Pipeline {
+            scope,
+            job,
+            worker,
+            sources: 0,
+            dead_letters: Vec::new(),
+            dead_letter_output: None,
+        }
     }
 
     /// The worker this closure runs on.
@@ -44,11 +59,53 @@ impl<'s> Pipeline<'s> {
         S: Source + 'static,
         S::Item: Data,
     {
-        let inner = source::drive(self.scope, source, Arc::clone(&self.job), self.worker);
+        let streams = source::drive(
+            self.scope,
+            source,
+            self.sources,
+            Arc::clone(&self.job),
+            self.worker,
+        );
+        self.sources += 1;
+        self.dead_letters.push(streams.dead_letters);
+        self.wrap(streams.records)
+    }
+
+    /// Sends every source's dead letters (records rejected as undecodable or invalid) to
+    /// `sink`, and keeps the job running past them. Without a dead-letter output a job is
+    /// fail-fast: the first rejected record stops it with that record's reason.
+    pub fn dead_letters_to(&mut self, sink: impl Sink<DeadLetter>) {
+        self.dead_letter_output = Some(Box::new(move |letters| letters.sink(sink)));
+    }
+
+    fn wrap<T>(&self, inner: StreamVec<'s, Time, T>) -> Stream<'s, T> {
         Stream {
             inner,
             job: Arc::clone(&self.job),
             worker: self.worker,
+        }
+    }
+
+    /// Routes the dead letters once the user's pipeline is built.
+    pub(crate) fn finish(mut self) {
+        let merged = self
+            .scope
+            .concatenate(std::mem::take(&mut self.dead_letters));
+        let letters = self.wrap(merged);
+        match self.dead_letter_output.take() {
+            Some(attach) => attach(letters),
+            None => {
+                let job = Arc::clone(&self.job);
+                letters
+                    .inner
+                    .sink(PipelinePact, "fail on dead letter", move |(input, _)| {
+                        input.for_each(|_, letters| {
+                            if let Some(letter) = letters.first().cloned() {
+                                job.fail(EngineError::DeadLetter(Box::new(letter)));
+                            }
+                        });
+                    });
+            }
         }
     }
 }
@@ -154,6 +211,26 @@ impl<'s, T: Data> Stream<'s, T> {
                 .exchange(move |(key, _): &(K, T)| key_groups.worker_of_key(key) as u64)
         });
         KeyedStream { stream }
+    }
+
+    /// Calls `observe` with this stream's watermark each time it advances: every record with
+    /// a smaller event time that is still to come is late.
+    pub fn on_watermark(self, mut observe: impl FnMut(EventTime) + 'static) -> Stream<'s, T> {
+        self.with(|inner| {
+            inner.unary_frontier(PipelinePact, "on watermark", |_capability, _info| {
+                let mut last = None;
+                move |(input, frontier), output| {
+                    input.for_each(|time, records| {
+                        output.session(&time).give_container(records);
+                    });
+                    let watermark = frontier_watermark(frontier.frontier().as_ref());
+                    if last != Some(watermark) {
+                        last = Some(watermark);
+                        observe(watermark);
+                    }
+                }
+            })
+        })
     }
 
     /// Writes every record to `sink`.

@@ -2,15 +2,18 @@
 //!
 //! The driver holds one capability at `(epoch, watermark)`, emits every record at that time and
 //! advances the watermark part at most once per watermark interval, so batches stay large.
+//! Rejected input leaves on a second output as dead letters.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use std::sync::Arc;
-
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::operators::generic::operator::source as timely_source;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, StreamVec};
 
+use crate::dead_letter::DeadLetter;
 use crate::error::{BoxError, EngineError};
 use crate::job::{JobShared, WorkerInfo};
 use crate::time::{EventTime, Time};
@@ -34,6 +37,11 @@ pub enum SourcePoll {
         /// The reader's watermark.
         watermark: EventTime,
     },
+    /// Nothing has been available for longer than the reader's idleness timeout: until it
+    /// reports `Ready` or `Idle` again, this reader does not hold the job's watermark back
+    /// (its worker follows the watermark of the source's other, active workers in this
+    /// process). Records it emits after waking below that watermark are late.
+    Dormant,
     /// The input is exhausted: nothing more will come.
     Finished,
 }
@@ -44,6 +52,10 @@ pub trait SourceReader: 'static {
     type Item;
     /// Appends at most `max` records to `out` and reports the watermark after them.
     fn poll(&mut self, out: &mut Vec<Self::Item>, max: usize) -> Result<SourcePoll, BoxError>;
+
+    /// Moves the records rejected since the last call into `out`. Readers that reject nothing
+    /// keep the default.
+    fn drain_dead_letters(&mut self, _out: &mut Vec<DeadLetter>) {}
 }
 
 /// A source of records: opened once on every worker, each worker reading its own share.
@@ -58,15 +70,55 @@ pub trait Source {
     fn open(self, worker: WorkerInfo) -> Result<Self::Reader, BoxError>;
 }
 
+/// The watermarks of one process's source workers, so that a dormant worker can follow the
+/// active ones instead of holding the job back.
+#[derive(Debug, Default)]
+pub(crate) struct WatermarkBoard {
+    /// `(source number, worker) -> Some(watermark)` when active, `None` when dormant.
+    entries: Mutex<HashMap<(usize, usize), Option<EventTime>>>,
+}
+
+impl WatermarkBoard {
+    fn publish(&self, source: usize, worker: usize, watermark: Option<EventTime>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert((source, worker), watermark);
+        }
+    }
+
+    fn retire(&self, source: usize, worker: usize) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(&(source, worker));
+        }
+    }
+
+    /// The smallest watermark of the source's active workers, if any is active.
+    fn active_watermark(&self, source: usize) -> Option<EventTime> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .iter()
+            .filter(|((number, _), _)| *number == source)
+            .filter_map(|(_, watermark)| *watermark)
+            .min()
+    }
+}
+
+/// The streams a driven source produces.
+pub(crate) struct SourceStreams<'s, T> {
+    pub(crate) records: StreamVec<'s, Time, T>,
+    pub(crate) dead_letters: StreamVec<'s, Time, DeadLetter>,
+}
+
 /// Builds the timely operator that opens `source` on this worker when the job starts and
 /// drives its reader. Opening inside the operator, not while the pipeline is built, keeps the
-/// dataflow the same on every worker even when only some of them fail to open.
+/// dataflow the same on every worker even when only some of them fail to open. `number`
+/// tells this source apart from the pipeline's others (the same on every worker).
 pub(crate) fn drive<'s, S>(
     scope: Scope<'s, Time>,
     source: S,
+    number: usize,
     job: Arc<JobShared>,
     worker: WorkerInfo,
-) -> StreamVec<'s, Time, S::Item>
+) -> SourceStreams<'s, S::Item>
 where
     S: Source + 'static,
 {
@@ -82,76 +134,122 @@ where
             })
         }
     };
-    timely_source::<_, CapacityContainerBuilder<Vec<S::Item>>, _, _>(
-        scope,
-        &format!("source {name}"),
-        move |capability, info| {
-            let activator = scope.activator_for(info.address);
-            let mut capability = Some(capability);
-            let mut unopened = Some(source);
-            let mut reader = None;
-            let mut batch = Vec::with_capacity(POLL_BATCH);
-            let mut pending_watermark = 0;
-            let mut last_advance = Instant::now();
-            move |output| {
-                if let Some(source) = unopened.take() {
-                    match source.open(worker) {
-                        Ok(opened) => reader = Some(opened),
-                        Err(error) => fail(error),
-                    }
-                }
-                let (Some(cap), Some(reader)) = (capability.as_mut(), reader.as_mut()) else {
-                    // Failed to open: finish at once, as every source does when the job fails.
-                    capability = None;
-                    return;
-                };
-                if job.aborted() {
-                    capability = None;
-                    return;
-                }
-                let mut emitted = 0;
-                let mut idle = false;
-                while emitted < ACTIVATION_BUDGET {
-                    let status = match reader.poll(&mut batch, POLL_BATCH) {
-                        Ok(status) => status,
-                        Err(error) => {
-                            fail(error);
-                            SourcePoll::Finished
-                        }
-                    };
-                    if !batch.is_empty() {
-                        emitted += batch.len();
-                        job.metrics.add_records_in(batch.len());
-                        output.session(&*cap).give_container(&mut batch);
-                        batch.clear();
-                    }
-                    match status {
-                        SourcePoll::Ready { watermark } => pending_watermark = watermark,
-                        SourcePoll::Idle { watermark } => {
-                            pending_watermark = watermark;
-                            idle = true;
-                            break;
-                        }
-                        SourcePoll::Finished => {
-                            // Dropping the capability moves this source's watermark to the end
-                            // of time.
-                            capability = None;
-                            return;
-                        }
-                    }
-                }
-                if pending_watermark > cap.time().watermark
-                    && last_advance.elapsed() >= watermark_interval
-                {
-                    cap.downgrade(&Time::new(cap.time().epoch, pending_watermark));
-                    last_advance = Instant::now();
-                }
-                if idle {
-                    activator.activate_after(watermark_interval / 10);
-                } else {
-                    activator.activate();
+    let mut builder = OperatorBuilder::new(format!("source {name}"), scope);
+    let activator = scope.activator_for(builder.operator_info().address);
+    let (records_output, records) = builder.new_output();
+    let (dead_output, dead_letters) = builder.new_output();
+    let mut records_output =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<S::Item>>>::from(records_output);
+    let mut dead_output =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_output);
+    job.watermarks.publish(number, worker.index, Some(0));
+    builder.build(move |capabilities| {
+        let mut capabilities = Some(capabilities);
+        let mut unopened = Some(source);
+        let mut reader = None;
+        let mut batch = Vec::with_capacity(POLL_BATCH);
+        let mut rejected = Vec::new();
+        let mut pending_watermark = 0;
+        let mut last_advance = Instant::now();
+        let board = Arc::clone(&job);
+        let finish = move |capabilities: &mut Option<Vec<_>>| {
+            // Dropping the capabilities moves this source's watermark to the end of time.
+            *capabilities = None;
+            board.watermarks.retire(number, worker.index);
+        };
+        move |_frontiers| {
+            if let Some(source) = unopened.take() {
+                match source.open(worker) {
+                    Ok(opened) => reader = Some(opened),
+                    Err(error) => fail(error),
                 }
             }
-        },
-    )
+            let (Some([records_cap, dead_cap]), Some(reader)) = (
+                capabilities
+                    .as_deref_mut()
+                    .and_then(|caps| <&mut [_; 2]>::try_from(caps).ok()),
+                reader.as_mut(),
+            ) else {
+                // Failed to open: finish at once, as every source does when the job fails.
+                finish(&mut capabilities);
+                return;
+            };
+            if job.aborted() {
+                finish(&mut capabilities);
+                return;
+            }
+            let mut records_handle = records_output.activate();
+            let mut dead_handle = dead_output.activate();
+            let mut emitted = 0;
+            // `Some(dormant)` once the reader has nothing more for now.
+            let mut waiting = None;
+            while emitted < ACTIVATION_BUDGET {
+                let status = match reader.poll(&mut batch, POLL_BATCH) {
+                    Ok(status) => status,
+                    Err(error) => {
+                        fail(error);
+                        SourcePoll::Finished
+                    }
+                };
+                if !batch.is_empty() {
+                    emitted += batch.len();
+                    job.metrics.add_records_in(batch.len());
+                    records_handle
+                        .session(&*records_cap)
+                        .give_container(&mut batch);
+                    batch.clear();
+                }
+                reader.drain_dead_letters(&mut rejected);
+                if !rejected.is_empty() {
+                    job.metrics.add_dead_letters(rejected.len());
+                    dead_handle
+                        .session(&*dead_cap)
+                        .give_container(&mut rejected);
+                    rejected.clear();
+                }
+                match status {
+                    SourcePoll::Ready { watermark } => pending_watermark = watermark,
+                    SourcePoll::Idle { watermark } => {
+                        pending_watermark = watermark;
+                        waiting = Some(false);
+                        break;
+                    }
+                    SourcePoll::Dormant => {
+                        waiting = Some(true);
+                        break;
+                    }
+                    SourcePoll::Finished => {
+                        drop((records_handle, dead_handle));
+                        finish(&mut capabilities);
+                        return;
+                    }
+                }
+            }
+            let dormant = waiting == Some(true);
+            let target = if dormant {
+                job.watermarks.active_watermark(number).unwrap_or(0)
+            } else {
+                pending_watermark
+            };
+            if target > records_cap.time().watermark
+                && last_advance.elapsed() >= watermark_interval
+            {
+                let time = Time::new(records_cap.time().epoch, target);
+                records_cap.downgrade(&time);
+                dead_cap.downgrade(&time);
+                last_advance = Instant::now();
+            }
+            let published = (!dormant).then(|| records_cap.time().watermark);
+            job.watermarks.publish(number, worker.index, published);
+            if waiting.is_some() {
+                activator.activate_after(watermark_interval / 10);
+            } else {
+                activator.activate();
+            }
+        }
+    });
+    SourceStreams {
+        records,
+        dead_letters,
+    }
 }

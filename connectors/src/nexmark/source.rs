@@ -123,7 +123,9 @@ mod tests {
                             assert!(next >= watermark);
                             watermark = next;
                         }
-                        SourcePoll::Idle { .. } => unreachable!("the generator is never idle"),
+                        SourcePoll::Idle { .. } | SourcePoll::Dormant => {
+                            unreachable!("the generator is never idle")
+                        }
                         SourcePoll::Finished => break,
                     }
                 }

@@ -231,8 +231,7 @@ where
             } else {
                 pending_watermark
             };
-            if target > records_cap.time().watermark
-                && last_advance.elapsed() >= watermark_interval
+            if target > records_cap.time().watermark && last_advance.elapsed() >= watermark_interval
             {
                 let time = Time::new(records_cap.time().epoch, target);
                 records_cap.downgrade(&time);

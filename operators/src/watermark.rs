@@ -1,5 +1,7 @@
 //! Watermark strategies: how a source derives its watermark from the event times it reads.
 
+use std::time::{Duration, Instant};
+
 use weir_engine::EventTime;
 
 /// Tracks the watermark of one input (a partition, a file) whose events arrive at most
@@ -50,10 +52,224 @@ impl BoundedOutOfOrderness {
     }
 }
 
+/// A source's watermark strategy: how far out of order events may come, and after how long
+/// without records a partition stops holding the watermark back.
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_operators::watermark::Watermarks;
+/// let strategy = Watermarks::bounded(Duration::from_secs(4)).idle_after(Duration::from_secs(30));
+/// assert_eq!(strategy.out_of_orderness_ms(), 4_000);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Watermarks {
+    bound: EventTime,
+    idle_after: Option<Duration>,
+}
+
+impl Default for Watermarks {
+    /// Events up to 5 s out of order; partitions never count as idle.
+    fn default() -> Self {
+        Watermarks::bounded(Duration::from_secs(5))
+    }
+}
+
+impl Watermarks {
+    /// Events arrive at most `out_of_orderness` late.
+    pub fn bounded(out_of_orderness: Duration) -> Self {
+        Watermarks {
+            bound: out_of_orderness.as_millis().min(u128::from(EventTime::MAX)) as EventTime,
+            idle_after: None,
+        }
+    }
+
+    /// Events arrive in event-time order.
+    pub fn monotonic() -> Self {
+        Watermarks::bounded(Duration::ZERO)
+    }
+
+    /// A partition without records for `timeout` no longer holds the watermark back, until
+    /// it has records again.
+    pub fn idle_after(self, timeout: Duration) -> Self {
+        Watermarks {
+            idle_after: Some(timeout),
+            ..self
+        }
+    }
+
+    /// The out-of-orderness bound in milliseconds.
+    pub fn out_of_orderness_ms(&self) -> EventTime {
+        self.bound
+    }
+
+    /// The idleness timeout, if any.
+    pub fn idleness_timeout(&self) -> Option<Duration> {
+        self.idle_after
+    }
+}
+
+/// What [`PartitionWatermarks::watermark`] says about a reader's partitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CombinedWatermark {
+    /// The smallest watermark over the partitions that are neither idle nor finished.
+    Active(EventTime),
+    /// Every partition is idle or finished, and at least one is idle.
+    Idle,
+    /// Every partition is finished.
+    Finished,
+}
+
+/// The watermarks of the partitions one reader owns, each tracked on its own, combined as
+/// their minimum over the partitions that are not idle.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use weir_operators::watermark::{CombinedWatermark, PartitionWatermarks, Watermarks};
+///
+/// let start = Instant::now();
+/// let strategy = Watermarks::monotonic().idle_after(Duration::from_secs(10));
+/// let mut partitions = PartitionWatermarks::new(strategy, 2, start);
+/// partitions.observe(0, 5_000, start);
+/// // Partition 1 has no records yet: it holds the watermark back until it is idle.
+/// assert_eq!(partitions.watermark(start), CombinedWatermark::Active(0));
+/// let later = start + Duration::from_secs(11);
+/// partitions.observe(0, 9_000, later);
+/// assert_eq!(partitions.watermark(later), CombinedWatermark::Active(9_000));
+/// ```
+#[derive(Clone, Debug)]
+pub struct PartitionWatermarks {
+    strategy: Watermarks,
+    partitions: Vec<PartitionState>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PartitionState {
+    tracker: BoundedOutOfOrderness,
+    last_record: Instant,
+    finished: bool,
+}
+
+impl PartitionWatermarks {
+    /// Tracks `count` partitions, none of which has had a record at `now`.
+    pub fn new(strategy: Watermarks, count: usize, now: Instant) -> Self {
+        let state = PartitionState {
+            tracker: BoundedOutOfOrderness::new(strategy.bound),
+            last_record: now,
+            finished: false,
+        };
+        PartitionWatermarks {
+            strategy,
+            partitions: vec![state; count],
+        }
+    }
+
+    /// Notes a record of event time `event_time` in partition `index` at `now`.
+    pub fn observe(&mut self, index: usize, event_time: EventTime, now: Instant) {
+        if let Some(partition) = self.partitions.get_mut(index) {
+            partition.tracker.observe(event_time);
+            partition.last_record = now;
+        }
+    }
+
+    /// Marks partition `index` as exhausted: it never holds the watermark back again.
+    pub fn finish(&mut self, index: usize) {
+        if let Some(partition) = self.partitions.get_mut(index) {
+            partition.finished = true;
+        }
+    }
+
+    /// The watermark of partition `index` alone.
+    pub fn partition_watermark(&self, index: usize) -> Option<EventTime> {
+        self.partitions
+            .get(index)
+            .map(|partition| partition.tracker.current())
+    }
+
+    /// The combined watermark at `now`.
+    pub fn watermark(&self, now: Instant) -> CombinedWatermark {
+        let is_idle = |partition: &PartitionState| {
+            self.strategy.idle_after.is_some_and(|timeout| {
+                now.saturating_duration_since(partition.last_record) >= timeout
+            })
+        };
+        let live = self
+            .partitions
+            .iter()
+            .filter(|partition| !partition.finished);
+        match live
+            .clone()
+            .filter(|partition| !is_idle(partition))
+            .map(|partition| partition.tracker.current())
+            .min()
+        {
+            Some(watermark) => CombinedWatermark::Active(watermark),
+            None if live.count() > 0 => CombinedWatermark::Idle,
+            None => CombinedWatermark::Finished,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_idle_partition_stops_holding_back_and_holds_back_again_when_it_wakes() {
+        let start = Instant::now();
+        let at = |millis| start + Duration::from_millis(millis);
+        let strategy = Watermarks::bounded(Duration::from_millis(100))
+            .idle_after(Duration::from_millis(1_000));
+        let mut partitions = PartitionWatermarks::new(strategy, 3, start);
+        partitions.observe(0, 10_000, at(0));
+        partitions.observe(1, 2_000, at(0));
+        partitions.observe(2, 7_000, at(0));
+        assert_eq!(
+            partitions.watermark(at(10)),
+            CombinedWatermark::Active(1_900)
+        );
+        // Partition 1 goes silent; the others keep going.
+        partitions.observe(0, 12_000, at(900));
+        partitions.observe(2, 9_000, at(900));
+        assert_eq!(
+            partitions.watermark(at(999)),
+            CombinedWatermark::Active(1_900)
+        );
+        assert_eq!(
+            partitions.watermark(at(1_000)),
+            CombinedWatermark::Active(8_900)
+        );
+        // It wakes with old events: it holds the watermark back again.
+        partitions.observe(1, 3_000, at(1_500));
+        assert_eq!(
+            partitions.watermark(at(1_500)),
+            CombinedWatermark::Active(2_900)
+        );
+        // Everyone silent: idle; everyone finished: finished.
+        assert_eq!(partitions.watermark(at(10_000)), CombinedWatermark::Idle);
+        (0..3).for_each(|index| partitions.finish(index));
+        assert_eq!(
+            partitions.watermark(at(10_000)),
+            CombinedWatermark::Finished
+        );
+    }
+
+    #[test]
+    fn without_an_idleness_timeout_a_silent_partition_holds_back_forever() {
+        let start = Instant::now();
+        let mut partitions = PartitionWatermarks::new(Watermarks::monotonic(), 2, start);
+        partitions.observe(0, 50_000, start);
+        let much_later = start + Duration::from_secs(3_600);
+        assert_eq!(
+            partitions.watermark(much_later),
+            CombinedWatermark::Active(0)
+        );
+        partitions.finish(1);
+        assert_eq!(
+            partitions.watermark(much_later),
+            CombinedWatermark::Active(50_000)
+        );
+    }
 
     proptest! {
         /// Events that lag their in-order time by at most the bound are never late, and the

@@ -26,8 +26,12 @@ mod partition;
 mod record;
 mod retention;
 mod segment;
+mod sink;
+mod source;
 mod topic;
 
-pub use partition::{LogConfig, PartitionReader, PartitionWriter};
+pub use partition::{LogConfig, PartitionReader, PartitionWriter, Skipped};
 pub use record::{RecordRef, RecordView};
+pub use sink::LogSink;
+pub use source::{LogPositions, LogReader, LogSource, StartAt};
 pub use topic::{partition_for_key, PartitionDescription, Producer, Topic, ValueFormat};

@@ -455,6 +455,53 @@ impl PartitionReader {
         Ok(handed)
     }
 
+    /// Steps over damaged bytes at the reader's position (after [`read`](Self::read) reported
+    /// them as corrupt) to the next intact record, or to the next segment. Returns what was
+    /// skipped; fails when the damage runs to the end of the partition's last segment, where
+    /// no later record tells how many offsets it covered.
+    pub fn skip_damaged(&mut self) -> Result<Skipped, ConnectorError> {
+        let path = self.cursor.path().to_owned();
+        let position = self.cursor.position();
+        let bytes = std::fs::read(&path).map_err(|error| ConnectorError::io(&path, error))?;
+        let rest = bytes.get(position as usize..).unwrap_or_default();
+        let first_offset = self.next_offset;
+        let resync = (1..rest.len()).find_map(|at| match record::decode(rest, at) {
+            record::Frame::Record(view, _) if view.offset > first_offset => Some((at, view.offset)),
+            _ => None,
+        });
+        let (skipped_bytes, next_offset) = match resync {
+            Some((at, offset)) => {
+                self.cursor = SegmentCursor::open(path.clone(), position + at as u64)?;
+                (&rest[..at], offset)
+            }
+            None => {
+                let segments = segment::list_segments(&self.dir)?;
+                let Some(&next) = segments.iter().find(|&&base| base > self.base) else {
+                    return Err(ConnectorError::Corrupt {
+                        path,
+                        offset: first_offset,
+                        reason: "damaged bytes run to the end of the last segment".into(),
+                    });
+                };
+                self.cursor = SegmentCursor::open(segment::segment_path(&self.dir, next), 0)?;
+                self.base = next;
+                (rest, next)
+            }
+        };
+        self.next_offset = next_offset;
+        tracing::warn!(
+            segment = %path.display(),
+            offsets = ?(first_offset..next_offset),
+            bytes = skipped_bytes.len(),
+            "skipped damaged records"
+        );
+        Ok(Skipped {
+            first_offset,
+            next_offset,
+            raw: skipped_bytes.to_vec(),
+        })
+    }
+
     /// Moves to the following segment once this one is closed; false when there is none.
     fn next_segment(&mut self, trailing: u64) -> Result<bool, ConnectorError> {
         let segments = segment::list_segments(&self.dir)?;
@@ -480,6 +527,17 @@ impl PartitionReader {
         self.base = next;
         Ok(true)
     }
+}
+
+/// Damaged records a reader stepped over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// The first offset skipped.
+    pub first_offset: u64,
+    /// The offset reading resumes at.
+    pub next_offset: u64,
+    /// The damaged bytes.
+    pub raw: Vec<u8>,
 }
 
 /// The first offset kept and the next offset to be written in a partition.

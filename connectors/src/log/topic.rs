@@ -77,6 +77,9 @@ impl Topic {
             let partition_dir = topic.partition_dir(partition);
             std::fs::create_dir_all(&partition_dir)
                 .map_err(|error| ConnectorError::io(&partition_dir, error))?;
+            // An empty first segment, so that readers can wait on it before any writer came.
+            let first = segment::segment_path(&partition_dir, 0);
+            std::fs::File::create(&first).map_err(|error| ConnectorError::io(&first, error))?;
         }
         let json = serde_json::to_vec_pretty(&topic.metadata).map_err(|source| {
             ConnectorError::Encode {

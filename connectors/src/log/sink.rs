@@ -1,0 +1,193 @@
+//! The log sink: appends a stream's records to a topic, partitioned by key.
+//!
+//! Records are first *staged* (encoded, with their partitions chosen) and then *published*
+//! (appended and flushed) as a separate step, so that a later exactly-once sink can publish
+//! only what a completed checkpoint covers. This one publishes whenever the stage fills up
+//! and when the stream ends.
+
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use weir_engine::{BoxError, EventTime, Sink, SinkPlacement, WorkerInfo};
+
+use crate::codec::Codec;
+use crate::error::ConnectorError;
+
+use super::record::RecordRef;
+use super::topic::{partition_for_key, Producer, Topic};
+
+/// Bytes staged before they are published.
+const STAGE_BYTES: usize = 4 << 20;
+
+type KeyOf<T> = Box<dyn Fn(&T) -> Vec<u8>>;
+type EventTimeOf<T> = Box<dyn Fn(&T) -> EventTime>;
+
+/// Appends records to an existing topic, encoded in the topic's value format. With a key
+/// function a record goes to the partition of its key; without one, round robin. Runs on the
+/// first worker (the log takes one writer per partition).
+pub struct LogSink<T> {
+    dir: PathBuf,
+    key: Option<KeyOf<T>>,
+    event_time: Option<EventTimeOf<T>>,
+    state: Option<Open>,
+    _records: PhantomData<fn(&T)>,
+}
+
+struct Open {
+    codec: Codec,
+    partitions: u32,
+    producer: Producer,
+    stage: Stage,
+    next_partition: u32,
+}
+
+/// Encoded records waiting to be published, their keys and values in one buffer.
+#[derive(Default)]
+struct Stage {
+    records: Vec<StagedRecord>,
+    bytes: Vec<u8>,
+}
+
+struct StagedRecord {
+    partition: u32,
+    timestamp: EventTime,
+    key: std::ops::Range<usize>,
+    value: std::ops::Range<usize>,
+}
+
+impl<T: Serialize + 'static> LogSink<T> {
+    /// Appends to the topic in `dir`, which must exist.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        LogSink {
+            dir: dir.into(),
+            key: None,
+            event_time: None,
+            state: None,
+            _records: PhantomData,
+        }
+    }
+
+    /// Partitions records by this key.
+    pub fn key_by(self, key: impl Fn(&T) -> Vec<u8> + 'static) -> Self {
+        LogSink {
+            key: Some(Box::new(key)),
+            ..self
+        }
+    }
+
+    /// Stamps records with this event time (by default, the wall-clock time of writing).
+    pub fn event_time(self, event_time: impl Fn(&T) -> EventTime + 'static) -> Self {
+        LogSink {
+            event_time: Some(Box::new(event_time)),
+            ..self
+        }
+    }
+
+    fn not_open(&self) -> ConnectorError {
+        ConnectorError::io(&self.dir, std::io::Error::other("the sink is not open"))
+    }
+}
+
+impl Open {
+    /// Appends every staged record and flushes, so readers see them.
+    fn publish(&mut self) -> Result<(), ConnectorError> {
+        let Stage { records, bytes } = &mut self.stage;
+        for record in records.drain(..) {
+            self.producer.send_to(
+                record.partition,
+                &RecordRef {
+                    key: &bytes[record.key],
+                    value: &bytes[record.value],
+                    timestamp: record.timestamp,
+                    headers: &[],
+                },
+            )?;
+        }
+        bytes.clear();
+        self.producer.flush()
+    }
+}
+
+fn wall_clock_ms() -> EventTime {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as EventTime)
+}
+
+impl<T: Serialize + 'static> Sink<T> for LogSink<T> {
+    fn name(&self) -> String {
+        format!("log {}", self.dir.display())
+    }
+
+    fn placement(&self) -> SinkPlacement {
+        SinkPlacement::FirstWorker
+    }
+
+    fn open(&mut self, _worker: WorkerInfo) -> Result<(), BoxError> {
+        let topic = Topic::open(&self.dir)?;
+        self.state = Some(Open {
+            codec: Codec::of(topic.value_format()),
+            partitions: topic.partitions(),
+            producer: topic.producer()?,
+            stage: Stage::default(),
+            next_partition: 0,
+        });
+        Ok(())
+    }
+
+    fn write(&mut self, records: &[T]) -> Result<(), BoxError> {
+        let Some(state) = self.state.as_mut() else {
+            return Err(self.not_open().into());
+        };
+        let now = wall_clock_ms();
+        for record in records {
+            let stage = &mut state.stage;
+            let key_start = stage.bytes.len();
+            let partition = match &self.key {
+                Some(key_of) => {
+                    let key = key_of(record);
+                    stage.bytes.extend_from_slice(&key);
+                    partition_for_key(&key, state.partitions)
+                }
+                None => {
+                    let partition = state.next_partition;
+                    state.next_partition = (partition + 1) % state.partitions;
+                    partition
+                }
+            };
+            let value_start = stage.bytes.len();
+            state
+                .codec
+                .encode(record, &mut stage.bytes)
+                .map_err(|reason| ConnectorError::BadLog {
+                    path: self.dir.clone(),
+                    reason,
+                })?;
+            stage.records.push(StagedRecord {
+                partition,
+                timestamp: self.event_time.as_ref().map_or(now, |of| of(record)),
+                key: key_start..value_start,
+                value: value_start..stage.bytes.len(),
+            });
+            if stage.bytes.len() >= STAGE_BYTES {
+                state.publish()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), BoxError> {
+        let mut state = self.state.take().ok_or_else(|| self.not_open())?;
+        state.publish()?;
+        state.producer.sync()?;
+        Ok(())
+    }
+
+    fn abort(&mut self) {
+        // Staged records are dropped; what was published stays (at-least-once until the
+        // checkpoint issue makes publishing transactional).
+        self.state = None;
+    }
+}

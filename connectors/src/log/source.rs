@@ -1,0 +1,353 @@
+//! The log source: each worker reads the partitions assigned to it, decodes values into typed
+//! records, tracks a watermark per partition and reports its position.
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::de::DeserializeOwned;
+use weir_engine::{BoxError, DeadLetter, EventTime, Source, SourcePoll, SourceReader, WorkerInfo};
+use weir_operators::watermark::{CombinedWatermark, PartitionWatermarks, Watermarks};
+
+use crate::codec::Codec;
+use crate::error::ConnectorError;
+
+use super::partition::PartitionReader;
+use super::topic::Topic;
+
+/// Where a log source starts reading each partition.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum StartAt {
+    /// The first record retention kept.
+    #[default]
+    Earliest,
+    /// After the last record written when the job starts.
+    Latest,
+    /// The given offset per partition; partitions not named start at the earliest.
+    Offsets(BTreeMap<u32, u64>),
+    /// The first record whose timestamp is at least this event time.
+    Timestamp(EventTime),
+}
+
+/// The next offset to read of every partition a source's workers in this process own:
+/// what a checkpoint records to resume from.
+#[derive(Clone, Debug, Default)]
+pub struct LogPositions(Arc<Mutex<BTreeMap<u32, u64>>>);
+
+impl LogPositions {
+    /// A copy of the current positions, partition → next offset.
+    pub fn snapshot(&self) -> BTreeMap<u32, u64> {
+        self.0
+            .lock()
+            .map(|positions| positions.clone())
+            .unwrap_or_default()
+    }
+
+    fn set(&self, partition: u32, next_offset: u64) {
+        if let Ok(mut positions) = self.0.lock() {
+            positions.insert(partition, next_offset);
+        }
+    }
+}
+
+type EventTimeOf<T> = Box<dyn Fn(&T) -> EventTime>;
+type Validate<T> = Box<dyn Fn(&T) -> Result<(), String>>;
+
+/// Reads a topic of the embedded log. Partition `p` goes to worker `p % workers`. Values are
+/// decoded by the topic's format (binary for weir's own topics, JSON otherwise); a value that
+/// does not decode or validate becomes a dead letter.
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_connectors::log::{LogConfig, LogSource, RecordRef, StartAt, Topic, ValueFormat};
+/// use weir_engine::{CollectSink, Job, JobConfig};
+/// use weir_operators::watermark::Watermarks;
+///
+/// let dir = tempfile::tempdir()?;
+/// let topic = Topic::create(dir.path().join("prices"), 2, ValueFormat::Json, LogConfig::default())?;
+/// let mut producer = topic.producer()?;
+/// for price in [3u64, 5, 8] {
+///     let value = price.to_string();
+///     producer.send(&RecordRef { value: value.as_bytes(), timestamp: price * 1000, ..RecordRef::default() })?;
+/// }
+/// producer.flush()?;
+///
+/// let sink = CollectSink::new();
+/// let results = sink.results();
+/// let topic_dir = topic.dir().to_owned();
+/// Job::new(JobConfig::default()).run(move |p| {
+///     let source = LogSource::<u64>::new(&topic_dir)
+///         .start_at(StartAt::Earliest)
+///         .watermarks(Watermarks::bounded(Duration::from_secs(1)))
+///         .until_end();
+///     p.source(source).sink(sink.clone());
+///     Ok(())
+/// })?;
+/// let mut prices = results.lock().unwrap().clone();
+/// prices.sort();
+/// assert_eq!(prices, vec![3, 5, 8]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct LogSource<T> {
+    dir: PathBuf,
+    start: StartAt,
+    watermarks: Watermarks,
+    until_end: bool,
+    skip_corrupt: bool,
+    event_time: Option<EventTimeOf<T>>,
+    validate: Option<Validate<T>>,
+    positions: LogPositions,
+    _records: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned + 'static> LogSource<T> {
+    /// Reads the topic in `dir`, from the earliest offsets, following new records forever.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        LogSource {
+            dir: dir.into(),
+            start: StartAt::Earliest,
+            watermarks: Watermarks::default(),
+            until_end: false,
+            skip_corrupt: false,
+            event_time: None,
+            validate: None,
+            positions: LogPositions::default(),
+            _records: PhantomData,
+        }
+    }
+
+    /// Where to start reading.
+    pub fn start_at(self, start: StartAt) -> Self {
+        LogSource { start, ..self }
+    }
+
+    /// The watermark strategy, applied to every partition on its own.
+    pub fn watermarks(self, watermarks: Watermarks) -> Self {
+        LogSource { watermarks, ..self }
+    }
+
+    /// Stops at the offsets that were the partitions' ends when the job started, instead of
+    /// following new records.
+    pub fn until_end(self) -> Self {
+        LogSource {
+            until_end: true,
+            ..self
+        }
+    }
+
+    /// Turns damaged records into dead letters and reads on, instead of failing the job.
+    pub fn skip_corrupt(self) -> Self {
+        LogSource {
+            skip_corrupt: true,
+            ..self
+        }
+    }
+
+    /// Takes event times from the records' values instead of the log's record timestamps.
+    pub fn event_time(self, event_time: impl Fn(&T) -> EventTime + 'static) -> Self {
+        LogSource {
+            event_time: Some(Box::new(event_time)),
+            ..self
+        }
+    }
+
+    /// Checks every decoded record; a record that fails becomes a dead letter with the reason.
+    pub fn validate(self, validate: impl Fn(&T) -> Result<(), String> + 'static) -> Self {
+        LogSource {
+            validate: Some(Box::new(validate)),
+            ..self
+        }
+    }
+
+    /// A handle on this source's positions in this worker, partition → next offset.
+    pub fn positions(&self) -> LogPositions {
+        self.positions.clone()
+    }
+}
+
+impl<T: DeserializeOwned + 'static> Source for LogSource<T> {
+    type Item = T;
+    type Reader = LogReader<T>;
+
+    fn name(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn open(self, worker: WorkerInfo) -> Result<LogReader<T>, BoxError> {
+        let topic = Topic::open(&self.dir)?;
+        let mut partitions = Vec::new();
+        for number in (0..topic.partitions()).filter(|p| *p as usize % worker.peers == worker.index)
+        {
+            let (earliest, latest) = topic.offsets(number)?;
+            let start = match &self.start {
+                StartAt::Earliest => earliest,
+                StartAt::Latest => latest,
+                StartAt::Offsets(offsets) => offsets.get(&number).copied().unwrap_or(earliest),
+                StartAt::Timestamp(timestamp) => topic.offset_for_time(number, *timestamp)?,
+            };
+            let reader = topic.reader(number, start)?;
+            self.positions.set(number, start);
+            partitions.push(OwnedPartition {
+                number,
+                reader,
+                end: self.until_end.then_some(latest),
+            });
+        }
+        let now = Instant::now();
+        let mut watermarks = PartitionWatermarks::new(self.watermarks, partitions.len(), now);
+        for (index, partition) in partitions.iter().enumerate() {
+            if partition
+                .end
+                .is_some_and(|end| partition.reader.next_offset() >= end)
+            {
+                watermarks.finish(index);
+            }
+        }
+        Ok(LogReader {
+            name: self.name(),
+            codec: Codec::of(topic.value_format()),
+            partitions,
+            watermarks,
+            next_partition: 0,
+            rejected: Vec::new(),
+            skip_corrupt: self.skip_corrupt,
+            event_time: self.event_time,
+            validate: self.validate,
+            positions: self.positions,
+        })
+    }
+}
+
+struct OwnedPartition {
+    number: u32,
+    reader: PartitionReader,
+    end: Option<u64>,
+}
+
+/// One worker's share of a [`LogSource`].
+pub struct LogReader<T> {
+    name: String,
+    codec: Codec,
+    partitions: Vec<OwnedPartition>,
+    watermarks: PartitionWatermarks,
+    next_partition: usize,
+    rejected: Vec<DeadLetter>,
+    skip_corrupt: bool,
+    event_time: Option<EventTimeOf<T>>,
+    validate: Option<Validate<T>>,
+    positions: LogPositions,
+}
+
+impl<T: DeserializeOwned + 'static> LogReader<T> {
+    /// Reads up to `max` records from partition `index` into `out`; returns how many records
+    /// (good or rejected) it consumed.
+    fn read_partition(
+        &mut self,
+        index: usize,
+        out: &mut Vec<T>,
+        max: usize,
+        now: Instant,
+    ) -> Result<usize, ConnectorError> {
+        let LogReader {
+            name,
+            codec,
+            partitions,
+            watermarks,
+            rejected,
+            event_time,
+            validate,
+            skip_corrupt,
+            positions,
+            ..
+        } = self;
+        let partition = &mut partitions[index];
+        let max = match partition.end {
+            Some(end) => max.min(end.saturating_sub(partition.reader.next_offset()) as usize),
+            None => max,
+        };
+        let number = partition.number;
+        let result = partition.reader.read(max, |record| {
+            let decoded = codec
+                .decode::<T>(record.value)
+                .and_then(|value| match validate {
+                    Some(validate) => validate(&value).map(|()| value),
+                    None => Ok(value),
+                });
+            match decoded {
+                Ok(value) => {
+                    let time = event_time
+                        .as_ref()
+                        .map_or(record.timestamp, |of| of(&value));
+                    watermarks.observe(index, time, now);
+                    out.push(value);
+                }
+                Err(reason) => rejected.push(DeadLetter::from_log(
+                    name.as_str(),
+                    number,
+                    record.offset,
+                    record.value,
+                    reason,
+                )),
+            }
+        });
+        let read = match result {
+            Ok(read) => read,
+            Err(ConnectorError::Corrupt { reason, .. }) if *skip_corrupt => {
+                let skipped = partition.reader.skip_damaged()?;
+                rejected.push(DeadLetter::from_log(
+                    name.as_str(),
+                    number,
+                    skipped.first_offset,
+                    &skipped.raw,
+                    format!(
+                        "corrupt record ({reason}); skipped offsets {}..{}",
+                        skipped.first_offset, skipped.next_offset
+                    ),
+                ));
+                1
+            }
+            Err(error) => return Err(error),
+        };
+        positions.set(number, partition.reader.next_offset());
+        if partition
+            .end
+            .is_some_and(|end| partition.reader.next_offset() >= end)
+        {
+            watermarks.finish(index);
+        }
+        Ok(read)
+    }
+}
+
+impl<T: DeserializeOwned + 'static> SourceReader for LogReader<T> {
+    type Item = T;
+
+    fn poll(&mut self, out: &mut Vec<T>, max: usize) -> Result<SourcePoll, BoxError> {
+        let now = Instant::now();
+        let count = self.partitions.len();
+        let mut read = 0;
+        // One partition per poll, round robin, so that batches stay large.
+        for _ in 0..count {
+            let index = self.next_partition;
+            self.next_partition = (index + 1) % count;
+            read = self.read_partition(index, out, max, now)?;
+            if read > 0 {
+                break;
+            }
+        }
+        Ok(match self.watermarks.watermark(now) {
+            CombinedWatermark::Finished => SourcePoll::Finished,
+            CombinedWatermark::Active(watermark) if read > 0 => SourcePoll::Ready { watermark },
+            CombinedWatermark::Active(watermark) => SourcePoll::Idle { watermark },
+            // Only rejected records arrived: active, with nothing to advance the watermark.
+            CombinedWatermark::Idle if read > 0 => SourcePoll::Ready { watermark: 0 },
+            CombinedWatermark::Idle => SourcePoll::Dormant,
+        })
+    }
+
+    fn drain_dead_letters(&mut self, out: &mut Vec<DeadLetter>) {
+        out.append(&mut self.rejected);
+    }
+}

@@ -1,0 +1,358 @@
+//! The log source and sink in jobs: partition assignment, start positions, per-partition
+//! watermarks with idleness, dead letters and damaged records.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use weir_connectors::log::{LogConfig, LogSink, LogSource, RecordRef, StartAt, Topic, ValueFormat};
+use weir_engine::{
+    CollectSink, DeadLetter, EngineError, Job, JobConfig, Source, SourcePoll, SourceReader,
+    WorkerInfo,
+};
+use weir_operators::watermark::Watermarks;
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+struct Row {
+    id: u64,
+    time: u64,
+}
+
+fn json_topic(dir: &Path, partitions: u32, log: LogConfig) -> Topic {
+    Topic::create(dir.join("rows"), partitions, ValueFormat::Json, log).unwrap()
+}
+
+/// Appends rows `ids` to `partition`, each stamped with its `time`.
+fn append_rows(topic: &Topic, partition: u32, rows: impl IntoIterator<Item = Row>) {
+    let mut writer = topic.writer(partition).unwrap();
+    for row in rows {
+        let value = serde_json::to_vec(&row).unwrap();
+        writer
+            .append(&RecordRef {
+                value: &value,
+                timestamp: row.time,
+                ..RecordRef::default()
+            })
+            .unwrap();
+    }
+    writer.flush().unwrap();
+}
+
+fn append_raw(topic: &Topic, partition: u32, values: &[&[u8]]) {
+    let mut writer = topic.writer(partition).unwrap();
+    for value in values {
+        writer
+            .append(&RecordRef {
+                value,
+                timestamp: 1,
+                ..RecordRef::default()
+            })
+            .unwrap();
+    }
+    writer.flush().unwrap();
+}
+
+fn rows(ids: std::ops::Range<u64>) -> impl Iterator<Item = Row> {
+    ids.map(|id| Row { id, time: id * 10 })
+}
+
+/// Runs a bounded read of the topic on `workers` workers and returns the sorted rows and
+/// dead letters.
+fn run(
+    dir: PathBuf,
+    workers: usize,
+    configure: fn(LogSource<Row>) -> LogSource<Row>,
+) -> Result<(Vec<Row>, Vec<DeadLetter>), EngineError> {
+    let records = CollectSink::new();
+    let letters = CollectSink::new();
+    let (records_out, letters_out) = (records.results(), letters.results());
+    Job::new(JobConfig {
+        workers,
+        ..JobConfig::default()
+    })
+    .run(move |p| {
+        let source = configure(LogSource::<Row>::new(&dir).until_end());
+        p.source(source).sink(records.clone());
+        p.dead_letters_to(letters.clone());
+        Ok(())
+    })?;
+    let mut rows = records_out.lock().unwrap().clone();
+    rows.sort();
+    let mut letters = letters_out.lock().unwrap().clone();
+    letters.sort_by_key(|letter| (letter.partition, letter.offset));
+    Ok((rows, letters))
+}
+
+#[test]
+fn every_record_of_every_partition_arrives_once_on_any_number_of_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = json_topic(
+        dir.path(),
+        8,
+        LogConfig {
+            segment_bytes: 8192,
+            ..LogConfig::default()
+        },
+    );
+    for partition in 0..8u64 {
+        append_rows(
+            &topic,
+            partition as u32,
+            rows(partition * 1000..partition * 1000 + 700),
+        );
+    }
+    let expected: Vec<Row> = (0..8)
+        .flat_map(|p| rows(p * 1000..p * 1000 + 700))
+        .collect();
+    for workers in [1, 3, 8, 11] {
+        let (got, letters) = run(topic.dir().to_owned(), workers, |source| source).unwrap();
+        assert_eq!(got, expected, "{workers} workers");
+        assert!(letters.is_empty());
+    }
+}
+
+#[test]
+fn each_start_position_starts_where_it_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = json_topic(dir.path(), 2, LogConfig::default());
+    append_rows(&topic, 0, rows(0..100));
+    append_rows(&topic, 1, rows(100..200));
+    let ids = |configure| {
+        run(topic.dir().to_owned(), 2, configure)
+            .unwrap()
+            .0
+            .iter()
+            .map(|row| row.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(|s| s.start_at(StartAt::Earliest)),
+        (0..200).collect::<Vec<_>>()
+    );
+    assert_eq!(ids(|s| s.start_at(StartAt::Latest)), Vec::<u64>::new());
+    assert_eq!(
+        ids(|s| s.start_at(StartAt::Offsets(BTreeMap::from([(0, 95), (1, 50)])))),
+        (95..100).chain(150..200).collect::<Vec<_>>()
+    );
+    // Timestamps are id * 10: from 1500 ms, partition 0 has nothing and partition 1 starts at 150.
+    assert_eq!(
+        ids(|s| s.start_at(StartAt::Timestamp(1_500))),
+        (150..200).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn bad_records_become_dead_letters_and_the_good_ones_around_them_all_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = json_topic(dir.path(), 2, LogConfig::default());
+    append_rows(&topic, 0, rows(0..10));
+    append_raw(
+        &topic,
+        0,
+        &[
+            b"{\"id\": 10, \"time\"",
+            b"{\"id\": 11}",
+            b"{\"id\": \"twelve\", \"time\": 1}",
+            b"\xff\xfe",
+        ],
+    );
+    append_rows(&topic, 0, rows(14..20));
+    append_rows(&topic, 1, rows(20..30));
+    append_raw(&topic, 1, &[b"{\"id\": 31, \"time\": 999999}"]);
+    let (got, letters) = run(topic.dir().to_owned(), 2, |source| {
+        source.validate(|row: &Row| {
+            if row.time > 100_000 {
+                Err(format!("time {} is in the future", row.time))
+            } else {
+                Ok(())
+            }
+        })
+    })
+    .unwrap();
+    let expected: Vec<Row> = rows(0..10).chain(rows(14..30)).collect();
+    assert_eq!(got, expected);
+    let places: Vec<_> = letters
+        .iter()
+        .map(|l| (l.partition.unwrap(), l.offset.unwrap()))
+        .collect();
+    assert_eq!(places, vec![(0, 10), (0, 11), (0, 12), (0, 13), (1, 10)]);
+    assert!(letters[0].reason.contains("EOF"), "{}", letters[0].reason);
+    assert!(
+        letters[1].reason.contains("missing field `time`"),
+        "{}",
+        letters[1].reason
+    );
+    assert!(
+        letters[2].reason.contains("invalid type"),
+        "{}",
+        letters[2].reason
+    );
+    assert_eq!(letters[3].raw, b"\xff\xfe");
+    assert_eq!(letters[4].reason, "time 999999 is in the future");
+    assert!(letters
+        .iter()
+        .all(|l| l.source == topic.dir().display().to_string()));
+}
+
+#[test]
+fn without_a_dead_letter_output_a_bad_record_stops_the_job_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = json_topic(dir.path(), 1, LogConfig::default());
+    append_rows(&topic, 0, rows(0..5));
+    append_raw(&topic, 0, &[b"{\"id\": 5}"]);
+    let topic_dir = topic.dir().to_owned();
+    let error = Job::new(JobConfig::default())
+        .run(move |p| {
+            p.source(LogSource::<Row>::new(&topic_dir).until_end())
+                .sink(CollectSink::new());
+            Ok(())
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("partition 0, offset 5: JSON decode: missing field `time`"),
+        "{error}"
+    );
+}
+
+fn damage_middle_of_first_segment(topic: &Topic) -> PathBuf {
+    let segment = topic.partition_dir(0).join(format!("{:020}.log", 0));
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&segment, bytes).unwrap();
+    segment
+}
+
+#[test]
+fn a_damaged_record_fails_the_job_or_with_skip_becomes_a_dead_letter() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = json_topic(
+        dir.path(),
+        1,
+        LogConfig {
+            segment_bytes: 4096,
+            ..LogConfig::default()
+        },
+    );
+    append_rows(&topic, 0, rows(0..500));
+    let segment = damage_middle_of_first_segment(&topic);
+    let error = run(topic.dir().to_owned(), 1, |source| source)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains(&segment.display().to_string())
+            && error.contains("corrupt record at offset"),
+        "{error}"
+    );
+
+    let (got, letters) = run(topic.dir().to_owned(), 1, |source| source.skip_corrupt()).unwrap();
+    assert_eq!(letters.len(), 1);
+    let letter = &letters[0];
+    let skipped = letter.offset.unwrap();
+    assert!(
+        letter.reason.contains("skipped offsets"),
+        "{}",
+        letter.reason
+    );
+    assert_eq!(got.len(), 499, "exactly the damaged record is missing");
+    assert!(got.iter().all(|row| row.id != skipped));
+}
+
+#[test]
+fn each_partition_has_its_own_watermark_and_a_silent_one_stops_holding_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = json_topic(dir.path(), 2, LogConfig::default());
+    let idle_after = Duration::from_millis(300);
+    let source = LogSource::<Row>::new(topic.dir())
+        .watermarks(Watermarks::bounded(Duration::from_millis(100)).idle_after(idle_after));
+    let positions = source.positions();
+    let mut reader = source.open(WorkerInfo { index: 0, peers: 1 }).unwrap();
+    let mut out = Vec::new();
+    let mut poll = |out: &mut Vec<Row>| -> SourcePoll {
+        let mut last = SourcePoll::Idle { watermark: 0 };
+        // Drain what is there; report the last status.
+        for _ in 0..10 {
+            last = reader.poll(out, 1024).unwrap();
+        }
+        last
+    };
+    let watermark = |status: SourcePoll| match status {
+        SourcePoll::Ready { watermark } | SourcePoll::Idle { watermark } => Some(watermark),
+        SourcePoll::Dormant | SourcePoll::Finished => None,
+    };
+
+    append_rows(&topic, 0, rows(0..100)); // times 0..990
+    let started = Instant::now();
+    // Partition 1 has had nothing yet: it holds the watermark at 0 until it counts as idle.
+    assert_eq!(watermark(poll(&mut out)), Some(0));
+    assert_eq!(out.len(), 100);
+    while started.elapsed() < idle_after {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    append_rows(&topic, 0, rows(100..110)); // partition 0 stays active
+    assert_eq!(watermark(poll(&mut out)), Some(990));
+    // Partition 1 wakes with older records: it holds the watermark back again.
+    append_rows(&topic, 1, [Row { id: 500, time: 400 }]);
+    assert_eq!(watermark(poll(&mut out)), Some(300));
+    assert_eq!(positions.snapshot(), BTreeMap::from([(0, 110), (1, 1)]));
+    // Both silent for longer than the timeout: the reader is dormant.
+    std::thread::sleep(idle_after + Duration::from_millis(50));
+    assert_eq!(poll(&mut out), SourcePoll::Dormant);
+}
+
+#[test]
+fn the_log_sink_partitions_by_key_and_reads_back_in_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic_dir = dir.path().join("out");
+    let topic = Topic::create(
+        &topic_dir,
+        4,
+        ValueFormat::Binary {
+            schema: "test.Row".into(),
+        },
+        LogConfig::default(),
+    )
+    .unwrap();
+    let input_dir = dir.path().join("in");
+    let input = json_topic(&input_dir, 3, LogConfig::default());
+    for partition in 0..3 {
+        append_rows(
+            &input,
+            partition,
+            rows(u64::from(partition) * 100..u64::from(partition) * 100 + 100),
+        );
+    }
+    let (in_dir, out_dir) = (input.dir().to_owned(), topic_dir.clone());
+    Job::new(JobConfig {
+        workers: 2,
+        ..JobConfig::default()
+    })
+    .run(move |p| {
+        let sink = LogSink::new(&out_dir)
+            .key_by(|row: &Row| (row.id % 10).to_le_bytes().to_vec())
+            .event_time(|row| row.time);
+        p.source(LogSource::<Row>::new(&in_dir).until_end())
+            .sink(sink);
+        Ok(())
+    })
+    .unwrap();
+    let (got, letters) = run(topic_dir, 2, |source| source).unwrap();
+    assert!(letters.is_empty());
+    assert_eq!(got, rows(0..300).collect::<Vec<_>>());
+    // All rows of a key share a partition.
+    for partition in 0..4 {
+        let mut reader = topic.reader(partition, 0).unwrap();
+        let mut keys = std::collections::BTreeSet::new();
+        reader
+            .read(1000, |record| {
+                keys.insert(record.key.to_vec());
+            })
+            .unwrap();
+        for key in keys {
+            assert_eq!(weir_connectors::log::partition_for_key(&key, 4), partition);
+        }
+    }
+}

@@ -25,16 +25,22 @@
 //! assert!(!expensive.lock().unwrap().is_empty());
 //! ```
 
-pub use weir_connectors::{datetime, nexmark, write_json_lines, ConnectorError, JsonLinesSink};
+pub use weir_connectors::{
+    datetime, files, log, nexmark, write_json_lines, Codec, ConnectorError, CsvSink, CsvSource,
+    JsonLinesSink, JsonLinesSource, ParquetSink,
+};
 pub use weir_engine::*;
 pub use weir_operators as operators;
 
 /// The names most pipelines use.
 pub mod prelude {
-    pub use weir_connectors::JsonLinesSink;
+    pub use weir_connectors::log::{LogSink, LogSource, StartAt};
+    pub use weir_connectors::{CsvSink, CsvSource, JsonLinesSink, JsonLinesSource, ParquetSink};
     pub use weir_engine::{
-        CollectSink, DiscardSink, IterSource, Job, JobConfig, KeyedStream, Pipeline, Stream,
+        CollectSink, DeadLetter, DiscardSink, IterSource, Job, JobConfig, KeyedStream, Pipeline,
+        Stream,
     };
+    pub use weir_operators::watermark::Watermarks;
 }
 
 /// The README's example compiles (as a doctest).

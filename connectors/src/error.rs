@@ -21,6 +21,14 @@ pub enum ConnectorError {
         /// The encoder's error.
         source: serde_json::Error,
     },
+    /// A file's content or a record's shape does not fit its format.
+    #[error("{path}: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What does not fit.
+        reason: String,
+    },
     /// A log directory or file that is not what it should be (missing topic, bad name,
     /// a second writer, a record over the size limit).
     #[error("{path}: {reason}")]

@@ -4,10 +4,12 @@
 mod codec;
 pub mod datetime;
 mod error;
-mod jsonl;
+pub mod files;
 pub mod log;
 pub mod nexmark;
 
 pub use codec::Codec;
 pub use error::ConnectorError;
-pub use jsonl::{write_json_lines, JsonLinesSink};
+pub use files::{
+    write_json_lines, CsvSink, CsvSource, JsonLinesSink, JsonLinesSource, ParquetSink,
+};

@@ -1,0 +1,215 @@
+//! CSV files with a header row, mapped to records by field name.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use weir_engine::{
+    BoxError, DeadLetter, Sink, SinkPlacement, Source, SourcePoll, SourceReader, WorkerInfo,
+};
+
+use super::staged_file::StagedFile;
+use crate::error::ConnectorError;
+
+/// Reads a CSV file whose first row names the fields. Quoted fields may span lines, so the
+/// file is not split: worker 0 reads it all. A row that does not parse or map to `T` becomes
+/// a dead letter with its line number; its raw bytes are its fields joined by commas.
+pub struct CsvSource<T> {
+    path: PathBuf,
+    _records: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned + 'static> CsvSource<T> {
+    /// Reads `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        CsvSource {
+            path: path.into(),
+            _records: PhantomData,
+        }
+    }
+}
+
+impl<T: DeserializeOwned + 'static> Source for CsvSource<T> {
+    type Item = T;
+    type Reader = CsvReader<T>;
+
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn open(self, worker: WorkerInfo) -> Result<CsvReader<T>, BoxError> {
+        if worker.index != 0 {
+            return Ok(CsvReader {
+                state: None,
+                name: self.name(),
+                rejected: Vec::new(),
+                _records: PhantomData,
+            });
+        }
+        let file = File::open(&self.path).map_err(|error| ConnectorError::io(&self.path, error))?;
+        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
+        let headers = reader
+            .byte_headers()
+            .map_err(|error| csv_error(&self.path, &error))?
+            .clone();
+        Ok(CsvReader {
+            state: Some(CsvState {
+                reader,
+                headers,
+                row: csv::ByteRecord::new(),
+            }),
+            name: self.name(),
+            rejected: Vec::new(),
+            _records: PhantomData,
+        })
+    }
+}
+
+fn csv_error(path: &std::path::Path, error: &csv::Error) -> ConnectorError {
+    ConnectorError::Format {
+        path: path.to_owned(),
+        reason: format!("cannot read the CSV header: {error}"),
+    }
+}
+
+/// A row's error in words, naming the field by its header.
+fn describe(error: &csv::Error, headers: &csv::ByteRecord) -> String {
+    let csv::ErrorKind::Deserialize { err, .. } = error.kind() else {
+        return error.to_string();
+    };
+    let field = err
+        .field()
+        .and_then(|index| headers.get(index as usize))
+        .map(String::from_utf8_lossy);
+    match field {
+        Some(name) => format!("field `{name}`: {}", err.kind()),
+        None => err.to_string(),
+    }
+}
+
+struct CsvState {
+    reader: csv::Reader<File>,
+    headers: csv::ByteRecord,
+    row: csv::ByteRecord,
+}
+
+/// Worker 0's reader of a [`CsvSource`]; the others read nothing.
+pub struct CsvReader<T> {
+    state: Option<CsvState>,
+    name: String,
+    rejected: Vec<DeadLetter>,
+    _records: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned + 'static> SourceReader for CsvReader<T> {
+    type Item = T;
+
+    fn poll(&mut self, out: &mut Vec<T>, max: usize) -> Result<SourcePoll, BoxError> {
+        let Some(state) = self.state.as_mut() else {
+            return Ok(SourcePoll::Finished);
+        };
+        for _ in 0..max {
+            let line = state.reader.position().line() + 1;
+            let outcome = match state.reader.read_byte_record(&mut state.row) {
+                Ok(false) => return Ok(SourcePoll::Finished),
+                Ok(true) if state.row.len() != state.headers.len() => Err(format!(
+                    "{} fields where the header has {}",
+                    state.row.len(),
+                    state.headers.len()
+                )),
+                Ok(true) => state
+                    .row
+                    .deserialize::<T>(Some(&state.headers))
+                    .map_err(|error| describe(&error, &state.headers)),
+                Err(error) => Err(error.to_string()),
+            };
+            match outcome {
+                Ok(record) => out.push(record),
+                Err(reason) => {
+                    let raw = state.row.iter().collect::<Vec<_>>().join(&b","[..]);
+                    let line = state
+                        .row
+                        .position()
+                        .map_or(line, |position| position.line());
+                    self.rejected.push(DeadLetter::from_line(
+                        self.name.as_str(),
+                        line,
+                        &raw,
+                        reason,
+                    ));
+                }
+            }
+        }
+        Ok(SourcePoll::Ready { watermark: 0 })
+    }
+
+    fn drain_dead_letters(&mut self, out: &mut Vec<DeadLetter>) {
+        out.append(&mut self.rejected);
+    }
+}
+
+/// Writes records as CSV rows under a header of their field names, into one file written by
+/// worker 0 and published when the input ends.
+pub struct CsvSink {
+    file: StagedFile,
+    writer: Option<csv::Writer<BufWriter<File>>>,
+}
+
+impl CsvSink {
+    /// A sink that will write `path` (replacing it) when the job's output is complete.
+    pub fn create(path: impl Into<PathBuf>) -> Self {
+        CsvSink {
+            file: StagedFile::new(path.into()),
+            writer: None,
+        }
+    }
+
+    fn encode_error(&self, error: csv::Error) -> ConnectorError {
+        self.file
+            .format_error(format!("cannot write a CSV row: {error}"))
+    }
+}
+
+impl<T: Serialize> Sink<T> for CsvSink {
+    fn name(&self) -> String {
+        format!("csv {}", self.file.path().display())
+    }
+
+    fn placement(&self) -> SinkPlacement {
+        SinkPlacement::FirstWorker
+    }
+
+    fn open(&mut self, _worker: WorkerInfo) -> Result<(), BoxError> {
+        self.file.open()?;
+        self.writer = Some(csv::Writer::from_writer(self.file.take_writer()?));
+        Ok(())
+    }
+
+    fn write(&mut self, records: &[T]) -> Result<(), BoxError> {
+        let writer = self.writer.as_mut().ok_or_else(|| {
+            self.file
+                .error(std::io::Error::other("the sink is not open"))
+        })?;
+        for record in records {
+            if let Err(error) = writer.serialize(record) {
+                return Err(self.encode_error(error).into());
+            }
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), BoxError> {
+        if let Some(mut writer) = self.writer.take() {
+            writer.flush().map_err(|error| self.file.error(error))?;
+        }
+        Ok(self.file.publish()?)
+    }
+
+    fn abort(&mut self) {
+        self.writer = None;
+        self.file.discard();
+    }
+}

@@ -1,0 +1,360 @@
+//! JSON lines files: one JSON document per line, read in parallel by byte ranges.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use weir_engine::{
+    BoxError, DeadLetter, EventTime, Sink, SinkPlacement, Source, SourcePoll, SourceReader,
+    WorkerInfo,
+};
+use weir_operators::watermark::BoundedOutOfOrderness;
+
+use super::staged_file::StagedFile;
+use crate::error::ConnectorError;
+
+/// Read buffer size: large reads keep the system call count low.
+const READ_BUFFER: usize = 1 << 20;
+
+/// Writes values as JSON lines to `writer`, returning how many were written.
+pub fn write_json_lines<T: Serialize>(
+    path: &Path,
+    writer: &mut impl Write,
+    records: impl IntoIterator<Item = T>,
+) -> Result<u64, ConnectorError> {
+    let mut count = 0;
+    for record in records {
+        serde_json::to_writer(&mut *writer, &record).map_err(|source| ConnectorError::Encode {
+            path: path.to_owned(),
+            source,
+        })?;
+        writer
+            .write_all(b"\n")
+            .map_err(|error| ConnectorError::io(path, error))?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// A sink writing every record as a JSON line into one file. Records from all workers go to
+/// worker 0, which alone writes the file. Rows go to a hidden partial file beside it, renamed
+/// into place when the input ends, so a failed job never leaves a file that looks complete.
+///
+/// ```no_run
+/// # use weir_connectors::JsonLinesSink;
+/// # fn build(stream: weir_engine::Stream<'_, u64>) {
+/// stream.sink(JsonLinesSink::create("results.jsonl"));
+/// # }
+/// ```
+pub struct JsonLinesSink {
+    file: StagedFile,
+}
+
+impl JsonLinesSink {
+    /// A sink that will write `path` (replacing it) when the job's output is complete.
+    pub fn create(path: impl Into<PathBuf>) -> Self {
+        JsonLinesSink {
+            file: StagedFile::new(path.into()),
+        }
+    }
+}
+
+impl<T: Serialize> Sink<T> for JsonLinesSink {
+    fn name(&self) -> String {
+        format!("json lines {}", self.file.path().display())
+    }
+
+    fn placement(&self) -> SinkPlacement {
+        SinkPlacement::FirstWorker
+    }
+
+    fn open(&mut self, _worker: WorkerInfo) -> Result<(), BoxError> {
+        Ok(self.file.open()?)
+    }
+
+    fn write(&mut self, records: &[T]) -> Result<(), BoxError> {
+        let path = self.file.path().to_owned();
+        write_json_lines(&path, self.file.writer()?, records)?;
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), BoxError> {
+        Ok(self.file.publish()?)
+    }
+
+    fn abort(&mut self) {
+        self.file.discard();
+    }
+}
+
+type EventTimeOf<T> = Box<dyn Fn(&T) -> EventTime>;
+
+/// Reads a JSON lines file, one record per non-blank line. Worker `i` of `n` reads the lines
+/// that start in the `i`-th `n`-th of the file's bytes, so every line is read exactly once.
+/// A line that does not decode becomes a dead letter with its line number.
+pub struct JsonLinesSource<T> {
+    path: PathBuf,
+    event_time: Option<EventTimeOf<T>>,
+    out_of_orderness: EventTime,
+    _records: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned + 'static> JsonLinesSource<T> {
+    /// Reads `path`. Without [`event_time`](Self::event_time) the watermark stays at 0 until
+    /// the file is read.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        JsonLinesSource {
+            path: path.into(),
+            event_time: None,
+            out_of_orderness: 0,
+            _records: PhantomData,
+        }
+    }
+
+    /// Derives the watermark from these event times, allowing `out_of_orderness_ms` of
+    /// disorder.
+    pub fn event_time(
+        self,
+        out_of_orderness_ms: EventTime,
+        event_time: impl Fn(&T) -> EventTime + 'static,
+    ) -> Self {
+        JsonLinesSource {
+            event_time: Some(Box::new(event_time)),
+            out_of_orderness: out_of_orderness_ms,
+            ..self
+        }
+    }
+}
+
+impl<T: DeserializeOwned + 'static> Source for JsonLinesSource<T> {
+    type Item = T;
+    type Reader = JsonLinesReader<T>;
+
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn open(self, worker: WorkerInfo) -> Result<JsonLinesReader<T>, BoxError> {
+        let io_error = |error| ConnectorError::io(&self.path, error);
+        let mut file = File::open(&self.path).map_err(io_error)?;
+        let len = file.metadata().map_err(io_error)?.len();
+        let share = |index: usize| len * index as u64 / worker.peers as u64;
+        let (start, end) = (share(worker.index), share(worker.index + 1));
+        // A line belongs to the worker whose range holds its first byte: start after the
+        // first newline at or after `start - 1`.
+        let first_line = if start == 0 {
+            0
+        } else {
+            file.seek(SeekFrom::Start(start - 1)).map_err(io_error)?;
+            let mut skipped = Vec::new();
+            let read = BufReader::new(&mut file)
+                .read_until(b'\n', &mut skipped)
+                .map_err(io_error)?;
+            start - 1 + read as u64
+        };
+        file.seek(SeekFrom::Start(first_line)).map_err(io_error)?;
+        Ok(JsonLinesReader {
+            name: self.name(),
+            path: self.path,
+            reader: BufReader::with_capacity(READ_BUFFER, file),
+            position: first_line,
+            end,
+            first_line,
+            lines_before: None,
+            lines_read: 0,
+            line: Vec::new(),
+            event_time: self.event_time,
+            watermark: BoundedOutOfOrderness::new(self.out_of_orderness),
+            rejected: Vec::new(),
+        })
+    }
+}
+
+/// One worker's share of a [`JsonLinesSource`].
+pub struct JsonLinesReader<T> {
+    name: String,
+    path: PathBuf,
+    reader: BufReader<File>,
+    /// File position of the next line.
+    position: u64,
+    /// This worker reads the lines starting before this position.
+    end: u64,
+    first_line: u64,
+    /// Lines before `first_line`, counted only when a dead letter needs a line number.
+    lines_before: Option<u64>,
+    lines_read: u64,
+    line: Vec<u8>,
+    event_time: Option<EventTimeOf<T>>,
+    watermark: BoundedOutOfOrderness,
+    rejected: Vec<DeadLetter>,
+}
+
+impl<T> JsonLinesReader<T> {
+    /// The 1-based number of the line just read.
+    fn line_number(&mut self) -> Result<u64, ConnectorError> {
+        let before = match self.lines_before {
+            Some(before) => before,
+            None => {
+                let io_error = |error| ConnectorError::io(&self.path, error);
+                let mut head = File::open(&self.path)
+                    .map_err(io_error)?
+                    .take(self.first_line);
+                let mut buffer = vec![0; READ_BUFFER];
+                let mut count = 0;
+                loop {
+                    let read = head.read(&mut buffer).map_err(io_error)?;
+                    if read == 0 {
+                        break;
+                    }
+                    count += memchr::memchr_iter(b'\n', &buffer[..read]).count() as u64;
+                }
+                *self.lines_before.insert(count)
+            }
+        };
+        Ok(before + self.lines_read)
+    }
+}
+
+impl<T: DeserializeOwned + 'static> SourceReader for JsonLinesReader<T> {
+    type Item = T;
+
+    fn poll(&mut self, out: &mut Vec<T>, max: usize) -> Result<SourcePoll, BoxError> {
+        let mut taken = 0;
+        while taken < max && self.position < self.end {
+            self.line.clear();
+            let read = self
+                .reader
+                .read_until(b'\n', &mut self.line)
+                .map_err(|error| ConnectorError::io(&self.path, error))?;
+            if read == 0 {
+                break;
+            }
+            self.position += read as u64;
+            self.lines_read += 1;
+            let text = self.line.trim_ascii();
+            if text.is_empty() {
+                continue;
+            }
+            taken += 1;
+            match serde_json::from_slice::<T>(text) {
+                Ok(record) => {
+                    if let Some(event_time) = &self.event_time {
+                        self.watermark.observe(event_time(&record));
+                    }
+                    out.push(record);
+                }
+                Err(error) => {
+                    let line = self.line_number()?;
+                    let raw = self.line.trim_ascii_end().to_vec();
+                    self.rejected.push(DeadLetter::from_line(
+                        self.name.as_str(),
+                        line,
+                        &raw,
+                        format!("JSON decode: {error}"),
+                    ));
+                }
+            }
+        }
+        if self.position >= self.end || taken < max {
+            return Ok(SourcePoll::Finished);
+        }
+        Ok(SourcePoll::Ready {
+            watermark: self.watermark.current(),
+        })
+    }
+
+    fn drain_dead_letters(&mut self, out: &mut Vec<DeadLetter>) {
+        out.append(&mut self.rejected);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker() -> WorkerInfo {
+        WorkerInfo { index: 0, peers: 1 }
+    }
+
+    #[test]
+    fn rows_appear_only_when_the_sink_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.jsonl");
+        let mut sink = JsonLinesSink::create(&path);
+        Sink::<u64>::open(&mut sink, worker()).unwrap();
+        sink.write(&[1u64, 2]).unwrap();
+        sink.write(&[3u64]).unwrap();
+        assert!(!path.exists());
+        Sink::<u64>::close(&mut sink).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1\n2\n3\n");
+
+        let mut aborted = JsonLinesSink::create(dir.path().join("aborted.jsonl"));
+        Sink::<u64>::open(&mut aborted, worker()).unwrap();
+        aborted.write(&[1u64]).unwrap();
+        Sink::<u64>::abort(&mut aborted);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// Reads `text` as a file split over `peers` workers.
+    fn read_split(text: &str, peers: usize) -> (Vec<Vec<u64>>, Vec<DeadLetter>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.jsonl");
+        std::fs::write(&path, text).unwrap();
+        let mut letters = Vec::new();
+        let shares = (0..peers)
+            .map(|index| {
+                let source = JsonLinesSource::<u64>::new(&path);
+                let mut reader = source.open(WorkerInfo { index, peers }).unwrap();
+                let mut out = Vec::new();
+                while reader.poll(&mut out, 3).unwrap() != SourcePoll::Finished {}
+                reader.drain_dead_letters(&mut letters);
+                out
+            })
+            .collect();
+        (shares, letters)
+    }
+
+    #[test]
+    fn every_line_is_read_by_exactly_one_worker_wherever_the_splits_fall() {
+        let text: String = (0..200u64)
+            .map(|n| format!("{}\n", n * 1_000_003 % 9_999))
+            .collect();
+        let expected: Vec<u64> = (0..200u64).map(|n| n * 1_000_003 % 9_999).collect();
+        for peers in [1, 2, 3, 7, 64, 300] {
+            let (shares, letters) = read_split(&text, peers);
+            let mut all: Vec<u64> = shares.concat();
+            all.sort_unstable();
+            let mut sorted = expected.clone();
+            sorted.sort_unstable();
+            assert_eq!(all, sorted, "{peers} workers");
+            assert!(letters.is_empty());
+        }
+        // Without a final newline, the last line still counts.
+        let (shares, _) = read_split("1\n2\n3", 2);
+        assert_eq!(shares.concat(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn bad_lines_become_dead_letters_with_their_line_numbers() {
+        let text = "1\n2\nthree\n4\n\n{\"x\": 5}\n7\n";
+        for peers in [1, 2, 3] {
+            let (shares, mut letters) = read_split(text, peers);
+            let mut all = shares.concat();
+            all.sort_unstable();
+            assert_eq!(all, vec![1, 2, 4, 7]);
+            letters.sort_by_key(|letter| letter.line);
+            let lines: Vec<_> = letters
+                .iter()
+                .map(|l| (l.line.unwrap(), l.raw.clone()))
+                .collect();
+            assert_eq!(
+                lines,
+                vec![(3, b"three".to_vec()), (6, b"{\"x\": 5}".to_vec())],
+                "{peers} workers"
+            );
+        }
+    }
+}

@@ -51,6 +51,8 @@ pub fn write_json_lines<T: Serialize>(
 /// ```
 pub struct JsonLinesSink {
     file: StagedFile,
+    written: u64,
+    skip_empty: bool,
 }
 
 impl JsonLinesSink {
@@ -58,6 +60,17 @@ impl JsonLinesSink {
     pub fn create(path: impl Into<PathBuf>) -> Self {
         JsonLinesSink {
             file: StagedFile::new(path.into()),
+            written: 0,
+            skip_empty: false,
+        }
+    }
+
+    /// Leaves no file (and removes an old one) when there is nothing to write, as for a
+    /// dead-letter file of a run without bad input.
+    pub fn skip_empty(self) -> Self {
+        JsonLinesSink {
+            skip_empty: true,
+            ..self
         }
     }
 }
@@ -77,11 +90,20 @@ impl<T: Serialize> Sink<T> for JsonLinesSink {
 
     fn write(&mut self, records: &[T]) -> Result<(), BoxError> {
         let path = self.file.path().to_owned();
-        write_json_lines(&path, self.file.writer()?, records)?;
+        self.written += write_json_lines(&path, self.file.writer()?, records)?;
         Ok(())
     }
 
     fn close(&mut self) -> Result<(), BoxError> {
+        if self.skip_empty && self.written == 0 {
+            self.file.discard();
+            return match std::fs::remove_file(self.file.path()) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    Err(self.file.error(error).into())
+                }
+                _ => Ok(()),
+            };
+        }
         Ok(self.file.publish()?)
     }
 

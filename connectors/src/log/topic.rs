@@ -28,6 +28,15 @@ pub enum ValueFormat {
     },
 }
 
+impl std::fmt::Display for ValueFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValueFormat::Json => write!(f, "JSON values"),
+            ValueFormat::Binary { schema } => write!(f, "binary {schema} values"),
+        }
+    }
+}
+
 /// What `topic.json` holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct TopicMetadata {

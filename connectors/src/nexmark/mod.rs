@@ -4,6 +4,7 @@ mod generator;
 mod model;
 mod random;
 mod source;
+mod topic;
 
 pub use generator::{
     last_base0_auction_id, last_base0_person_id, EventKind, Generator, GeneratorConfig,
@@ -12,3 +13,4 @@ pub use generator::{
 };
 pub use model::{Auction, Bid, Event, Person};
 pub use source::{NexmarkReader, NexmarkSource};
+pub use topic::{write_events_to_topic, EVENT_SCHEMA};

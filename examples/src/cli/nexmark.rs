@@ -1,0 +1,292 @@
+//! `weir nexmark ...`: generate the benchmark's events, run its queries.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use weir::log::LogSource;
+use weir::nexmark::{
+    write_events_to_topic, Event, Generator, GeneratorConfig, NexmarkSource, DEFAULT_BASE_TIME,
+};
+use weir::operators::watermark::Watermarks;
+use weir::{
+    write_json_lines, Cluster, Data, DiscardSink, Job, JobConfig, JsonLinesSink, JsonLinesSource,
+    Pipeline, Stream,
+};
+use weir_examples::nexmark::{q0, q1, q2, Query};
+
+use super::location::Location;
+use super::progress;
+
+/// The `weir nexmark` commands.
+#[derive(Subcommand)]
+pub enum NexmarkCommand {
+    /// Writes generated events to a JSON lines file or a log topic.
+    Generate(GenerateArgs),
+    /// Runs a query over generated events, a log topic or a JSON lines file.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct GeneratorArgs {
+    /// Number of events to generate.
+    #[arg(long)]
+    events: Option<u64>,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Events per second of event time.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    rate: u64,
+    /// Largest lag of an event's time behind its in-order time, in milliseconds (also the
+    /// out-of-orderness the watermark allows when reading events back).
+    #[arg(long, default_value_t = 0)]
+    max_disorder_ms: u64,
+}
+
+impl GeneratorArgs {
+    fn config(&self) -> GeneratorConfig {
+        GeneratorConfig {
+            seed: self.seed,
+            rate: self.rate,
+            base_time: DEFAULT_BASE_TIME,
+            max_disorder_ms: self.max_disorder_ms,
+        }
+    }
+
+    fn events(&self) -> anyhow::Result<u64> {
+        self.events
+            .context("give the number of events to generate with --events N")
+    }
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    generator: GeneratorArgs,
+    /// Where to write: a JSON lines file, or `log:DIR/TOPIC` for a new topic of the embedded
+    /// log (binary-encoded events).
+    #[arg(long)]
+    out: Location,
+    /// Partitions of a new topic.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    partitions: u32,
+    /// Do not draw a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The query to run.
+    #[arg(long, value_enum)]
+    query: Query,
+    /// Read events from `log:DIR/TOPIC` or a JSON lines file instead of generating them.
+    #[arg(long)]
+    from: Option<Location>,
+    #[command(flatten)]
+    generator: GeneratorArgs,
+    /// Worker threads per process.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Write the results as JSON lines to this file (otherwise they are counted and dropped).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write input that cannot be decoded here, as JSON lines with the reason and the place
+    /// it was found (the file is left out when there is none).
+    #[arg(
+        long,
+        default_value = "dead-letters.jsonl",
+        conflicts_with = "fail_fast"
+    )]
+    dead_letters: PathBuf,
+    /// Stop at the first input that cannot be decoded instead of writing dead letters.
+    #[arg(long)]
+    fail_fast: bool,
+    /// Number of processes in the job (each started with its own --process), listening on
+    /// 127.0.0.1 from --port up.
+    #[arg(long, default_value_t = 1, conflicts_with = "hostfile")]
+    processes: usize,
+    /// This process's index, 0 to processes - 1.
+    #[arg(long, default_value_t = 0)]
+    process: usize,
+    /// A file of `host:port` lines, one per process, instead of --processes.
+    #[arg(long)]
+    hostfile: Option<PathBuf>,
+    /// The first port of a single-machine cluster.
+    #[arg(long, default_value_t = 2101)]
+    port: u16,
+    /// Do not draw a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// Runs a `weir nexmark` command.
+pub fn run(command: NexmarkCommand) -> anyhow::Result<()> {
+    match command {
+        NexmarkCommand::Generate(args) => generate(&args),
+        NexmarkCommand::Run(args) => run_query(&args),
+    }
+}
+
+fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let events = args.generator.events()?;
+    let config = args.generator.config();
+    let bar = progress::bar(events, args.no_progress);
+    match &args.out {
+        Location::File(path) => generate_json_lines(&config, events, path, &bar)?,
+        Location::Log(dir) => {
+            let written = Arc::new(AtomicU64::new(0));
+            let watcher = progress::watch_counter(bar.clone(), Arc::clone(&written));
+            let result = write_events_to_topic(dir, args.partitions, &config, events, &written);
+            drop(watcher);
+            result?;
+        }
+    }
+    bar.finish_and_clear();
+    let wall = started.elapsed().as_secs_f64();
+    println!(
+        "generated {events} events in {wall:.2} s ({:.2} M events/s) -> {}",
+        events as f64 / wall / 1e6,
+        args.out
+    );
+    Ok(())
+}
+
+fn generate_json_lines(
+    config: &GeneratorConfig,
+    events: u64,
+    out: &Path,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<()> {
+    const CHUNK: u64 = 64 * 1024;
+    let generator = Generator::new(config.clone());
+    let file =
+        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+    for start in (0..events).step_by(CHUNK as usize) {
+        let end = (start + CHUNK).min(events);
+        write_json_lines(out, &mut writer, (start..end).map(|id| generator.event(id)))?;
+        bar.set_position(end);
+    }
+    std::io::Write::flush(&mut writer).with_context(|| format!("cannot write {}", out.display()))
+}
+
+/// Builds the source of the events: the generator, a topic or a JSON lines file.
+fn event_source<'s>(
+    p: &mut Pipeline<'s>,
+    from: Option<&Location>,
+    generator: &GeneratorConfig,
+    events: u64,
+) -> Stream<'s, Event> {
+    let disorder = generator.max_disorder_ms;
+    match from {
+        None => p.source(NexmarkSource::new(generator.clone(), events)),
+        Some(Location::Log(dir)) => p.source(
+            LogSource::<Event>::new(dir)
+                .watermarks(Watermarks::bounded(Duration::from_millis(disorder)))
+                .until_end(),
+        ),
+        Some(Location::File(path)) => {
+            p.source(JsonLinesSource::<Event>::new(path).event_time(disorder, Event::date_time))
+        }
+    }
+}
+
+fn run_query(args: &RunArgs) -> anyhow::Result<()> {
+    let mut config = JobConfig::default().workers(args.workers);
+    if args.processes > 1 || args.hostfile.is_some() {
+        let cluster = match &args.hostfile {
+            Some(path) => Cluster::from_host_file(path, args.process)?,
+            None => Cluster::localhost(args.processes, args.process, args.port),
+        };
+        config = config.cluster(cluster);
+    }
+    config.validate()?;
+    if config.cluster.is_none() && args.process != 0 {
+        bail!(
+            "--process {} needs a cluster: give --processes or --hostfile",
+            args.process
+        );
+    }
+    let events = match &args.from {
+        None => args.generator.events()?,
+        Some(_) if args.generator.events.is_some() => {
+            bail!("--events counts generated events; a run --from a topic or file reads it all")
+        }
+        Some(_) => 0,
+    };
+    let processes = config.processes();
+    let job = Job::new(config.clone());
+    let metrics = job.metrics();
+    // This process reads its workers' share of the generated events.
+    let expected = events * config.workers as u64 / config.total_workers() as u64;
+    let bar = progress::bar(expected, args.no_progress || args.from.is_some());
+    let watcher = progress::watch(bar.clone(), move || metrics.records_in());
+
+    let query = args.query;
+    let generator = args.generator.config();
+    let from = args.from.clone();
+    let out = args.out.clone();
+    let dead_letters = (!args.fail_fast).then(|| args.dead_letters.clone());
+    let metrics = job.metrics();
+    let report = job.run(move |p| {
+        let events = event_source(p, from.as_ref(), &generator, events);
+        match query {
+            Query::Q0 => write_results(q0(events), out.as_deref()),
+            Query::Q1 => write_results(q1(events), out.as_deref()),
+            Query::Q2 => write_results(q2(events), out.as_deref()),
+        }
+        if let Some(path) = &dead_letters {
+            p.dead_letters_to(JsonLinesSink::create(path).skip_empty());
+        }
+        Ok(())
+    });
+    bar.finish_and_clear();
+    drop(watcher);
+    let report = report?;
+    let wall = report.wall.as_secs_f64();
+    let scope = if processes > 1 {
+        format!(" (process {} of {processes})", args.process)
+    } else {
+        String::new()
+    };
+    let input = args
+        .from
+        .as_ref()
+        .map(|from| format!(" from {from}"))
+        .unwrap_or_default();
+    println!(
+        "{query:?}{scope}{input}: {} events in {wall:.2} s, {:.2} M events/s, {} output rows{}",
+        report.records_in,
+        report.records_in as f64 / wall / 1e6,
+        report.records_out,
+        args.out
+            .as_ref()
+            .map(|path| format!(" -> {}", path.display()))
+            .unwrap_or_default(),
+    );
+    let rejected = metrics.dead_letters();
+    if rejected > 0 {
+        println!(
+            "{rejected} input records could not be decoded -> {}",
+            args.dead_letters.display()
+        );
+    }
+    if report.records_in == 0 && events > 0 {
+        bail!("no events were read");
+    }
+    Ok(())
+}
+
+/// Writes a query's results to a JSON lines file, or counts them if there is no file.
+fn write_results<T: Data>(results: Stream<'_, T>, out: Option<&Path>) {
+    match out {
+        Some(path) => results.sink(JsonLinesSink::create(path)),
+        None => results.sink(DiscardSink),
+    }
+}

@@ -1,0 +1,337 @@
+//! The `weir log` commands and `weir nexmark` reading from topics and files, as a user runs
+//! them.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn weir_in(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "weir failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn failure(output: Output) -> String {
+    assert!(
+        !output.status.success(),
+        "weir should have failed: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    stderr.trim().lines().last().unwrap_or_default().to_owned()
+}
+
+fn line_counts(path: &Path) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for line in std::fs::read_to_string(path).unwrap().lines() {
+        *counts.entry(line.to_owned()).or_default() += 1;
+    }
+    counts
+}
+
+#[test]
+fn a_query_reads_the_same_events_from_the_generator_a_topic_and_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| ok(weir_in(dir.path(), args, b""));
+    run(&[
+        "nexmark",
+        "generate",
+        "--events",
+        "30000",
+        "--out",
+        "log:data/events",
+        "--partitions",
+        "4",
+        "--no-progress",
+    ]);
+    run(&[
+        "nexmark",
+        "generate",
+        "--events",
+        "30000",
+        "--out",
+        "events.jsonl",
+        "--no-progress",
+    ]);
+    let described = run(&["log", "describe", "data/events"]);
+    assert!(
+        described.contains("binary nexmark.Event values), 4 partitions"),
+        "{described}"
+    );
+    let total = described
+        .lines()
+        .find(|line| line.trim_start().starts_with("total"))
+        .unwrap();
+    assert_eq!(
+        total.split_whitespace().nth(1),
+        Some("30000"),
+        "{described}"
+    );
+    for query in ["q0", "q1", "q2"] {
+        run(&[
+            "nexmark",
+            "run",
+            "--query",
+            query,
+            "--events",
+            "30000",
+            "--workers",
+            "2",
+            "--out",
+            "generated.jsonl",
+            "--no-progress",
+        ]);
+        let summary = run(&[
+            "nexmark",
+            "run",
+            "--query",
+            query,
+            "--from",
+            "log:data/events",
+            "--workers",
+            "2",
+            "--out",
+            "from-log.jsonl",
+            "--no-progress",
+        ]);
+        assert!(summary.contains("30000 events"), "{summary}");
+        run(&[
+            "nexmark",
+            "run",
+            "--query",
+            query,
+            "--from",
+            "events.jsonl",
+            "--workers",
+            "3",
+            "--out",
+            "from-file.jsonl",
+            "--no-progress",
+        ]);
+        let expected = line_counts(&dir.path().join("generated.jsonl"));
+        assert!(!expected.is_empty());
+        assert_eq!(
+            line_counts(&dir.path().join("from-log.jsonl")),
+            expected,
+            "{query} from the log"
+        );
+        assert_eq!(
+            line_counts(&dir.path().join("from-file.jsonl")),
+            expected,
+            "{query} from the file"
+        );
+    }
+    assert!(
+        !dir.path().join("dead-letters.jsonl").exists(),
+        "no dead letters, no file"
+    );
+}
+
+#[test]
+fn topics_are_created_filled_read_and_described_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let weir = |args: &[&str], stdin: &[u8]| weir_in(dir.path(), args, stdin);
+    ok(weir(
+        &["log", "create", "data/orders", "--partitions", "3"],
+        b"",
+    ));
+    let input: String = (0..90)
+        .map(|n| {
+            format!(
+                "{{\"customer\": \"c{}\", \"amount\": {n}, \"at\": {}}}\n",
+                n % 7,
+                1000 + n
+            )
+        })
+        .collect();
+    let produced = ok(weir(
+        &[
+            "log",
+            "produce",
+            "data/orders",
+            "--key",
+            "customer",
+            "--timestamp",
+            "at",
+        ],
+        input.as_bytes(),
+    ));
+    assert!(produced.contains("produced 90 records"), "{produced}");
+
+    let consumed = ok(weir(&["log", "consume", "data/orders", "--metadata"], b""));
+    let records: Vec<serde_json::Value> = consumed
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(records.len(), 90);
+    // One customer, one partition; timestamps taken from the field.
+    let mut partition_of = HashMap::new();
+    for record in &records {
+        let customer = record["value"]["customer"].as_str().unwrap().to_owned();
+        let partition = record["partition"].as_u64().unwrap();
+        assert_eq!(
+            *partition_of.entry(customer).or_insert(partition),
+            partition
+        );
+        assert_eq!(
+            record["timestamp"].as_u64().unwrap(),
+            1000 + record["value"]["amount"].as_u64().unwrap()
+        );
+    }
+    assert!(
+        partition_of
+            .values()
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            > 1
+    );
+
+    let limited = ok(weir(
+        &[
+            "log",
+            "consume",
+            "data/orders",
+            "--partition",
+            "1",
+            "--from-offset",
+            "2",
+            "--limit",
+            "3",
+            "--metadata",
+        ],
+        b"",
+    ));
+    let offsets: Vec<u64> = limited
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["offset"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(offsets, vec![2, 3, 4]);
+    let late = ok(weir(
+        &["log", "consume", "data/orders", "--from-time", "1085"],
+        b"",
+    ));
+    assert_eq!(late.lines().count(), 5);
+
+    let described = ok(weir(&["log", "describe", "data/orders"], b""));
+    assert!(described.contains("1970-01-01 00:00:01.000"), "{described}");
+
+    // Bad input names its line; binary topics refuse JSON.
+    let error = failure(weir(
+        &["log", "produce", "data/orders"],
+        b"{\"ok\": 1}\n{not json\n",
+    ));
+    assert!(
+        error.contains("line 2: not JSON") && error.contains("1 records before it were produced"),
+        "{error}"
+    );
+    ok(weir(
+        &["log", "create", "data/binary", "--format", "binary"],
+        b"",
+    ));
+    let error = failure(weir(&["log", "produce", "data/binary"], b"{}\n"));
+    assert!(error.contains("binary nexmark.Event values"), "{error}");
+    let error = failure(weir(
+        &["log", "consume", "data/orders", "--from-offset", "1:99"],
+        b"",
+    ));
+    assert!(error.contains("offset 99 is outside"), "{error}");
+    let error = failure(weir(&["log", "describe", "data/none"], b""));
+    assert!(error.contains("weir log create"), "{error}");
+}
+
+#[test]
+fn undecodable_events_go_to_the_dead_letter_file_or_stop_a_fail_fast_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let weir = |args: &[&str]| weir_in(dir.path(), args, b"");
+    ok(weir(&[
+        "nexmark",
+        "generate",
+        "--events",
+        "500",
+        "--out",
+        "good.jsonl",
+        "--no-progress",
+    ]));
+    let good = std::fs::read_to_string(dir.path().join("good.jsonl")).unwrap();
+    let lines: Vec<&str> = good.lines().collect();
+    let mut bad = String::new();
+    for (index, line) in lines.iter().enumerate() {
+        bad.push_str(line);
+        bad.push('\n');
+        if index % 100 == 50 {
+            bad.push_str("{\"bid\": {\"auction\": \"not a number\"}}\n");
+        }
+    }
+    std::fs::write(dir.path().join("bad.jsonl"), &bad).unwrap();
+    let summary = ok(weir(&[
+        "nexmark",
+        "run",
+        "--query",
+        "q0",
+        "--from",
+        "bad.jsonl",
+        "--workers",
+        "2",
+        "--out",
+        "q0.jsonl",
+        "--no-progress",
+    ]));
+    assert!(summary.contains("500 events"), "{summary}");
+    assert!(
+        summary.contains("5 input records could not be decoded -> dead-letters.jsonl"),
+        "{summary}"
+    );
+    let letters: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("dead-letters.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+    let mut line_numbers: Vec<u64> = letters
+        .iter()
+        .map(|l| l["line"].as_u64().unwrap())
+        .collect();
+    line_numbers.sort_unstable();
+    assert_eq!(line_numbers, vec![52, 153, 254, 355, 456]);
+    assert!(letters
+        .iter()
+        .all(|l| l["source"] == "bad.jsonl"
+            && l["raw"] == "{\"bid\": {\"auction\": \"not a number\"}}"));
+
+    let error = failure(weir(&[
+        "nexmark",
+        "run",
+        "--query",
+        "q0",
+        "--from",
+        "bad.jsonl",
+        "--fail-fast",
+        "--no-progress",
+    ]));
+    assert!(
+        error.starts_with("error: rejected input: bad.jsonl, line 52: JSON decode"),
+        "{error}"
+    );
+}

@@ -2,6 +2,11 @@
 
 mod cli;
 
+/// Jobs allocate and free small records at high rates; mimalloc does that faster than the
+/// system allocator (measured in the Nexmark benchmark, see docs/architecture.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 use cli::log::LogCommand;

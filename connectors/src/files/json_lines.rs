@@ -240,43 +240,83 @@ impl<T> JsonLinesReader<T> {
     }
 }
 
+/// One line, decoded.
+enum Line<T> {
+    Blank,
+    Record(T),
+    Bad { raw: Vec<u8>, reason: String },
+}
+
+/// Decodes one line (with or without its newline). The line is checked for UTF-8 once, with
+/// SIMD, so that the JSON parser can skip checking each string again.
+fn decode_line<T: DeserializeOwned>(line: &[u8]) -> Line<T> {
+    let bytes = line.trim_ascii();
+    if bytes.is_empty() {
+        return Line::Blank;
+    }
+    let decoded = simdutf8::basic::from_utf8(bytes)
+        .map_err(|_| "the line is not UTF-8".to_owned())
+        .and_then(|text| {
+            serde_json::from_str::<T>(text).map_err(|error| format!("JSON decode: {error}"))
+        });
+    match decoded {
+        Ok(record) => Line::Record(record),
+        Err(reason) => Line::Bad {
+            raw: line.trim_ascii_end().to_vec(),
+            reason,
+        },
+    }
+}
+
 impl<T: DeserializeOwned + 'static> SourceReader for JsonLinesReader<T> {
     type Item = T;
 
     fn poll(&mut self, out: &mut Vec<T>, max: usize) -> Result<SourcePoll, BoxError> {
         let mut taken = 0;
         while taken < max && self.position < self.end {
-            self.line.clear();
-            let read = self
+            // Decode lines in place in the read buffer; only a line cut by the buffer's end
+            // is copied out first.
+            let buffer = self
                 .reader
-                .read_until(b'\n', &mut self.line)
+                .fill_buf()
                 .map_err(|error| ConnectorError::io(&self.path, error))?;
-            if read == 0 {
+            if buffer.is_empty() {
                 break;
             }
-            self.position += read as u64;
-            self.lines_read += 1;
-            let text = self.line.trim_ascii();
-            if text.is_empty() {
-                continue;
+            let (decoded, length, in_buffer) = match memchr::memchr(b'\n', buffer) {
+                Some(newline) => (decode_line::<T>(&buffer[..newline]), newline + 1, true),
+                None => {
+                    self.line.clear();
+                    let read = self
+                        .reader
+                        .read_until(b'\n', &mut self.line)
+                        .map_err(|error| ConnectorError::io(&self.path, error))?;
+                    (decode_line::<T>(&self.line), read, false)
+                }
+            };
+            if in_buffer {
+                self.reader.consume(length);
             }
-            taken += 1;
-            match serde_json::from_slice::<T>(text) {
-                Ok(record) => {
+            self.position += length as u64;
+            self.lines_read += 1;
+            match decoded {
+                Line::Blank => {}
+                Line::Record(record) => {
                     if let Some(event_time) = &self.event_time {
                         self.watermark.observe(event_time(&record));
                     }
                     out.push(record);
+                    taken += 1;
                 }
-                Err(error) => {
+                Line::Bad { raw, reason } => {
                     let line = self.line_number()?;
-                    let raw = self.line.trim_ascii_end().to_vec();
                     self.rejected.push(DeadLetter::from_line(
                         self.name.as_str(),
                         line,
                         &raw,
-                        format!("JSON decode: {error}"),
+                        reason,
                     ));
+                    taken += 1;
                 }
             }
         }

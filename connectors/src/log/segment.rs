@@ -208,26 +208,18 @@ impl SegmentCursor {
         self.buffer.drain(..self.at);
         self.buffer_start += self.at as u64;
         self.at = 0;
-        let target = needed.unwrap_or(0).max(self.buffer.len() + READ_CHUNK);
         let old_len = self.buffer.len();
-        self.buffer.resize(target, 0);
-        let mut filled = old_len;
-        while filled < target {
-            match self.file.read(&mut self.buffer[filled..]) {
-                Ok(0) => break,
-                Ok(read) => filled += read,
+        let target = needed.unwrap_or(0).max(old_len + READ_CHUNK);
+        // `read_to_end` reads into spare capacity without zeroing it first.
+        let mut remaining = (&mut self.file).take((target - old_len) as u64);
+        loop {
+            match remaining.read_to_end(&mut self.buffer) {
+                Ok(_) => break,
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(error) => {
-                    self.buffer.truncate(filled);
-                    return Err(ConnectorError::io(&self.path, error));
-                }
-            }
-            // One read is enough unless a frame larger than a chunk is still incomplete.
-            if needed.is_none_or(|needed| filled >= needed) {
-                break;
+                Err(error) => return Err(ConnectorError::io(&self.path, error)),
             }
         }
-        self.buffer.truncate(filled);
+        let filled = self.buffer.len();
         Ok(filled > old_len)
     }
 }

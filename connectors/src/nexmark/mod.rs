@@ -4,6 +4,7 @@ mod generator;
 mod model;
 mod random;
 mod source;
+mod strings;
 mod topic;
 
 pub use generator::{

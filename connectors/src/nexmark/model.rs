@@ -28,6 +28,7 @@ pub struct Person {
     #[serde(with = "serde_millis")]
     pub date_time: EventTime,
     /// Padding.
+    #[serde(deserialize_with = "super::strings::long_string")]
     pub extra: String,
 }
 
@@ -56,6 +57,7 @@ pub struct Auction {
     /// Category id, 10 to 14.
     pub category: u64,
     /// Padding.
+    #[serde(deserialize_with = "super::strings::long_string")]
     pub extra: String,
 }
 
@@ -71,13 +73,16 @@ pub struct Bid {
     pub price: u64,
     /// The channel the bid came through. Shared (`Arc`) because bids draw from a fixed set
     /// of channels: cloning a shared string is cheaper than allocating one per bid.
+    #[serde(deserialize_with = "super::strings::shared_str")]
     pub channel: Arc<str>,
     /// The url the bid came through; shared like `channel`.
+    #[serde(deserialize_with = "super::strings::shared_str")]
     pub url: Arc<str>,
     /// Event time, milliseconds since the Unix epoch.
     #[serde(with = "serde_millis")]
     pub date_time: EventTime,
     /// Padding.
+    #[serde(deserialize_with = "super::strings::long_string")]
     pub extra: String,
 }
 

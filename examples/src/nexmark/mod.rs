@@ -2,4 +2,4 @@
 
 mod queries;
 
-pub use queries::{bids, q0, q1, q2, Q0Row, Q1Row, Q2Row, Query};
+pub use queries::{q0, q1, q2, select_bids, Q0Row, Q1Row, Q2Row, Query};

@@ -5,6 +5,8 @@
 //!
 //! `cargo bench -p weir-benches --bench nexmark` (set `WEIR_BENCH_EVENTS`, default 10 M).
 
+// Links the benchmarks crate, which sets the global allocator.
+use weir_benches as _;
 use std::collections::HashMap;
 use std::time::Instant;
 

@@ -1,0 +1,134 @@
+//! Reading real bytes: Nexmark q0 and q1 over a topic of the embedded log (8 partitions,
+//! binary events) and over the same events as a JSON lines file, on 1 and 2 workers. Prints
+//! events/s and MB/s of input; checks only that every event was read.
+//!
+//! `cargo bench -p weir-benches --bench log` (set `WEIR_BENCH_EVENTS`, default 10 M; the
+//! input is written once under `WEIR_BENCH_DIR`, default the system's temporary directory,
+//! and reused by later runs).
+
+// Links the benchmarks crate, which sets the global allocator.
+use weir_benches as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use weir::log::LogSource;
+use weir::nexmark::{write_events_to_topic, Event, Generator, GeneratorConfig};
+use weir::operators::watermark::Watermarks;
+use weir::{write_json_lines, Data, DiscardSink, Job, JobConfig, JsonLinesSource, Stream};
+use weir_examples::nexmark::{q0, q1};
+
+const PARTITIONS: u32 = 8;
+
+/// The benchmark's input: a topic and a JSON lines file of the same events.
+struct Input {
+    topic: PathBuf,
+    file: PathBuf,
+}
+
+/// Writes the input unless an earlier run left it complete.
+fn prepare(events: u64) -> Input {
+    let base = std::env::var_os("WEIR_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("weir-bench-log-{events}"));
+    let input = Input {
+        topic: base.join("events"),
+        file: base.join("events.jsonl"),
+    };
+    let complete = base.join("complete");
+    if complete.exists() {
+        return input;
+    }
+    if base.exists() {
+        std::fs::remove_dir_all(&base).expect("the old input is removed");
+    }
+    std::fs::create_dir_all(&base).expect("the input directory is created");
+    println!("writing {events} events to {} ...", base.display());
+    let config = GeneratorConfig::default();
+    write_events_to_topic(&input.topic, PARTITIONS, &config, events, &AtomicU64::new(0))
+        .expect("the topic is written");
+    let generator = Generator::new(config);
+    let file = std::fs::File::create(&input.file).expect("the JSON lines file is created");
+    let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+    write_json_lines(&input.file, &mut writer, (0..events).map(|id| generator.event(id)))
+        .expect("the JSON lines file is written");
+    std::io::Write::flush(&mut writer).expect("the JSON lines file is flushed");
+    std::fs::write(&complete, b"").expect("the input is marked complete");
+    input
+}
+
+/// Bytes of regular files under `path`.
+fn bytes_under(path: &Path) -> u64 {
+    let meta = std::fs::metadata(path).expect("the input exists");
+    if meta.is_file() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .expect("the input directory is readable")
+        .map(|entry| bytes_under(&entry.expect("a directory entry").path()))
+        .sum()
+}
+
+/// Runs `query` on `workers` workers over the topic or the file; returns the wall time.
+fn run<T: Data>(
+    input: &Path,
+    from_log: bool,
+    workers: usize,
+    events: u64,
+    query: for<'s> fn(Stream<'s, Event>) -> Stream<'s, T>,
+) -> Duration {
+    let input = input.to_owned();
+    let report = Job::new(JobConfig::default().workers(workers))
+        .run(move |p| {
+            let events = if from_log {
+                p.source(
+                    LogSource::<Event>::new(&input)
+                        .watermarks(Watermarks::monotonic())
+                        .until_end(),
+                )
+            } else {
+                p.source(JsonLinesSource::<Event>::new(&input).event_time(0, Event::date_time))
+            };
+            query(events).sink(DiscardSink);
+            Ok(())
+        })
+        .expect("the benchmark job runs");
+    assert_eq!(report.records_in, events, "every event was read");
+    report.wall
+}
+
+fn main() {
+    let events: u64 = std::env::var("WEIR_BENCH_EVENTS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(10_000_000);
+    let input = prepare(events);
+    let sources = [
+        ("log", &input.topic, true),
+        ("json lines", &input.file, false),
+    ];
+    println!("Nexmark over {events} events read from disk (page cache warm after the first run)");
+    println!(
+        "{:<16} {:>8} {:>12} {:>10}",
+        "query / input", "workers", "M events/s", "MB/s"
+    );
+    for (source, path, from_log) in sources {
+        let bytes = bytes_under(path) as f64;
+        for (name, query) in [("q0", 0), ("q1", 1)] {
+            for workers in [1, 2] {
+                let wall = match query {
+                    0 => run(path, from_log, workers, events, q0),
+                    _ => run(path, from_log, workers, events, q1),
+                }
+                .as_secs_f64();
+                println!(
+                    "{:<16} {workers:>8} {:>12.2} {:>10.0}",
+                    format!("{name} / {source}"),
+                    events as f64 / wall / 1e6,
+                    bytes / wall / 1e6
+                );
+            }
+        }
+    }
+}

@@ -1,9 +1,9 @@
 //! Micro-benchmarks of the Nexmark generator and the JSON encoding of its events.
 
 // Links the benchmarks crate, which sets the global allocator.
-use weir_benches as _;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use weir::nexmark::{Generator, GeneratorConfig};
+use weir_benches as _;
 
 fn generator(c: &mut Criterion) {
     let generator = Generator::new(GeneratorConfig::default());

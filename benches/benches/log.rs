@@ -7,10 +7,10 @@
 //! and reused by later runs).
 
 // Links the benchmarks crate, which sets the global allocator.
-use weir_benches as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
+use weir_benches as _;
 
 use weir::log::LogSource;
 use weir::nexmark::{write_events_to_topic, Event, Generator, GeneratorConfig};
@@ -46,13 +46,23 @@ fn prepare(events: u64) -> Input {
     std::fs::create_dir_all(&base).expect("the input directory is created");
     println!("writing {events} events to {} ...", base.display());
     let config = GeneratorConfig::default();
-    write_events_to_topic(&input.topic, PARTITIONS, &config, events, &AtomicU64::new(0))
-        .expect("the topic is written");
+    write_events_to_topic(
+        &input.topic,
+        PARTITIONS,
+        &config,
+        events,
+        &AtomicU64::new(0),
+    )
+    .expect("the topic is written");
     let generator = Generator::new(config);
     let file = std::fs::File::create(&input.file).expect("the JSON lines file is created");
     let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
-    write_json_lines(&input.file, &mut writer, (0..events).map(|id| generator.event(id)))
-        .expect("the JSON lines file is written");
+    write_json_lines(
+        &input.file,
+        &mut writer,
+        (0..events).map(|id| generator.event(id)),
+    )
+    .expect("the JSON lines file is written");
     std::io::Write::flush(&mut writer).expect("the JSON lines file is flushed");
     std::fs::write(&complete, b"").expect("the input is marked complete");
     input

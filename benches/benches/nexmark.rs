@@ -6,9 +6,9 @@
 //! `cargo bench -p weir-benches --bench nexmark` (set `WEIR_BENCH_EVENTS`, default 10 M).
 
 // Links the benchmarks crate, which sets the global allocator.
-use weir_benches as _;
 use std::collections::HashMap;
 use std::time::Instant;
+use weir_benches as _;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;

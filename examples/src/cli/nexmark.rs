@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use weir::log::LogSource;
+use weir::log::{LogConfig, LogSink, LogSource, Topic, ValueFormat};
 use weir::nexmark::{
     write_events_to_topic, Event, Generator, GeneratorConfig, NexmarkSource, DEFAULT_BASE_TIME,
 };
@@ -95,14 +95,15 @@ pub struct RunArgs {
     /// Write the results as JSON lines to this file (otherwise they are counted and dropped).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Write input that cannot be decoded here, as JSON lines with the reason and the place
-    /// it was found (the file is left out when there is none).
+    /// Write input that cannot be decoded here, with the reason and the place it was found:
+    /// a JSON lines file (left out when there is none) or `log:DIR/TOPIC` (created as a JSON
+    /// topic of one partition if missing).
     #[arg(
         long,
         default_value = "dead-letters.jsonl",
         conflicts_with = "fail_fast"
     )]
-    dead_letters: PathBuf,
+    dead_letters: Location,
     /// Stop at the first input that cannot be decoded instead of writing dead letters.
     #[arg(long)]
     fail_fast: bool,
@@ -233,6 +234,11 @@ fn run_query(args: &RunArgs) -> anyhow::Result<()> {
     let from = args.from.clone();
     let out = args.out.clone();
     let dead_letters = (!args.fail_fast).then(|| args.dead_letters.clone());
+    if let Some(Location::Log(dir)) = &dead_letters {
+        if Topic::open(dir).is_err() {
+            Topic::create(dir, 1, ValueFormat::Json, LogConfig::default())?;
+        }
+    }
     let metrics = job.metrics();
     let report = job.run(move |p| {
         let events = event_source(p, from.as_ref(), &generator, events);
@@ -241,8 +247,12 @@ fn run_query(args: &RunArgs) -> anyhow::Result<()> {
             Query::Q1 => write_results(q1(events), out.as_deref()),
             Query::Q2 => write_results(q2(events), out.as_deref()),
         }
-        if let Some(path) = &dead_letters {
-            p.dead_letters_to(JsonLinesSink::create(path).skip_empty());
+        match &dead_letters {
+            Some(Location::File(path)) => {
+                p.dead_letters_to(JsonLinesSink::create(path).skip_empty())
+            }
+            Some(Location::Log(dir)) => p.dead_letters_to(LogSink::new(dir)),
+            None => {}
         }
         Ok(())
     });
@@ -274,7 +284,7 @@ fn run_query(args: &RunArgs) -> anyhow::Result<()> {
     if rejected > 0 {
         println!(
             "{rejected} input records could not be decoded -> {}",
-            args.dead_letters.display()
+            args.dead_letters
         );
     }
     if report.records_in == 0 && events > 0 {

@@ -17,6 +17,13 @@ fn small_segments() -> LogConfig {
     }
 }
 
+/// A JSON topic in a fresh temporary directory (kept alive by the returned guard).
+fn new_topic(partitions: u32, config: LogConfig) -> (tempfile::TempDir, Topic) {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = Topic::create(dir.path().join("t"), partitions, ValueFormat::Json, config).unwrap();
+    (dir, topic)
+}
+
 fn value_of(partition: u32, number: u64) -> String {
     format!(
         "partition {partition} record {number} {}",
@@ -79,9 +86,7 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn records_round_trip_across_partitions_and_segment_rolls_from_any_offset() {
-    let dir = tempfile::tempdir().unwrap();
-    let topic =
-        Topic::create(dir.path().join("t"), 5, ValueFormat::Json, small_segments()).unwrap();
+    let (_dir, topic) = new_topic(5, small_segments());
     fill(&topic, 700);
     for partition in 0..5 {
         assert!(
@@ -124,9 +129,7 @@ fn records_round_trip_across_partitions_and_segment_rolls_from_any_offset() {
 
 #[test]
 fn a_reader_follows_its_writer_across_rolls() {
-    let dir = tempfile::tempdir().unwrap();
-    let topic =
-        Topic::create(dir.path().join("t"), 1, ValueFormat::Json, small_segments()).unwrap();
+    let (_dir, topic) = new_topic(1, small_segments());
     let mut writer = topic.writer(0).unwrap();
     let mut reader = topic.reader(0, 0).unwrap();
     let mut seen = Vec::new();
@@ -151,14 +154,7 @@ fn a_reader_follows_its_writer_across_rolls() {
 
 #[test]
 fn a_torn_tail_is_cut_off_on_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let topic = Topic::create(
-        dir.path().join("t"),
-        1,
-        ValueFormat::Json,
-        LogConfig::default(),
-    )
-    .unwrap();
+    let (_dir, topic) = new_topic(1, LogConfig::default());
     fill(&topic, 100);
     let segment = segment_files(&topic.partition_dir(0)).pop().unwrap();
     let len = std::fs::metadata(&segment).unwrap().len();
@@ -187,14 +183,7 @@ fn a_torn_tail_is_cut_off_on_open() {
 
 #[test]
 fn a_zero_filled_tail_is_cut_off_on_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let topic = Topic::create(
-        dir.path().join("t"),
-        1,
-        ValueFormat::Json,
-        LogConfig::default(),
-    )
-    .unwrap();
+    let (_dir, topic) = new_topic(1, LogConfig::default());
     fill(&topic, 10);
     let segment = segment_files(&topic.partition_dir(0)).pop().unwrap();
     OpenOptions::new()
@@ -227,9 +216,7 @@ fn assert_corrupt(error: ConnectorError, file: &Path) -> u64 {
 
 #[test]
 fn a_flipped_byte_in_a_closed_segment_is_reported_with_file_and_offset() {
-    let dir = tempfile::tempdir().unwrap();
-    let topic =
-        Topic::create(dir.path().join("t"), 1, ValueFormat::Json, small_segments()).unwrap();
+    let (_dir, topic) = new_topic(1, small_segments());
     fill(&topic, 300);
     let segments = segment_files(&topic.partition_dir(0));
     let damaged = &segments[1];
@@ -259,14 +246,7 @@ fn a_flipped_byte_in_a_closed_segment_is_reported_with_file_and_offset() {
 
 #[test]
 fn a_flipped_byte_in_the_middle_of_the_active_segment_fails_the_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let topic = Topic::create(
-        dir.path().join("t"),
-        1,
-        ValueFormat::Json,
-        LogConfig::default(),
-    )
-    .unwrap();
+    let (_dir, topic) = new_topic(1, LogConfig::default());
     fill(&topic, 100);
     let segment = segment_files(&topic.partition_dir(0)).pop().unwrap();
     let len = std::fs::metadata(&segment).unwrap().len();
@@ -280,12 +260,11 @@ fn a_flipped_byte_in_the_middle_of_the_active_segment_fails_the_open() {
 
 #[test]
 fn size_retention_deletes_whole_old_segments() {
-    let dir = tempfile::tempdir().unwrap();
     let config = LogConfig {
         retention_bytes: Some(3 * 4096),
         ..small_segments()
     };
-    let topic = Topic::create(dir.path().join("t"), 1, ValueFormat::Json, config).unwrap();
+    let (_dir, topic) = new_topic(1, config);
     fill(&topic, 1000);
     let partition_dir = topic.partition_dir(0);
     let total: u64 = segment_files(&partition_dir)
@@ -310,12 +289,11 @@ fn size_retention_deletes_whole_old_segments() {
 
 #[test]
 fn age_retention_deletes_segments_not_written_for_a_while() {
-    let dir = tempfile::tempdir().unwrap();
     let config = LogConfig {
         retention_ms: Some(200),
         ..small_segments()
     };
-    let topic = Topic::create(dir.path().join("t"), 1, ValueFormat::Json, config).unwrap();
+    let (_dir, topic) = new_topic(1, config);
     fill(&topic, 300);
     let segments_before = segment_files(&topic.partition_dir(0)).len();
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -330,14 +308,7 @@ fn age_retention_deletes_segments_not_written_for_a_while() {
 
 #[test]
 fn a_second_writer_of_a_partition_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let topic = Topic::create(
-        dir.path().join("t"),
-        1,
-        ValueFormat::Json,
-        LogConfig::default(),
-    )
-    .unwrap();
+    let (_dir, topic) = new_topic(1, LogConfig::default());
     let _first = topic.writer(0).unwrap();
     let error = topic.writer(0).unwrap_err().to_string();
     assert!(error.contains("another writer"), "{error}");
@@ -345,9 +316,7 @@ fn a_second_writer_of_a_partition_is_refused() {
 
 #[test]
 fn offsets_are_found_by_time_and_topics_are_described() {
-    let dir = tempfile::tempdir().unwrap();
-    let topic =
-        Topic::create(dir.path().join("t"), 3, ValueFormat::Json, small_segments()).unwrap();
+    let (dir, topic) = new_topic(3, small_segments());
     fill(&topic, 500);
     assert_eq!(topic.offset_for_time(1, 0).unwrap(), 0);
     assert_eq!(topic.offset_for_time(1, 2345).unwrap(), 235);

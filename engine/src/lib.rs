@@ -10,6 +10,7 @@ mod error;
 mod iter_source;
 mod job;
 mod key_group;
+mod keyed;
 mod metrics;
 mod pipeline;
 mod sink;
@@ -22,11 +23,12 @@ pub use error::{BoxError, ConfigError, EngineError};
 pub use iter_source::{IterReader, IterSource};
 pub use job::{Job, JobReport, WorkerInfo};
 pub use key_group::{KeyGroup, KeyGroups};
+pub use keyed::{KeyedContext, KeyedProcess};
 pub use metrics::JobMetrics;
 pub use pipeline::{KeyedStream, Pipeline, Stream};
 pub use sink::{CollectSink, DiscardSink, Sink, SinkPlacement};
 pub use source::{Source, SourcePoll, SourceReader};
-pub use time::{EventTime, Time};
+pub use time::{EventTime, Time, Timestamped};
 
 /// What a record type needs to flow through a pipeline: plain owned data that serde can
 /// encode, so that it can cross threads and processes.

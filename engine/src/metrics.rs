@@ -8,6 +8,7 @@ pub struct JobMetrics {
     records_in: AtomicU64,
     records_out: AtomicU64,
     dead_letters: AtomicU64,
+    late_records: AtomicU64,
 }
 
 impl JobMetrics {
@@ -24,6 +25,15 @@ impl JobMetrics {
     /// Records the sources rejected (decode or validation failures).
     pub fn dead_letters(&self) -> u64 {
         self.dead_letters.load(Ordering::Relaxed)
+    }
+
+    /// Records that came later than their operator's allowed lateness (sent to late outputs).
+    pub fn late_records(&self) -> u64 {
+        self.late_records.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_late_records(&self, count: usize) {
+        self.late_records.fetch_add(count as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn add_dead_letters(&self, count: usize) {

@@ -12,6 +12,7 @@ use timely::dataflow::{Scope, StreamVec};
 
 use crate::job::{JobShared, WorkerInfo};
 use crate::key_group::KeyGroups;
+use crate::keyed::{self, KeyedProcess};
 use crate::sink::{self, Sink};
 use crate::source::{self, Source};
 use crate::time::{frontier_watermark, EventTime, Time};
@@ -253,6 +254,36 @@ impl<'s, K: Data + Hash, T: Data> KeyedStream<'s, K, T> {
     /// The records without their keys (still on the key's worker).
     pub fn values(self) -> Stream<'s, T> {
         self.stream.map(|(_key, record)| record)
+    }
+
+    /// Runs `logic` on every record with per-key state, event-time timers and a late side
+    /// output (the building block of windows, dedupe and user-defined keyed operators).
+    /// `event_time` says when each record happened. Returns the results and the late records.
+    pub fn process<P>(
+        self,
+        name: &str,
+        event_time: impl Fn(&T) -> EventTime + 'static,
+        logic: P,
+    ) -> (Stream<'s, P::Output>, Stream<'s, T>)
+    where
+        K: Eq,
+        P: KeyedProcess<K, T>,
+    {
+        let Stream { inner, job, worker } = self.stream;
+        let (results, late) = keyed::process(inner, Arc::clone(&job), name, event_time, logic);
+        let results = Stream {
+            inner: results,
+            job: Arc::clone(&job),
+            worker,
+        };
+        (
+            results,
+            Stream {
+                inner: late,
+                job,
+                worker,
+            },
+        )
     }
 
     /// Calls `observe` on every key and record as they pass.

@@ -14,6 +14,13 @@ pub type EventTime = u64;
 /// The watermark that means "no more input will ever arrive".
 pub const END_OF_TIME: EventTime = EventTime::MAX;
 
+/// A record that knows when it happened: windows and other event-time operators read its
+/// event time through this trait.
+pub trait Timestamped {
+    /// The record's event time, in milliseconds since the Unix epoch.
+    fn event_time(&self) -> EventTime;
+}
+
 /// A checkpoint epoch number.
 pub type Epoch = u64;
 

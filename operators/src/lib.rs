@@ -1,4 +1,6 @@
 //! weir's operator library. It builds on the engine's pipeline API and never touches file
 //! formats, brokers or storage details.
 
+pub mod aggregate;
 pub mod watermark;
+pub mod window;

@@ -173,6 +173,30 @@ impl<'de> Deserialize<'de> for Event {
     }
 }
 
+impl weir_engine::Timestamped for Event {
+    fn event_time(&self) -> EventTime {
+        self.date_time()
+    }
+}
+
+impl weir_engine::Timestamped for Bid {
+    fn event_time(&self) -> EventTime {
+        self.date_time
+    }
+}
+
+impl weir_engine::Timestamped for Auction {
+    fn event_time(&self) -> EventTime {
+        self.date_time
+    }
+}
+
+impl weir_engine::Timestamped for Person {
+    fn event_time(&self) -> EventTime {
+        self.date_time
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,247 @@
+//! Incremental aggregations: an accumulator is created, records are added one at a time,
+//! accumulators merge (session windows need that), and a result is read out.
+
+use std::ops::Add;
+
+use weir_engine::Data;
+
+/// An incremental aggregation over records of type `T`.
+///
+/// ```
+/// use weir_operators::aggregate::{Aggregate, Avg};
+/// let avg = Avg::of(|price: &u64| *price as f64);
+/// let mut left = avg.create();
+/// avg.add(&mut left, &10);
+/// let mut right = avg.create();
+/// avg.add(&mut right, &20);
+/// avg.add(&mut right, &30);
+/// avg.merge(&mut left, right);
+/// assert_eq!(avg.result(&left), 20.0);
+/// ```
+pub trait Aggregate<T>: 'static {
+    /// The running state of one group or window.
+    type Accumulator: Clone + 'static;
+    /// What the aggregation yields.
+    type Output: Data;
+    /// An accumulator of no records.
+    fn create(&self) -> Self::Accumulator;
+    /// Adds one record.
+    fn add(&self, accumulator: &mut Self::Accumulator, record: &T);
+    /// Adds everything `other` holds.
+    fn merge(&self, accumulator: &mut Self::Accumulator, other: Self::Accumulator);
+    /// The result so far.
+    fn result(&self, accumulator: &Self::Accumulator) -> Self::Output;
+}
+
+/// Counts records.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Count;
+
+impl<T> Aggregate<T> for Count {
+    type Accumulator = u64;
+    type Output = u64;
+    fn create(&self) -> u64 {
+        0
+    }
+    fn add(&self, count: &mut u64, _record: &T) {
+        *count += 1;
+    }
+    fn merge(&self, count: &mut u64, other: u64) {
+        *count += other;
+    }
+    fn result(&self, count: &u64) -> u64 {
+        *count
+    }
+}
+
+/// Sums a value of each record.
+#[derive(Clone, Copy, Debug)]
+pub struct Sum<F>(F);
+
+impl<F> Sum<F> {
+    /// Sums `value(record)`.
+    pub fn of(value: F) -> Self {
+        Sum(value)
+    }
+}
+
+impl<T, V, F> Aggregate<T> for Sum<F>
+where
+    F: Fn(&T) -> V + 'static,
+    V: Data + Copy + Default + Add<Output = V>,
+{
+    type Accumulator = V;
+    type Output = V;
+    fn create(&self) -> V {
+        V::default()
+    }
+    fn add(&self, sum: &mut V, record: &T) {
+        *sum = *sum + (self.0)(record);
+    }
+    fn merge(&self, sum: &mut V, other: V) {
+        *sum = *sum + other;
+    }
+    fn result(&self, sum: &V) -> V {
+        *sum
+    }
+}
+
+/// The smallest value of the records (`None` for no records).
+#[derive(Clone, Copy, Debug)]
+pub struct Min<F>(F);
+
+impl<F> Min<F> {
+    /// The minimum of `value(record)`.
+    pub fn of(value: F) -> Self {
+        Min(value)
+    }
+}
+
+impl<T, V, F> Aggregate<T> for Min<F>
+where
+    F: Fn(&T) -> V + 'static,
+    V: Data + Ord,
+{
+    type Accumulator = Option<V>;
+    type Output = Option<V>;
+    fn create(&self) -> Option<V> {
+        None
+    }
+    fn add(&self, min: &mut Option<V>, record: &T) {
+        self.merge(min, Some((self.0)(record)));
+    }
+    fn merge(&self, min: &mut Option<V>, other: Option<V>) {
+        if let Some(other) = other {
+            if min.as_ref().is_none_or(|current| other < *current) {
+                *min = Some(other);
+            }
+        }
+    }
+    fn result(&self, min: &Option<V>) -> Option<V> {
+        min.clone()
+    }
+}
+
+/// The largest value of the records (`None` for no records).
+#[derive(Clone, Copy, Debug)]
+pub struct Max<F>(F);
+
+impl<F> Max<F> {
+    /// The maximum of `value(record)`.
+    pub fn of(value: F) -> Self {
+        Max(value)
+    }
+}
+
+impl<T, V, F> Aggregate<T> for Max<F>
+where
+    F: Fn(&T) -> V + 'static,
+    V: Data + Ord,
+{
+    type Accumulator = Option<V>;
+    type Output = Option<V>;
+    fn create(&self) -> Option<V> {
+        None
+    }
+    fn add(&self, max: &mut Option<V>, record: &T) {
+        self.merge(max, Some((self.0)(record)));
+    }
+    fn merge(&self, max: &mut Option<V>, other: Option<V>) {
+        if let Some(other) = other {
+            if max.as_ref().is_none_or(|current| other > *current) {
+                *max = Some(other);
+            }
+        }
+    }
+    fn result(&self, max: &Option<V>) -> Option<V> {
+        max.clone()
+    }
+}
+
+/// The mean of a value of the records (NaN for no records).
+#[derive(Clone, Copy, Debug)]
+pub struct Avg<F>(F);
+
+impl<F> Avg<F> {
+    /// The mean of `value(record)`.
+    pub fn of(value: F) -> Self {
+        Avg(value)
+    }
+}
+
+impl<T, F> Aggregate<T> for Avg<F>
+where
+    F: Fn(&T) -> f64 + 'static,
+{
+    /// Sum and count.
+    type Accumulator = (f64, u64);
+    type Output = f64;
+    fn create(&self) -> (f64, u64) {
+        (0.0, 0)
+    }
+    fn add(&self, (sum, count): &mut (f64, u64), record: &T) {
+        *sum += (self.0)(record);
+        *count += 1;
+    }
+    fn merge(&self, (sum, count): &mut (f64, u64), (other_sum, other_count): (f64, u64)) {
+        *sum += other_sum;
+        *count += other_count;
+    }
+    fn result(&self, (sum, count): &(f64, u64)) -> f64 {
+        *sum / *count as f64
+    }
+}
+
+/// Two aggregations side by side, yielding a pair.
+impl<T, A: Aggregate<T>, B: Aggregate<T>> Aggregate<T> for (A, B) {
+    type Accumulator = (A::Accumulator, B::Accumulator);
+    type Output = (A::Output, B::Output);
+    fn create(&self) -> Self::Accumulator {
+        (self.0.create(), self.1.create())
+    }
+    fn add(&self, (a, b): &mut Self::Accumulator, record: &T) {
+        self.0.add(a, record);
+        self.1.add(b, record);
+    }
+    fn merge(&self, (a, b): &mut Self::Accumulator, (other_a, other_b): Self::Accumulator) {
+        self.0.merge(a, other_a);
+        self.1.merge(b, other_b);
+    }
+    fn result(&self, (a, b): &Self::Accumulator) -> Self::Output {
+        (self.0.result(a), self.1.result(b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Folds `values` split at `cut` into two accumulators and merges them.
+    fn split_fold<A: Aggregate<u64>>(aggregate: &A, values: &[u64], cut: usize) -> A::Output {
+        let cut = cut.min(values.len());
+        let mut left = aggregate.create();
+        values[..cut]
+            .iter()
+            .for_each(|v| aggregate.add(&mut left, v));
+        let mut right = aggregate.create();
+        values[cut..]
+            .iter()
+            .for_each(|v| aggregate.add(&mut right, v));
+        aggregate.merge(&mut left, right);
+        aggregate.result(&left)
+    }
+
+    proptest! {
+        #[test]
+        fn merged_accumulators_equal_one_pass(values in proptest::collection::vec(0u64..1_000, 1..50), cut in 0usize..50) {
+            prop_assert_eq!(split_fold(&Count, &values, cut), values.len() as u64);
+            prop_assert_eq!(split_fold(&Sum::of(|v: &u64| *v), &values, cut), values.iter().sum::<u64>());
+            prop_assert_eq!(split_fold(&Min::of(|v: &u64| *v), &values, cut), values.iter().min().copied());
+            prop_assert_eq!(split_fold(&Max::of(|v: &u64| *v), &values, cut), values.iter().max().copied());
+            let mean = values.iter().sum::<u64>() as f64 / values.len() as f64;
+            prop_assert!((split_fold(&Avg::of(|v: &u64| *v as f64), &values, cut) - mean).abs() < 1e-9);
+            prop_assert_eq!(split_fold(&(Count, Max::of(|v: &u64| *v)), &values, cut), (values.len() as u64, values.iter().max().copied()));
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! Windows against a plain reference: out-of-order input within the bound gives the same
+//! results as in-order input, on 1 and 2 workers; late records update windows within the
+//! allowed lateness and go to the late output beyond it; empty windows emit nothing.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+use weir_engine::{
+    BoxError, CollectSink, EventTime, Job, JobConfig, Source, SourcePoll, SourceReader,
+    Timestamped, WorkerInfo,
+};
+use weir_operators::aggregate::{Count, Sum};
+use weir_operators::window::{hopping, session, tumbling, WindowExt, WindowResult, Windows};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Reading {
+    sensor: u32,
+    at: EventTime,
+    value: u64,
+}
+
+impl Timestamped for Reading {
+    fn event_time(&self) -> EventTime {
+        self.at
+    }
+}
+
+/// One step of a scripted source: a record, or a watermark the source reaches.
+#[derive(Clone, Debug)]
+enum Step {
+    Record(Reading),
+    Watermark(EventTime),
+}
+
+/// Plays `steps[worker]` on each worker. After a watermark step it waits long enough for the
+/// driver to publish that watermark before the next record, so every record carries exactly
+/// the watermark the script says.
+#[derive(Clone)]
+struct Script {
+    steps: Arc<Vec<Vec<Step>>>,
+}
+
+struct ScriptReader {
+    steps: std::vec::IntoIter<Step>,
+    watermark: EventTime,
+    hold_until: Option<std::time::Instant>,
+}
+
+const INTERVAL: Duration = Duration::from_millis(2);
+
+impl Source for Script {
+    type Item = Reading;
+    type Reader = ScriptReader;
+    fn name(&self) -> String {
+        "script".into()
+    }
+    fn open(self, worker: WorkerInfo) -> Result<ScriptReader, BoxError> {
+        let steps = self.steps.get(worker.index).cloned().unwrap_or_default();
+        Ok(ScriptReader {
+            steps: steps.into_iter(),
+            watermark: 0,
+            hold_until: None,
+        })
+    }
+}
+
+impl SourceReader for ScriptReader {
+    type Item = Reading;
+    fn poll(&mut self, out: &mut Vec<Reading>, max: usize) -> Result<SourcePoll, BoxError> {
+        if let Some(until) = self.hold_until {
+            if std::time::Instant::now() < until {
+                return Ok(SourcePoll::Idle {
+                    watermark: self.watermark,
+                });
+            }
+            self.hold_until = None;
+        }
+        while out.len() < max {
+            match self.steps.next() {
+                Some(Step::Record(reading)) => out.push(reading),
+                Some(Step::Watermark(watermark)) => {
+                    self.watermark = watermark;
+                    self.hold_until = Some(std::time::Instant::now() + INTERVAL * 5);
+                    return Ok(SourcePoll::Idle { watermark });
+                }
+                None => return Ok(SourcePoll::Finished),
+            }
+        }
+        Ok(SourcePoll::Ready {
+            watermark: self.watermark,
+        })
+    }
+}
+
+type Key = (u32, EventTime, EventTime);
+
+/// Runs a windowed sum of `value` per sensor; returns every result and the late readings.
+fn run(
+    steps: Vec<Vec<Step>>,
+    windows: Windows,
+    lateness: Duration,
+) -> (Vec<WindowResult<u32, u64>>, Vec<Reading>, u64) {
+    let results = CollectSink::new();
+    let late = CollectSink::new();
+    let (results_out, late_out) = (results.results(), late.results());
+    let workers = steps.len();
+    let script = Script {
+        steps: Arc::new(steps),
+    };
+    let job = Job::new(JobConfig {
+        workers,
+        watermark_interval: INTERVAL,
+        ..JobConfig::default()
+    });
+    let metrics = job.metrics();
+    job.run(move |p| {
+        let output = p
+            .source(script.clone())
+            .key_by(|reading| reading.sensor)
+            .window(windows)
+            .allowed_lateness(lateness)
+            .aggregate(Sum::of(|reading: &Reading| reading.value));
+        output.results.sink(results.clone());
+        output.late.sink(late.clone());
+        Ok(())
+    })
+    .unwrap();
+    let results = results_out.lock().unwrap().clone();
+    let late = late_out.lock().unwrap().clone();
+    (results, late, metrics.late_records())
+}
+
+/// The last result per (key, window): what a consumer applying updates ends up with.
+fn final_results(results: &[WindowResult<u32, u64>]) -> BTreeMap<Key, u64> {
+    results
+        .iter()
+        .map(|r| ((r.key, r.start, r.end), r.value))
+        .collect()
+}
+
+/// The reference: windows of in-order readings, computed directly.
+fn reference(readings: &[Reading], windows: Windows) -> BTreeMap<Key, u64> {
+    let mut sums = BTreeMap::new();
+    match windows {
+        Windows::Session { gap } => {
+            let mut by_sensor: BTreeMap<u32, Vec<&Reading>> = BTreeMap::new();
+            for reading in readings {
+                by_sensor.entry(reading.sensor).or_default().push(reading);
+            }
+            for (sensor, mut readings) in by_sensor {
+                readings.sort_by_key(|r| r.at);
+                let mut current: Option<(EventTime, EventTime, u64)> = None;
+                for reading in readings {
+                    current = match current {
+                        Some((start, end, sum)) if reading.at <= end => {
+                            Some((start, end.max(reading.at + gap), sum + reading.value))
+                        }
+                        other => {
+                            if let Some((start, end, sum)) = other {
+                                sums.insert((sensor, start, end), sum);
+                            }
+                            Some((reading.at, reading.at + gap, reading.value))
+                        }
+                    };
+                }
+                if let Some((start, end, sum)) = current {
+                    sums.insert((sensor, start, end), sum);
+                }
+            }
+        }
+        _ => {
+            for reading in readings {
+                for window in windows.assign(reading.at) {
+                    *sums
+                        .entry((reading.sensor, window.start, window.end))
+                        .or_default() += reading.value;
+                }
+            }
+        }
+    }
+    sums
+}
+
+/// Deals readings round robin to `workers` scripts, each watermark following its own
+/// readings with bounded out-of-orderness `bound`.
+fn scripts(emitted: &[Reading], workers: usize, bound: EventTime) -> Vec<Vec<Step>> {
+    let mut steps = vec![Vec::new(); workers];
+    let mut max_seen = vec![0; workers];
+    for (index, reading) in emitted.iter().enumerate() {
+        let worker = index % workers;
+        steps[worker].push(Step::Record(reading.clone()));
+        if reading.at > max_seen[worker] {
+            max_seen[worker] = reading.at;
+            if index % 5 == 0 {
+                steps[worker].push(Step::Watermark(reading.at.saturating_sub(bound)));
+            }
+        }
+    }
+    steps
+}
+
+fn readings_strategy() -> impl Strategy<Value = (Vec<Reading>, Vec<usize>)> {
+    (
+        proptest::collection::vec((0u32..4, 0u64..400, 1u64..10), 1..60),
+        proptest::collection::vec(0usize..1000, 60),
+    )
+        .prop_map(|(raw, shuffle)| {
+            // In event-time order, 50 ms apart on average.
+            let mut at = 0;
+            let readings = raw
+                .into_iter()
+                .map(|(sensor, step, value)| {
+                    at += step / 4;
+                    Reading { sensor, at, value }
+                })
+                .collect();
+            (readings, shuffle)
+        })
+}
+
+/// Reorders in-order readings so that none comes more than `bound` ms after a later one.
+fn disorder(readings: &[Reading], shuffle: &[usize], bound: EventTime) -> Vec<Reading> {
+    let mut keyed: Vec<(EventTime, usize, Reading)> = readings
+        .iter()
+        .enumerate()
+        .map(|(index, reading)| {
+            (
+                reading.at + (shuffle[index % shuffle.len()] as u64 % (bound + 1)),
+                index,
+                reading.clone(),
+            )
+        })
+        .collect();
+    keyed.sort_by_key(|(delayed, index, _)| (*delayed, *index));
+    keyed.into_iter().map(|(_, _, reading)| reading).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    #[test]
+    fn disorder_within_the_bound_changes_no_window(
+        (readings, shuffle) in readings_strategy(),
+        which in 0usize..3,
+        workers in 1usize..3,
+    ) {
+        let bound = 100;
+        let windows = [tumbling(Duration::from_millis(200)), hopping(Duration::from_millis(300), Duration::from_millis(100)), session(Duration::from_millis(60))][which];
+        let emitted = disorder(&readings, &shuffle, bound);
+        let (results, late, late_count) = run(scripts(&emitted, workers, bound), windows, Duration::ZERO);
+        prop_assert!(late.is_empty(), "nothing is late within the bound: {late:?}");
+        prop_assert_eq!(late_count, 0);
+        prop_assert!(results.iter().all(|r| !r.update));
+        // One result per window, equal to the reference (empty windows emit nothing).
+        prop_assert_eq!(results.len(), final_results(&results).len());
+        prop_assert_eq!(final_results(&results), reference(&readings, windows));
+    }
+}
+
+fn reading(sensor: u32, at: EventTime, value: u64) -> Step {
+    Step::Record(Reading { sensor, at, value })
+}
+
+#[test]
+fn late_records_update_within_the_lateness_and_go_to_the_late_output_beyond_it() {
+    let steps = vec![vec![
+        reading(1, 100, 1),
+        reading(1, 900, 2),
+        reading(2, 1_500, 4),
+        Step::Watermark(1_200), // fires [0, 1000) for sensor 1: sum 3
+        reading(1, 950, 8),     // 250 ms late, within 500 ms: update to 11
+        Step::Watermark(1_600),
+        reading(1, 400, 16), // [0, 1000) ends 600 ms before the watermark: beyond 500 ms
+        reading(2, 1_100, 32), // its window [1000, 2000) has not fired: counts normally
+        Step::Watermark(5_000),
+        reading(2, 7_000, 64), // an empty window [2000, 7000) in between: no output for it
+    ]];
+    let (results, late, late_count) = run(
+        steps,
+        tumbling(Duration::from_secs(1)),
+        Duration::from_millis(500),
+    );
+    let sensor1: Vec<_> = results
+        .iter()
+        .filter(|r| r.key == 1)
+        .map(|r| (r.start, r.value, r.update))
+        .collect();
+    assert_eq!(sensor1, vec![(0, 3, false), (0, 11, true)]);
+    let sensor2: Vec<_> = results
+        .iter()
+        .filter(|r| r.key == 2)
+        .map(|r| (r.start, r.value, r.update))
+        .collect();
+    assert_eq!(sensor2, vec![(1_000, 36, false), (7_000, 64, false)]);
+    assert_eq!(
+        late,
+        vec![Reading {
+            sensor: 1,
+            at: 400,
+            value: 16
+        }]
+    );
+    assert_eq!(late_count, 1);
+}
+
+#[test]
+fn without_lateness_every_record_behind_a_closed_window_is_late() {
+    let steps = vec![vec![
+        reading(1, 100, 1),
+        Step::Watermark(1_000),
+        reading(1, 999, 2),
+        reading(1, 1_000, 4),
+    ]];
+    let (results, late, _) = run(steps, tumbling(Duration::from_secs(1)), Duration::ZERO);
+    assert_eq!(
+        final_results(&results),
+        BTreeMap::from([((1, 0, 1_000), 1), ((1, 1_000, 2_000), 4)])
+    );
+    assert_eq!(
+        late,
+        vec![Reading {
+            sensor: 1,
+            at: 999,
+            value: 2
+        }]
+    );
+}
+
+#[test]
+fn a_late_record_bridging_two_fired_sessions_merges_them_into_an_update() {
+    let steps = vec![vec![
+        reading(1, 0, 1),
+        reading(1, 200, 2),
+        Step::Watermark(400), // sessions [0, 100) and [200, 300) fire
+        reading(1, 100, 4),   // bridges them within the lateness
+    ]];
+    let (results, late, _) = run(
+        steps,
+        session(Duration::from_millis(100)),
+        Duration::from_secs(1),
+    );
+    assert!(late.is_empty());
+    let emitted: Vec<_> = results
+        .iter()
+        .map(|r| (r.start, r.end, r.value, r.update))
+        .collect();
+    assert_eq!(
+        emitted,
+        vec![(0, 100, 1, false), (200, 300, 2, false), (0, 300, 7, true)]
+    );
+}
+
+#[test]
+fn counts_match_on_one_and_two_workers() {
+    let readings: Vec<Reading> = (0..2_000u64)
+        .map(|n| Reading {
+            sensor: (n % 7) as u32,
+            at: n * 3,
+            value: 1,
+        })
+        .collect();
+    let count = |workers: usize| {
+        let results = CollectSink::new();
+        let out = results.results();
+        let steps = Arc::new(scripts(&readings, workers, 0));
+        Job::new(JobConfig {
+            workers,
+            watermark_interval: INTERVAL,
+            ..JobConfig::default()
+        })
+        .run(move |p| {
+            let counts = p
+                .source(Script {
+                    steps: Arc::clone(&steps),
+                })
+                .key_by(|r| r.sensor)
+                .window(tumbling(Duration::from_millis(500)))
+                .aggregate(Count);
+            counts.results.sink(results.clone());
+            Ok(())
+        })
+        .unwrap();
+        let results: Vec<WindowResult<u32, u64>> = out.lock().unwrap().clone();
+        results
+            .iter()
+            .map(|r| ((r.key, r.start, r.end), r.value))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let one = count(1);
+    assert_eq!(one.values().sum::<u64>(), 2_000);
+    assert_eq!(one, count(2));
+}

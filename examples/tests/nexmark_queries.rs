@@ -8,7 +8,7 @@ use std::fmt::Debug;
 
 use weir::nexmark::{Bid, Event, Generator, GeneratorConfig, NexmarkSource};
 use weir::{CollectSink, Data, Job, JobConfig, Stream};
-use weir_examples::nexmark::{q0, q1, q2, Q0Row, Q1Row, Q2Row};
+use weir_examples::nexmark::{q0, q1, q2, q5, Q0Row, Q1Row, Q2Row, Q5Row};
 
 const EVENTS: u64 = 30_000;
 
@@ -20,9 +20,22 @@ fn config() -> GeneratorConfig {
     }
 }
 
+/// Events spread over a minute of event time (500 per second), for the windowed queries.
+fn slow_config() -> GeneratorConfig {
+    GeneratorConfig {
+        rate: 500,
+        max_disorder_ms: 700,
+        ..config()
+    }
+}
+
 /// The bids among the first `EVENTS` events, generated one by one without the engine.
 fn reference_bids() -> Vec<Bid> {
-    let generator = Generator::new(config());
+    bids_of(config())
+}
+
+fn bids_of(config: GeneratorConfig) -> Vec<Bid> {
+    let generator = Generator::new(config);
     (0..EVENTS)
         .filter_map(|id| match generator.event(id) {
             Event::Bid(bid) => Some(bid),
@@ -37,11 +50,20 @@ where
     T: Data,
     Q: for<'s> Fn(Stream<'s, Event>) -> Stream<'s, T> + Send + Sync + 'static,
 {
+    run_with(config(), workers, query)
+}
+
+/// Runs `query` over events of `config`.
+fn run_with<T, Q>(config: GeneratorConfig, workers: usize, query: Q) -> Vec<T>
+where
+    T: Data,
+    Q: for<'s> Fn(Stream<'s, Event>) -> Stream<'s, T> + Send + Sync + 'static,
+{
     let sink = CollectSink::new();
     let results = sink.results();
     let report = Job::new(JobConfig::default().workers(workers))
         .run(move |p| {
-            let events = p.source(NexmarkSource::new(config(), EVENTS));
+            let events = p.source(NexmarkSource::new(config.clone(), EVENTS));
             query(events).sink(sink.clone());
             Ok(())
         })
@@ -109,5 +131,36 @@ fn q2_selects_every_123rd_auction() {
     assert!(!expected.is_empty());
     for workers in [1, 2] {
         assert_same_multiset(run(workers, q2), expected.clone());
+    }
+}
+
+#[test]
+fn q5_finds_the_most_bid_auctions_of_every_hopping_window() {
+    use std::collections::BTreeMap;
+    // Reference: every 10 s window starting on a 2 s boundary that holds bids.
+    let mut counts: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+    for bid in bids_of(slow_config()) {
+        let last_start = bid.date_time - bid.date_time % 2_000;
+        for start in (0..5).filter_map(|k| last_start.checked_sub(k * 2_000)) {
+            *counts.entry((start, bid.auction)).or_default() += 1;
+        }
+    }
+    let mut max_per_window: BTreeMap<u64, u64> = BTreeMap::new();
+    for (&(start, _), &count) in &counts {
+        let max = max_per_window.entry(start).or_default();
+        *max = (*max).max(count);
+    }
+    let expected: Vec<Q5Row> = counts
+        .iter()
+        .filter(|((start, _), count)| max_per_window[start] == **count)
+        .map(|(&(_, auction), &num)| Q5Row { auction, num })
+        .collect();
+    assert!(
+        max_per_window.len() > 20,
+        "{} windows",
+        max_per_window.len()
+    );
+    for workers in [1, 2] {
+        assert_same_multiset(run_with(slow_config(), workers, q5), expected.clone());
     }
 }

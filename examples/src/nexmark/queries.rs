@@ -14,6 +14,8 @@ pub enum Query {
     Q1,
     /// Selection: the bids on auctions whose id is a multiple of 123.
     Q2,
+    /// Hot items: the auctions with the most bids per 10 s window sliding by 2 s.
+    Q5,
 }
 
 /// Applies `select` to the bids of an event stream, in one operator (filtering the bids

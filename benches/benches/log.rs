@@ -1,4 +1,4 @@
-//! Reading real bytes: Nexmark q0 and q1 over a topic of the embedded log (8 partitions,
+//! Reading real bytes: Nexmark q0, q1 and q5 over a topic of the embedded log (8 partitions,
 //! binary events) and over the same events as a JSON lines file, on 1 and 2 workers. Prints
 //! events/s and MB/s of input; checks only that every event was read.
 //!
@@ -16,7 +16,7 @@ use weir::log::LogSource;
 use weir::nexmark::{write_events_to_topic, Event, Generator, GeneratorConfig};
 use weir::operators::watermark::Watermarks;
 use weir::{write_json_lines, Data, DiscardSink, Job, JobConfig, JsonLinesSource, Stream};
-use weir_examples::nexmark::{q0, q1};
+use weir_examples::nexmark::{q0, q1, q5};
 
 const PARTITIONS: u32 = 8;
 
@@ -123,15 +123,17 @@ fn main() {
         "{:<16} {:>8} {:>12} {:>10}",
         "query / input", "workers", "M events/s", "MB/s"
     );
+    type Measure = Box<dyn Fn(&Path, bool, usize) -> Duration>;
+    let queries: [(&str, Measure); 3] = [
+        ("q0", Box::new(move |path, log, w| run(path, log, w, events, q0))),
+        ("q1", Box::new(move |path, log, w| run(path, log, w, events, q1))),
+        ("q5", Box::new(move |path, log, w| run(path, log, w, events, q5))),
+    ];
     for (source, path, from_log) in sources {
         let bytes = bytes_under(path) as f64;
-        for (name, query) in [("q0", 0), ("q1", 1)] {
+        for (name, query) in &queries {
             for workers in [1, 2] {
-                let wall = match query {
-                    0 => run(path, from_log, workers, events, q0),
-                    _ => run(path, from_log, workers, events, q1),
-                }
-                .as_secs_f64();
+                let wall = query(path, from_log, workers).as_secs_f64();
                 println!(
                     "{:<16} {workers:>8} {:>12.2} {:>10.0}",
                     format!("{name} / {source}"),

@@ -1,4 +1,4 @@
-//! Reading real bytes: Nexmark q0, q1 and q5 over a topic of the embedded log (8 partitions,
+//! Reading real bytes: Nexmark q0, q1, q5, q11 and q17 over a topic of the embedded log (8 partitions,
 //! binary events) and over the same events as a JSON lines file, on 1 and 2 workers. Prints
 //! events/s and MB/s of input; checks only that every event was read.
 //!
@@ -16,7 +16,7 @@ use weir::log::LogSource;
 use weir::nexmark::{write_events_to_topic, Event, Generator, GeneratorConfig};
 use weir::operators::watermark::Watermarks;
 use weir::{write_json_lines, Data, DiscardSink, Job, JobConfig, JsonLinesSource, Stream};
-use weir_examples::nexmark::{q0, q1, q5};
+use weir_examples::nexmark::{q0, q1, q11, q17, q5};
 
 const PARTITIONS: u32 = 8;
 
@@ -125,9 +125,18 @@ fn main() {
     );
     type Measure = Box<dyn Fn(&Path, bool, usize) -> Duration>;
     let queries: [(&str, Measure); 3] = [
-        ("q0", Box::new(move |path, log, w| run(path, log, w, events, q0))),
-        ("q1", Box::new(move |path, log, w| run(path, log, w, events, q1))),
-        ("q5", Box::new(move |path, log, w| run(path, log, w, events, q5))),
+        (
+            "q0",
+            Box::new(move |path, log, w| run(path, log, w, events, q0)),
+        ),
+        (
+            "q1",
+            Box::new(move |path, log, w| run(path, log, w, events, q1)),
+        ),
+        (
+            "q5",
+            Box::new(move |path, log, w| run(path, log, w, events, q5)),
+        ),
     ];
     for (source, path, from_log) in sources {
         let bytes = bytes_under(path) as f64;

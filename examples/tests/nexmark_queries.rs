@@ -8,7 +8,9 @@ use std::fmt::Debug;
 
 use weir::nexmark::{Bid, Event, Generator, GeneratorConfig, NexmarkSource};
 use weir::{CollectSink, Data, Job, JobConfig, Stream};
-use weir_examples::nexmark::{q0, q1, q2, q5, Q0Row, Q1Row, Q2Row, Q5Row};
+use weir_examples::nexmark::{
+    q0, q1, q11, q17, q2, q5, Q0Row, Q11Row, Q17Row, Q1Row, Q2Row, Q5Row,
+};
 
 const EVENTS: u64 = 30_000;
 
@@ -162,5 +164,86 @@ fn q5_finds_the_most_bid_auctions_of_every_hopping_window() {
     );
     for workers in [1, 2] {
         assert_same_multiset(run_with(slow_config(), workers, q5), expected.clone());
+    }
+}
+
+#[test]
+fn q11_counts_each_bidders_sessions() {
+    use std::collections::BTreeMap;
+    let mut times: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for bid in bids_of(slow_config()) {
+        times.entry(bid.bidder).or_default().push(bid.date_time);
+    }
+    let mut expected = Vec::new();
+    for (bidder, mut times) in times {
+        times.sort_unstable();
+        let mut session: Option<(u64, u64, u64)> = None;
+        for time in times {
+            session = match session {
+                Some((start, end, count)) if time <= end => {
+                    Some((start, end.max(time + 10_000), count + 1))
+                }
+                finished => {
+                    if let Some((starttime, endtime, bid_count)) = finished {
+                        expected.push(Q11Row {
+                            bidder,
+                            bid_count,
+                            starttime,
+                            endtime,
+                        });
+                    }
+                    Some((time, time + 10_000, 1))
+                }
+            };
+        }
+        if let Some((starttime, endtime, bid_count)) = session {
+            expected.push(Q11Row {
+                bidder,
+                bid_count,
+                starttime,
+                endtime,
+            });
+        }
+    }
+    assert!(expected.iter().any(|row| row.bid_count > 1));
+    for workers in [1, 2] {
+        assert_same_multiset(run_with(slow_config(), workers, q11), expected.clone());
+    }
+}
+
+#[test]
+fn q17_summarises_each_auctions_day() {
+    use std::collections::BTreeMap;
+    let mut prices: BTreeMap<(u64, String), Vec<u64>> = BTreeMap::new();
+    for bid in bids_of(slow_config()) {
+        let day = weir::datetime::format(bid.date_time)[..10].to_owned();
+        prices
+            .entry((bid.auction, day))
+            .or_default()
+            .push(bid.price);
+    }
+    let expected: Vec<Q17Row> = prices
+        .into_iter()
+        .map(|((auction, day), prices)| {
+            let rank = |range: std::ops::Range<u64>| {
+                prices.iter().filter(|p| range.contains(p)).count() as u64
+            };
+            let sum: u64 = prices.iter().sum();
+            Q17Row {
+                auction,
+                day,
+                total_bids: prices.len() as u64,
+                rank1_bids: rank(0..10_000),
+                rank2_bids: rank(10_000..1_000_000),
+                rank3_bids: rank(1_000_000..u64::MAX),
+                min_price: *prices.iter().min().unwrap(),
+                max_price: *prices.iter().max().unwrap(),
+                avg_price: sum as f64 / prices.len() as f64,
+                sum_price: sum,
+            }
+        })
+        .collect();
+    for workers in [1, 2] {
+        assert_same_multiset(run_with(slow_config(), workers, q17), expected.clone());
     }
 }

@@ -16,7 +16,7 @@ use weir::{
     write_json_lines, Cluster, Data, DiscardSink, Job, JobConfig, JsonLinesSink, JsonLinesSource,
     Pipeline, Stream,
 };
-use weir_examples::nexmark::{q0, q1, q2, q5, Query};
+use weir_examples::nexmark::{q0, q1, q11, q17, q2, q5, Query};
 
 use super::location::Location;
 use super::progress;
@@ -247,6 +247,8 @@ fn run_query(args: &RunArgs) -> anyhow::Result<()> {
             Query::Q1 => write_results(q1(events), out.as_deref()),
             Query::Q2 => write_results(q2(events), out.as_deref()),
             Query::Q5 => write_results(q5(events), out.as_deref()),
+            Query::Q11 => write_results(q11(events), out.as_deref()),
+            Query::Q17 => write_results(q17(events), out.as_deref()),
         }
         match &dead_letters {
             Some(Location::File(path)) => {

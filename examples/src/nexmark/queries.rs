@@ -16,6 +16,10 @@ pub enum Query {
     Q2,
     /// Hot items: the auctions with the most bids per 10 s window sliding by 2 s.
     Q5,
+    /// User sessions: bids per bidder per session (10 s gap).
+    Q11,
+    /// Auction statistics: per auction and day, bids by price rank and price statistics.
+    Q17,
 }
 
 /// Applies `select` to the bids of an event stream, in one operator (filtering the bids

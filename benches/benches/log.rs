@@ -108,6 +108,13 @@ fn run<T: Data>(
     report.wall
 }
 
+/// Runs one query over an input (log or file) on a number of workers.
+type Measure = Box<dyn Fn(&Path, bool, usize) -> Duration>;
+
+fn measure<T: Data>(events: u64, query: for<'s> fn(Stream<'s, Event>) -> Stream<'s, T>) -> Measure {
+    Box::new(move |path, from_log, workers| run(path, from_log, workers, events, query))
+}
+
 fn main() {
     let events: u64 = std::env::var("WEIR_BENCH_EVENTS")
         .ok()
@@ -123,20 +130,12 @@ fn main() {
         "{:<16} {:>8} {:>12} {:>10}",
         "query / input", "workers", "M events/s", "MB/s"
     );
-    type Measure = Box<dyn Fn(&Path, bool, usize) -> Duration>;
-    let queries: [(&str, Measure); 3] = [
-        (
-            "q0",
-            Box::new(move |path, log, w| run(path, log, w, events, q0)),
-        ),
-        (
-            "q1",
-            Box::new(move |path, log, w| run(path, log, w, events, q1)),
-        ),
-        (
-            "q5",
-            Box::new(move |path, log, w| run(path, log, w, events, q5)),
-        ),
+    let queries: [(&str, Measure); 5] = [
+        ("q0", measure(events, q0)),
+        ("q1", measure(events, q1)),
+        ("q5", measure(events, q5)),
+        ("q11", measure(events, q11)),
+        ("q17", measure(events, q17)),
     ];
     for (source, path, from_log) in sources {
         let bytes = bytes_under(path) as f64;

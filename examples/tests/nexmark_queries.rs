@@ -9,7 +9,7 @@ use std::fmt::Debug;
 use weir::nexmark::{Bid, Event, Generator, GeneratorConfig, NexmarkSource};
 use weir::{CollectSink, Data, Job, JobConfig, Stream};
 use weir_examples::nexmark::{
-    q0, q1, q11, q17, q2, q5, Q0Row, Q11Row, Q17Row, Q1Row, Q2Row, Q5Row,
+    q0, q1, q11, q17, q18, q2, q5, Q0Row, Q11Row, Q17Row, Q1Row, Q2Row, Q5Row,
 };
 
 const EVENTS: u64 = 30_000;
@@ -245,5 +245,32 @@ fn q17_summarises_each_auctions_day() {
         .collect();
     for workers in [1, 2] {
         assert_same_multiset(run_with(slow_config(), workers, q17), expected.clone());
+    }
+}
+
+#[test]
+fn q18_keeps_each_bidders_last_bid_per_auction() {
+    use std::collections::BTreeMap;
+    // Without disorder, event times are unique at this rate: "last" is unambiguous.
+    let config = GeneratorConfig {
+        max_disorder_ms: 0,
+        ..slow_config()
+    };
+    let mut last: BTreeMap<(u64, u64), Bid> = BTreeMap::new();
+    for bid in bids_of(config.clone()) {
+        let kept = last
+            .entry((bid.bidder, bid.auction))
+            .or_insert_with(|| bid.clone());
+        if bid.date_time >= kept.date_time {
+            *kept = bid;
+        }
+    }
+    let expected: Vec<Bid> = last.into_values().collect();
+    assert!(
+        expected.len() < bids_of(config.clone()).len(),
+        "some pairs bid more than once"
+    );
+    for workers in [1, 2] {
+        assert_same_multiset(run_with(config.clone(), workers, q18), expected.clone());
     }
 }

@@ -3,7 +3,7 @@
 
 use std::ops::Add;
 
-use weir_engine::Data;
+use weir_engine::{Data, Timestamped};
 
 /// An incremental aggregation over records of type `T`.
 ///
@@ -189,6 +189,62 @@ where
     }
     fn result(&self, (sum, count): &(f64, u64)) -> f64 {
         *sum / *count as f64
+    }
+}
+
+/// The record with the smallest event time (of equal times, the first to arrive).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct First;
+
+impl<T: Data + Timestamped> Aggregate<T> for First {
+    type Accumulator = Option<T>;
+    type Output = Option<T>;
+    fn create(&self) -> Option<T> {
+        None
+    }
+    fn add(&self, first: &mut Option<T>, record: &T) {
+        if first
+            .as_ref()
+            .is_none_or(|kept| record.event_time() < kept.event_time())
+        {
+            *first = Some(record.clone());
+        }
+    }
+    fn merge(&self, first: &mut Option<T>, other: Option<T>) {
+        if let Some(other) = other {
+            self.add(first, &other);
+        }
+    }
+    fn result(&self, first: &Option<T>) -> Option<T> {
+        first.clone()
+    }
+}
+
+/// The record with the largest event time (of equal times, the last to arrive).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Last;
+
+impl<T: Data + Timestamped> Aggregate<T> for Last {
+    type Accumulator = Option<T>;
+    type Output = Option<T>;
+    fn create(&self) -> Option<T> {
+        None
+    }
+    fn add(&self, last: &mut Option<T>, record: &T) {
+        if last
+            .as_ref()
+            .is_none_or(|kept| record.event_time() >= kept.event_time())
+        {
+            *last = Some(record.clone());
+        }
+    }
+    fn merge(&self, last: &mut Option<T>, other: Option<T>) {
+        if let Some(other) = other {
+            self.add(last, &other);
+        }
+    }
+    fn result(&self, last: &Option<T>) -> Option<T> {
+        last.clone()
     }
 }
 

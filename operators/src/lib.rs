@@ -2,5 +2,6 @@
 //! formats, brokers or storage details.
 
 pub mod aggregate;
+pub mod dedupe;
 pub mod watermark;
 pub mod window;

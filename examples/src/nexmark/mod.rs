@@ -2,10 +2,12 @@
 
 mod q11;
 mod q17;
+mod q18;
 mod q5;
 mod queries;
 
 pub use q11::{q11, Q11Row, Q11_GAP};
 pub use q17::{q17, Q17Row, DAY, RANK1_BELOW, RANK2_BELOW};
+pub use q18::q18;
 pub use q5::{q5, Q5Row, Q5_SLIDE, Q5_WINDOW};
 pub use queries::{q0, q1, q2, select_bids, Q0Row, Q1Row, Q2Row, Query};

@@ -20,6 +20,8 @@ pub enum Query {
     Q11,
     /// Auction statistics: per auction and day, bids by price rank and price statistics.
     Q17,
+    /// Last bids: each bidder's last bid on each auction, per day.
+    Q18,
 }
 
 /// Applies `select` to the bids of an event stream, in one operator (filtering the bids

@@ -1,0 +1,26 @@
+//! Nexmark q18, last bids: each bidder's last bid on each auction.
+//!
+//! ```sql
+//! SELECT auction, bidder, price, channel, url, dateTime, extra
+//! FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY bidder, auction ORDER BY dateTime DESC) AS rank_number
+//!       FROM bid)
+//! WHERE rank_number <= 1;
+//! ```
+//!
+//! The SQL keeps a continuously updated table; here the last bid of each (bidder, auction)
+//! pair is emitted per day of event time, once the day is over ([`Keep::Last`] dedupe).
+
+use weir::nexmark::{Bid, Event};
+use weir::operators::dedupe::{DedupeExt, Keep};
+use weir::Stream;
+
+use super::q17::DAY;
+use super::queries::select_bids;
+
+/// q18: the last bid per (bidder, auction) and day.
+pub fn q18<'s>(events: Stream<'s, Event>) -> Stream<'s, Bid> {
+    select_bids(events, Some)
+        .key_by(|bid| (bid.bidder, bid.auction))
+        .dedupe(Keep::Last, DAY)
+        .results
+}

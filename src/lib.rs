@@ -47,3 +47,8 @@ pub mod prelude {
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The operator guide's examples compile and run (as doctests).
+#[doc = include_str!("../docs/operators.md")]
+#[cfg(doctest)]
+pub struct OperatorGuideDoctests;

@@ -1,13 +1,17 @@
 //! The Nexmark queries, as weir pipelines over a stream of [`Event`]s.
 
+mod bid_statistics;
 mod q11;
 mod q17;
 mod q18;
+mod q19;
 mod q5;
 mod queries;
 
+pub use bid_statistics::{q15, q16, Q15Row, Q16Row};
 pub use q11::{q11, Q11Row, Q11_GAP};
 pub use q17::{q17, Q17Row, DAY, RANK1_BELOW, RANK2_BELOW};
 pub use q18::q18;
+pub use q19::{q19, Q19Row, Q19_TOP};
 pub use q5::{q5, Q5Row, Q5_SLIDE, Q5_WINDOW};
 pub use queries::{q0, q1, q2, select_bids, Q0Row, Q1Row, Q2Row, Query};

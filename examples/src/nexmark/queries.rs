@@ -18,10 +18,16 @@ pub enum Query {
     Q5,
     /// User sessions: bids per bidder per session (10 s gap).
     Q11,
+    /// Bidding statistics per day: bids, distinct bidders and auctions by price rank.
+    Q15,
+    /// Bidding statistics per channel and day.
+    Q16,
     /// Auction statistics: per auction and day, bids by price rank and price statistics.
     Q17,
     /// Last bids: each bidder's last bid on each auction, per day.
     Q18,
+    /// Auction top-k: the ten highest bids per auction, per day.
+    Q19,
 }
 
 /// Applies `select` to the bids of an event stream, in one operator (filtering the bids

@@ -1,9 +1,15 @@
 //! Incremental aggregations: an accumulator is created, records are added one at a time,
 //! accumulators merge (session windows need that), and a result is read out.
 
+mod distinct;
+mod top;
+
 use std::ops::Add;
 
 use weir_engine::{Data, Timestamped};
+
+pub use distinct::{ApproxDistinctCount, DistinctCount, Sketch};
+pub use top::TopN;
 
 /// An incremental aggregation over records of type `T`.
 ///

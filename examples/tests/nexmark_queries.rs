@@ -9,8 +9,8 @@ use std::fmt::Debug;
 use weir::nexmark::{Bid, Event, Generator, GeneratorConfig, NexmarkSource};
 use weir::{CollectSink, Data, Job, JobConfig, Stream};
 use weir_examples::nexmark::{
-    q0, q1, q11, q15, q16, q17, q18, q19, q2, q5, Q0Row, Q11Row, Q15Row, Q16Row, Q17Row, Q19Row,
-    Q1Row, Q2Row, Q5Row,
+    q0, q1, q11, q14, q15, q16, q17, q18, q19, q2, q21, q22, q5, Q0Row, Q11Row, Q14Row, Q15Row,
+    Q16Row, Q17Row, Q19Row, Q1Row, Q21Row, Q22Row, Q2Row, Q5Row,
 };
 
 const EVENTS: u64 = 30_000;
@@ -410,5 +410,104 @@ fn q19_ranks_the_ten_highest_bids_of_each_auction() {
         actual.sort_unstable();
         wanted.sort_unstable();
         assert_eq!(actual, wanted, "{workers} workers");
+    }
+}
+
+/// Bids over two days of event time, so every hour of the day occurs.
+fn day_long_config() -> GeneratorConfig {
+    GeneratorConfig {
+        rate: 1,
+        ..config()
+    }
+}
+
+#[test]
+fn q14_filters_euro_prices_and_tells_the_time_of_day() {
+    let expected: Vec<Q14Row> = bids_of(day_long_config())
+        .into_iter()
+        .filter_map(|bid| {
+            let price = bid.price as f64 * 0.908;
+            if price <= 1_000_000.0 || price >= 50_000_000.0 {
+                return None;
+            }
+            // The hour, read off the formatted time.
+            let hour: u32 = weir::datetime::format(bid.date_time)[11..13]
+                .parse()
+                .unwrap();
+            let bid_time_type = if (8..=18).contains(&hour) {
+                "dayTime"
+            } else if hour <= 6 || hour >= 20 {
+                "nightTime"
+            } else {
+                "otherTime"
+            };
+            Some(Q14Row {
+                auction: bid.auction,
+                bidder: bid.bidder,
+                price,
+                bid_time_type: bid_time_type.into(),
+                date_time: bid.date_time,
+                c_counts: bid.extra.matches('c').count() as u64,
+                extra: bid.extra,
+            })
+        })
+        .collect();
+    for kind in ["dayTime", "nightTime", "otherTime"] {
+        assert!(
+            expected.iter().any(|row| row.bid_time_type == kind),
+            "no {kind} rows"
+        );
+    }
+    for workers in [1, 2] {
+        assert_same_multiset(run_with(day_long_config(), workers, q14), expected.clone());
+    }
+}
+
+#[test]
+fn q21_and_q22_extract_channel_numbers_and_url_directories() {
+    let bids = reference_bids();
+    let q21_expected: Vec<Q21Row> = bids
+        .iter()
+        .filter_map(|bid| {
+            let known = ["apple", "google", "facebook", "baidu"]
+                .iter()
+                .position(|name| bid.channel.eq_ignore_ascii_case(name))
+                .map(|index| index.to_string());
+            // The parameters after '?', as name=value pairs.
+            let from_url = bid.url.split_once('?').and_then(|(_, query)| {
+                query
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix("channel_id=").map(str::to_owned))
+            });
+            Some(Q21Row {
+                auction: bid.auction,
+                bidder: bid.bidder,
+                price: bid.price,
+                channel: bid.channel.clone(),
+                channel_id: known.or(from_url)?,
+            })
+        })
+        .collect();
+    let q22_expected: Vec<Q22Row> = bids
+        .iter()
+        .map(|bid| {
+            let parts: Vec<&str> = bid.url.split('/').collect();
+            let dir = |index: usize| parts.get(index).map(|part| part.to_string());
+            Q22Row {
+                auction: bid.auction,
+                bidder: bid.bidder,
+                price: bid.price,
+                channel: bid.channel.clone(),
+                dir1: dir(3),
+                dir2: dir(4),
+                dir3: dir(5),
+            }
+        })
+        .collect();
+    assert!(q21_expected.iter().any(|row| row.channel_id == "1"));
+    assert!(q21_expected.iter().any(|row| row.channel_id.len() > 1));
+    for workers in [1, 2] {
+        assert_same_multiset(run(workers, q21), q21_expected.clone());
+        assert_same_multiset(run(workers, q22), q22_expected.clone());
     }
 }

@@ -1,6 +1,7 @@
 //! The Nexmark queries, as weir pipelines over a stream of [`Event`]s.
 
 mod bid_statistics;
+mod projections;
 mod q11;
 mod q17;
 mod q18;
@@ -9,6 +10,7 @@ mod q5;
 mod queries;
 
 pub use bid_statistics::{q15, q16, Q15Row, Q16Row};
+pub use projections::{q14, q21, q22, Q14Row, Q21Row, Q22Row};
 pub use q11::{q11, Q11Row, Q11_GAP};
 pub use q17::{q17, Q17Row, DAY, RANK1_BELOW, RANK2_BELOW};
 pub use q18::q18;

@@ -18,6 +18,8 @@ pub enum Query {
     Q5,
     /// User sessions: bids per bidder per session (10 s gap).
     Q11,
+    /// Filter and computed columns: euro prices in a range, time of day, `c` count.
+    Q14,
     /// Bidding statistics per day: bids, distinct bidders and auctions by price rank.
     Q15,
     /// Bidding statistics per channel and day.
@@ -28,6 +30,10 @@ pub enum Query {
     Q18,
     /// Auction top-k: the ten highest bids per auction, per day.
     Q19,
+    /// String extraction: each bid's channel number.
+    Q21,
+    /// String splitting: the first three directories of each bid's url.
+    Q22,
 }
 
 /// Applies `select` to the bids of an event stream, in one operator (filtering the bids

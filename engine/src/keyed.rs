@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::Arc;
+use std::time::Duration;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline as PipelinePact;
@@ -31,6 +32,8 @@ pub struct KeyedContext<K, O, T> {
     outputs: Vec<O>,
     late: Vec<T>,
     timers: Vec<EventTime>,
+    processing_timers: Vec<u64>,
+    now: u64,
     _key: std::marker::PhantomData<fn(&K)>,
 }
 
@@ -41,6 +44,8 @@ impl<K, O, T> KeyedContext<K, O, T> {
             outputs: Vec::new(),
             late: Vec::new(),
             timers: Vec::new(),
+            processing_timers: Vec::new(),
+            now: 0,
             _key: std::marker::PhantomData,
         }
     }
@@ -68,6 +73,19 @@ impl<K, O, T> KeyedContext<K, O, T> {
     /// once.
     pub fn set_timer(&mut self, time: EventTime) {
         self.timers.push(time);
+    }
+
+    /// The wall-clock time, in milliseconds since the Unix epoch, when the operator started
+    /// this round of work.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Asks for [`KeyedProcess::on_processing_timer`] for this key once the wall clock reaches
+    /// `time` (ms since the Unix epoch), or when the input ends. Results it emits carry the
+    /// time of the record that set the timer first.
+    pub fn set_processing_timer(&mut self, time: u64) {
+        self.processing_timers.push(time);
     }
 }
 
@@ -97,6 +115,17 @@ pub trait KeyedProcess<K, T>: 'static {
         time: EventTime,
     );
 
+    /// Handles a processing-time timer of `key` set for wall-clock `time`. Logic that sets no
+    /// processing-time timers keeps the default, which does nothing.
+    fn on_processing_timer(
+        &mut self,
+        _cx: &mut KeyedContext<K, Self::Output, T>,
+        _key: &K,
+        _state: &mut Self::State,
+        _time: u64,
+    ) {
+    }
+
     /// Whether a key's state holds nothing; such state is dropped.
     fn is_empty(&self, state: &Self::State) -> bool;
 }
@@ -106,6 +135,60 @@ struct PendingTimer<K> {
     keys: KeySet<K>,
     results: Capability<Time>,
     late: Capability<Time>,
+}
+
+/// Pending timers of one kind, by time.
+struct Timers<K> {
+    by_time: BTreeMap<u64, PendingTimer<K>>,
+}
+
+impl<K> Default for Timers<K> {
+    fn default() -> Self {
+        Timers {
+            by_time: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone> Timers<K> {
+    /// Adds `key`'s timer at `time`, with capabilities at `when` made by `capabilities_at`.
+    /// Of two claims on one timer time, the earlier capability wins: results go out then.
+    fn add(
+        &mut self,
+        time: u64,
+        key: &K,
+        when: &Time,
+        capabilities_at: &impl Fn(&Time) -> (Capability<Time>, Capability<Time>),
+    ) {
+        let pending = self.by_time.entry(time).or_insert_with(|| {
+            let (results, late) = capabilities_at(when);
+            PendingTimer {
+                keys: KeySet::default(),
+                results,
+                late,
+            }
+        });
+        if when.less_than(pending.results.time()) {
+            (pending.results, pending.late) = capabilities_at(when);
+        }
+        pending.keys.insert(key.clone());
+    }
+
+    /// Removes and returns the earliest timer before `bound`.
+    fn first_before(&mut self, bound: u64) -> Option<(u64, PendingTimer<K>)> {
+        let entry = self.by_time.first_entry()?;
+        (*entry.key() < bound).then(|| entry.remove_entry())
+    }
+
+    fn first_time(&self) -> Option<u64> {
+        self.by_time.keys().next().copied()
+    }
+}
+
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
 }
 
 /// Builds the keyed operator over `(key, record)` pairs partitioned by key. Returns the
@@ -122,26 +205,32 @@ where
     T: Data,
     P: KeyedProcess<K, T>,
 {
-    let mut builder = OperatorBuilder::new(name.to_owned(), input.scope());
+    let input_scope = input.scope();
+    let mut builder = OperatorBuilder::new(name.to_owned(), input_scope);
     let mut input = builder.new_input(input, PipelinePact);
     let (results_output, results) = builder.new_output();
     let (late_output, late) = builder.new_output();
     let mut results_output =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<P::Output>>>::from(results_output);
     let mut late_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<T>>>::from(late_output);
+    let activator = input_scope.activator_for(builder.operator_info().address);
     builder.build(move |_capabilities| {
         let mut states: KeyMap<K, P::State> = KeyMap::default();
         // Pending timers by time, each with the keys that set it and capabilities at its time.
-        let mut timers: BTreeMap<EventTime, PendingTimer<K>> = BTreeMap::new();
+        let mut timers = Timers::default();
+        let mut processing_timers = Timers::default();
         let mut cx = KeyedContext::new();
         move |frontiers| {
             let mut results_handle = results_output.activate();
             let mut late_handle = late_output.activate();
+            cx.now = wall_clock_ms();
             input.for_each(|capability, records| {
                 let Some(time) = capability.stamp().iter().next().cloned() else {
                     return;
                 };
                 cx.watermark = time.watermark;
+                let capabilities_at =
+                    |when: &Time| (capability.delayed(when, 0), capability.delayed(when, 1));
                 for (key, record) in records.drain(..) {
                     let at = event_time(&record);
                     let state = states.entry(key.clone()).or_default();
@@ -152,17 +241,10 @@ where
                     for timer in cx.timers.drain(..) {
                         // A timer behind the record's own time fires at the record's time.
                         let when = Time::new(time.epoch, timer.max(time.watermark));
-                        let pending = timers.entry(timer).or_insert_with(|| PendingTimer {
-                            keys: KeySet::default(),
-                            results: capability.delayed(&when, 0),
-                            late: capability.delayed(&when, 1),
-                        });
-                        if when.less_than(pending.results.time()) {
-                            // An earlier record claims an earlier time: results go out then.
-                            pending.results = capability.delayed(&when, 0);
-                            pending.late = capability.delayed(&when, 1);
-                        }
-                        pending.keys.insert(key.clone());
+                        timers.add(timer, &key, &when, &capabilities_at);
+                    }
+                    for timer in cx.processing_timers.drain(..) {
+                        processing_timers.add(timer, &key, &time, &capabilities_at);
                     }
                 }
                 if !cx.outputs.is_empty() {
@@ -179,31 +261,54 @@ where
                     cx.late.clear();
                 }
             });
-            let watermark = frontier_watermark(frontiers[0].frontier().as_ref());
-            while let Some(entry) = timers.first_entry() {
-                if *entry.key() >= watermark {
-                    break;
+            let frontier = frontiers[0].frontier();
+            let watermark = frontier_watermark(frontier.as_ref());
+            let input_ended = frontier.is_empty();
+            loop {
+                // Event-time timers the watermark passed, then processing-time timers that are
+                // due (all of them once the input has ended), earliest first.
+                let (time, pending, processing) = match timers.first_before(watermark) {
+                    Some((time, pending)) => (time, pending, false),
+                    None => {
+                        let due = if input_ended {
+                            u64::MAX
+                        } else {
+                            cx.now.saturating_add(1)
+                        };
+                        match processing_timers.first_before(due) {
+                            Some((time, pending)) => (time, pending, true),
+                            None => break,
+                        }
+                    }
+                };
+                if !processing {
+                    cx.watermark = time;
                 }
-                let (time, pending) = entry.remove_entry();
-                cx.watermark = time;
-                for key in pending.keys {
-                    let Some(state) = states.get_mut(&key) else {
+                let capabilities_at =
+                    |when: &Time| (pending.results.delayed(when), pending.late.delayed(when));
+                for key in &pending.keys {
+                    let Some(state) = states.get_mut(key) else {
                         continue;
                     };
-                    logic.on_timer(&mut cx, &key, state, time);
+                    if processing {
+                        logic.on_processing_timer(&mut cx, key, state, time);
+                    } else {
+                        logic.on_timer(&mut cx, key, state, time);
+                    }
                     if logic.is_empty(state) {
-                        states.remove(&key);
+                        states.remove(key);
                     }
                     for later in cx.timers.drain(..) {
-                        // A timer set while timers fire fires no earlier than now.
-                        let later = later.max(time);
-                        let when = Time::new(pending.results.time().epoch, later);
-                        let next = timers.entry(later).or_insert_with(|| PendingTimer {
-                            keys: KeySet::default(),
-                            results: pending.results.delayed(&when),
-                            late: pending.late.delayed(&when),
-                        });
-                        next.keys.insert(key.clone());
+                        // A timer set while timers fire fires no earlier than the one firing.
+                        let later = if processing { later } else { later.max(time) };
+                        let when = Time::new(
+                            pending.results.time().epoch,
+                            later.max(pending.results.time().watermark),
+                        );
+                        timers.add(later, key, &when, &capabilities_at);
+                    }
+                    for later in cx.processing_timers.drain(..) {
+                        processing_timers.add(later, key, pending.results.time(), &capabilities_at);
                     }
                 }
                 if !cx.outputs.is_empty() {
@@ -219,6 +324,9 @@ where
                         .give_container(&mut cx.late);
                     cx.late.clear();
                 }
+            }
+            if let Some(next) = processing_timers.first_time() {
+                activator.activate_after(Duration::from_millis(next.saturating_sub(cx.now).max(1)));
             }
         }
     });

@@ -9,8 +9,8 @@ use std::fmt::Debug;
 use weir::nexmark::{Bid, Event, Generator, GeneratorConfig, NexmarkSource};
 use weir::{CollectSink, Data, Job, JobConfig, Stream};
 use weir_examples::nexmark::{
-    q0, q1, q11, q14, q15, q16, q17, q18, q19, q2, q21, q22, q5, Q0Row, Q11Row, Q14Row, Q15Row,
-    Q16Row, Q17Row, Q19Row, Q1Row, Q21Row, Q22Row, Q2Row, Q5Row,
+    q0, q1, q11, q12, q14, q15, q16, q17, q18, q19, q2, q21, q22, q5, Q0Row, Q11Row, Q14Row,
+    Q15Row, Q16Row, Q17Row, Q19Row, Q1Row, Q21Row, Q22Row, Q2Row, Q5Row,
 };
 
 const EVENTS: u64 = 30_000;
@@ -509,5 +509,25 @@ fn q21_and_q22_extract_channel_numbers_and_url_directories() {
     for workers in [1, 2] {
         assert_same_multiset(run(workers, q21), q21_expected.clone());
         assert_same_multiset(run(workers, q22), q22_expected.clone());
+    }
+}
+
+#[test]
+fn q12_counts_every_bid_of_every_bidder_in_processing_time_windows() {
+    use std::collections::BTreeMap;
+    let mut expected: BTreeMap<u64, u64> = BTreeMap::new();
+    for bid in reference_bids() {
+        *expected.entry(bid.bidder).or_default() += 1;
+    }
+    for workers in [1, 2] {
+        let rows = run(workers, q12);
+        // Which window a bid lands in depends on the wall clock; the totals do not.
+        let mut totals: BTreeMap<u64, u64> = BTreeMap::new();
+        for row in &rows {
+            assert_eq!(row.endtime - row.starttime, 10_000);
+            assert_eq!(row.starttime % 10_000, 0);
+            *totals.entry(row.bidder).or_default() += row.bid_count;
+        }
+        assert_eq!(totals, expected, "{workers} workers");
     }
 }

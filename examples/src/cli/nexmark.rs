@@ -16,7 +16,9 @@ use weir::{
     write_json_lines, Cluster, Data, DiscardSink, Job, JobConfig, JsonLinesSink, JsonLinesSource,
     Pipeline, Stream,
 };
-use weir_examples::nexmark::{q0, q1, q11, q14, q15, q16, q17, q18, q19, q2, q21, q22, q5, Query};
+use weir_examples::nexmark::{
+    q0, q1, q11, q12, q14, q15, q16, q17, q18, q19, q2, q21, q22, q5, Query,
+};
 
 use super::location::Location;
 use super::progress;
@@ -248,6 +250,7 @@ fn run_query(args: &RunArgs) -> anyhow::Result<()> {
             Query::Q2 => write_results(q2(events), out.as_deref()),
             Query::Q5 => write_results(q5(events), out.as_deref()),
             Query::Q11 => write_results(q11(events), out.as_deref()),
+            Query::Q12 => write_results(q12(events), out.as_deref()),
             Query::Q14 => write_results(q14(events), out.as_deref()),
             Query::Q15 => write_results(q15(events), out.as_deref()),
             Query::Q16 => write_results(q16(events), out.as_deref()),

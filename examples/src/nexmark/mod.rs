@@ -3,6 +3,7 @@
 mod bid_statistics;
 mod projections;
 mod q11;
+mod q12;
 mod q17;
 mod q18;
 mod q19;
@@ -12,6 +13,7 @@ mod queries;
 pub use bid_statistics::{q15, q16, Q15Row, Q16Row};
 pub use projections::{q14, q21, q22, Q14Row, Q21Row, Q22Row};
 pub use q11::{q11, Q11Row, Q11_GAP};
+pub use q12::{q12, Q12Row, Q12_WINDOW};
 pub use q17::{q17, Q17Row, DAY, RANK1_BELOW, RANK2_BELOW};
 pub use q18::q18;
 pub use q19::{q19, Q19Row, Q19_TOP};

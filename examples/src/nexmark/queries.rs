@@ -18,6 +18,8 @@ pub enum Query {
     Q5,
     /// User sessions: bids per bidder per session (10 s gap).
     Q11,
+    /// Processing-time windows: bids per bidder per 10 s of wall-clock time.
+    Q12,
     /// Filter and computed columns: euro prices in a range, time of day, `c` count.
     Q14,
     /// Bidding statistics per day: bids, distinct bidders and auctions by price rank.

@@ -1,5 +1,6 @@
 //! Watermark strategies: how a source derives its watermark from the event times it reads.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weir_engine::EventTime;
@@ -59,12 +60,33 @@ impl BoundedOutOfOrderness {
 /// use std::time::Duration;
 /// use weir_operators::watermark::Watermarks;
 /// let strategy = Watermarks::bounded(Duration::from_secs(4)).idle_after(Duration::from_secs(30));
-/// assert_eq!(strategy.out_of_orderness_ms(), 4_000);
+/// assert_eq!(strategy.watermark_after(10_000), 6_000);
+/// // Any rule from the largest event time seen, for instance whole seconds only:
+/// let seconds = Watermarks::custom(|max_seen| max_seen - max_seen % 1_000);
+/// assert_eq!(seconds.watermark_after(12_345), 12_000);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Watermarks {
-    bound: EventTime,
+    rule: WatermarkRule,
     idle_after: Option<Duration>,
+}
+
+/// How a partition's watermark follows the largest event time it has seen.
+#[derive(Clone)]
+enum WatermarkRule {
+    /// That time minus a bound.
+    Bounded(EventTime),
+    /// A user's function of that time (clamped so the watermark never passes it).
+    Custom(Arc<dyn Fn(EventTime) -> EventTime + Send + Sync>),
+}
+
+impl std::fmt::Debug for WatermarkRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WatermarkRule::Bounded(bound) => write!(f, "Bounded({bound} ms)"),
+            WatermarkRule::Custom(_) => write!(f, "Custom"),
+        }
+    }
 }
 
 impl Default for Watermarks {
@@ -78,7 +100,18 @@ impl Watermarks {
     /// Events arrive at most `out_of_orderness` late.
     pub fn bounded(out_of_orderness: Duration) -> Self {
         Watermarks {
-            bound: out_of_orderness.as_millis().min(u128::from(EventTime::MAX)) as EventTime,
+            rule: WatermarkRule::Bounded(
+                out_of_orderness.as_millis().min(u128::from(EventTime::MAX)) as EventTime,
+            ),
+            idle_after: None,
+        }
+    }
+
+    /// The watermark is `rule(largest event time seen)`. It never passes that time, and never
+    /// goes back: a rule giving less than before leaves it where it was.
+    pub fn custom(rule: impl Fn(EventTime) -> EventTime + Send + Sync + 'static) -> Self {
+        Watermarks {
+            rule: WatermarkRule::Custom(Arc::new(rule)),
             idle_after: None,
         }
     }
@@ -97,9 +130,12 @@ impl Watermarks {
         }
     }
 
-    /// The out-of-orderness bound in milliseconds.
-    pub fn out_of_orderness_ms(&self) -> EventTime {
-        self.bound
+    /// The watermark of a partition whose largest event time so far is `max_seen`.
+    pub fn watermark_after(&self, max_seen: EventTime) -> EventTime {
+        match &self.rule {
+            WatermarkRule::Bounded(bound) => max_seen.saturating_sub(*bound),
+            WatermarkRule::Custom(rule) => rule(max_seen).min(max_seen),
+        }
     }
 
     /// The idleness timeout, if any.
@@ -144,7 +180,10 @@ pub struct PartitionWatermarks {
 
 #[derive(Clone, Copy, Debug)]
 struct PartitionState {
-    tracker: BoundedOutOfOrderness,
+    /// The largest event time seen.
+    max_seen: Option<EventTime>,
+    /// The partition's watermark (monotone, even under a custom rule).
+    watermark: EventTime,
     last_record: Instant,
     finished: bool,
 }
@@ -153,7 +192,8 @@ impl PartitionWatermarks {
     /// Tracks `count` partitions, none of which has had a record at `now`.
     pub fn new(strategy: Watermarks, count: usize, now: Instant) -> Self {
         let state = PartitionState {
-            tracker: BoundedOutOfOrderness::new(strategy.bound),
+            max_seen: None,
+            watermark: 0,
             last_record: now,
             finished: false,
         };
@@ -166,7 +206,11 @@ impl PartitionWatermarks {
     /// Notes a record of event time `event_time` in partition `index` at `now`.
     pub fn observe(&mut self, index: usize, event_time: EventTime, now: Instant) {
         if let Some(partition) = self.partitions.get_mut(index) {
-            partition.tracker.observe(event_time);
+            if partition.max_seen.is_none_or(|max| event_time > max) {
+                partition.max_seen = Some(event_time);
+                let watermark = self.strategy.watermark_after(event_time);
+                partition.watermark = partition.watermark.max(watermark);
+            }
             partition.last_record = now;
         }
     }
@@ -182,7 +226,7 @@ impl PartitionWatermarks {
     pub fn partition_watermark(&self, index: usize) -> Option<EventTime> {
         self.partitions
             .get(index)
-            .map(|partition| partition.tracker.current())
+            .map(|partition| partition.watermark)
     }
 
     /// The combined watermark at `now`.
@@ -199,7 +243,7 @@ impl PartitionWatermarks {
         match live
             .clone()
             .filter(|partition| !is_idle(partition))
-            .map(|partition| partition.tracker.current())
+            .map(|partition| partition.watermark)
             .min()
         {
             Some(watermark) => CombinedWatermark::Active(watermark),
@@ -251,6 +295,24 @@ mod tests {
         assert_eq!(
             partitions.watermark(at(10_000)),
             CombinedWatermark::Finished
+        );
+    }
+
+    #[test]
+    fn a_custom_rule_never_passes_the_data_nor_goes_back() {
+        let start = Instant::now();
+        // A rule that misbehaves: ahead of the data for even times, far behind for odd ones.
+        let strategy = Watermarks::custom(|max| if max % 2 == 0 { max + 1_000 } else { 0 });
+        let mut partitions = PartitionWatermarks::new(strategy, 1, start);
+        partitions.observe(0, 5_000, start);
+        assert_eq!(
+            partitions.watermark(start),
+            CombinedWatermark::Active(5_000)
+        );
+        partitions.observe(0, 7_001, start);
+        assert_eq!(
+            partitions.watermark(start),
+            CombinedWatermark::Active(5_000)
         );
     }
 

@@ -14,7 +14,10 @@ use weir_engine::{
     Timestamped, WorkerInfo,
 };
 use weir_operators::aggregate::{Count, Sum};
-use weir_operators::window::{hopping, session, tumbling, WindowExt, WindowResult, Windows};
+use weir_operators::window::{
+    global, hopping, session, tumbling, Firing, ResultKind, Trigger, WindowExt, WindowResult,
+    Windows,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Reading {
@@ -254,7 +257,7 @@ proptest! {
         let (results, late, late_count) = run(scripts(&emitted, workers, bound), windows, Duration::ZERO);
         prop_assert!(late.is_empty(), "nothing is late within the bound: {late:?}");
         prop_assert_eq!(late_count, 0);
-        prop_assert!(results.iter().all(|r| !r.update));
+        prop_assert!(results.iter().all(|r| r.kind == ResultKind::OnTime));
         // One result per window, equal to the reference (empty windows emit nothing).
         prop_assert_eq!(results.len(), final_results(&results).len());
         prop_assert_eq!(final_results(&results), reference(&readings, windows));
@@ -287,13 +290,13 @@ fn late_records_update_within_the_lateness_and_go_to_the_late_output_beyond_it()
     let sensor1: Vec<_> = results
         .iter()
         .filter(|r| r.key == 1)
-        .map(|r| (r.start, r.value, r.update))
+        .map(|r| (r.start, r.value, r.kind == ResultKind::Update))
         .collect();
     assert_eq!(sensor1, vec![(0, 3, false), (0, 11, true)]);
     let sensor2: Vec<_> = results
         .iter()
         .filter(|r| r.key == 2)
-        .map(|r| (r.start, r.value, r.update))
+        .map(|r| (r.start, r.value, r.kind == ResultKind::Update))
         .collect();
     assert_eq!(sensor2, vec![(1_000, 36, false), (7_000, 64, false)]);
     assert_eq!(
@@ -346,7 +349,7 @@ fn a_late_record_bridging_two_fired_sessions_merges_them_into_an_update() {
     assert!(late.is_empty());
     let emitted: Vec<_> = results
         .iter()
-        .map(|r| (r.start, r.end, r.value, r.update))
+        .map(|r| (r.start, r.end, r.value, r.kind == ResultKind::Update))
         .collect();
     assert_eq!(
         emitted,
@@ -393,4 +396,114 @@ fn counts_match_on_one_and_two_workers() {
     let one = count(1);
     assert_eq!(one.values().sum::<u64>(), 2_000);
     assert_eq!(one, count(2));
+}
+
+/// Runs a triggered sum over one worker's script and returns (start, value, kind) rows.
+fn run_triggered(
+    steps: Vec<Step>,
+    windows: Windows,
+    trigger: fn() -> Trigger<Reading>,
+    firing: Firing,
+) -> Vec<(EventTime, u64, ResultKind)> {
+    let results = CollectSink::new();
+    let out = results.results();
+    let script = Script {
+        steps: Arc::new(vec![steps]),
+    };
+    Job::new(JobConfig {
+        workers: 1,
+        watermark_interval: INTERVAL,
+        ..JobConfig::default()
+    })
+    .run(move |p| {
+        p.source(script.clone())
+            .key_by(|reading| reading.sensor)
+            .window(windows)
+            .trigger(trigger(), firing)
+            .aggregate(Sum::of(|reading: &Reading| reading.value))
+            .results
+            .sink(results.clone());
+        Ok(())
+    })
+    .unwrap();
+    let rows: Vec<WindowResult<u32, u64>> = out.lock().unwrap().clone();
+    rows.iter().map(|r| (r.start, r.value, r.kind)).collect()
+}
+
+fn five_readings() -> Vec<Step> {
+    (1..=5).map(|n| reading(1, n * 10, n)).collect()
+}
+
+#[test]
+fn a_record_count_trigger_fires_early_then_on_time_accumulating_or_retracting() {
+    use ResultKind::*;
+    let accumulating = run_triggered(
+        five_readings(),
+        tumbling(Duration::from_secs(1)),
+        || Trigger::Records(2),
+        Firing::Accumulating,
+    );
+    assert_eq!(
+        accumulating,
+        vec![(0, 3, Early), (0, 10, Early), (0, 15, OnTime)]
+    );
+    let retracting = run_triggered(
+        five_readings(),
+        tumbling(Duration::from_secs(1)),
+        || Trigger::Records(2),
+        Firing::Retracting,
+    );
+    assert_eq!(
+        retracting,
+        vec![
+            (0, 3, Early),
+            (0, 3, Retraction),
+            (0, 10, Early),
+            (0, 10, Retraction),
+            (0, 15, OnTime)
+        ]
+    );
+    // Adding up a retracting stream (retractions negative) gives the final value.
+    let total: i64 = retracting
+        .iter()
+        .map(|&(_, v, kind)| {
+            if kind == Retraction {
+                -(v as i64)
+            } else {
+                v as i64
+            }
+        })
+        .sum();
+    assert_eq!(total, 15);
+}
+
+#[test]
+fn a_global_window_fires_on_its_custom_trigger_and_when_the_input_ends() {
+    use ResultKind::*;
+    // Fire whenever a reading is a multiple of 2.
+    let rows = run_triggered(
+        five_readings(),
+        global(),
+        || Trigger::When(Box::new(|r: &Reading| r.value % 2 == 0)),
+        Firing::Accumulating,
+    );
+    assert_eq!(rows, vec![(0, 3, Early), (0, 10, Early), (0, 15, OnTime)]);
+}
+
+#[test]
+fn an_interval_trigger_fires_while_records_arrive() {
+    use ResultKind::*;
+    let mut steps = vec![reading(1, 10, 1)];
+    // A pause longer than the interval, during which the window must fire early.
+    steps.push(Step::Watermark(1));
+    steps.extend((0..40).map(|_| Step::Watermark(1)));
+    steps.push(reading(1, 20, 2));
+    let rows = run_triggered(
+        steps,
+        tumbling(Duration::from_secs(1)),
+        || Trigger::Interval(Duration::from_millis(20)),
+        Firing::Accumulating,
+    );
+    assert_eq!(rows.first(), Some(&(0, 1, Early)), "{rows:?}");
+    assert_eq!(rows.last(), Some(&(0, 3, OnTime)), "{rows:?}");
 }

@@ -196,7 +196,8 @@ impl<T: DeserializeOwned + 'static> Source for LogSource<T> {
             });
         }
         let now = Instant::now();
-        let mut watermarks = PartitionWatermarks::new(self.watermarks.clone(), partitions.len(), now);
+        let mut watermarks =
+            PartitionWatermarks::new(self.watermarks.clone(), partitions.len(), now);
         for (index, partition) in partitions.iter().enumerate() {
             if partition
                 .end

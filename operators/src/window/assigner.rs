@@ -61,6 +61,9 @@ pub enum Windows {
         /// The largest silence inside a session, in ms.
         gap: EventTime,
     },
+    /// One window per key over all of event time: it fires when the input ends, or earlier
+    /// through a trigger.
+    Global,
 }
 
 /// Tumbling windows of `size`.
@@ -109,6 +112,17 @@ pub fn session(gap: Duration) -> Windows {
     }
 }
 
+/// One window per key holding every event; results come from a trigger, and once more when
+/// the input ends.
+///
+/// ```
+/// use weir_operators::window::{global, Window};
+/// assert_eq!(global().assign(1_000), vec![Window { start: 0, end: u64::MAX }]);
+/// ```
+pub fn global() -> Windows {
+    Windows::Global
+}
+
 impl Windows {
     /// The windows an event at `event_time` belongs to, earliest first (for sessions, the
     /// event's own session before merging).
@@ -145,6 +159,10 @@ impl Windows {
             Windows::Session { gap } => vec![Window {
                 start: event_time,
                 end: event_time.saturating_add(gap),
+            }],
+            Windows::Global => vec![Window {
+                start: 0,
+                end: EventTime::MAX,
             }],
         }
     }

@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use weir_engine::{Data, EventTime, KeyedContext, KeyedProcess, KeyedStream, Stream, Timestamped};
 
 use crate::aggregate::Aggregate;
-pub use assigner::{hopping, session, tumbling, Window, Windows};
+pub use assigner::{global, hopping, session, tumbling, Window, Windows};
 
 /// One window's result for one key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -58,9 +58,42 @@ pub struct WindowResult<K, R> {
     pub end: EventTime,
     /// The aggregation's result.
     pub value: R,
-    /// True when a late record changed a window that had already fired: this result
-    /// replaces the earlier one.
-    pub update: bool,
+    /// What this result is: early, on time, a late update, or a retraction.
+    pub kind: ResultKind,
+}
+
+/// What a [`WindowResult`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ResultKind {
+    /// Fired early by a trigger, before the watermark passed the window's end; more follow.
+    Early,
+    /// Fired when the watermark passed the window's end.
+    OnTime,
+    /// A late record within the allowed lateness changed a window that had fired.
+    Update,
+    /// Withdraws the value this window emitted last (retracting triggers only); the window's
+    /// new value follows.
+    Retraction,
+}
+
+/// When a window fires before the watermark passes its end.
+pub enum Trigger<T> {
+    /// After every `n` records added to the window.
+    Records(u64),
+    /// Once per wall-clock interval while records arrive.
+    Interval(Duration),
+    /// After each record for which the function says so (a punctuation, a threshold).
+    When(Box<dyn Fn(&T) -> bool>),
+}
+
+/// What earlier results of a window mean when it fires again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firing {
+    /// Each result holds everything so far and replaces the last.
+    Accumulating,
+    /// Each new result is preceded by a [`ResultKind::Retraction`] of the last one, for
+    /// consumers that add results up.
+    Retracting,
 }
 
 impl<K, R> Timestamped for WindowResult<K, R> {
@@ -84,6 +117,7 @@ pub struct WindowedStream<'s, K, T> {
     stream: KeyedStream<'s, K, T>,
     windows: Windows,
     allowed_lateness: EventTime,
+    trigger: Option<(Trigger<T>, Firing)>,
 }
 
 /// Adds `window` to keyed streams.
@@ -98,6 +132,7 @@ impl<'s, K: Data + Hash + Eq, T: Data + Timestamped> WindowExt<'s, K, T> for Key
             stream: self,
             windows,
             allowed_lateness: 0,
+            trigger: None,
         }
     }
 }
@@ -113,11 +148,22 @@ impl<'s, K: Data + Hash + Eq, T: Data + Timestamped> WindowedStream<'s, K, T> {
         }
     }
 
+    /// Also fires windows early, when `trigger` says so, with results that accumulate or
+    /// retract (the on-time result still follows when the watermark passes the end). With
+    /// [`global`] windows, this is the only way results appear before the input ends.
+    pub fn trigger(self, trigger: Trigger<T>, firing: Firing) -> Self {
+        WindowedStream {
+            trigger: Some((trigger, firing)),
+            ..self
+        }
+    }
+
     /// Aggregates each key's records per window.
     pub fn aggregate<A: Aggregate<T>>(self, aggregate: A) -> WindowOutput<'s, K, A::Output, T> {
         let logic = WindowLogic {
             windows: self.windows,
             allowed_lateness: self.allowed_lateness,
+            trigger: self.trigger,
             aggregate,
         };
         let (results, late) = self.stream.process("window", T::event_time, logic);
@@ -125,46 +171,106 @@ impl<'s, K: Data + Hash + Eq, T: Data + Timestamped> WindowedStream<'s, K, T> {
     }
 }
 
-/// A window of one key: its accumulator and whether it has fired.
-struct OpenWindow<Acc> {
+/// A window of one key: its accumulator, whether it fired on time, what it emitted last
+/// (kept for retractions) and how many records it took since.
+struct OpenWindow<Acc, Out> {
     window: Window,
     accumulator: Acc,
     fired: bool,
+    emitted: Option<Out>,
+    since_emitted: u64,
 }
 
 /// The keyed logic of windowed aggregation.
-struct WindowLogic<A> {
+struct WindowLogic<A, T> {
     windows: Windows,
     allowed_lateness: EventTime,
+    trigger: Option<(Trigger<T>, Firing)>,
     aggregate: A,
 }
 
-impl<A> WindowLogic<A> {
+type Open<A, T> = OpenWindow<<A as Aggregate<T>>::Accumulator, <A as Aggregate<T>>::Output>;
+
+impl<A: Aggregate<T>, T> WindowLogic<A, T> {
     /// A window is expired once the watermark passes its end plus the allowed lateness.
     fn expired(&self, window: &Window, watermark: EventTime) -> bool {
         window.max_timestamp().saturating_add(self.allowed_lateness) < watermark
     }
 
-    fn result<K: Clone, T>(
+    fn retracting(&self) -> bool {
+        matches!(self.trigger, Some((_, Firing::Retracting)))
+    }
+
+    /// Emits a window's current result as `kind`, after retracting its last one if asked to.
+    fn emit<K: Clone>(
         &self,
+        cx: &mut KeyedContext<K, WindowResult<K, A::Output>, T>,
         key: &K,
-        open: &OpenWindow<A::Accumulator>,
-        update: bool,
-    ) -> WindowResult<K, A::Output>
-    where
-        A: Aggregate<T>,
-    {
-        WindowResult {
+        open: &mut Open<A, T>,
+        kind: ResultKind,
+    ) {
+        self.retract(cx, key, open);
+        let value = self.aggregate.result(&open.accumulator);
+        if self.retracting() {
+            open.emitted = Some(value.clone());
+        }
+        open.since_emitted = 0;
+        cx.emit(WindowResult {
             key: key.clone(),
             start: open.window.start,
             end: open.window.end,
-            value: self.aggregate.result(&open.accumulator),
-            update,
+            value,
+            kind,
+        });
+    }
+
+    /// Withdraws what a window emitted last, when retracting.
+    fn retract<K: Clone>(
+        &self,
+        cx: &mut KeyedContext<K, WindowResult<K, A::Output>, T>,
+        key: &K,
+        open: &mut Open<A, T>,
+    ) {
+        if let Some(value) = open.emitted.take() {
+            cx.emit(WindowResult {
+                key: key.clone(),
+                start: open.window.start,
+                end: open.window.end,
+                value,
+                kind: ResultKind::Retraction,
+            });
+        }
+    }
+
+    /// Fires `open` early if the trigger says so after `record` was added.
+    fn maybe_fire_early<K: Clone>(
+        &self,
+        cx: &mut KeyedContext<K, WindowResult<K, A::Output>, T>,
+        key: &K,
+        open: &mut Open<A, T>,
+        record: &T,
+    ) {
+        let Some((trigger, _)) = &self.trigger else {
+            return;
+        };
+        let fire = match trigger {
+            Trigger::Records(every) => open.since_emitted >= *every,
+            Trigger::When(fires) => fires(record),
+            Trigger::Interval(interval) => {
+                if open.since_emitted == 1 {
+                    let wait = interval.as_millis().min(u128::from(u64::MAX)) as u64;
+                    cx.set_processing_timer(cx.now().saturating_add(wait.max(1)));
+                }
+                false
+            }
+        };
+        if fire {
+            self.emit(cx, key, open, ResultKind::Early);
         }
     }
 
     /// Asks for the window's firing and, with lateness, its clean-up.
-    fn set_timers<K, O, T>(&self, cx: &mut KeyedContext<K, O, T>, window: &Window) {
+    fn set_timers<K, O>(&self, cx: &mut KeyedContext<K, O, T>, window: &Window) {
         cx.set_timer(window.max_timestamp());
         if self.allowed_lateness > 0 {
             cx.set_timer(window.max_timestamp().saturating_add(self.allowed_lateness));
@@ -172,13 +278,13 @@ impl<A> WindowLogic<A> {
     }
 }
 
-impl<K, T, A> KeyedProcess<K, T> for WindowLogic<A>
+impl<K, T, A> KeyedProcess<K, T> for WindowLogic<A, T>
 where
     K: Data,
     T: Data,
     A: Aggregate<T>,
 {
-    type State = Vec<OpenWindow<A::Accumulator>>;
+    type State = Vec<Open<A, T>>;
     type Output = WindowResult<K, A::Output>;
 
     fn on_record(
@@ -207,9 +313,12 @@ where
             assigned = true;
             if let Some(existing) = open.iter_mut().find(|other| other.window == target) {
                 self.aggregate.add(&mut existing.accumulator, &record);
+                existing.since_emitted += 1;
                 if existing.fired {
                     // A late record within the lateness updates a fired window.
-                    cx.emit(self.result(key, existing, true));
+                    self.emit(cx, key, existing, ResultKind::Update);
+                } else {
+                    self.maybe_fire_early(cx, key, existing, &record);
                 }
                 continue;
             }
@@ -218,8 +327,11 @@ where
                 window: target,
                 accumulator: self.aggregate.create(),
                 fired: false,
+                emitted: None,
+                since_emitted: 1,
             };
             self.aggregate.add(&mut merged.accumulator, &record);
+            let mut absorbed = Vec::new();
             open.retain_mut(|other| {
                 let covered = self.windows.merges()
                     && target.start <= other.window.start
@@ -228,11 +340,26 @@ where
                     let taken = std::mem::replace(&mut other.accumulator, self.aggregate.create());
                     self.aggregate.merge(&mut merged.accumulator, taken);
                     merged.fired |= other.fired;
+                    merged.since_emitted += other.since_emitted;
+                    absorbed.push((other.window, other.emitted.take()));
                 }
                 !covered
             });
+            // Sessions that merged withdraw what they emitted.
+            for (window, emitted) in absorbed {
+                let mut gone = OpenWindow {
+                    window,
+                    accumulator: self.aggregate.create(),
+                    fired: true,
+                    emitted,
+                    since_emitted: 0,
+                };
+                self.retract(cx, key, &mut gone);
+            }
             if merged.fired {
-                cx.emit(self.result(key, &merged, true));
+                self.emit(cx, key, &mut merged, ResultKind::Update);
+            } else {
+                self.maybe_fire_early(cx, key, &mut merged, &record);
             }
             self.set_timers(cx, &target);
             open.push(merged);
@@ -252,12 +379,27 @@ where
         for window in open.iter_mut() {
             if !window.fired && window.window.max_timestamp() <= time {
                 window.fired = true;
-                cx.emit(self.result(key, window, false));
+                self.emit(cx, key, window, ResultKind::OnTime);
             }
         }
         open.retain(|window| {
             !(window.fired && self.expired(&window.window, time.saturating_add(1)))
         });
+    }
+
+    fn on_processing_timer(
+        &mut self,
+        cx: &mut KeyedContext<K, Self::Output, T>,
+        key: &K,
+        open: &mut Self::State,
+        _time: u64,
+    ) {
+        // The interval trigger: windows that took records since they last fired fire early.
+        for window in open.iter_mut() {
+            if !window.fired && window.since_emitted > 0 {
+                self.emit(cx, key, window, ResultKind::Early);
+            }
+        }
     }
 
     fn is_empty(&self, open: &Self::State) -> bool {

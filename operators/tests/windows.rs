@@ -484,7 +484,7 @@ fn a_global_window_fires_on_its_custom_trigger_and_when_the_input_ends() {
     let rows = run_triggered(
         five_readings(),
         global(),
-        || Trigger::When(Box::new(|r: &Reading| r.value % 2 == 0)),
+        || Trigger::When(Box::new(|r: &Reading| r.value.is_multiple_of(2))),
         Firing::Accumulating,
     );
     assert_eq!(rows, vec![(0, 3, Early), (0, 10, Early), (0, 15, OnTime)]);

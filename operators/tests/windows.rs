@@ -507,3 +507,105 @@ fn an_interval_trigger_fires_while_records_arrive() {
     assert_eq!(rows.first(), Some(&(0, 1, Early)), "{rows:?}");
     assert_eq!(rows.last(), Some(&(0, 3, OnTime)), "{rows:?}");
 }
+
+/// Worker 0 reads sensor 1 up to 5 s of event time, then waits for the first window to fire;
+/// worker 1 reads one reading and then has nothing more (its partitions idle: dormant). Both
+/// give up after 10 s, and say so.
+#[derive(Clone)]
+struct OneIdleWorker {
+    fired: Arc<std::sync::atomic::AtomicBool>,
+    gave_up: Arc<std::sync::atomic::AtomicBool>,
+}
+
+struct OneIdleReader {
+    worker: usize,
+    source: OneIdleWorker,
+    sent: bool,
+    started: std::time::Instant,
+}
+
+impl Source for OneIdleWorker {
+    type Item = Reading;
+    type Reader = OneIdleReader;
+    fn name(&self) -> String {
+        "one idle worker".into()
+    }
+    fn open(self, worker: WorkerInfo) -> Result<OneIdleReader, BoxError> {
+        Ok(OneIdleReader {
+            worker: worker.index,
+            source: self,
+            sent: false,
+            started: std::time::Instant::now(),
+        })
+    }
+}
+
+impl SourceReader for OneIdleReader {
+    type Item = Reading;
+    fn poll(&mut self, out: &mut Vec<Reading>, _max: usize) -> Result<SourcePoll, BoxError> {
+        use std::sync::atomic::Ordering;
+        let timed_out = self.started.elapsed() > Duration::from_secs(10);
+        if timed_out {
+            self.source.gave_up.store(true, Ordering::SeqCst);
+        }
+        let done = self.source.fired.load(Ordering::SeqCst) || timed_out;
+        if !self.sent {
+            self.sent = true;
+            if self.worker == 1 {
+                out.push(Reading {
+                    sensor: 2,
+                    at: 100,
+                    value: 1,
+                });
+                return Ok(SourcePoll::Ready { watermark: 100 });
+            }
+            out.extend((0..50).map(|n| Reading {
+                sensor: 1,
+                at: n * 100,
+                value: 1,
+            }));
+            return Ok(SourcePoll::Ready { watermark: 4_900 });
+        }
+        Ok(match (done, self.worker) {
+            (true, _) => SourcePoll::Finished,
+            (false, 1) => SourcePoll::Dormant,
+            (false, _) => SourcePoll::Idle { watermark: 4_900 },
+        })
+    }
+}
+
+#[test]
+fn windows_fire_while_a_worker_is_idle() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let source = OneIdleWorker {
+        fired: Arc::new(AtomicBool::new(false)),
+        gave_up: Arc::new(AtomicBool::new(false)),
+    };
+    let gave_up = Arc::clone(&source.gave_up);
+    let results = CollectSink::new();
+    let out = results.results();
+    Job::new(JobConfig {
+        workers: 2,
+        watermark_interval: INTERVAL,
+        ..JobConfig::default()
+    })
+    .run(move |p| {
+        let fired = Arc::clone(&source.fired);
+        p.source(source.clone())
+            .key_by(|reading| reading.sensor)
+            .window(tumbling(Duration::from_secs(1)))
+            .aggregate(Count)
+            .results
+            .inspect(move |_| fired.store(true, Ordering::SeqCst))
+            .sink(results.clone());
+        Ok(())
+    })
+    .unwrap();
+    assert!(
+        !gave_up.load(Ordering::SeqCst),
+        "no window fired while worker 1 was idle"
+    );
+    let rows: Vec<WindowResult<u32, u64>> = out.lock().unwrap().clone();
+    assert_eq!(final_results(&rows).get(&(1, 0, 1_000)), Some(&10));
+    assert_eq!(final_results(&rows).get(&(2, 0, 1_000)), Some(&1));
+}

@@ -15,30 +15,17 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use weir::datetime::serde_millis;
 use weir::nexmark::Event;
 use weir::{EventTime, KeyedContext, KeyedProcess, Stream};
 
+use super::q11::Q11Row;
 use super::queries::select_bids;
 
 /// The wall-clock window length.
 pub const Q12_WINDOW: Duration = Duration::from_secs(10);
 
-/// A q12 result.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Q12Row {
-    /// The bidder's id.
-    pub bidder: u64,
-    /// Bids processed in the window.
-    pub bid_count: u64,
-    /// The window's start (wall clock).
-    #[serde(with = "serde_millis")]
-    pub starttime: EventTime,
-    /// The window's end (wall clock).
-    #[serde(with = "serde_millis")]
-    pub endtime: EventTime,
-}
+/// A q12 result: the same columns as q11's, for a window of wall-clock time.
+pub type Q12Row = Q11Row;
 
 /// Counts a bidder's bids per wall-clock window.
 struct ProcessingTimeCount {

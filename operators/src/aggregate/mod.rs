@@ -92,54 +92,31 @@ where
     }
 }
 
-/// The smallest value of the records (`None` for no records).
+/// The smallest (`LARGEST = false`, [`Min`]) or largest ([`Max`]) value of the records
+/// (`None` for no records).
 #[derive(Clone, Copy, Debug)]
-pub struct Min<F>(F);
+pub struct Extreme<F, const LARGEST: bool>(F);
+
+/// The smallest value of the records.
+pub type Min<F> = Extreme<F, false>;
+/// The largest value of the records.
+pub type Max<F> = Extreme<F, true>;
 
 impl<F> Min<F> {
     /// The minimum of `value(record)`.
     pub fn of(value: F) -> Self {
-        Min(value)
+        Extreme(value)
     }
 }
-
-impl<T, V, F> Aggregate<T> for Min<F>
-where
-    F: Fn(&T) -> V + 'static,
-    V: Data + Ord,
-{
-    type Accumulator = Option<V>;
-    type Output = Option<V>;
-    fn create(&self) -> Option<V> {
-        None
-    }
-    fn add(&self, min: &mut Option<V>, record: &T) {
-        self.merge(min, Some((self.0)(record)));
-    }
-    fn merge(&self, min: &mut Option<V>, other: Option<V>) {
-        if let Some(other) = other {
-            if min.as_ref().is_none_or(|current| other < *current) {
-                *min = Some(other);
-            }
-        }
-    }
-    fn result(&self, min: &Option<V>) -> Option<V> {
-        min.clone()
-    }
-}
-
-/// The largest value of the records (`None` for no records).
-#[derive(Clone, Copy, Debug)]
-pub struct Max<F>(F);
 
 impl<F> Max<F> {
     /// The maximum of `value(record)`.
     pub fn of(value: F) -> Self {
-        Max(value)
+        Extreme(value)
     }
 }
 
-impl<T, V, F> Aggregate<T> for Max<F>
+impl<T, V, F, const LARGEST: bool> Aggregate<T> for Extreme<F, LARGEST>
 where
     F: Fn(&T) -> V + 'static,
     V: Data + Ord,
@@ -149,18 +126,26 @@ where
     fn create(&self) -> Option<V> {
         None
     }
-    fn add(&self, max: &mut Option<V>, record: &T) {
-        self.merge(max, Some((self.0)(record)));
+    fn add(&self, kept: &mut Option<V>, record: &T) {
+        self.merge(kept, Some((self.0)(record)));
     }
-    fn merge(&self, max: &mut Option<V>, other: Option<V>) {
-        if let Some(other) = other {
-            if max.as_ref().is_none_or(|current| other > *current) {
-                *max = Some(other);
+    fn merge(&self, kept: &mut Option<V>, other: Option<V>) {
+        let Some(other) = other else {
+            return;
+        };
+        let wins = kept.as_ref().is_none_or(|current| {
+            if LARGEST {
+                other > *current
+            } else {
+                other < *current
             }
+        });
+        if wins {
+            *kept = Some(other);
         }
     }
-    fn result(&self, max: &Option<V>) -> Option<V> {
-        max.clone()
+    fn result(&self, kept: &Option<V>) -> Option<V> {
+        kept.clone()
     }
 }
 

@@ -104,4 +104,20 @@ mod tests {
             assert!((23_000..27_000).contains(&count), "{per_worker:?}");
         }
     }
+
+    #[test]
+    fn sequential_keys_fill_every_key_group_evenly() {
+        let groups = KeyGroups::new(128, 1);
+        let mut per_group = [0usize; 128];
+        for key in 0..100_000u64 {
+            per_group[groups.key_group_of(&key) as usize] += 1;
+        }
+        let mean = 100_000 / 128;
+        for count in per_group {
+            assert!(
+                count > mean * 8 / 10 && count < mean * 12 / 10,
+                "{per_group:?}"
+            );
+        }
+    }
 }

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::state::StateBackend;
+
 use crate::error::ConfigError;
 
 /// Where this process sits in a cluster of processes (timely's cluster mode).
@@ -79,8 +81,10 @@ pub struct JobConfig {
     /// How often a new checkpoint epoch starts. Read by the checkpoint coordinator, which is
     /// not built yet: until then every record is in epoch 0.
     pub checkpoint_interval: Duration,
-    /// Where workers keep their state and checkpoints; unused until the state backend lands.
+    /// Where workers keep their state (with the RocksDB backend) and, later, checkpoints.
     pub state_dir: PathBuf,
+    /// Where keyed state lives: memory, or RocksDB under a memory budget.
+    pub state_backend: StateBackend,
     /// How often sources advance the watermark part of their timestamps (processing time).
     /// Larger values keep batches larger; smaller values lower the latency of window results.
     pub watermark_interval: Duration,
@@ -94,6 +98,7 @@ impl Default for JobConfig {
             key_groups: 128,
             checkpoint_interval: Duration::from_secs(5),
             state_dir: PathBuf::from("weir-state"),
+            state_backend: StateBackend::Memory,
             watermark_interval: Duration::from_millis(100),
         }
     }
@@ -127,6 +132,12 @@ impl JobConfig {
     /// Sets the state directory.
     pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.state_dir = dir.into();
+        self
+    }
+
+    /// Sets where keyed state lives.
+    pub fn state_backend(mut self, backend: StateBackend) -> Self {
+        self.state_backend = backend;
         self
     }
 

@@ -85,6 +85,16 @@ pub enum EngineError {
         /// The sink's error.
         source: BoxError,
     },
+    /// The state backend failed in a keyed operator.
+    #[error("state of operator {operator:?} on worker {worker}: {source}")]
+    State {
+        /// The operator's name.
+        operator: String,
+        /// The worker.
+        worker: usize,
+        /// What failed.
+        source: crate::StateError,
+    },
     /// A source rejected a record and the job has no dead-letter output (fail-fast).
     #[error("rejected input: {0} (set a dead-letter output to keep running past bad records)")]
     DeadLetter(Box<crate::DeadLetter>),

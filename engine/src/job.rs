@@ -11,6 +11,7 @@ use crate::key_group::KeyGroups;
 use crate::metrics::JobMetrics;
 use crate::pipeline::Pipeline;
 use crate::source::WatermarkBoard;
+use crate::state::StateStores;
 use crate::time::Time;
 
 /// How long an idle worker parks at most, so that sources notice a failure elsewhere in the
@@ -33,6 +34,7 @@ pub(crate) struct JobShared {
     pub(crate) metrics: Arc<JobMetrics>,
     pub(crate) key_groups: KeyGroups,
     pub(crate) watermarks: WatermarkBoard,
+    pub(crate) state_stores: StateStores,
     failure: Mutex<Option<EngineError>>,
     aborted: AtomicBool,
 }
@@ -118,6 +120,7 @@ impl Job {
             config: self.config.clone(),
             metrics: Arc::clone(&self.metrics),
             watermarks: WatermarkBoard::default(),
+            state_stores: StateStores::default(),
             failure: Mutex::new(None),
             aborted: AtomicBool::new(false),
         });

@@ -6,7 +6,7 @@
 //! and downstream watermarks wait for them), and fires timers in time order once the input
 //! watermark passes them.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,11 +19,12 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use timely::order::PartialOrder;
 
-use crate::job::JobShared;
+use crate::error::EngineError;
+use crate::job::{JobShared, WorkerInfo};
+use crate::state::{StateBackend, StateCache, StateError};
 use crate::time::{frontier_watermark, EventTime, Time};
 use crate::Data;
 
-type KeyMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 type KeySet<K> = HashSet<K, foldhash::fast::FixedState>;
 
 /// What a keyed operator's logic can do while it handles a record or a timer.
@@ -91,8 +92,8 @@ impl<K, O, T> KeyedContext<K, O, T> {
 
 /// Per-key logic of a keyed operator.
 pub trait KeyedProcess<K, T>: 'static {
-    /// The state kept for each key.
-    type State: Default + 'static;
+    /// The state kept for each key (serializable: the RocksDB backend stores it).
+    type State: Default + serde::Serialize + serde::de::DeserializeOwned + 'static;
     /// The results.
     type Output: Data;
 
@@ -196,6 +197,7 @@ fn wall_clock_ms() -> u64 {
 pub(crate) fn process<'s, K, T, P>(
     input: StreamVec<'s, Time, (K, T)>,
     job: Arc<JobShared>,
+    worker: WorkerInfo,
     name: &str,
     event_time: impl Fn(&T) -> EventTime + 'static,
     mut logic: P,
@@ -213,9 +215,34 @@ where
     let mut results_output =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<P::Output>>>::from(results_output);
     let mut late_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<T>>>::from(late_output);
-    let activator = input_scope.activator_for(builder.operator_info().address);
+    let info = builder.operator_info();
+    let activator = input_scope.activator_for(info.address);
+    let operator_name = name.to_owned();
+    let opened = match job.config.state_backend {
+        StateBackend::Memory => Ok(StateCache::in_memory()),
+        StateBackend::RocksDb { memory_budget } => job
+            .state_stores
+            .store_for(&job.config.state_dir, worker.index)
+            .map(|store| {
+                // The operator's id is its place in the dataflow: the same on every run.
+                StateCache::spilling(store, info.global_id as u32, job.key_groups, memory_budget)
+            }),
+    };
+    let fail = {
+        let job = Arc::clone(&job);
+        move |source: StateError| {
+            job.fail(EngineError::State {
+                operator: operator_name.clone(),
+                worker: worker.index,
+                source,
+            })
+        }
+    };
+    let mut states = opened.unwrap_or_else(|error| {
+        fail(error);
+        StateCache::in_memory()
+    });
     builder.build(move |_capabilities| {
-        let mut states: KeyMap<K, P::State> = KeyMap::default();
         // Pending timers by time, each with the keys that set it and capabilities at its time.
         let mut timers = Timers::default();
         let mut processing_timers = Timers::default();
@@ -233,10 +260,18 @@ where
                     |when: &Time| (capability.delayed(when, 0), capability.delayed(when, 1));
                 for (key, record) in records.drain(..) {
                     let at = event_time(&record);
-                    let state = states.entry(key.clone()).or_default();
+                    let state = match states.get_or_default(&key) {
+                        Ok(state) => state,
+                        Err(error) => {
+                            fail(error);
+                            continue;
+                        }
+                    };
                     logic.on_record(&mut cx, &key, state, record, at);
                     if logic.is_empty(state) {
-                        states.remove(&key);
+                        if let Err(error) = states.remove(&key) {
+                            fail(error);
+                        }
                     }
                     for timer in cx.timers.drain(..) {
                         // A timer behind the record's own time fires at the record's time.
@@ -287,8 +322,13 @@ where
                 let capabilities_at =
                     |when: &Time| (pending.results.delayed(when), pending.late.delayed(when));
                 for key in &pending.keys {
-                    let Some(state) = states.get_mut(key) else {
-                        continue;
+                    let state = match states.get_existing(key) {
+                        Ok(Some(state)) => state,
+                        Ok(None) => continue,
+                        Err(error) => {
+                            fail(error);
+                            continue;
+                        }
                     };
                     if processing {
                         logic.on_processing_timer(&mut cx, key, state, time);
@@ -296,7 +336,9 @@ where
                         logic.on_timer(&mut cx, key, state, time);
                     }
                     if logic.is_empty(state) {
-                        states.remove(key);
+                        if let Err(error) = states.remove(key) {
+                            fail(error);
+                        }
                     }
                     for later in cx.timers.drain(..) {
                         // A timer set while timers fire fires no earlier than the one firing.

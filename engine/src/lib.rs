@@ -15,6 +15,7 @@ mod metrics;
 mod pipeline;
 mod sink;
 mod source;
+mod state;
 pub mod time;
 
 pub use config::{Cluster, JobConfig};
@@ -28,6 +29,7 @@ pub use metrics::JobMetrics;
 pub use pipeline::{KeyedStream, Pipeline, Stream};
 pub use sink::{CollectSink, DiscardSink, Sink, SinkPlacement};
 pub use source::{Source, SourcePoll, SourceReader};
+pub use state::{StateBackend, StateError};
 pub use time::{EventTime, Time, Timestamped};
 
 /// What a record type needs to flow through a pipeline: plain owned data that serde can

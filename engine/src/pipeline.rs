@@ -270,7 +270,8 @@ impl<'s, K: Data + Hash, T: Data> KeyedStream<'s, K, T> {
         P: KeyedProcess<K, T>,
     {
         let Stream { inner, job, worker } = self.stream;
-        let (results, late) = keyed::process(inner, Arc::clone(&job), name, event_time, logic);
+        let (results, late) =
+            keyed::process(inner, Arc::clone(&job), worker, name, event_time, logic);
         let results = Stream {
             inner: results,
             job: Arc::clone(&job),

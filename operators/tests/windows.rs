@@ -609,3 +609,56 @@ fn windows_fire_while_a_worker_is_idle() {
     assert_eq!(final_results(&rows).get(&(1, 0, 1_000)), Some(&10));
     assert_eq!(final_results(&rows).get(&(2, 0, 1_000)), Some(&1));
 }
+
+#[test]
+fn state_in_rocksdb_under_a_tiny_budget_gives_the_same_windows() {
+    let readings: Vec<Reading> = (0..3_000u64)
+        .map(|n| Reading {
+            sensor: (n * 7 % 500) as u32,
+            at: n * 5 + (n % 3) * 40,
+            value: n % 10,
+        })
+        .collect();
+    let run_with = |backend: weir_engine::StateBackend, windows: Windows| {
+        let dir = tempfile::tempdir().unwrap();
+        let results = CollectSink::new();
+        let out = results.results();
+        let steps = Arc::new(scripts(&readings, 2, 100));
+        let config = JobConfig {
+            workers: 2,
+            watermark_interval: INTERVAL,
+            ..JobConfig::default()
+        }
+        .state_dir(dir.path())
+        .state_backend(backend);
+        Job::new(config)
+            .run(move |p| {
+                p.source(Script {
+                    steps: Arc::clone(&steps),
+                })
+                .key_by(|r| r.sensor)
+                .window(windows)
+                .aggregate(Sum::of(|r: &Reading| r.value))
+                .results
+                .sink(results.clone());
+                Ok(())
+            })
+            .unwrap();
+        let rows: Vec<WindowResult<u32, u64>> = out.lock().unwrap().clone();
+        final_results(&rows)
+    };
+    for windows in [
+        tumbling(Duration::from_millis(500)),
+        session(Duration::from_millis(30)),
+    ] {
+        let in_memory = run_with(weir_engine::StateBackend::Memory, windows);
+        let spilled = run_with(
+            weir_engine::StateBackend::RocksDb {
+                memory_budget: 2_048,
+            },
+            windows,
+        );
+        assert_eq!(in_memory, reference(&readings, windows));
+        assert_eq!(spilled, in_memory);
+    }
+}

@@ -14,7 +14,7 @@ use weir::nexmark::{
 use weir::operators::watermark::Watermarks;
 use weir::{
     write_json_lines, Cluster, Data, DiscardSink, Job, JobConfig, JsonLinesSink, JsonLinesSource,
-    Pipeline, Stream,
+    Pipeline, StateBackend, Stream,
 };
 use weir_examples::nexmark::{
     q0, q1, q11, q12, q14, q15, q16, q17, q18, q19, q2, q21, q22, q5, Query,
@@ -109,6 +109,13 @@ pub struct RunArgs {
     /// Stop at the first input that cannot be decoded instead of writing dead letters.
     #[arg(long)]
     fail_fast: bool,
+    /// Keep keyed state in RocksDB (under --state-dir) with this many MiB of it cached in
+    /// memory per operator, instead of all in memory.
+    #[arg(long)]
+    rocksdb_budget_mib: Option<usize>,
+    /// Where RocksDB state goes.
+    #[arg(long, default_value = "weir-state")]
+    state_dir: PathBuf,
     /// Number of processes in the job (each started with its own --process), listening on
     /// 127.0.0.1 from --port up.
     #[arg(long, default_value_t = 1, conflicts_with = "hostfile")]
@@ -201,7 +208,14 @@ fn event_source<'s>(
 }
 
 fn run_query(args: &RunArgs) -> anyhow::Result<()> {
-    let mut config = JobConfig::default().workers(args.workers);
+    let mut config = JobConfig::default()
+        .workers(args.workers)
+        .state_dir(&args.state_dir);
+    if let Some(budget) = args.rocksdb_budget_mib {
+        config = config.state_backend(StateBackend::RocksDb {
+            memory_budget: budget << 20,
+        });
+    }
     if args.processes > 1 || args.hostfile.is_some() {
         let cluster = match &args.hostfile {
             Some(path) => Cluster::from_host_file(path, args.process)?,

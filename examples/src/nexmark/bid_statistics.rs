@@ -112,7 +112,7 @@ impl Timestamped for PricedBid {
 }
 
 /// Running statistics: bid counts and distinct sets, overall (index 0) and per rank (1..=3).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Statistics {
     bids: [u64; 4],
     bidders: [HashSet<u64>; 4],

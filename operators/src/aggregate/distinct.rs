@@ -24,7 +24,7 @@ impl<F> DistinctCount<F> {
 impl<T, V, F> Aggregate<T> for DistinctCount<F>
 where
     F: Fn(&T) -> V + 'static,
-    V: Hash + Eq + Clone + 'static,
+    V: Data + Hash + Eq,
 {
     type Accumulator = ValueSet<V>;
     type Output = u64;

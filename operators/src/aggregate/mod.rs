@@ -6,6 +6,9 @@ mod top;
 
 use std::ops::Add;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use weir_engine::{Data, Timestamped};
 
 pub use distinct::{ApproxDistinctCount, DistinctCount, Sketch};
@@ -25,8 +28,8 @@ pub use top::TopN;
 /// assert_eq!(avg.result(&left), 20.0);
 /// ```
 pub trait Aggregate<T>: 'static {
-    /// The running state of one group or window.
-    type Accumulator: Clone + 'static;
+    /// The running state of one group or window (serializable: state backends store it).
+    type Accumulator: Clone + Serialize + DeserializeOwned + 'static;
     /// What the aggregation yields.
     type Output: Data;
     /// An accumulator of no records.

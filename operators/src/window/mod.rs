@@ -173,6 +173,7 @@ impl<'s, K: Data + Hash + Eq, T: Data + Timestamped> WindowedStream<'s, K, T> {
 
 /// A window of one key: its accumulator, whether it fired on time, what it emitted last
 /// (kept for retractions) and how many records it took since.
+#[derive(Serialize, Deserialize)]
 struct OpenWindow<Acc, Out> {
     window: Window,
     accumulator: Acc,

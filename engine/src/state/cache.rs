@@ -1,0 +1,243 @@
+//! Keyed state as operators see it: a map from key to state in memory, which, with the
+//! RocksDB backend, writes back to the worker's database and evicts entries beyond a memory
+//! budget, loading them again on their next use.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::store::RocksStore;
+use super::StateError;
+use crate::key_group::KeyGroups;
+
+/// Bytes a cached entry is assumed to take besides its encoded size (map slot, key, headers).
+const ENTRY_OVERHEAD: usize = 64;
+
+struct Entry<S> {
+    state: S,
+    /// Changed since it was last written to the store.
+    dirty: bool,
+}
+
+/// Where evicted state goes.
+struct Spill {
+    store: Arc<RocksStore>,
+    /// The operator's id, first in every key it writes.
+    operator: u32,
+    key_groups: KeyGroups,
+    budget: usize,
+    /// Running mean of the encoded size of entries written or read, in bytes.
+    entry_size: usize,
+}
+
+/// The state of every key one keyed operator holds on one worker.
+pub(crate) struct StateCache<K, S> {
+    entries: HashMap<K, Entry<S>, foldhash::fast::FixedState>,
+    spill: Option<Spill>,
+}
+
+impl<K, S> StateCache<K, S>
+where
+    K: Hash + Eq + Clone + Serialize,
+    S: Default + Serialize + DeserializeOwned,
+{
+    /// All state in memory.
+    pub(crate) fn in_memory() -> Self {
+        StateCache {
+            entries: HashMap::default(),
+            spill: None,
+        }
+    }
+
+    /// State in memory up to `budget` bytes (estimated), the rest in `store`.
+    pub(crate) fn spilling(
+        store: Arc<RocksStore>,
+        operator: u32,
+        key_groups: KeyGroups,
+        budget: usize,
+    ) -> Self {
+        StateCache {
+            entries: HashMap::default(),
+            spill: Some(Spill {
+                store,
+                operator,
+                key_groups,
+                budget,
+                entry_size: 256,
+            }),
+        }
+    }
+
+    /// Number of keys held in memory.
+    #[cfg(test)]
+    fn cached(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The state of `key`, loaded or created, to change.
+    pub(crate) fn get_or_default(&mut self, key: &K) -> Result<&mut S, StateError> {
+        if !self.entries.contains_key(key) {
+            let state = self.load(key)?.unwrap_or_default();
+            self.insert(key, state)?;
+        }
+        Ok(self.touch(key))
+    }
+
+    /// The state of `key` if it has any, to change.
+    pub(crate) fn get_existing(&mut self, key: &K) -> Result<Option<&mut S>, StateError> {
+        if !self.entries.contains_key(key) {
+            match self.load(key)? {
+                Some(state) => self.insert(key, state)?,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(self.touch(key)))
+    }
+
+    /// Drops the state of `key`, here and in the store.
+    pub(crate) fn remove(&mut self, key: &K) -> Result<(), StateError> {
+        self.entries.remove(key);
+        if let Some(spill) = &self.spill {
+            let mut batch = rocksdb::WriteBatch::default();
+            batch.delete(spill.store_key(key)?);
+            spill.store.write(batch)?;
+        }
+        Ok(())
+    }
+
+    fn touch(&mut self, key: &K) -> &mut S {
+        let entry = self
+            .entries
+            .get_mut(key)
+            .unwrap_or_else(|| unreachable!("the entry was inserted above"));
+        entry.dirty = true;
+        &mut entry.state
+    }
+
+    fn load(&mut self, key: &K) -> Result<Option<S>, StateError> {
+        let Some(spill) = &mut self.spill else {
+            return Ok(None);
+        };
+        let Some(bytes) = spill.store.get(&spill.store_key(key)?)? else {
+            return Ok(None);
+        };
+        spill.note_size(bytes.len());
+        postcard::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|error| StateError::Decode(error.to_string()))
+    }
+
+    /// Inserts a loaded or new entry, first making room under the budget.
+    fn insert(&mut self, key: &K, state: S) -> Result<(), StateError> {
+        self.make_room()?;
+        self.entries
+            .insert(key.clone(), Entry { state, dirty: true });
+        Ok(())
+    }
+
+    /// Over budget: writes every changed entry back in one batch and evicts entries until a
+    /// fifth of the budget is free.
+    fn make_room(&mut self) -> Result<(), StateError> {
+        let Some(spill) = &mut self.spill else {
+            return Ok(());
+        };
+        let per_entry = spill.entry_size + ENTRY_OVERHEAD;
+        if self.entries.len() * per_entry < spill.budget {
+            return Ok(());
+        }
+        let mut batch = rocksdb::WriteBatch::default();
+        let mut written = 0;
+        for (key, entry) in self.entries.iter_mut().filter(|(_, entry)| entry.dirty) {
+            let bytes = postcard::to_stdvec(&entry.state)
+                .map_err(|error| StateError::Encode(error.to_string()))?;
+            written += bytes.len();
+            batch.put(spill.store_key(key)?, bytes);
+            entry.dirty = false;
+        }
+        let count = batch.len();
+        spill.store.write(batch)?;
+        if let Some(mean) = written.checked_div(count) {
+            spill.entry_size = (spill.entry_size + mean) / 2;
+        }
+        let keep = (spill.budget * 4 / 5) / (spill.entry_size + ENTRY_OVERHEAD);
+        let surplus = self.entries.len().saturating_sub(keep.max(1));
+        let evicted: Vec<K> = self.entries.keys().take(surplus).cloned().collect();
+        for key in &evicted {
+            self.entries.remove(key);
+        }
+        Ok(())
+    }
+}
+
+impl Spill {
+    /// `operator (4 bytes) | key group (4 bytes) | key`, big-endian, so a key group's keys are
+    /// contiguous (for moving key groups between workers).
+    fn store_key<K: Hash + Serialize>(&self, key: &K) -> Result<Vec<u8>, StateError> {
+        let mut bytes = Vec::with_capacity(32);
+        bytes.extend_from_slice(&self.operator.to_be_bytes());
+        bytes.extend_from_slice(&self.key_groups.key_group_of(key).to_be_bytes());
+        postcard::to_io(key, &mut bytes).map_err(|error| StateError::Encode(error.to_string()))?;
+        Ok(bytes)
+    }
+
+    fn note_size(&mut self, size: usize) {
+        self.entry_size = (self.entry_size * 7 + size) / 8;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spilling(dir: &std::path::Path, budget: usize) -> StateCache<u64, Vec<u64>> {
+        let store = Arc::new(RocksStore::create(&dir.join("db")).unwrap());
+        StateCache::spilling(store, 7, KeyGroups::new(128, 1), budget)
+    }
+
+    #[test]
+    fn reads_see_writes_through_eviction_under_a_tiny_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = spilling(dir.path(), 4 * 1024);
+        for round in 0..3u64 {
+            for key in 0..2_000u64 {
+                cache.get_or_default(&key).unwrap().push(key * 10 + round);
+            }
+            assert!(
+                cache.cached() < 200,
+                "{} entries held in memory",
+                cache.cached()
+            );
+        }
+        for key in 0..2_000u64 {
+            assert_eq!(
+                cache.get_existing(&key).unwrap().cloned(),
+                Some(vec![key * 10, key * 10 + 1, key * 10 + 2])
+            );
+        }
+        cache.remove(&5).unwrap();
+        assert_eq!(cache.get_existing(&5).unwrap(), None);
+        // Removed keys stay removed after eviction too.
+        for key in 2_000..4_000u64 {
+            cache.get_or_default(&key).unwrap().push(1);
+        }
+        assert_eq!(cache.get_existing(&5).unwrap(), None);
+        assert_eq!(
+            cache.get_existing(&6).unwrap().cloned(),
+            Some(vec![60, 61, 62])
+        );
+    }
+
+    #[test]
+    fn in_memory_state_never_spills() {
+        let mut cache: StateCache<u64, u64> = StateCache::in_memory();
+        for key in 0..10_000u64 {
+            *cache.get_or_default(&key).unwrap() += key;
+        }
+        assert_eq!(cache.cached(), 10_000);
+        assert_eq!(cache.get_existing(&77).unwrap().copied(), Some(77));
+        assert_eq!(cache.get_existing(&10_001).unwrap(), None);
+    }
+}

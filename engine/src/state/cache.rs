@@ -20,6 +20,8 @@ struct Entry<S> {
     state: S,
     /// Changed since it was last written to the store.
     dirty: bool,
+    /// A copy is in the store (it was loaded from or written to it).
+    stored: bool,
 }
 
 /// Where evicted state goes.
@@ -80,8 +82,9 @@ where
     /// The state of `key`, loaded or created, to change.
     pub(crate) fn get_or_default(&mut self, key: &K) -> Result<&mut S, StateError> {
         if !self.entries.contains_key(key) {
-            let state = self.load(key)?.unwrap_or_default();
-            self.insert(key, state)?;
+            let loaded = self.load(key)?;
+            let stored = loaded.is_some();
+            self.insert(key, loaded.unwrap_or_default(), stored)?;
         }
         Ok(self.touch(key))
     }
@@ -90,17 +93,18 @@ where
     pub(crate) fn get_existing(&mut self, key: &K) -> Result<Option<&mut S>, StateError> {
         if !self.entries.contains_key(key) {
             match self.load(key)? {
-                Some(state) => self.insert(key, state)?,
+                Some(state) => self.insert(key, state, true)?,
                 None => return Ok(None),
             }
         }
         Ok(Some(self.touch(key)))
     }
 
-    /// Drops the state of `key`, here and in the store.
+    /// Drops the state of `key`, here and in the store. State that never reached the store
+    /// (most state, which lives and dies in the cache) costs no write.
     pub(crate) fn remove(&mut self, key: &K) -> Result<(), StateError> {
-        self.entries.remove(key);
-        if let Some(spill) = &self.spill {
+        let stored = self.entries.remove(key).is_none_or(|entry| entry.stored);
+        if let (Some(spill), true) = (&self.spill, stored) {
             let mut batch = rocksdb::WriteBatch::default();
             batch.delete(spill.store_key(key)?);
             spill.store.write(batch)?;
@@ -131,10 +135,14 @@ where
     }
 
     /// Inserts a loaded or new entry, first making room under the budget.
-    fn insert(&mut self, key: &K, state: S) -> Result<(), StateError> {
+    fn insert(&mut self, key: &K, state: S, stored: bool) -> Result<(), StateError> {
         self.make_room()?;
-        self.entries
-            .insert(key.clone(), Entry { state, dirty: true });
+        let entry = Entry {
+            state,
+            dirty: true,
+            stored,
+        };
+        self.entries.insert(key.clone(), entry);
         Ok(())
     }
 
@@ -156,6 +164,7 @@ where
             written += bytes.len();
             batch.put(spill.store_key(key)?, bytes);
             entry.dirty = false;
+            entry.stored = true;
         }
         let count = batch.len();
         spill.store.write(batch)?;

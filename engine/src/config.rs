@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::checkpoint::CheckpointConfig;
 use crate::state::StateBackend;
 
 use crate::error::ConfigError;
@@ -78,10 +79,10 @@ pub struct JobConfig {
     /// Number of key groups: the unit in which keyed state moves between workers. Fixed for the
     /// life of a job's state; must be at least the total number of workers.
     pub key_groups: u32,
-    /// How often a new checkpoint epoch starts. Read by the checkpoint coordinator, which is
-    /// not built yet: until then every record is in epoch 0.
-    pub checkpoint_interval: Duration,
-    /// Where workers keep their state (with the RocksDB backend) and, later, checkpoints.
+    /// Checkpoints: `None` runs without them (every record stays in epoch 0, and a failed run
+    /// starts over).
+    pub checkpoints: Option<CheckpointConfig>,
+    /// Where workers keep their working state (RocksDB databases, one per worker).
     pub state_dir: PathBuf,
     /// Where keyed state lives: memory, or RocksDB under a memory budget.
     pub state_backend: StateBackend,
@@ -96,7 +97,7 @@ impl Default for JobConfig {
             workers: 1,
             cluster: None,
             key_groups: 128,
-            checkpoint_interval: Duration::from_secs(5),
+            checkpoints: None,
             state_dir: PathBuf::from("weir-state"),
             state_backend: StateBackend::Memory,
             watermark_interval: Duration::from_millis(100),
@@ -123,9 +124,9 @@ impl JobConfig {
         self
     }
 
-    /// Sets the checkpoint interval.
-    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
-        self.checkpoint_interval = interval;
+    /// Takes checkpoints as `checkpoints` says (and restores from one if it says so).
+    pub fn checkpoints(mut self, checkpoints: CheckpointConfig) -> Self {
+        self.checkpoints = Some(checkpoints);
         self
     }
 
@@ -182,8 +183,13 @@ impl JobConfig {
         if self.watermark_interval.is_zero() {
             return Err(ConfigError::ZeroInterval("watermark interval"));
         }
-        if self.checkpoint_interval.is_zero() {
-            return Err(ConfigError::ZeroInterval("checkpoint interval"));
+        if let Some(checkpoints) = &self.checkpoints {
+            if checkpoints.interval.is_zero() {
+                return Err(ConfigError::ZeroInterval("checkpoint interval"));
+            }
+            if checkpoints.retain == 0 {
+                return Err(ConfigError::NoRetainedCheckpoints);
+            }
         }
         Ok(())
     }

@@ -30,7 +30,10 @@ pub enum ConfigError {
         /// Workers over all processes.
         workers: usize,
     },
-    /// An interval of zero.
+    /// `retain` was zero.
+    #[error("a job with checkpoints must keep at least one")]
+    NoRetainedCheckpoints,
+    /// An interval was zero.
     #[error("the {0} must be longer than zero")]
     ZeroInterval(&'static str),
     /// The host file could not be read.
@@ -95,6 +98,9 @@ pub enum EngineError {
         /// What failed.
         source: crate::StateError,
     },
+    /// Taking, committing or restoring a checkpoint failed.
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] crate::CheckpointError),
     /// A source rejected a record and the job has no dead-letter output (fail-fast).
     #[error("rejected input: {0} (set a dead-letter output to keep running past bad records)")]
     DeadLetter(Box<crate::DeadLetter>),

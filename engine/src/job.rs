@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::checkpoint::Checkpoints;
 use crate::config::JobConfig;
 use crate::error::{BoxError, EngineError};
 use crate::key_group::KeyGroups;
@@ -131,15 +132,29 @@ impl Job {
                 index: worker.index(),
                 peers: worker.peers(),
             };
+            let checkpoints = Checkpoints::start(&shared, info).unwrap_or_else(|error| {
+                shared.fail(error.into());
+                Checkpoints::default()
+            });
             worker.dataflow::<Time, _, _>(|scope| {
-                let mut pipeline = Pipeline::new(scope, Arc::clone(&shared), info);
+                let mut pipeline =
+                    Pipeline::new(scope, Arc::clone(&shared), info, checkpoints.clone());
                 if let Err(error) = build(&mut pipeline) {
                     shared.fail(EngineError::Build(error));
                 }
                 pipeline.finish();
             });
             // After a failure, sources stop and the dataflow drains; timely steps it to the end.
-            while worker.step_or_park(Some(PARK_TIMEOUT)) {}
+            let mut failed = false;
+            while worker.step_or_park(Some(PARK_TIMEOUT)) {
+                if let (false, Err(error)) = (failed, checkpoints.after_step()) {
+                    shared.fail(error);
+                    failed = true;
+                }
+            }
+            if let (false, Err(error)) = (failed, checkpoints.finish()) {
+                shared.fail(error);
+            }
         })
         .map_err(EngineError::Launch)?;
         for result in guards.join() {

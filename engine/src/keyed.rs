@@ -8,21 +8,24 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::Hash;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline as PipelinePact;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::{OutputBuilder, OutputBuilderSession};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use timely::order::PartialOrder;
 
+use crate::checkpoint::FINAL_EPOCH;
 use crate::error::EngineError;
-use crate::job::{JobShared, WorkerInfo};
+use crate::job::JobShared;
+use crate::pipeline::Context;
 use crate::state::{StateBackend, StateCache, StateError};
-use crate::time::{frontier_watermark, EventTime, Time};
+use crate::time::{frontier_watermark, Epoch, EventTime, Time, END_OF_TIME};
 use crate::Data;
 
 type KeySet<K> = HashSet<K, foldhash::fast::FixedState>;
@@ -151,16 +154,21 @@ impl<K> Default for Timers<K> {
     }
 }
 
+/// The two kinds of timers, as stored.
+const EVENT_TIMER: u8 = 0;
+const PROCESSING_TIMER: u8 = 1;
+
 impl<K: Hash + Eq + Clone> Timers<K> {
     /// Adds `key`'s timer at `time`, with capabilities at `when` made by `capabilities_at`.
     /// Of two claims on one timer time, the earlier capability wins: results go out then.
+    /// Returns whether the key had no timer at `time` yet.
     fn add(
         &mut self,
         time: u64,
         key: &K,
         when: &Time,
         capabilities_at: &impl Fn(&Time) -> (Capability<Time>, Capability<Time>),
-    ) {
+    ) -> bool {
         let pending = self.by_time.entry(time).or_insert_with(|| {
             let (results, late) = capabilities_at(when);
             PendingTimer {
@@ -172,7 +180,7 @@ impl<K: Hash + Eq + Clone> Timers<K> {
         if when.less_than(pending.results.time()) {
             (pending.results, pending.late) = capabilities_at(when);
         }
-        pending.keys.insert(key.clone());
+        pending.keys.insert(key.clone())
     }
 
     /// Removes and returns the earliest timer before `bound`.
@@ -184,6 +192,19 @@ impl<K: Hash + Eq + Clone> Timers<K> {
     fn first_time(&self) -> Option<u64> {
         self.by_time.keys().next().copied()
     }
+
+    /// Moves every capability of an earlier epoch to `epoch`, so that the epochs before it can
+    /// complete downstream while the timers wait.
+    fn advance_epoch(&mut self, epoch: Epoch) {
+        for pending in self.by_time.values_mut() {
+            for capability in [&mut pending.results, &mut pending.late] {
+                if capability.time().epoch < epoch {
+                    let watermark = capability.time().watermark;
+                    capability.downgrade(&Time::new(epoch, watermark));
+                }
+            }
+        }
+    }
 }
 
 fn wall_clock_ms() -> u64 {
@@ -192,12 +213,23 @@ fn wall_clock_ms() -> u64 {
         .map_or(0, |since| since.as_millis() as u64)
 }
 
+/// A batch of input and the capabilities its results and late records go out with.
+struct Batch<D> {
+    time: Time,
+    results: Capability<Time>,
+    late: Capability<Time>,
+    records: Vec<D>,
+}
+
 /// Builds the keyed operator over `(key, record)` pairs partitioned by key. Returns the
 /// results and the late side output.
+///
+/// With checkpoints, the operator works one epoch at a time: input of later epochs waits
+/// until it has finished the current one (input frontier past it), written its state
+/// changes, and its worker has checkpointed that epoch.
 pub(crate) fn process<'s, K, T, P>(
     input: StreamVec<'s, Time, (K, T)>,
-    job: Arc<JobShared>,
-    worker: WorkerInfo,
+    cx: Context,
     name: &str,
     event_time: impl Fn(&T) -> EventTime + 'static,
     mut logic: P,
@@ -207,6 +239,11 @@ where
     T: Data,
     P: KeyedProcess<K, T>,
 {
+    let Context {
+        job,
+        worker,
+        checkpoints,
+    } = cx;
     let input_scope = input.scope();
     let mut builder = OperatorBuilder::new(name.to_owned(), input_scope);
     let mut input = builder.new_input(input, PipelinePact);
@@ -216,16 +253,25 @@ where
         OutputBuilder::<_, CapacityContainerBuilder<Vec<P::Output>>>::from(results_output);
     let mut late_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<T>>>::from(late_output);
     let info = builder.operator_info();
-    let activator = input_scope.activator_for(info.address);
+    let activator = input_scope.activator_for(Rc::clone(&info.address));
+    checkpoints.wake_on_checkpoint(input_scope.activator_for(Rc::clone(&info.address)));
+    let participant = checkpoints.register();
     let operator_name = name.to_owned();
-    let opened = match job.config.state_backend {
-        StateBackend::Memory => Ok(StateCache::in_memory()),
-        StateBackend::RocksDb { memory_budget } => job
+    let durable = checkpoints.enabled();
+    let budget = match job.config.state_backend {
+        StateBackend::Memory if !durable => None,
+        StateBackend::Memory => Some(usize::MAX),
+        StateBackend::RocksDb { memory_budget } => Some(memory_budget),
+    };
+    let opened = match budget {
+        None => Ok(StateCache::in_memory()),
+        Some(budget) => job
             .state_stores
             .store_for(&job.config.state_dir, worker.index)
             .map(|store| {
                 // The operator's id is its place in the dataflow: the same on every run.
-                StateCache::spilling(store, info.global_id as u32, job.key_groups, memory_budget)
+                let id = info.global_id as u32;
+                StateCache::spilling(store, id, job.key_groups, budget, durable)
             }),
     };
     let fail = {
@@ -242,130 +288,149 @@ where
         fail(error);
         StateCache::in_memory()
     });
-    builder.build(move |_capabilities| {
+    builder.build(move |capabilities| {
         // Pending timers by time, each with the keys that set it and capabilities at its time.
         let mut timers = Timers::default();
         let mut processing_timers = Timers::default();
+        let mut epoch = checkpoints.first_epoch();
+        let restored = if checkpoints.restored_epoch().is_some() {
+            states.stored_timers()
+        } else {
+            Ok(Vec::new())
+        };
+        match (restored, capabilities.as_slice()) {
+            (Ok(restored), [results, late]) => {
+                let capabilities_at = |when: &Time| (results.delayed(when), late.delayed(when));
+                for (kind, time, key) in restored {
+                    if kind == EVENT_TIMER {
+                        timers.add(time, &key, &Time::new(epoch, time), &capabilities_at);
+                    } else {
+                        processing_timers.add(time, &key, &Time::new(epoch, 0), &capabilities_at);
+                    }
+                }
+            }
+            (Err(error), _) => fail(error),
+            (Ok(_), _) => unreachable!("the operator has two outputs"),
+        }
+        drop(capabilities);
+        // Input not handled yet: of later epochs, or waiting for a checkpoint.
+        let mut held: Vec<Batch<(K, T)>> = Vec::new();
+        let mut finished = false;
         let mut cx = KeyedContext::new();
         move |frontiers| {
             let mut results_handle = results_output.activate();
             let mut late_handle = late_output.activate();
             cx.now = wall_clock_ms();
             input.for_each(|capability, records| {
-                let Some(time) = capability.stamp().iter().next().cloned() else {
-                    return;
-                };
-                cx.watermark = time.watermark;
-                let capabilities_at =
-                    |when: &Time| (capability.delayed(when, 0), capability.delayed(when, 1));
-                for (key, record) in records.drain(..) {
-                    let at = event_time(&record);
-                    let state = match states.get_or_default(&key) {
-                        Ok(state) => state,
-                        Err(error) => {
-                            fail(error);
-                            continue;
-                        }
-                    };
-                    logic.on_record(&mut cx, &key, state, record, at);
-                    if logic.is_empty(state) {
-                        if let Err(error) = states.remove(&key) {
-                            fail(error);
-                        }
-                    }
-                    for timer in cx.timers.drain(..) {
-                        // A timer behind the record's own time fires at the record's time.
-                        let when = Time::new(time.epoch, timer.max(time.watermark));
-                        timers.add(timer, &key, &when, &capabilities_at);
-                    }
-                    for timer in cx.processing_timers.drain(..) {
-                        processing_timers.add(timer, &key, &time, &capabilities_at);
-                    }
-                }
-                if !cx.outputs.is_empty() {
-                    results_handle
-                        .session(&capability)
-                        .give_container(&mut cx.outputs);
-                    cx.outputs.clear();
-                }
-                if !cx.late.is_empty() {
-                    job.metrics.add_late_records(cx.late.len());
-                    late_handle
-                        .session(&capability)
-                        .give_container(&mut cx.late);
-                    cx.late.clear();
+                if let Some(time) = capability.stamp().iter().next().cloned() {
+                    held.push(Batch {
+                        results: capability.delayed(&time, 0),
+                        late: capability.delayed(&time, 1),
+                        time,
+                        records: std::mem::take(records),
+                    });
                 }
             });
             let frontier = frontiers[0].frontier();
-            let watermark = frontier_watermark(frontier.as_ref());
-            let input_ended = frontier.is_empty();
             loop {
-                // Event-time timers the watermark passed, then processing-time timers that are
-                // due (all of them once the input has ended), earliest first.
-                let (time, pending, processing) = match timers.first_before(watermark) {
-                    Some((time, pending)) => (time, pending, false),
-                    None => {
-                        let due = if input_ended {
-                            u64::MAX
-                        } else {
-                            cx.now.saturating_add(1)
+                if !checkpoints.may_start(epoch) {
+                    // Woken when this worker has checkpointed the epoch before.
+                    break;
+                }
+                let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut held)
+                    .into_iter()
+                    .partition(|batch| batch.time.epoch <= epoch);
+                held = later;
+                for mut batch in now {
+                    cx.watermark = batch.time.watermark;
+                    let capabilities_at =
+                        |when: &Time| (batch.results.delayed(when), batch.late.delayed(when));
+                    for (key, record) in batch.records.drain(..) {
+                        let at = event_time(&record);
+                        let state = match states.get_or_default(&key) {
+                            Ok(state) => state,
+                            Err(error) => {
+                                fail(error);
+                                continue;
+                            }
                         };
-                        match processing_timers.first_before(due) {
-                            Some((time, pending)) => (time, pending, true),
-                            None => break,
+                        logic.on_record(&mut cx, &key, state, record, at);
+                        if logic.is_empty(state) {
+                            if let Err(error) = states.remove(&key) {
+                                fail(error);
+                            }
+                        }
+                        for timer in cx.timers.drain(..) {
+                            // A timer behind the record's own time fires at the record's time.
+                            let when = Time::new(batch.time.epoch, timer.max(batch.time.watermark));
+                            if timers.add(timer, &key, &when, &capabilities_at) {
+                                note(&mut states, EVENT_TIMER, timer, &key, true, &fail);
+                            }
+                        }
+                        for timer in cx.processing_timers.drain(..) {
+                            if processing_timers.add(timer, &key, &batch.time, &capabilities_at) {
+                                note(&mut states, PROCESSING_TIMER, timer, &key, true, &fail);
+                            }
                         }
                     }
-                };
-                if !processing {
-                    cx.watermark = time;
-                }
-                let capabilities_at =
-                    |when: &Time| (pending.results.delayed(when), pending.late.delayed(when));
-                for key in &pending.keys {
-                    let state = match states.get_existing(key) {
-                        Ok(Some(state)) => state,
-                        Ok(None) => continue,
-                        Err(error) => {
-                            fail(error);
-                            continue;
-                        }
-                    };
-                    if processing {
-                        logic.on_processing_timer(&mut cx, key, state, time);
-                    } else {
-                        logic.on_timer(&mut cx, key, state, time);
+                    if !cx.outputs.is_empty() {
+                        results_handle
+                            .session(&batch.results)
+                            .give_container(&mut cx.outputs);
+                        cx.outputs.clear();
                     }
-                    if logic.is_empty(state) {
-                        if let Err(error) = states.remove(key) {
-                            fail(error);
-                        }
-                    }
-                    for later in cx.timers.drain(..) {
-                        // A timer set while timers fire fires no earlier than the one firing.
-                        let later = if processing { later } else { later.max(time) };
-                        let when = Time::new(
-                            pending.results.time().epoch,
-                            later.max(pending.results.time().watermark),
-                        );
-                        timers.add(later, key, &when, &capabilities_at);
-                    }
-                    for later in cx.processing_timers.drain(..) {
-                        processing_timers.add(later, key, pending.results.time(), &capabilities_at);
+                    if !cx.late.is_empty() {
+                        job.metrics.add_late_records(cx.late.len());
+                        late_handle
+                            .session(&batch.late)
+                            .give_container(&mut cx.late);
+                        cx.late.clear();
                     }
                 }
-                if !cx.outputs.is_empty() {
-                    results_handle
-                        .session(&pending.results)
-                        .give_container(&mut cx.outputs);
-                    cx.outputs.clear();
+                // Held batches are input not yet handled: they hold the watermark back too.
+                let watermark = frontier_watermark(frontier.as_ref()).min(
+                    held.iter()
+                        .map(|b| b.time.watermark)
+                        .min()
+                        .unwrap_or(END_OF_TIME),
+                );
+                let input_ended = frontier.is_empty() && held.is_empty();
+                fire_timers(
+                    &mut timers,
+                    &mut processing_timers,
+                    watermark,
+                    input_ended,
+                    &mut cx,
+                    &mut logic,
+                    &mut states,
+                    &fail,
+                    &job,
+                    (&mut results_handle, &mut late_handle),
+                );
+                if !durable || finished {
+                    break;
                 }
-                if !cx.late.is_empty() {
-                    job.metrics.add_late_records(cx.late.len());
-                    late_handle
-                        .session(&pending.late)
-                        .give_container(&mut cx.late);
-                    cx.late.clear();
+                let oldest_input = frontier
+                    .iter()
+                    .map(|time| time.epoch)
+                    .chain(held.iter().map(|batch| batch.time.epoch))
+                    .min();
+                if oldest_input.is_some_and(|oldest| oldest <= epoch) {
+                    break;
                 }
+                // This epoch is complete here: write its state changes for the checkpoint.
+                if let Err(error) = states.flush() {
+                    fail(error);
+                }
+                if input_ended {
+                    finished = true;
+                    checkpoints.done(participant, FINAL_EPOCH);
+                    break;
+                }
+                checkpoints.done(participant, epoch);
+                epoch += 1;
+                timers.advance_epoch(epoch);
+                processing_timers.advance_epoch(epoch);
             }
             if let Some(next) = processing_timers.first_time() {
                 activator.activate_after(Duration::from_millis(next.saturating_sub(cx.now).max(1)));
@@ -373,4 +438,122 @@ where
         }
     });
     (results, late)
+}
+
+/// Notes a timer change for the checkpoint, failing the job if the store fails.
+fn note<K, S>(
+    states: &mut StateCache<K, S>,
+    kind: u8,
+    time: u64,
+    key: &K,
+    set: bool,
+    fail: &impl Fn(StateError),
+) where
+    K: Hash + Eq + Clone + serde::Serialize,
+    S: Default + serde::Serialize + serde::de::DeserializeOwned,
+{
+    if let Err(error) = states.note_timer(kind, time, key, set) {
+        fail(error);
+    }
+}
+
+/// The outputs of a keyed operator: results and late records.
+type Handles<'a, 'b, O, T> = (
+    &'a mut OutputBuilderSession<'b, Time, CapacityContainerBuilder<Vec<O>>>,
+    &'a mut OutputBuilderSession<'b, Time, CapacityContainerBuilder<Vec<T>>>,
+);
+
+/// Fires the event-time timers the watermark passed, then the processing-time timers that are
+/// due (all of them once the input has ended), earliest first.
+#[allow(clippy::too_many_arguments)]
+fn fire_timers<K, T, P>(
+    timers: &mut Timers<K>,
+    processing_timers: &mut Timers<K>,
+    watermark: EventTime,
+    input_ended: bool,
+    cx: &mut KeyedContext<K, P::Output, T>,
+    logic: &mut P,
+    states: &mut StateCache<K, P::State>,
+    fail: &impl Fn(StateError),
+    job: &JobShared,
+    (results_handle, late_handle): Handles<'_, '_, P::Output, T>,
+) where
+    K: Data + Hash + Eq,
+    T: Data,
+    P: KeyedProcess<K, T>,
+{
+    loop {
+        let (time, pending, processing) = match timers.first_before(watermark) {
+            Some((time, pending)) => (time, pending, false),
+            None => {
+                let due = if input_ended {
+                    u64::MAX
+                } else {
+                    cx.now.saturating_add(1)
+                };
+                match processing_timers.first_before(due) {
+                    Some((time, pending)) => (time, pending, true),
+                    None => break,
+                }
+            }
+        };
+        let kind = if processing {
+            PROCESSING_TIMER
+        } else {
+            cx.watermark = time;
+            EVENT_TIMER
+        };
+        let capabilities_at =
+            |when: &Time| (pending.results.delayed(when), pending.late.delayed(when));
+        for key in &pending.keys {
+            note(states, kind, time, key, false, fail);
+            let state = match states.get_existing(key) {
+                Ok(Some(state)) => state,
+                Ok(None) => continue,
+                Err(error) => {
+                    fail(error);
+                    continue;
+                }
+            };
+            if processing {
+                logic.on_processing_timer(cx, key, state, time);
+            } else {
+                logic.on_timer(cx, key, state, time);
+            }
+            if logic.is_empty(state) {
+                if let Err(error) = states.remove(key) {
+                    fail(error);
+                }
+            }
+            for later in cx.timers.drain(..) {
+                // A timer set while timers fire fires no earlier than the one firing.
+                let later = if processing { later } else { later.max(time) };
+                let when = Time::new(
+                    pending.results.time().epoch,
+                    later.max(pending.results.time().watermark),
+                );
+                if timers.add(later, key, &when, &capabilities_at) {
+                    note(states, EVENT_TIMER, later, key, true, fail);
+                }
+            }
+            for later in cx.processing_timers.drain(..) {
+                if processing_timers.add(later, key, pending.results.time(), &capabilities_at) {
+                    note(states, PROCESSING_TIMER, later, key, true, fail);
+                }
+            }
+        }
+        if !cx.outputs.is_empty() {
+            results_handle
+                .session(&pending.results)
+                .give_container(&mut cx.outputs);
+            cx.outputs.clear();
+        }
+        if !cx.late.is_empty() {
+            job.metrics.add_late_records(cx.late.len());
+            late_handle
+                .session(&pending.late)
+                .give_container(&mut cx.late);
+            cx.late.clear();
+        }
+    }
 }

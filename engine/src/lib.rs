@@ -4,6 +4,7 @@
 //!
 //! Users normally depend on the `weir` facade crate, which re-exports this one.
 
+pub mod checkpoint;
 mod config;
 mod dead_letter;
 mod error;
@@ -18,6 +19,7 @@ mod source;
 mod state;
 pub mod time;
 
+pub use checkpoint::{CheckpointConfig, CheckpointError, Restore};
 pub use config::{Cluster, JobConfig};
 pub use dead_letter::DeadLetter;
 pub use error::{BoxError, ConfigError, EngineError};

@@ -9,6 +9,10 @@ pub struct JobMetrics {
     records_out: AtomicU64,
     dead_letters: AtomicU64,
     late_records: AtomicU64,
+    worker_checkpoints: AtomicU64,
+    checkpoint_micros: AtomicU64,
+    checkpoint_bytes: AtomicU64,
+    checkpoints_completed: AtomicU64,
 }
 
 impl JobMetrics {
@@ -30,6 +34,43 @@ impl JobMetrics {
     /// Records that came later than their operator's allowed lateness (sent to late outputs).
     pub fn late_records(&self) -> u64 {
         self.late_records.load(Ordering::Relaxed)
+    }
+
+    /// Checkpoints this process's worker 0 completed (wrote the job manifest of).
+    pub fn checkpoints_completed(&self) -> u64 {
+        self.checkpoints_completed.load(Ordering::Relaxed)
+    }
+
+    /// Mean time a worker of this process took to write its part of a checkpoint (flushing
+    /// the RocksDB memtable, linking files, checksums, manifest).
+    pub fn mean_checkpoint_duration(&self) -> std::time::Duration {
+        let count = self.worker_checkpoints.load(Ordering::Relaxed).max(1);
+        std::time::Duration::from_micros(self.checkpoint_micros.load(Ordering::Relaxed) / count)
+    }
+
+    /// Bytes of state files in this process's workers' latest checkpoints, summed.
+    pub fn checkpoint_bytes(&self) -> u64 {
+        self.checkpoint_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Notes one worker's part of a checkpoint: its duration, and its size replacing
+    /// `previous_size` (that worker's last checkpoint).
+    pub(crate) fn add_worker_checkpoint(
+        &self,
+        duration: std::time::Duration,
+        size: u64,
+        previous_size: u64,
+    ) {
+        self.worker_checkpoints.fetch_add(1, Ordering::Relaxed);
+        self.checkpoint_micros
+            .fetch_add(duration.as_micros() as u64, Ordering::Relaxed);
+        self.checkpoint_bytes.fetch_add(size, Ordering::Relaxed);
+        self.checkpoint_bytes
+            .fetch_sub(previous_size, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_checkpoint_completed(&self) {
+        self.checkpoints_completed.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn add_late_records(&self, count: usize) {

@@ -10,6 +10,7 @@ use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::operators::{Concatenate, Exchange, Inspect};
 use timely::dataflow::{Scope, StreamVec};
 
+use crate::checkpoint::Checkpoints;
 use crate::job::{JobShared, WorkerInfo};
 use crate::key_group::KeyGroups;
 use crate::keyed::{self, KeyedProcess};
@@ -18,11 +19,18 @@ use crate::source::{self, Source};
 use crate::time::{frontier_watermark, EventTime, Time};
 use crate::{Data, DeadLetter, EngineError, JobConfig};
 
+/// What every operator of a worker's pipeline is built with.
+#[derive(Clone)]
+pub(crate) struct Context {
+    pub(crate) job: Arc<JobShared>,
+    pub(crate) worker: WorkerInfo,
+    pub(crate) checkpoints: Checkpoints,
+}
+
 /// The handle a pipeline-building closure receives: makes sources on this worker.
 pub struct Pipeline<'s> {
     scope: Scope<'s, Time>,
-    job: Arc<JobShared>,
-    worker: WorkerInfo,
+    cx: Context,
     sources: usize,
     dead_letters: Vec<StreamVec<'s, Time, DeadLetter>>,
     dead_letter_output: Option<DeadLetterOutput<'s>>,
@@ -32,11 +40,19 @@ pub struct Pipeline<'s> {
 type DeadLetterOutput<'s> = Box<dyn FnOnce(Stream<'s, DeadLetter>) + 's>;
 
 impl<'s> Pipeline<'s> {
-    pub(crate) fn new(scope: Scope<'s, Time>, job: Arc<JobShared>, worker: WorkerInfo) -> Self {
+    pub(crate) fn new(
+        scope: Scope<'s, Time>,
+        job: Arc<JobShared>,
+        worker: WorkerInfo,
+        checkpoints: Checkpoints,
+    ) -> Self {
         Pipeline {
             scope,
-            job,
-            worker,
+            cx: Context {
+                job,
+                worker,
+                checkpoints,
+            },
             sources: 0,
             dead_letters: Vec::new(),
             dead_letter_output: None,
@@ -45,12 +61,12 @@ impl<'s> Pipeline<'s> {
 
     /// The worker this closure runs on.
     pub fn worker(&self) -> WorkerInfo {
-        self.worker
+        self.cx.worker
     }
 
     /// The job's configuration.
     pub fn config(&self) -> &JobConfig {
-        &self.job.config
+        &self.cx.job.config
     }
 
     /// The stream of `source`'s records. Each worker opens its own share when the job starts;
@@ -60,13 +76,7 @@ impl<'s> Pipeline<'s> {
         S: Source + 'static,
         S::Item: Data,
     {
-        let streams = source::drive(
-            self.scope,
-            source,
-            self.sources,
-            Arc::clone(&self.job),
-            self.worker,
-        );
+        let streams = source::drive(self.scope, source, self.sources, self.cx.clone());
         self.sources += 1;
         self.dead_letters.push(streams.dead_letters);
         self.wrap(streams.records)
@@ -82,8 +92,7 @@ impl<'s> Pipeline<'s> {
     fn wrap<T>(&self, inner: StreamVec<'s, Time, T>) -> Stream<'s, T> {
         Stream {
             inner,
-            job: Arc::clone(&self.job),
-            worker: self.worker,
+            cx: self.cx.clone(),
         }
     }
 
@@ -96,7 +105,7 @@ impl<'s> Pipeline<'s> {
         match self.dead_letter_output.take() {
             Some(attach) => attach(letters),
             None => {
-                let job = Arc::clone(&self.job);
+                let job = Arc::clone(&self.cx.job);
                 letters
                     .inner
                     .sink(PipelinePact, "fail on dead letter", move |(input, _)| {
@@ -114,16 +123,14 @@ impl<'s> Pipeline<'s> {
 /// A stream of records of type `T`, spread over the workers.
 pub struct Stream<'s, T> {
     inner: StreamVec<'s, Time, T>,
-    job: Arc<JobShared>,
-    worker: WorkerInfo,
+    cx: Context,
 }
 
 impl<T: Data> Clone for Stream<'_, T> {
     fn clone(&self) -> Self {
         Stream {
             inner: self.inner.clone(),
-            job: Arc::clone(&self.job),
-            worker: self.worker,
+            cx: self.cx.clone(),
         }
     }
 }
@@ -136,8 +143,7 @@ impl<'s, T: Data> Stream<'s, T> {
     ) -> Stream<'s, U> {
         Stream {
             inner: inner(self.inner),
-            job: self.job,
-            worker: self.worker,
+            cx: self.cx,
         }
     }
 
@@ -203,7 +209,7 @@ impl<'s, T: Data> Stream<'s, T> {
     where
         K: Data + Hash,
     {
-        let key_groups: KeyGroups = self.job.key_groups;
+        let key_groups: KeyGroups = self.cx.job.key_groups;
         let stream = self.with(|inner| {
             inner
                 .map(move |record| (key_of(&record), record))
@@ -236,7 +242,7 @@ impl<'s, T: Data> Stream<'s, T> {
 
     /// Writes every record to `sink`.
     pub fn sink(self, sink: impl Sink<T>) {
-        sink::drive(self.inner, sink, self.job, self.worker);
+        sink::drive(self.inner, sink, self.cx);
     }
 }
 
@@ -269,22 +275,13 @@ impl<'s, K: Data + Hash, T: Data> KeyedStream<'s, K, T> {
         K: Eq,
         P: KeyedProcess<K, T>,
     {
-        let Stream { inner, job, worker } = self.stream;
-        let (results, late) =
-            keyed::process(inner, Arc::clone(&job), worker, name, event_time, logic);
+        let Stream { inner, cx } = self.stream;
+        let (results, late) = keyed::process(inner, cx.clone(), name, event_time, logic);
         let results = Stream {
             inner: results,
-            job: Arc::clone(&job),
-            worker,
+            cx: cx.clone(),
         };
-        (
-            results,
-            Stream {
-                inner: late,
-                job,
-                worker,
-            },
-        )
+        (results, Stream { inner: late, cx })
     }
 
     /// Calls `observe` on every key and record as they pass.

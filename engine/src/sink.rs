@@ -1,5 +1,7 @@
 //! Sinks: the trait a connector implements, and the timely operator that drives it.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use timely::communication::Pull;
@@ -9,9 +11,11 @@ use timely::dataflow::operators::generic::{InputHandleCore, Operator};
 use timely::dataflow::StreamVec;
 use timely::progress::frontier::MutableAntichain;
 
+use crate::checkpoint::{SinkStep, FINAL_EPOCH};
 use crate::error::{BoxError, EngineError};
 use crate::job::{JobShared, WorkerInfo};
-use crate::time::Time;
+use crate::pipeline::Context;
+use crate::time::{Epoch, Time};
 use crate::Data;
 
 /// Where a sink's records are written.
@@ -26,7 +30,15 @@ pub enum SinkPlacement {
 /// A destination for records. The pipeline-building closure runs on every worker, so every
 /// worker constructs its own value; only the workers that the placement names call [`open`].
 ///
+/// In a job with checkpoints, an exactly-once sink implements the two-phase commit methods:
+/// records written during epoch `e` become a transaction that [`pre_commit`] makes durable
+/// but invisible when `e` ends, and [`commit`] makes visible once the checkpoint of `e` is
+/// complete. Sinks that keep the defaults are at-least-once: after a restore they see again
+/// the records written since the restored checkpoint.
+///
 /// [`open`]: Sink::open
+/// [`pre_commit`]: Sink::pre_commit
+/// [`commit`]: Sink::commit
 pub trait Sink<T>: 'static {
     /// A short name for errors and metrics.
     fn name(&self) -> String;
@@ -36,90 +48,213 @@ pub trait Sink<T>: 'static {
     }
     /// Prepares to write (opens files, connections) on a worker the placement names.
     fn open(&mut self, worker: WorkerInfo) -> Result<(), BoxError>;
+    /// Called after [`open`](Sink::open) in a job with checkpoints: from now on records become
+    /// visible only when committed. Commits the transactions a crashed run pre-committed up to
+    /// `restored` (the epoch of the checkpoint this run restored) and aborts later ones; with
+    /// `None` (a fresh start) aborts every leftover transaction.
+    fn start_transactions(&mut self, _restored: Option<Epoch>) -> Result<(), BoxError> {
+        Ok(())
+    }
     /// Writes a batch of records.
     fn write(&mut self, records: &[T]) -> Result<(), BoxError>;
-    /// Called once when the input has ended: flush, publish and release.
+    /// Makes the records written since the last pre-commit durable, as the transaction of
+    /// `epoch`, without making them visible.
+    fn pre_commit(&mut self, _epoch: Epoch) -> Result<(), BoxError> {
+        Ok(())
+    }
+    /// Makes every pre-committed transaction up to `epoch` visible. Must be idempotent: after
+    /// a crash it runs again for transactions it may have committed in part.
+    fn commit(&mut self, _epoch: Epoch) -> Result<(), BoxError> {
+        Ok(())
+    }
+    /// Called once when the input has ended (in a job with checkpoints, after the last
+    /// commit): flush, publish and release.
     fn close(&mut self) -> Result<(), BoxError>;
     /// Called instead of [`close`](Sink::close) when the job failed: discard what is unpublished.
     fn abort(&mut self) {}
 }
 
-/// Builds the timely operator that drives `sink` on this worker.
-pub(crate) fn drive<T: Data, S: Sink<T>>(
-    stream: StreamVec<'_, Time, T>,
-    mut sink: S,
+/// A sink with the state of its driver, shared by the sink operator and the checkpoint
+/// coordinator (which commits and closes it).
+struct Driven<S> {
+    sink: S,
+    state: SinkState,
+    name: String,
     job: Arc<JobShared>,
     worker: WorkerInfo,
-) {
+}
+
+impl<S> Driven<S> {
+    /// Runs `step` on the sink if it is open; on error aborts it and fails the job.
+    fn step<T>(
+        &mut self,
+        step: impl FnOnce(&mut S) -> Result<(), BoxError>,
+    ) -> Result<(), EngineError>
+    where
+        S: Sink<T>,
+    {
+        if !matches!(self.state, SinkState::Open) {
+            return Ok(());
+        }
+        step(&mut self.sink).map_err(|source| {
+            self.sink.abort();
+            self.state = SinkState::Closed;
+            EngineError::Sink {
+                name: self.name.clone(),
+                worker: self.worker.index,
+                source,
+            }
+        })
+    }
+
+    fn fail_on<T>(&mut self, step: impl FnOnce(&mut S) -> Result<(), BoxError>)
+    where
+        S: Sink<T>,
+    {
+        if let Err(error) = self.step(step) {
+            self.job.fail(error);
+        }
+    }
+}
+
+/// Builds the timely operator that drives `sink` on this worker.
+pub(crate) fn drive<T: Data, S: Sink<T>>(stream: StreamVec<'_, Time, T>, sink: S, cx: Context) {
+    let Context {
+        job,
+        worker,
+        checkpoints,
+    } = cx;
     let name = sink.name();
     let operator_name = format!("sink {name}");
     let placement = sink.placement();
     let writes_here = placement == SinkPlacement::EveryWorker || worker.index == 0;
-    let mut state = if writes_here {
-        SinkState::Unopened
-    } else {
-        SinkState::Closed
-    };
-    let mut logic = move |records: Option<&mut Vec<T>>, input_done: bool| {
-        let result = (|| -> Result<(), BoxError> {
-            if let SinkState::Unopened = state {
-                sink.open(worker)?;
-                state = SinkState::Open;
-            }
-            if let (SinkState::Open, Some(records)) = (&state, records) {
-                sink.write(records)?;
-                job.metrics.add_records_out(records.len());
-            }
-            if input_done && matches!(state, SinkState::Open) {
-                state = SinkState::Closed;
-                // A failed job's input also ends (its sources stop); its output must not be
-                // published as if it were complete.
-                if job.aborted() {
-                    sink.abort();
-                } else {
-                    sink.close()?;
+    let driven = Rc::new(RefCell::new(Driven {
+        sink,
+        state: if writes_here {
+            SinkState::Unopened
+        } else {
+            SinkState::Closed
+        },
+        name,
+        job: Arc::clone(&job),
+        worker,
+    }));
+    let participant = checkpoints.register();
+    {
+        let driven = Rc::clone(&driven);
+        checkpoints.register_sink(Box::new(move |step| {
+            let mut driven = driven.borrow_mut();
+            match step {
+                SinkStep::Commit(epoch) => driven.step(|sink: &mut S| sink.commit(epoch)),
+                SinkStep::Close => {
+                    let closed = driven.step(|sink: &mut S| sink.close());
+                    driven.state = SinkState::Closed;
+                    closed
                 }
             }
-            Ok(())
-        })();
-        if let Err(source) = result {
-            if matches!(state, SinkState::Open) {
-                sink.abort();
-            }
-            state = SinkState::Closed;
-            job.fail(EngineError::Sink {
-                name: name.clone(),
-                worker: worker.index,
-                source,
+        }));
+    }
+    let mut epoch = checkpoints.first_epoch();
+    // Batches of later epochs, held until this sink has pre-committed the current one.
+    let mut held: Vec<(Epoch, Vec<T>)> = Vec::new();
+    let mut logic = move |batches: &mut Vec<(Epoch, Vec<T>)>, frontier: &[Time]| {
+        let mut driven = driven.borrow_mut();
+        if let SinkState::Unopened = driven.state {
+            driven.state = SinkState::Open;
+            let restored = checkpoints.restored_epoch();
+            let transactional = checkpoints.enabled();
+            driven.fail_on(|sink: &mut S| {
+                sink.open(worker)?;
+                if transactional {
+                    sink.start_transactions(restored)?;
+                }
+                Ok(())
             });
         }
+        held.append(batches);
+        loop {
+            let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut held)
+                .into_iter()
+                .partition(|(batch_epoch, _)| *batch_epoch <= epoch);
+            held = later;
+            for (_, records) in now {
+                if matches!(driven.state, SinkState::Open) {
+                    job.metrics.add_records_out(records.len());
+                }
+                driven.fail_on(|sink: &mut S| sink.write(&records));
+            }
+            let oldest_input = frontier
+                .iter()
+                .map(|time| time.epoch)
+                .chain(held.iter().map(|(batch_epoch, _)| *batch_epoch))
+                .min();
+            let input_done = frontier.is_empty() && held.is_empty();
+            if !checkpoints.enabled() {
+                if input_done && matches!(driven.state, SinkState::Open) {
+                    // A failed job's input also ends (its sources stop); its output must not
+                    // be published as if it were complete.
+                    if job.aborted() {
+                        driven.sink.abort();
+                        driven.state = SinkState::Closed;
+                    } else {
+                        driven.fail_on(|sink: &mut S| sink.close());
+                        driven.state = SinkState::Closed;
+                    }
+                }
+                return;
+            }
+            if oldest_input.is_some_and(|oldest| oldest <= epoch) {
+                return;
+            }
+            if job.aborted() {
+                if matches!(driven.state, SinkState::Open) {
+                    driven.sink.abort();
+                    driven.state = SinkState::Closed;
+                }
+                return;
+            }
+            driven.fail_on(|sink: &mut S| sink.pre_commit(epoch));
+            if input_done {
+                checkpoints.done(participant, FINAL_EPOCH);
+                return;
+            }
+            checkpoints.done(participant, epoch);
+            epoch += 1;
+        }
+    };
+    let mut batches = Vec::new();
+    let mut feed = move |input: &mut dyn FnMut(&mut Vec<(Epoch, Vec<T>)>),
+                         frontier: &MutableAntichain<Time>| {
+        input(&mut batches);
+        logic(&mut batches, frontier.frontier().as_ref());
     };
     match placement {
         SinkPlacement::EveryWorker => {
             stream.sink(PipelinePact, &operator_name, move |(input, frontier)| {
-                feed(input, frontier, &mut logic)
+                feed(&mut |batches| receive(input, batches), frontier)
             })
         }
         SinkPlacement::FirstWorker => stream.sink(
             Exchange::new(|_: &T| 0),
             &operator_name,
-            move |(input, frontier)| feed(input, frontier, &mut logic),
+            move |(input, frontier)| feed(&mut |batches| receive(input, batches), frontier),
         ),
     }
 }
 
-/// Hands every input batch to `logic`, then tells it once the input has ended.
-fn feed<T, P>(
-    input: &mut InputHandleCore<Time, Vec<T>, P>,
-    frontier: &MutableAntichain<Time>,
-    logic: &mut impl FnMut(Option<&mut Vec<T>>, bool),
-) where
+/// Moves every input batch into `batches`, with its epoch.
+fn receive<T, P>(input: &mut InputHandleCore<Time, Vec<T>, P>, batches: &mut Vec<(Epoch, Vec<T>)>)
+where
     P: Pull<Message<Time, Vec<T>>>,
 {
-    input.for_each(|_time, records| logic(Some(records), false));
-    if frontier.is_empty() {
-        logic(None, true);
-    }
+    input.for_each(|capability, records| {
+        let epoch = capability
+            .stamp()
+            .iter()
+            .next()
+            .map_or(0, |time| time.epoch);
+        batches.push((epoch, std::mem::take(records)));
+    });
 }
 
 enum SinkState {

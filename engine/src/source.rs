@@ -4,7 +4,7 @@
 //! advances the watermark part at most once per watermark interval, so batches stay large.
 //! Rejected input leaves on a second output as dead letters.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -13,9 +13,11 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, StreamVec};
 
+use crate::checkpoint::{CheckpointError, Checkpoints, FINAL_EPOCH};
 use crate::dead_letter::DeadLetter;
 use crate::error::{BoxError, EngineError};
-use crate::job::{JobShared, WorkerInfo};
+use crate::job::WorkerInfo;
+use crate::pipeline::Context;
 use crate::time::{EventTime, Time};
 
 /// Records a driver asks a reader for in one call.
@@ -56,6 +58,13 @@ pub trait SourceReader: 'static {
     /// Moves the records rejected since the last call into `out`. Readers that reject nothing
     /// keep the default.
     fn drain_dead_letters(&mut self, _out: &mut Vec<DeadLetter>) {}
+
+    /// Where this reader stands, partition → next offset, for a checkpoint: every record
+    /// before these offsets has been returned by `poll`. `None` (the default) for readers
+    /// that cannot resume.
+    fn positions(&self) -> Option<BTreeMap<u32, u64>> {
+        None
+    }
 }
 
 /// A source of records: opened once on every worker, each worker reading its own share.
@@ -68,6 +77,14 @@ pub trait Source {
     fn name(&self) -> String;
     /// Opens this worker's share of the input.
     fn open(self, worker: WorkerInfo) -> Result<Self::Reader, BoxError>;
+
+    /// Before [`open`](Source::open), when a job restores a checkpoint: makes the reader start
+    /// at `positions` (partition → next offset, merged over every worker of the run that took
+    /// the checkpoint; partitions missing from it start as configured). The default refuses:
+    /// the source cannot resume.
+    fn resume_from(&mut self, _positions: &BTreeMap<u32, u64>) -> Result<(), BoxError> {
+        Err("it cannot start from recorded positions".into())
+    }
 }
 
 /// The watermarks of one process's source workers, so that a dormant worker can follow the
@@ -116,13 +133,19 @@ pub(crate) fn drive<'s, S>(
     scope: Scope<'s, Time>,
     source: S,
     number: usize,
-    job: Arc<JobShared>,
-    worker: WorkerInfo,
+    cx: Context,
 ) -> SourceStreams<'s, S::Item>
 where
     S: Source + 'static,
 {
+    let Context {
+        job,
+        worker,
+        checkpoints,
+    } = cx;
     let name = source.name();
+    let participant = checkpoints.register_source(number, name.clone());
+    let checkpoint_interval = job.config.checkpoints.as_ref().map(|c| c.interval);
     let watermark_interval = job.config.watermark_interval;
     let fail = {
         let (job, name) = (Arc::clone(&job), name.clone());
@@ -151,17 +174,33 @@ where
         let mut rejected = Vec::new();
         let mut pending_watermark = 0;
         let mut last_advance = Instant::now();
+        let mut epoch = checkpoints.first_epoch();
+        let mut epoch_started = Instant::now();
         let board = Arc::clone(&job);
-        let finish = move |capabilities: &mut Option<Vec<_>>| {
+        let progress = checkpoints.clone();
+        let finish = move |capabilities: &mut Option<Vec<_>>, reader: Option<&S::Reader>| {
+            if capabilities.is_some() {
+                progress.source_done(
+                    participant,
+                    FINAL_EPOCH,
+                    reader.and_then(|reader| reader.positions()),
+                );
+            }
             // Dropping the capabilities moves this source's watermark to the end of time.
             *capabilities = None;
             board.watermarks.retire(number, worker.index);
         };
         move |_frontiers| {
             if let Some(source) = unopened.take() {
-                match source.open(worker) {
-                    Ok(opened) => reader = Some(opened),
+                match open(source, worker, &checkpoints, number) {
+                    Ok(Some(opened)) => reader = Some(opened),
+                    Ok(None) => {}
                     Err(error) => fail(error),
+                }
+                if let Some(caps) = capabilities.as_mut() {
+                    for capability in caps {
+                        capability.downgrade(&Time::new(epoch, 0));
+                    }
                 }
             }
             let (Some([records_cap, dead_cap]), Some(reader)) = (
@@ -170,12 +209,13 @@ where
                     .and_then(|caps| <&mut [_; 2]>::try_from(caps).ok()),
                 reader.as_mut(),
             ) else {
-                // Failed to open: finish at once, as every source does when the job fails.
-                finish(&mut capabilities);
+                // Failed to open (or nothing left to read): finish at once, as every source
+                // does when the job fails.
+                finish(&mut capabilities, None);
                 return;
             };
             if job.aborted() {
-                finish(&mut capabilities);
+                finish(&mut capabilities, None);
                 return;
             }
             let mut records_handle = records_output.activate();
@@ -220,7 +260,7 @@ where
                     }
                     SourcePoll::Finished => {
                         drop((records_handle, dead_handle));
-                        finish(&mut capabilities);
+                        finish(&mut capabilities, Some(reader));
                         return;
                     }
                 }
@@ -231,12 +271,24 @@ where
             } else {
                 pending_watermark
             };
-            if target > records_cap.time().watermark && last_advance.elapsed() >= watermark_interval
-            {
-                let time = Time::new(records_cap.time().epoch, target);
+            if checkpoint_interval.is_some_and(|interval| epoch_started.elapsed() >= interval) {
+                // Every record emitted so far belongs to `epoch`; later ones to the next.
+                checkpoints.source_done(participant, epoch, reader.positions());
+                epoch += 1;
+                epoch_started = Instant::now();
+            }
+            let advance_watermark = target > records_cap.time().watermark
+                && last_advance.elapsed() >= watermark_interval;
+            if advance_watermark || epoch > records_cap.time().epoch {
+                let watermark = if advance_watermark {
+                    last_advance = Instant::now();
+                    target
+                } else {
+                    records_cap.time().watermark
+                };
+                let time = Time::new(epoch, watermark);
                 records_cap.downgrade(&time);
                 dead_cap.downgrade(&time);
-                last_advance = Instant::now();
             }
             let published = (!dormant).then(|| records_cap.time().watermark);
             job.watermarks.publish(number, worker.index, published);
@@ -251,4 +303,33 @@ where
         records,
         dead_letters,
     }
+}
+
+/// Opens `source` on this worker, first moving it to the positions of the restored
+/// checkpoint. `None` when a restored job has nothing left to read.
+fn open<S: Source>(
+    mut source: S,
+    worker: WorkerInfo,
+    checkpoints: &Checkpoints,
+    number: usize,
+) -> Result<Option<S::Reader>, BoxError> {
+    if checkpoints.completed() {
+        return Ok(None);
+    }
+    if let Some((checkpoint, restored)) = checkpoints.restored_positions(number) {
+        let name = source.name();
+        let refused = |reason: String| CheckpointError::Resume {
+            name: name.clone(),
+            checkpoint: checkpoint.clone(),
+            reason,
+        };
+        let positions = restored
+            .partitions
+            .as_ref()
+            .ok_or_else(|| refused("it recorded no positions: it cannot resume".into()))?;
+        source
+            .resume_from(positions)
+            .map_err(|error| refused(error.to_string()))?;
+    }
+    source.open(worker).map(Some)
 }

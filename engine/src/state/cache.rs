@@ -16,6 +16,9 @@ use crate::key_group::KeyGroups;
 /// Bytes a cached entry is assumed to take besides its encoded size (map slot, key, headers).
 const ENTRY_OVERHEAD: usize = 64;
 
+/// Set in the operator part of a key that holds a timer instead of state.
+const TIMER_FLAG: u32 = 1 << 31;
+
 struct Entry<S> {
     state: S,
     /// Changed since it was last written to the store.
@@ -33,12 +36,17 @@ struct Spill {
     budget: usize,
     /// Running mean of the encoded size of entries written or read, in bytes.
     entry_size: usize,
+    /// Timers set (`Some`) or fired (`None`) since the last flush, by store key; only kept
+    /// when timers are durable.
+    timer_changes: Option<Vec<(Vec<u8>, bool)>>,
 }
 
 /// The state of every key one keyed operator holds on one worker.
 pub(crate) struct StateCache<K, S> {
     entries: HashMap<K, Entry<S>, foldhash::fast::FixedState>,
     spill: Option<Spill>,
+    /// With a store: keys changed since the last flush (some written back or removed since).
+    dirty: Vec<K>,
 }
 
 impl<K, S> StateCache<K, S>
@@ -51,15 +59,19 @@ where
         StateCache {
             entries: HashMap::default(),
             spill: None,
+            dirty: Vec::new(),
         }
     }
 
-    /// State in memory up to `budget` bytes (estimated), the rest in `store`.
+    /// State in memory up to `budget` bytes (estimated), the rest in `store`. With
+    /// `durable_timers`, timers noted with [`note_timer`](Self::note_timer) are written with
+    /// every [`flush`](Self::flush), for checkpoints.
     pub(crate) fn spilling(
         store: Arc<RocksStore>,
         operator: u32,
         key_groups: KeyGroups,
         budget: usize,
+        durable_timers: bool,
     ) -> Self {
         StateCache {
             entries: HashMap::default(),
@@ -69,7 +81,9 @@ where
                 key_groups,
                 budget,
                 entry_size: 256,
+                timer_changes: durable_timers.then(Vec::new),
             }),
+            dirty: Vec::new(),
         }
     }
 
@@ -117,8 +131,91 @@ where
             .entries
             .get_mut(key)
             .unwrap_or_else(|| unreachable!("the entry was inserted above"));
+        if !entry.dirty && self.spill.is_some() {
+            self.dirty.push(key.clone());
+        }
         entry.dirty = true;
         &mut entry.state
+    }
+
+    /// Writes every change since the last flush (state and durable timers) to the store in
+    /// one batch: the state of a completed epoch, before its checkpoint.
+    pub(crate) fn flush(&mut self) -> Result<(), StateError> {
+        let Some(spill) = &mut self.spill else {
+            return Ok(());
+        };
+        let mut batch = rocksdb::WriteBatch::default();
+        for key in self.dirty.drain(..) {
+            if let Some(entry) = self.entries.get_mut(&key).filter(|entry| entry.dirty) {
+                let bytes = postcard::to_stdvec(&entry.state)
+                    .map_err(|error| StateError::Encode(error.to_string()))?;
+                batch.put(spill.store_key(&key)?, bytes);
+                entry.dirty = false;
+                entry.stored = true;
+            }
+        }
+        for (key, set) in spill
+            .timer_changes
+            .iter_mut()
+            .flat_map(|changes| changes.drain(..))
+        {
+            if set {
+                batch.put(key, []);
+            } else {
+                batch.delete(key);
+            }
+        }
+        spill.store.write(batch)
+    }
+
+    /// Notes that `key`'s timer of `kind` at `time` was set (`set`) or fired, to be written
+    /// with the next flush when timers are durable.
+    pub(crate) fn note_timer(
+        &mut self,
+        kind: u8,
+        time: u64,
+        key: &K,
+        set: bool,
+    ) -> Result<(), StateError> {
+        let Some(spill) = &mut self.spill else {
+            return Ok(());
+        };
+        let Some(changes) = &mut spill.timer_changes else {
+            return Ok(());
+        };
+        let mut bytes = Vec::with_capacity(48);
+        bytes.extend_from_slice(&(spill.operator | TIMER_FLAG).to_be_bytes());
+        bytes.extend_from_slice(&spill.key_groups.key_group_of(key).to_be_bytes());
+        bytes.push(kind);
+        bytes.extend_from_slice(&time.to_be_bytes());
+        postcard::to_io(key, &mut bytes).map_err(|error| StateError::Encode(error.to_string()))?;
+        changes.push((bytes, set));
+        Ok(())
+    }
+
+    /// The durable timers in the store: `(kind, time, key)`.
+    pub(crate) fn stored_timers(&self) -> Result<Vec<(u8, u64, K)>, StateError>
+    where
+        K: DeserializeOwned,
+    {
+        let Some(spill) = &self.spill else {
+            return Ok(Vec::new());
+        };
+        let prefix = (spill.operator | TIMER_FLAG).to_be_bytes();
+        let mut timers = Vec::new();
+        for (stored, _) in spill.store.scan_prefix(&prefix)? {
+            let bad = || StateError::Decode(format!("malformed timer key {stored:02x?}"));
+            let kind = *stored.get(8).ok_or_else(bad)?;
+            let time = stored
+                .get(9..17)
+                .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(bad)?;
+            let key = postcard::from_bytes(&stored[17..])
+                .map_err(|error| StateError::Decode(error.to_string()))?;
+            timers.push((kind, time, key));
+        }
+        Ok(timers)
     }
 
     fn load(&mut self, key: &K) -> Result<Option<S>, StateError> {
@@ -137,6 +234,9 @@ where
     /// Inserts a loaded or new entry, first making room under the budget.
     fn insert(&mut self, key: &K, state: S, stored: bool) -> Result<(), StateError> {
         self.make_room()?;
+        if self.spill.is_some() {
+            self.dirty.push(key.clone());
+        }
         let entry = Entry {
             state,
             dirty: true,
@@ -168,6 +268,7 @@ where
         }
         let count = batch.len();
         spill.store.write(batch)?;
+        self.dirty.clear();
         if let Some(mean) = written.checked_div(count) {
             spill.entry_size = (spill.entry_size + mean) / 2;
         }
@@ -203,7 +304,7 @@ mod tests {
 
     fn spilling(dir: &std::path::Path, budget: usize) -> StateCache<u64, Vec<u64>> {
         let store = Arc::new(RocksStore::create(&dir.join("db")).unwrap());
-        StateCache::spilling(store, 7, KeyGroups::new(128, 1), budget)
+        StateCache::spilling(store, 7, KeyGroups::new(128, 1), budget, true)
     }
 
     #[test]

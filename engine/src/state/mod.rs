@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 pub(crate) use cache::StateCache;
-use store::RocksStore;
+pub(crate) use store::RocksStore;
 
 /// Where keyed state lives.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -82,6 +82,22 @@ impl StateStores {
             &state_dir.join(format!("worker-{worker}")),
         )?);
         stores.insert(worker, Arc::clone(&store));
+        Ok(store)
+    }
+
+    /// Opens the database of `worker` under `state_dir` as a restore left it.
+    pub(crate) fn open_restored(
+        &self,
+        state_dir: &std::path::Path,
+        worker: usize,
+    ) -> Result<Arc<RocksStore>, StateError> {
+        let store = Arc::new(RocksStore::open(
+            &state_dir.join(format!("worker-{worker}")),
+        )?);
+        self.stores
+            .lock()
+            .map_err(|_| StateError::Encode("a worker panicked while opening state".into()))?
+            .insert(worker, Arc::clone(&store));
         Ok(store)
     }
 }

@@ -22,6 +22,11 @@ impl RocksStore {
                 source,
             })?;
         }
+        Self::open(path)
+    }
+
+    /// Opens the database at `path` as it is (restored from a checkpoint), or a new one.
+    pub(crate) fn open(path: &Path) -> Result<RocksStore, StateError> {
         let mut options = rocksdb::Options::default();
         options.create_if_missing(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
@@ -56,5 +61,65 @@ impl RocksStore {
         self.db
             .write_opt(batch, &self.write_options)
             .map_err(|error| self.error(error))
+    }
+}
+
+impl RocksStore {
+    /// Writes the database's current contents as a RocksDB checkpoint at `path` (which must
+    /// not exist): SST files hard-linked, the memtable flushed first.
+    pub(crate) fn checkpoint(&self, path: &Path) -> Result<(), StateError> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)
+            .and_then(|checkpoint| checkpoint.create_checkpoint(path))
+            .map_err(|error| self.error(error))
+    }
+
+    /// Every entry whose key starts with `prefix`, in key order.
+    pub(crate) fn scan_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>, StateError> {
+        let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
+        let mut entries = Vec::new();
+        for item in self.db.iterator(mode) {
+            let (key, value) = item.map_err(|error| self.error(error))?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            entries.push((key, value));
+        }
+        Ok(entries)
+    }
+
+    /// Copies the entries of the key groups in `groups` (every key is `operator | key group |
+    /// ...`) from the database at `from` into this one, and flushes.
+    pub(crate) fn copy_key_groups(
+        &self,
+        from: &Path,
+        groups: std::ops::Range<crate::key_group::KeyGroup>,
+    ) -> Result<(), StateError> {
+        let source = rocksdb::DB::open_for_read_only(&rocksdb::Options::default(), from, false)
+            .map_err(|source| StateError::Store {
+                path: from.to_owned(),
+                source,
+            })?;
+        let mut batch = rocksdb::WriteBatch::default();
+        for item in source.iterator(rocksdb::IteratorMode::Start) {
+            let (key, value) = item.map_err(|source| StateError::Store {
+                path: from.to_owned(),
+                source,
+            })?;
+            let group = key
+                .get(4..8)
+                .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
+                .map(u32::from_be_bytes);
+            if group.is_some_and(|group| groups.contains(&group)) {
+                batch.put(key, value);
+            }
+            if batch.size_in_bytes() >= 16 << 20 {
+                self.write(std::mem::take(&mut batch))?;
+            }
+        }
+        self.write(batch)?;
+        self.db.flush().map_err(|error| self.error(error))
     }
 }

@@ -1,0 +1,423 @@
+//! One worker's side of checkpointing, driven from the worker's loop between dataflow steps.
+//!
+//! Operators that take part (sources, keyed operators, sinks) report how far they have come:
+//! "done through epoch `e`". Once every participant of the worker is done through `e`, the
+//! worker takes its checkpoint of `e` (a RocksDB checkpoint, then its manifest) and wakes the
+//! operators waiting to start `e + 1`. Worker 0 writes the job manifest of `e` once every
+//! worker's manifest is there; every worker commits its sinks once it sees that manifest.
+//! Workers talk only through the checkpoint directory, which every process of a job shares.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use timely::scheduling::Activator;
+
+use super::layout::{self, JobManifest, SourcePositions, StateFile, WorkerManifest, FINAL_EPOCH};
+use super::restore::{self, Restored};
+use super::{CheckpointConfig, CheckpointError};
+use crate::error::EngineError;
+use crate::job::{JobShared, WorkerInfo};
+use crate::state::RocksStore;
+use crate::time::Epoch;
+
+/// How often a worker looks for manifests other workers write.
+const POLL_INTERVAL: Duration = Duration::from_millis(2);
+
+/// What the coordinator asks of a sink, outside the dataflow.
+pub(crate) enum SinkStep {
+    /// Make every transaction up to this epoch visible.
+    Commit(Epoch),
+    /// The job has ended and everything is committed: release the sink.
+    Close,
+}
+
+type SinkHandle = Box<dyn FnMut(SinkStep) -> Result<(), EngineError>>;
+
+/// Partition → next offset, for each epoch a source finished.
+type PositionsByEpoch = BTreeMap<Epoch, Option<BTreeMap<u32, u64>>>;
+
+struct Participant {
+    done_through: Option<Epoch>,
+    /// For a source: its number, name and positions at the end of each epoch.
+    source: Option<(usize, String, PositionsByEpoch)>,
+}
+
+struct Coordinator {
+    job: Arc<JobShared>,
+    worker: WorkerInfo,
+    config: CheckpointConfig,
+    store: Arc<RocksStore>,
+    participants: Vec<Participant>,
+    sinks: Vec<SinkHandle>,
+    waiting: Vec<Activator>,
+    checkpointed: Option<Epoch>,
+    /// Worker 0: checkpoints whose job manifest is not written yet.
+    unmanifested: VecDeque<Epoch>,
+    /// Checkpoints of this worker whose sinks have not committed yet.
+    uncommitted: VecDeque<Epoch>,
+    last_poll: Instant,
+    /// The files of this worker's last checkpoint, to reuse the checksums of shared SSTs.
+    previous_files: HashMap<String, StateFile>,
+}
+
+struct Shared {
+    coordinator: RefCell<Coordinator>,
+    first_epoch: Epoch,
+    restored: Option<Restored>,
+}
+
+/// A worker's checkpoint handle, held by every operator that takes part. Cheap to clone;
+/// without checkpoints every method does nothing.
+#[derive(Clone, Default)]
+pub(crate) struct Checkpoints {
+    shared: Option<Rc<Shared>>,
+}
+
+impl Checkpoints {
+    /// Sets up checkpointing on one worker as the job's configuration says: chooses the
+    /// checkpoint to restore, rebuilds this worker's state from it, and opens the worker's
+    /// state store. Runs on every worker before the pipeline is built.
+    pub(crate) fn start(job: &Arc<JobShared>, worker: WorkerInfo) -> Result<Self, CheckpointError> {
+        let Some(config) = job.config.checkpoints.clone() else {
+            return Ok(Checkpoints::default());
+        };
+        let restored = restore::choose(&config)?;
+        let restored_epoch = restored.as_ref().map(|restored| restored.epoch);
+        if worker.index == 0 {
+            restore::clear_after(&config.dir, restored_epoch)?;
+        }
+        let state_dir = &job.config.state_dir;
+        let store = match &restored {
+            Some(restored) if restored.epoch != FINAL_EPOCH => {
+                let target = state_dir.join(format!("worker-{}", worker.index));
+                restored.restore_state(worker, job.key_groups, &target)?;
+                job.state_stores.open_restored(state_dir, worker.index)?
+            }
+            _ => job.state_stores.store_for(state_dir, worker.index)?,
+        };
+        let coordinator = Coordinator {
+            job: Arc::clone(job),
+            worker,
+            config,
+            store,
+            participants: Vec::new(),
+            sinks: Vec::new(),
+            waiting: Vec::new(),
+            checkpointed: restored_epoch,
+            unmanifested: VecDeque::new(),
+            uncommitted: VecDeque::new(),
+            last_poll: Instant::now(),
+            previous_files: HashMap::new(),
+        };
+        Ok(Checkpoints {
+            shared: Some(Rc::new(Shared {
+                coordinator: RefCell::new(coordinator),
+                first_epoch: restored_epoch.map_or(0, |epoch| epoch.saturating_add(1)),
+                restored,
+            })),
+        })
+    }
+
+    /// Whether the job takes checkpoints.
+    pub(crate) fn enabled(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// The epoch this run starts in: one past the restored checkpoint's.
+    pub(crate) fn first_epoch(&self) -> Epoch {
+        self.shared.as_ref().map_or(0, |shared| shared.first_epoch)
+    }
+
+    /// The epoch of the checkpoint this run restored, if any.
+    pub(crate) fn restored_epoch(&self) -> Option<Epoch> {
+        self.shared
+            .as_ref()
+            .and_then(|shared| shared.restored.as_ref())
+            .map(|restored| restored.epoch)
+    }
+
+    /// Restored from the checkpoint a bounded run took at its end: nothing is left to run,
+    /// only transactions to commit.
+    pub(crate) fn completed(&self) -> bool {
+        self.restored_epoch() == Some(FINAL_EPOCH)
+    }
+
+    /// The restored positions of source `number`, and the checkpoint they come from.
+    pub(crate) fn restored_positions(&self, number: usize) -> Option<(PathBuf, &SourcePositions)> {
+        let restored = self.shared.as_ref()?.restored.as_ref()?;
+        let positions = restored.sources.iter().find(|p| p.source == number)?;
+        Some((restored.path.clone(), positions))
+    }
+
+    /// Registers an operator that reports its progress; returns its id.
+    pub(crate) fn register(&self) -> usize {
+        self.register_participant(None)
+    }
+
+    /// Registers source `number` named `name`; returns its id.
+    pub(crate) fn register_source(&self, number: usize, name: String) -> usize {
+        self.register_participant(Some((number, name, BTreeMap::new())))
+    }
+
+    fn register_participant(&self, source: Option<(usize, String, PositionsByEpoch)>) -> usize {
+        let Some(shared) = &self.shared else {
+            return 0;
+        };
+        let mut coordinator = shared.coordinator.borrow_mut();
+        let done_through = shared.first_epoch.checked_sub(1);
+        coordinator.participants.push(Participant {
+            done_through,
+            source,
+        });
+        coordinator.participants.len() - 1
+    }
+
+    /// Participant `id` has finished every epoch up to `epoch` ([`FINAL_EPOCH`]: all of them).
+    pub(crate) fn done(&self, id: usize, epoch: Epoch) {
+        if let Some(shared) = &self.shared {
+            if let Some(participant) = shared.coordinator.borrow_mut().participants.get_mut(id) {
+                participant.done_through = Some(epoch);
+            }
+        }
+    }
+
+    /// Source participant `id` has finished `epoch`, standing at `positions` (partition →
+    /// next offset; `None` when it cannot resume).
+    pub(crate) fn source_done(
+        &self,
+        id: usize,
+        epoch: Epoch,
+        positions: Option<BTreeMap<u32, u64>>,
+    ) {
+        if let Some(shared) = &self.shared {
+            if let Some(participant) = shared.coordinator.borrow_mut().participants.get_mut(id) {
+                participant.done_through = Some(epoch);
+                if let Some((_, _, by_epoch)) = &mut participant.source {
+                    by_epoch.insert(epoch, positions);
+                }
+            }
+        }
+    }
+
+    /// Whether an operator may start `epoch`: its worker has checkpointed the one before.
+    pub(crate) fn may_start(&self, epoch: Epoch) -> bool {
+        let Some(shared) = &self.shared else {
+            return true;
+        };
+        epoch <= shared.first_epoch || shared.coordinator.borrow().checkpointed >= Some(epoch - 1)
+    }
+
+    /// Activates `activator` after each checkpoint this worker takes.
+    pub(crate) fn wake_on_checkpoint(&self, activator: Activator) {
+        if let Some(shared) = &self.shared {
+            shared.coordinator.borrow_mut().waiting.push(activator);
+        }
+    }
+
+    /// Registers a sink for commits and its final close.
+    pub(crate) fn register_sink(&self, handle: SinkHandle) {
+        if let Some(shared) = &self.shared {
+            shared.coordinator.borrow_mut().sinks.push(handle);
+        }
+    }
+
+    /// Takes the checkpoint every participant has finished, if any, writes the job manifest
+    /// (worker 0) and commits sinks. Runs between dataflow steps.
+    pub(crate) fn after_step(&self) -> Result<(), EngineError> {
+        match &self.shared {
+            Some(shared) if !self.completed() => shared.coordinator.borrow_mut().advance(),
+            _ => Ok(()),
+        }
+    }
+
+    /// After the dataflow has ended: waits until the final checkpoint is complete and
+    /// committed, then closes the sinks. Returns at once if the job failed.
+    pub(crate) fn finish(&self) -> Result<(), EngineError> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let job = Arc::clone(&shared.coordinator.borrow().job);
+        while !self.completed() && !job.aborted() {
+            let mut coordinator = shared.coordinator.borrow_mut();
+            coordinator.advance()?;
+            if coordinator.checkpointed == Some(FINAL_EPOCH)
+                && coordinator.uncommitted.is_empty()
+                && coordinator.unmanifested.is_empty()
+            {
+                break;
+            }
+            drop(coordinator);
+            std::thread::sleep(POLL_INTERVAL);
+        }
+        if job.aborted() {
+            return Ok(());
+        }
+        let mut coordinator = shared.coordinator.borrow_mut();
+        for sink in &mut coordinator.sinks {
+            sink(SinkStep::Close)?;
+        }
+        Ok(())
+    }
+}
+
+impl Coordinator {
+    fn advance(&mut self) -> Result<(), EngineError> {
+        let through = self
+            .participants
+            .iter()
+            .map(|participant| participant.done_through)
+            .min()
+            .flatten();
+        if let Some(through) = through.filter(|through| Some(*through) > self.checkpointed) {
+            self.take(through)?;
+        }
+        let due = self.last_poll.elapsed() >= POLL_INTERVAL;
+        if due {
+            self.last_poll = Instant::now();
+        }
+        if self.worker.index == 0 && (due || self.unmanifested.len() == 1) {
+            while let Some(&epoch) = self.unmanifested.front() {
+                if !self.complete(epoch)? {
+                    break;
+                }
+                self.unmanifested.pop_front();
+            }
+        }
+        if due || self.worker.index == 0 {
+            let newest_complete = self
+                .uncommitted
+                .iter()
+                .rev()
+                .copied()
+                .find(|epoch| layout::is_complete(&self.checkpoint_path(*epoch)));
+            if let Some(epoch) = newest_complete {
+                for sink in &mut self.sinks {
+                    sink(SinkStep::Commit(epoch))?;
+                }
+                self.uncommitted.retain(|pending| *pending > epoch);
+            }
+        }
+        Ok(())
+    }
+
+    fn checkpoint_path(&self, epoch: Epoch) -> PathBuf {
+        layout::checkpoint_path(&self.config.dir, epoch)
+    }
+
+    /// Takes this worker's checkpoint of `epoch`.
+    fn take(&mut self, epoch: Epoch) -> Result<(), CheckpointError> {
+        let started = Instant::now();
+        let checkpoint = self.checkpoint_path(epoch);
+        std::fs::create_dir_all(&checkpoint).map_err(CheckpointError::io(&checkpoint))?;
+        let state = layout::worker_state_path(&checkpoint, self.worker.index);
+        if state.exists() {
+            // Left by a run that was killed while taking this checkpoint.
+            std::fs::remove_dir_all(&state).map_err(CheckpointError::io(&state))?;
+        }
+        self.store.checkpoint(&state)?;
+        let files = self.describe_files(&state)?;
+        let sources = self
+            .participants
+            .iter_mut()
+            .filter_map(|participant| participant.source.as_mut())
+            .map(|(number, name, by_epoch)| {
+                // A finished source stands at its final positions for every later epoch.
+                let partitions = by_epoch
+                    .range(epoch..)
+                    .next()
+                    .and_then(|(_, positions)| positions.clone());
+                by_epoch.retain(|finished, _| *finished >= epoch);
+                SourcePositions {
+                    source: *number,
+                    name: name.clone(),
+                    partitions,
+                }
+            })
+            .collect();
+        let size: u64 = files.iter().map(|file| file.size).sum();
+        let previous_size = self.previous_files.values().map(|file| file.size).sum();
+        let manifest = WorkerManifest {
+            epoch,
+            worker: self.worker.index,
+            workers: self.worker.peers,
+            key_groups: self.job.key_groups.count(),
+            sources,
+            files: files.clone(),
+            created_ms: layout::now_ms(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
+        layout::write_json(
+            &layout::worker_manifest_path(&checkpoint, self.worker.index),
+            &manifest,
+        )?;
+        self.previous_files = files.into_iter().map(|f| (f.name.clone(), f)).collect();
+        self.job
+            .metrics
+            .add_worker_checkpoint(started.elapsed(), size, previous_size);
+        self.checkpointed = Some(epoch);
+        self.uncommitted.push_back(epoch);
+        if self.worker.index == 0 {
+            self.unmanifested.push_back(epoch);
+        }
+        for activator in &self.waiting {
+            activator.activate();
+        }
+        tracing::debug!(
+            epoch,
+            worker = self.worker.index,
+            ?started,
+            "worker checkpoint"
+        );
+        Ok(())
+    }
+
+    /// Names, sizes and checksums of a state checkpoint's files. An SST file is immutable, so
+    /// the checksum of one the last checkpoint already had is reused.
+    fn describe_files(&self, state: &std::path::Path) -> Result<Vec<StateFile>, CheckpointError> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(state).map_err(CheckpointError::io(state))? {
+            let entry = entry.map_err(CheckpointError::io(state))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let size = entry
+                .metadata()
+                .map_err(CheckpointError::io(entry.path()))?
+                .len();
+            let known = self
+                .previous_files
+                .get(&name)
+                .filter(|file| name.ends_with(".sst") && file.size == size);
+            let crc32c = match known {
+                Some(file) => file.crc32c,
+                None => layout::checksum(&entry.path())?.0,
+            };
+            files.push(StateFile { name, size, crc32c });
+        }
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(files)
+    }
+
+    /// Worker 0: writes the job manifest of `epoch` once every worker's manifest is there,
+    /// then deletes checkpoints beyond the retained ones.
+    fn complete(&mut self, epoch: Epoch) -> Result<bool, CheckpointError> {
+        let checkpoint = self.checkpoint_path(epoch);
+        let all_there = (0..self.worker.peers)
+            .all(|worker| layout::worker_manifest_path(&checkpoint, worker).exists());
+        if !all_there {
+            return Ok(false);
+        }
+        let manifest = JobManifest {
+            epoch,
+            workers: self.worker.peers,
+            key_groups: self.job.key_groups.count(),
+            created_ms: layout::now_ms(),
+        };
+        layout::write_json(&checkpoint.join(layout::JOB_MANIFEST), &manifest)?;
+        self.job.metrics.add_checkpoint_completed();
+        layout::collect_garbage(&self.config.dir, self.config.retain)?;
+        Ok(true)
+    }
+}

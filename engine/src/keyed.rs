@@ -332,6 +332,14 @@ where
                 }
             });
             let frontier = frontiers[0].frontier();
+            if job.aborted() {
+                // A failed job only drains: drop held input and timers (with their
+                // capabilities) rather than wait for checkpoints that will not come.
+                held.clear();
+                timers = Timers::default();
+                processing_timers = Timers::default();
+                return;
+            }
             loop {
                 if !checkpoints.may_start(epoch) {
                     // Woken when this worker has checkpointed the epoch before.

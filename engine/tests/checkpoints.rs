@@ -1,0 +1,320 @@
+//! Checkpoints and restore: a job that fails part-way resumes from its latest checkpoint with
+//! every record counted exactly once, on the same or another worker count; damaged or
+//! incomplete checkpoints are detected; old ones are deleted.
+//!
+//! These tests fail the first run from inside (a source error). The kill tests in
+//! `examples/tests/kill.rs` kill real processes.
+
+// Test helpers panic on purpose: a failed set-up step is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use weir_engine::checkpoint::{list_checkpoints, FINAL_EPOCH};
+use weir_engine::{
+    BoxError, CheckpointConfig, CheckpointError, CollectSink, EngineError, EventTime, Job,
+    JobConfig, KeyedContext, KeyedProcess, Restore, Source, SourcePoll, SourceReader, StateBackend,
+    WorkerInfo,
+};
+
+const PARTITIONS: u32 = 4;
+const PER_PARTITION: u64 = 20_000;
+const KEYS: u64 = 37;
+
+/// Partition `p` holds the numbers `p * PER_PARTITION ..` (`PER_PARTITION` of them); worker
+/// `w` reads the partitions `p % workers == w`, 200 records of each per poll.
+#[derive(Clone, Default)]
+struct Numbers {
+    /// Fail once this worker has emitted this many records.
+    fail_after: Option<u64>,
+    starts: BTreeMap<u32, u64>,
+}
+
+struct NumbersReader {
+    next: BTreeMap<u32, u64>,
+    emitted: u64,
+    fail_after: Option<u64>,
+}
+
+impl Source for Numbers {
+    type Item = u64;
+    type Reader = NumbersReader;
+    fn name(&self) -> String {
+        "numbers".into()
+    }
+    fn open(self, worker: WorkerInfo) -> Result<NumbersReader, BoxError> {
+        let next = (0..PARTITIONS)
+            .filter(|p| *p as usize % worker.peers == worker.index)
+            .map(|p| (p, self.starts.get(&p).copied().unwrap_or(0)))
+            .collect();
+        Ok(NumbersReader {
+            next,
+            emitted: 0,
+            fail_after: self.fail_after,
+        })
+    }
+    fn resume_from(&mut self, positions: &BTreeMap<u32, u64>) -> Result<(), BoxError> {
+        self.starts = positions.clone();
+        Ok(())
+    }
+}
+
+impl SourceReader for NumbersReader {
+    type Item = u64;
+    fn poll(&mut self, out: &mut Vec<u64>, _max: usize) -> Result<SourcePoll, BoxError> {
+        if self.fail_after.is_some_and(|limit| self.emitted >= limit) {
+            return Err("injected failure".into());
+        }
+        for (partition, next) in &mut self.next {
+            let end = (*next + 200).min(PER_PARTITION);
+            out.extend((*next..end).map(|i| u64::from(*partition) * PER_PARTITION + i));
+            self.emitted += end - *next;
+            *next = end;
+        }
+        // `Idle` after every batch: the driver polls again a few milliseconds later, so a run
+        // lasts long enough for several checkpoints.
+        Ok(if self.next.values().all(|next| *next == PER_PARTITION) {
+            SourcePoll::Finished
+        } else {
+            SourcePoll::Idle { watermark: 0 }
+        })
+    }
+    fn positions(&self) -> Option<BTreeMap<u32, u64>> {
+        Some(self.next.clone())
+    }
+}
+
+/// Counts and sums records per key; emits `(key, count, sum)` when the input ends.
+struct CountAtEnd;
+
+impl KeyedProcess<u64, u64> for CountAtEnd {
+    type State = (u64, u64);
+    type Output = (u64, u64, u64);
+    fn on_record(
+        &mut self,
+        cx: &mut KeyedContext<u64, (u64, u64, u64), u64>,
+        _key: &u64,
+        state: &mut (u64, u64),
+        record: u64,
+        _event_time: EventTime,
+    ) {
+        state.0 += 1;
+        state.1 += record;
+        cx.set_timer(EventTime::MAX - 1);
+    }
+    fn on_timer(
+        &mut self,
+        cx: &mut KeyedContext<u64, (u64, u64, u64), u64>,
+        key: &u64,
+        state: &mut (u64, u64),
+        _time: EventTime,
+    ) {
+        cx.emit((*key, state.0, state.1));
+        *state = (0, 0);
+    }
+    fn is_empty(&self, state: &(u64, u64)) -> bool {
+        *state == (0, 0)
+    }
+}
+
+fn reference() -> Vec<(u64, u64, u64)> {
+    let mut counts = BTreeMap::new();
+    for n in 0..u64::from(PARTITIONS) * PER_PARTITION {
+        let entry = counts.entry(n % KEYS).or_insert((0, 0));
+        entry.0 += 1;
+        entry.1 += n;
+    }
+    counts.into_iter().map(|(k, (c, s))| (k, c, s)).collect()
+}
+
+fn run(
+    dir: &Path,
+    workers: usize,
+    source: Numbers,
+    checkpoints: CheckpointConfig,
+    backend: StateBackend,
+) -> Result<Vec<(u64, u64, u64)>, EngineError> {
+    let sink = CollectSink::new();
+    let results = sink.results();
+    let config = JobConfig::default()
+        .workers(workers)
+        .state_dir(dir.join(format!("state-{workers}")))
+        .state_backend(backend)
+        .checkpoints(checkpoints);
+    Job::new(config).run(move |p| {
+        p.source(source.clone())
+            .key_by(|n| n % KEYS)
+            .process("count", |_| 0, CountAtEnd)
+            .0
+            .sink(sink.clone());
+        Ok(())
+    })?;
+    let mut results = results.lock().unwrap().clone();
+    results.sort();
+    Ok(results)
+}
+
+fn checkpoint_config(dir: &Path) -> CheckpointConfig {
+    CheckpointConfig::new(dir.join("checkpoints")).interval(Duration::from_millis(15))
+}
+
+/// Fails a run on `before` workers part-way, then restores it on `after` workers.
+fn fail_then_restore(before: usize, after: usize, backend: StateBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let failing = Numbers {
+        fail_after: Some(PER_PARTITION * 3 / 2),
+        ..Numbers::default()
+    };
+    let error = run(
+        dir.path(),
+        before,
+        failing,
+        checkpoint_config(dir.path()),
+        backend,
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("injected failure"), "{error}");
+    let taken = list_checkpoints(&dir.path().join("checkpoints")).unwrap();
+    assert!(
+        !taken.is_empty(),
+        "no checkpoint completed before the failure"
+    );
+    let restored = taken.last().unwrap().sources[0].partitions.clone().unwrap();
+    assert!(
+        restored.values().any(|offset| *offset > 0),
+        "the checkpoint recorded no progress: {restored:?}"
+    );
+    let results = run(
+        dir.path(),
+        after,
+        Numbers::default(),
+        checkpoint_config(dir.path()).restore(Restore::Latest),
+        backend,
+    )
+    .unwrap();
+    assert_eq!(results, reference(), "{before} -> {after} workers");
+    let last = list_checkpoints(&dir.path().join("checkpoints")).unwrap();
+    assert_eq!(last.last().unwrap().epoch, FINAL_EPOCH);
+}
+
+#[test]
+fn a_failed_run_resumes_from_its_checkpoint_exactly_once() {
+    fail_then_restore(2, 2, StateBackend::Memory);
+}
+
+#[test]
+fn state_under_a_tiny_rocksdb_budget_restores_too() {
+    fail_then_restore(1, 1, StateBackend::RocksDb { memory_budget: 512 });
+}
+
+#[test]
+fn restoring_on_fewer_workers_moves_key_groups() {
+    fail_then_restore(2, 1, StateBackend::Memory);
+}
+
+#[test]
+fn restoring_on_more_workers_moves_key_groups() {
+    fail_then_restore(1, 2, StateBackend::Memory);
+}
+
+#[test]
+fn a_fresh_run_refuses_a_directory_with_checkpoints_and_gc_keeps_the_last_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = checkpoint_config(dir.path()).retain(2);
+    let results = run(
+        dir.path(),
+        2,
+        Numbers::default(),
+        config.clone(),
+        StateBackend::Memory,
+    )
+    .unwrap();
+    assert_eq!(results, reference());
+    let kept = list_checkpoints(&dir.path().join("checkpoints")).unwrap();
+    assert!(
+        (1..=2).contains(&kept.len()),
+        "{} checkpoints kept",
+        kept.len()
+    );
+    let on_disk = std::fs::read_dir(dir.path().join("checkpoints"))
+        .unwrap()
+        .count();
+    assert_eq!(on_disk, kept.len(), "deleted checkpoints left directories");
+    let error = run(
+        dir.path(),
+        2,
+        Numbers::default(),
+        config,
+        StateBackend::Memory,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            EngineError::Checkpoint(CheckpointError::EarlierRun { .. })
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_incomplete_checkpoint_is_skipped_and_a_damaged_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let failing = Numbers {
+        fail_after: Some(PER_PARTITION * 3 / 2),
+        ..Numbers::default()
+    };
+    let config = checkpoint_config(dir.path()).retain(10);
+    run(dir.path(), 1, failing, config.clone(), StateBackend::Memory).unwrap_err();
+    let taken = list_checkpoints(&dir.path().join("checkpoints")).unwrap();
+    assert!(taken.len() >= 2, "{} checkpoints", taken.len());
+    // A crash before the job manifest was renamed into place: the checkpoint is incomplete,
+    // and restoring uses the one before.
+    let newest = &taken[taken.len() - 1].path;
+    std::fs::remove_file(newest.join("MANIFEST.json")).unwrap();
+    let results = run(
+        dir.path(),
+        1,
+        Numbers::default(),
+        config.clone().restore(Restore::Latest),
+        StateBackend::Memory,
+    )
+    .unwrap();
+    assert_eq!(results, reference());
+
+    // A flipped bit in a state file of a checkpoint with state is found before restoring.
+    let (damaged, file) = list_checkpoints(&dir.path().join("checkpoints"))
+        .unwrap()
+        .into_iter()
+        .filter(|checkpoint| checkpoint.epoch != FINAL_EPOCH)
+        .find_map(|checkpoint| {
+            let sst = std::fs::read_dir(checkpoint.path.join("worker-0"))
+                .unwrap()
+                .map(|entry| entry.unwrap().path())
+                .find(|path| path.extension().is_some_and(|e| e == "sst"))?;
+            Some((checkpoint.path, sst))
+        })
+        .unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[0] ^= 1;
+    // Replace rather than write in place: the file is a hard link shared with the state.
+    std::fs::remove_file(&file).unwrap();
+    std::fs::write(&file, bytes).unwrap();
+    let error = run(
+        dir.path(),
+        1,
+        Numbers::default(),
+        config.restore(Restore::Path(damaged)),
+        StateBackend::Memory,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            EngineError::Checkpoint(CheckpointError::Checksum { path, .. }) if *path == file
+        ),
+        "{error}"
+    );
+}

@@ -101,6 +101,11 @@ impl Job {
         }
     }
 
+    /// The job's configuration.
+    pub fn config(&self) -> &JobConfig {
+        &self.config
+    }
+
     /// The live counters of this process, for progress reporting while [`run`](Job::run) runs.
     pub fn metrics(&self) -> Arc<JobMetrics> {
         Arc::clone(&self.metrics)

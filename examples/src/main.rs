@@ -9,6 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 
+use cli::checkpoints::CheckpointsCommand;
 use cli::log::LogCommand;
 use cli::nexmark::NexmarkCommand;
 
@@ -31,6 +32,9 @@ enum Command {
     /// The embedded log: create, fill, read and describe topics.
     #[command(subcommand)]
     Log(LogCommand),
+    /// A job's checkpoints: list, describe, keep as a savepoint.
+    #[command(subcommand)]
+    Checkpoints(CheckpointsCommand),
 }
 
 fn main() {
@@ -44,6 +48,7 @@ fn main() {
     let result = match Cli::parse().command {
         Command::Nexmark(command) => cli::nexmark::run(command),
         Command::Log(command) => cli::log::run(command),
+        Command::Checkpoints(command) => cli::checkpoints::run(command),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

@@ -29,6 +29,7 @@ mod segment;
 mod sink;
 mod source;
 mod topic;
+mod transaction;
 
 pub use partition::{LogConfig, PartitionReader, PartitionWriter, Skipped};
 pub use record::{RecordRef, RecordView};

@@ -1,15 +1,17 @@
 //! The log sink: appends a stream's records to a topic, partitioned by key.
 //!
-//! Records are first *staged* (encoded, with their partitions chosen) and then *published*
-//! (appended and flushed) as a separate step, so that a later exactly-once sink can publish
-//! only what a completed checkpoint covers. This one publishes whenever the stage fills up
-//! and when the stream ends.
+//! Records are first *staged* (encoded, with their partitions chosen) and then *published*.
+//! Without checkpoints, publishing appends them whenever the stage fills up and when the
+//! stream ends. In a job with checkpoints the sink is exactly-once: each epoch's records go to
+//! a transaction file that is appended to the topic only once the epoch's checkpoint is
+//! complete (see [`transaction`](super::transaction)).
 
 use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+use weir_engine::time::Epoch;
 use weir_engine::{BoxError, EventTime, Sink, SinkPlacement, WorkerInfo};
 
 use crate::codec::Codec;
@@ -17,6 +19,7 @@ use crate::error::ConnectorError;
 
 use super::record::RecordRef;
 use super::topic::{partition_for_key, Producer, Topic};
+use super::transaction::{OpenTransaction, StagedRef, Transactions};
 
 /// Bytes staged before they are published.
 const STAGE_BYTES: usize = 4 << 20;
@@ -41,6 +44,17 @@ struct Open {
     producer: Producer,
     stage: Stage,
     next_partition: u32,
+    /// In a job with checkpoints: where epochs' records wait for their commit.
+    transactions: Option<Staging>,
+}
+
+/// The transactions of an exactly-once sink.
+struct Staging {
+    transactions: Transactions,
+    /// Records of the current epoch that no longer fit the stage.
+    open: Option<OpenTransaction>,
+    /// Pre-committed transactions waiting for their checkpoint, oldest first.
+    prepared: Vec<(Epoch, PathBuf)>,
 }
 
 /// Encoded records waiting to be published, their keys and values in one buffer.
@@ -88,9 +102,42 @@ impl<T: Serialize + 'static> LogSink<T> {
     fn not_open(&self) -> ConnectorError {
         ConnectorError::io(&self.dir, std::io::Error::other("the sink is not open"))
     }
+
+    fn opened(&mut self) -> Result<&mut Open, ConnectorError> {
+        let LogSink { state, dir, .. } = self;
+        state
+            .as_mut()
+            .ok_or_else(|| ConnectorError::io(&*dir, std::io::Error::other("the sink is not open")))
+    }
 }
 
 impl Open {
+    /// Moves the stage out of memory: into the open transaction with checkpoints, else onto
+    /// the topic.
+    fn drain_stage(&mut self) -> Result<(), ConnectorError> {
+        let Some(staging) = &mut self.transactions else {
+            return self.publish();
+        };
+        let Stage { records, bytes } = &mut self.stage;
+        if records.is_empty() {
+            return Ok(());
+        }
+        let transaction = match &mut staging.open {
+            Some(open) => open,
+            None => staging.open.insert(staging.transactions.begin()?),
+        };
+        for record in records.drain(..) {
+            transaction.append(&StagedRef {
+                partition: record.partition,
+                timestamp: record.timestamp,
+                key: &bytes[record.key],
+                value: &bytes[record.value],
+            })?;
+        }
+        bytes.clear();
+        Ok(())
+    }
+
     /// Appends every staged record and flushes, so readers see them.
     fn publish(&mut self) -> Result<(), ConnectorError> {
         let Stage { records, bytes } = &mut self.stage;
@@ -133,7 +180,51 @@ impl<T: Serialize + 'static> Sink<T> for LogSink<T> {
             producer: topic.producer()?,
             stage: Stage::default(),
             next_partition: 0,
+            transactions: None,
         });
+        Ok(())
+    }
+
+    fn start_transactions(&mut self, restored: Option<Epoch>) -> Result<(), BoxError> {
+        let transactions = Transactions::open(&self.dir)?;
+        let state = self.opened()?;
+        let prepared = transactions.recover(restored)?;
+        // Everything left up to the restored checkpoint was pre-committed under a complete
+        // checkpoint: commit it now.
+        for (_, path) in &prepared {
+            transactions.commit(path, &mut state.producer)?;
+        }
+        state.transactions = Some(Staging {
+            transactions,
+            open: None,
+            prepared: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn pre_commit(&mut self, epoch: Epoch) -> Result<(), BoxError> {
+        let state = self.opened()?;
+        state.drain_stage()?;
+        if let Some(staging) = &mut state.transactions {
+            if let Some(open) = staging.open.take() {
+                let prepared = staging.transactions.prepare(open, epoch)?;
+                staging.prepared.push((epoch, prepared));
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, epoch: Epoch) -> Result<(), BoxError> {
+        let state = self.opened()?;
+        let Some(staging) = &mut state.transactions else {
+            return Ok(());
+        };
+        let due = staging
+            .prepared
+            .partition_point(|(prepared, _)| *prepared <= epoch);
+        for (_, path) in staging.prepared.drain(..due) {
+            staging.transactions.commit(&path, &mut state.producer)?;
+        }
         Ok(())
     }
 
@@ -172,7 +263,7 @@ impl<T: Serialize + 'static> Sink<T> for LogSink<T> {
                 value: value_start..stage.bytes.len(),
             });
             if stage.bytes.len() >= STAGE_BYTES {
-                state.publish()?;
+                state.drain_stage()?;
             }
         }
         Ok(())
@@ -180,14 +271,23 @@ impl<T: Serialize + 'static> Sink<T> for LogSink<T> {
 
     fn close(&mut self) -> Result<(), BoxError> {
         let mut state = self.state.take().ok_or_else(|| self.not_open())?;
-        state.publish()?;
+        // With checkpoints the last pre-commit has moved the stage into a transaction already.
+        state.drain_stage()?;
         state.producer.sync()?;
         Ok(())
     }
 
     fn abort(&mut self) {
-        // Staged records are dropped; what was published stays (at-least-once until the
-        // checkpoint issue makes publishing transactional).
-        self.state = None;
+        // Staged records are dropped. Without checkpoints, what was published stays
+        // (at-least-once); with them, prepared transactions stay for the restored run to
+        // commit or abort.
+        if let Some(open) = self
+            .state
+            .take()
+            .and_then(|state| state.transactions)
+            .and_then(|staging| staging.open)
+        {
+            open.discard();
+        }
     }
 }

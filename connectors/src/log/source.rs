@@ -99,6 +99,9 @@ pub struct LogSource<T> {
     event_time: Option<EventTimeOf<T>>,
     validate: Option<Validate<T>>,
     positions: LogPositions,
+    /// Positions of a restored checkpoint, before the configured start.
+    resumed: BTreeMap<u32, u64>,
+    max_rate: Option<u64>,
     _records: PhantomData<fn() -> T>,
 }
 
@@ -114,6 +117,8 @@ impl<T: DeserializeOwned + 'static> LogSource<T> {
             event_time: None,
             validate: None,
             positions: LogPositions::default(),
+            resumed: BTreeMap::new(),
+            max_rate: None,
             _records: PhantomData,
         }
     }
@@ -161,6 +166,15 @@ impl<T: DeserializeOwned + 'static> LogSource<T> {
         }
     }
 
+    /// Reads at most `records_per_second` records per second on each worker, to replay a
+    /// topic at a steady pace instead of as fast as possible.
+    pub fn max_rate(self, records_per_second: u64) -> Self {
+        LogSource {
+            max_rate: Some(records_per_second.max(1)),
+            ..self
+        }
+    }
+
     /// A handle on this source's positions in this worker, partition → next offset.
     pub fn positions(&self) -> LogPositions {
         self.positions.clone()
@@ -175,18 +189,24 @@ impl<T: DeserializeOwned + 'static> Source for LogSource<T> {
         self.dir.display().to_string()
     }
 
+    fn resume_from(&mut self, positions: &BTreeMap<u32, u64>) -> Result<(), BoxError> {
+        self.resumed = positions.clone();
+        Ok(())
+    }
+
     fn open(self, worker: WorkerInfo) -> Result<LogReader<T>, BoxError> {
         let topic = Topic::open(&self.dir)?;
         let mut partitions = Vec::new();
         for number in (0..topic.partitions()).filter(|p| *p as usize % worker.peers == worker.index)
         {
             let (earliest, latest) = topic.offsets(number)?;
-            let start = match &self.start {
+            let configured = match &self.start {
                 StartAt::Earliest => earliest,
                 StartAt::Latest => latest,
                 StartAt::Offsets(offsets) => offsets.get(&number).copied().unwrap_or(earliest),
                 StartAt::Timestamp(timestamp) => topic.offset_for_time(number, *timestamp)?,
             };
+            let start = self.resumed.get(&number).copied().unwrap_or(configured);
             let reader = topic.reader(number, start)?;
             self.positions.set(number, start);
             partitions.push(OwnedPartition {
@@ -217,6 +237,11 @@ impl<T: DeserializeOwned + 'static> Source for LogSource<T> {
             event_time: self.event_time,
             validate: self.validate,
             positions: self.positions,
+            pace: self.max_rate.map(|rate| Pace {
+                rate,
+                started: now,
+                read: 0,
+            }),
         })
     }
 }
@@ -239,6 +264,22 @@ pub struct LogReader<T> {
     event_time: Option<EventTimeOf<T>>,
     validate: Option<Validate<T>>,
     positions: LogPositions,
+    pace: Option<Pace>,
+}
+
+/// A reader's rate limit.
+struct Pace {
+    rate: u64,
+    started: Instant,
+    read: u64,
+}
+
+impl Pace {
+    /// How many records may be read now.
+    fn allowance(&self, now: Instant) -> usize {
+        let due = now.duration_since(self.started).as_secs_f64() * self.rate as f64;
+        (due as u64).saturating_sub(self.read) as usize
+    }
 }
 
 impl<T: DeserializeOwned + 'static> LogReader<T> {
@@ -329,14 +370,21 @@ impl<T: DeserializeOwned + 'static> SourceReader for LogReader<T> {
         let now = Instant::now();
         let count = self.partitions.len();
         let mut read = 0;
+        let max = self
+            .pace
+            .as_ref()
+            .map_or(max, |pace| max.min(pace.allowance(now)));
         // One partition per poll, round robin, so that batches stay large.
-        for _ in 0..count {
+        for _ in (0..count).take_while(|_| max > 0) {
             let index = self.next_partition;
             self.next_partition = (index + 1) % count;
             read = self.read_partition(index, out, max, now)?;
             if read > 0 {
                 break;
             }
+        }
+        if let Some(pace) = &mut self.pace {
+            pace.read += read as u64;
         }
         Ok(match self.watermarks.watermark(now) {
             CombinedWatermark::Finished => SourcePoll::Finished,
@@ -350,5 +398,14 @@ impl<T: DeserializeOwned + 'static> SourceReader for LogReader<T> {
 
     fn drain_dead_letters(&mut self, out: &mut Vec<DeadLetter>) {
         out.append(&mut self.rejected);
+    }
+
+    fn positions(&self) -> Option<BTreeMap<u32, u64>> {
+        Some(
+            self.partitions
+                .iter()
+                .map(|partition| (partition.number, partition.reader.next_offset()))
+                .collect(),
+        )
     }
 }

@@ -320,6 +320,14 @@ impl Producer {
         Ok((partition, writer.append(record)?))
     }
 
+    /// The offset the next record of each partition will get, by partition.
+    pub fn next_offsets(&self) -> Vec<u64> {
+        self.writers
+            .iter()
+            .map(PartitionWriter::next_offset)
+            .collect()
+    }
+
     /// Makes every record sent so far visible to readers.
     pub fn flush(&mut self) -> Result<(), ConnectorError> {
         self.writers.iter_mut().try_for_each(PartitionWriter::flush)

@@ -13,8 +13,8 @@ use weir::nexmark::{
 };
 use weir::operators::watermark::Watermarks;
 use weir::{
-    write_json_lines, Cluster, Data, DiscardSink, Job, JobConfig, JsonLinesSink, JsonLinesSource,
-    Pipeline, StateBackend, Stream,
+    write_json_lines, CheckpointConfig, Cluster, Data, DiscardSink, Job, JobConfig, JobMetrics,
+    JobReport, JsonLinesSink, JsonLinesSource, Pipeline, Restore, StateBackend, Stream,
 };
 use weir_examples::nexmark::{
     q0, q1, q11, q12, q14, q15, q16, q17, q18, q19, q2, q21, q22, q5, Query,
@@ -94,9 +94,31 @@ pub struct RunArgs {
     /// Worker threads per process.
     #[arg(long, default_value_t = 1)]
     workers: usize,
-    /// Write the results as JSON lines to this file (otherwise they are counted and dropped).
+    /// Write the results as JSON lines to this file, or to `log:DIR/TOPIC` (created with one
+    /// partition if missing). Otherwise they are counted and dropped. With checkpoints, a
+    /// topic receives each result exactly once.
     #[arg(long)]
-    out: Option<PathBuf>,
+    out: Option<Location>,
+    /// Take checkpoints into this directory (RocksDB checkpoints, source offsets, manifests).
+    #[arg(long)]
+    checkpoint_dir: Option<PathBuf>,
+    /// How often to checkpoint, as `500ms`, `1s` or `2m`.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, requires = "checkpoint_dir")]
+    checkpoint_interval: Duration,
+    /// Complete checkpoints to keep.
+    #[arg(long, default_value_t = 3, requires = "checkpoint_dir")]
+    retain_checkpoints: usize,
+    /// Resume from a checkpoint: `latest` (the newest in --checkpoint-dir; a fresh start if
+    /// there is none) or the path of a checkpoint or savepoint directory.
+    #[arg(long, requires = "checkpoint_dir")]
+    restore: Option<String>,
+    /// After a failure, restart from the latest checkpoint up to this many times.
+    #[arg(long, default_value_t = 0, requires = "checkpoint_dir")]
+    max_restarts: u32,
+    /// Read at most this many events per second per worker from a topic (to replay a topic
+    /// at a steady pace).
+    #[arg(long)]
+    max_rate: Option<u64>,
     /// Write input that cannot be decoded here, with the reason and the place it was found:
     /// a JSON lines file (left out when there is none) or `log:DIR/TOPIC` (created as a JSON
     /// topic of one partition if missing).
@@ -192,22 +214,27 @@ fn event_source<'s>(
     from: Option<&Location>,
     generator: &GeneratorConfig,
     events: u64,
+    max_rate: Option<u64>,
 ) -> Stream<'s, Event> {
     let disorder = generator.max_disorder_ms;
     match from {
         None => p.source(NexmarkSource::new(generator.clone(), events)),
-        Some(Location::Log(dir)) => p.source(
-            LogSource::<Event>::new(dir)
+        Some(Location::Log(dir)) => {
+            let source = LogSource::<Event>::new(dir)
                 .watermarks(Watermarks::bounded(Duration::from_millis(disorder)))
-                .until_end(),
-        ),
+                .until_end();
+            p.source(match max_rate {
+                Some(rate) => source.max_rate(rate),
+                None => source,
+            })
+        }
         Some(Location::File(path)) => {
             p.source(JsonLinesSource::<Event>::new(path).event_time(disorder, Event::date_time))
         }
     }
 }
 
-fn run_query(args: &RunArgs) -> anyhow::Result<()> {
+fn job_config(args: &RunArgs) -> anyhow::Result<JobConfig> {
     let mut config = JobConfig::default()
         .workers(args.workers)
         .state_dir(&args.state_dir);
@@ -215,6 +242,17 @@ fn run_query(args: &RunArgs) -> anyhow::Result<()> {
         config = config.state_backend(StateBackend::RocksDb {
             memory_budget: budget << 20,
         });
+    }
+    if let Some(dir) = &args.checkpoint_dir {
+        let mut checkpoints = CheckpointConfig::new(dir)
+            .interval(args.checkpoint_interval)
+            .retain(args.retain_checkpoints);
+        match args.restore.as_deref() {
+            None => {}
+            Some("latest") => checkpoints = checkpoints.restore(Restore::Latest),
+            Some(path) => checkpoints = checkpoints.restore(Restore::Path(path.into())),
+        }
+        config = config.checkpoints(checkpoints);
     }
     if args.processes > 1 || args.hostfile.is_some() {
         let cluster = match &args.hostfile {
@@ -230,6 +268,21 @@ fn run_query(args: &RunArgs) -> anyhow::Result<()> {
             args.process
         );
     }
+    Ok(config)
+}
+
+/// Creates a missing output or dead-letter topic: one partition, JSON values.
+fn ensure_topic(location: Option<&Location>) -> anyhow::Result<()> {
+    if let Some(Location::Log(dir)) = location {
+        if Topic::open(dir).is_err() {
+            Topic::create(dir, 1, ValueFormat::Json, LogConfig::default())?;
+        }
+    }
+    Ok(())
+}
+
+fn run_query(args: &RunArgs) -> anyhow::Result<()> {
+    let mut config = job_config(args)?;
     let events = match &args.from {
         None => args.generator.events()?,
         Some(_) if args.generator.events.is_some() => {
@@ -237,42 +290,69 @@ fn run_query(args: &RunArgs) -> anyhow::Result<()> {
         }
         Some(_) => 0,
     };
-    let processes = config.processes();
-    let job = Job::new(config.clone());
+    if config.checkpoints.is_some() && !matches!(args.from, Some(Location::Log(_))) {
+        bail!("checkpoints need a source that can resume: read events --from log:DIR/TOPIC");
+    }
+    let dead_letters = (!args.fail_fast).then(|| args.dead_letters.clone());
+    ensure_topic(dead_letters.as_ref())?;
+    ensure_topic(args.out.as_ref())?;
+    let mut restarts = 0;
+    let report = loop {
+        let job = Job::new(config.clone());
+        let metrics = job.metrics();
+        match run_job(args, job, events, dead_letters.clone()) {
+            Ok(report) => break (report, metrics),
+            Err(error) if restarts < args.max_restarts => {
+                restarts += 1;
+                eprintln!(
+                    "job failed: {error:#}; restarting from the latest checkpoint ({restarts} of {})",
+                    args.max_restarts
+                );
+                if let Some(checkpoints) = config.checkpoints.take() {
+                    config = config.checkpoints(checkpoints.restore(Restore::Latest));
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    };
+    summarize(args, &config, events, report)
+}
+
+fn run_job(
+    args: &RunArgs,
+    job: Job,
+    events: u64,
+    dead_letters: Option<Location>,
+) -> anyhow::Result<JobReport> {
+    let config = job.config().clone();
     let metrics = job.metrics();
     // This process reads its workers' share of the generated events.
     let expected = events * config.workers as u64 / config.total_workers() as u64;
     let bar = progress::bar(expected, args.no_progress || args.from.is_some());
     let watcher = progress::watch(bar.clone(), move || metrics.records_in());
-
     let query = args.query;
     let generator = args.generator.config();
     let from = args.from.clone();
     let out = args.out.clone();
-    let dead_letters = (!args.fail_fast).then(|| args.dead_letters.clone());
-    if let Some(Location::Log(dir)) = &dead_letters {
-        if Topic::open(dir).is_err() {
-            Topic::create(dir, 1, ValueFormat::Json, LogConfig::default())?;
-        }
-    }
-    let metrics = job.metrics();
+    let max_rate = args.max_rate;
     let report = job.run(move |p| {
-        let events = event_source(p, from.as_ref(), &generator, events);
+        let events = event_source(p, from.as_ref(), &generator, events, max_rate);
+        let out = out.as_ref();
         match query {
-            Query::Q0 => write_results(q0(events), out.as_deref()),
-            Query::Q1 => write_results(q1(events), out.as_deref()),
-            Query::Q2 => write_results(q2(events), out.as_deref()),
-            Query::Q5 => write_results(q5(events), out.as_deref()),
-            Query::Q11 => write_results(q11(events), out.as_deref()),
-            Query::Q12 => write_results(q12(events), out.as_deref()),
-            Query::Q14 => write_results(q14(events), out.as_deref()),
-            Query::Q15 => write_results(q15(events), out.as_deref()),
-            Query::Q16 => write_results(q16(events), out.as_deref()),
-            Query::Q17 => write_results(q17(events), out.as_deref()),
-            Query::Q18 => write_results(q18(events), out.as_deref()),
-            Query::Q19 => write_results(q19(events), out.as_deref()),
-            Query::Q21 => write_results(q21(events), out.as_deref()),
-            Query::Q22 => write_results(q22(events), out.as_deref()),
+            Query::Q0 => write_results(q0(events), out),
+            Query::Q1 => write_results(q1(events), out),
+            Query::Q2 => write_results(q2(events), out),
+            Query::Q5 => write_results(q5(events), out),
+            Query::Q11 => write_results(q11(events), out),
+            Query::Q12 => write_results(q12(events), out),
+            Query::Q14 => write_results(q14(events), out),
+            Query::Q15 => write_results(q15(events), out),
+            Query::Q16 => write_results(q16(events), out),
+            Query::Q17 => write_results(q17(events), out),
+            Query::Q18 => write_results(q18(events), out),
+            Query::Q19 => write_results(q19(events), out),
+            Query::Q21 => write_results(q21(events), out),
+            Query::Q22 => write_results(q22(events), out),
         }
         match &dead_letters {
             Some(Location::File(path)) => {
@@ -285,8 +365,17 @@ fn run_query(args: &RunArgs) -> anyhow::Result<()> {
     });
     bar.finish_and_clear();
     drop(watcher);
-    let report = report?;
+    Ok(report?)
+}
+
+fn summarize(
+    args: &RunArgs,
+    config: &JobConfig,
+    events: u64,
+    (report, metrics): (JobReport, Arc<JobMetrics>),
+) -> anyhow::Result<()> {
     let wall = report.wall.as_secs_f64();
+    let processes = config.processes();
     let scope = if processes > 1 {
         format!(" (process {} of {processes})", args.process)
     } else {
@@ -298,15 +387,24 @@ fn run_query(args: &RunArgs) -> anyhow::Result<()> {
         .map(|from| format!(" from {from}"))
         .unwrap_or_default();
     println!(
-        "{query:?}{scope}{input}: {} events in {wall:.2} s, {:.2} M events/s, {} output rows{}",
+        "{:?}{scope}{input}: {} events in {wall:.2} s, {:.2} M events/s, {} output rows{}",
+        args.query,
         report.records_in,
         report.records_in as f64 / wall / 1e6,
         report.records_out,
         args.out
             .as_ref()
-            .map(|path| format!(" -> {}", path.display()))
+            .map(|out| format!(" -> {out}"))
             .unwrap_or_default(),
     );
+    if config.checkpoints.is_some() {
+        println!(
+            "checkpoints: {} completed, mean {:.1} ms per worker, {:.1} MiB of state at the last",
+            metrics.checkpoints_completed(),
+            metrics.mean_checkpoint_duration().as_secs_f64() * 1e3,
+            metrics.checkpoint_bytes() as f64 / f64::from(1 << 20),
+        );
+    }
     let rejected = metrics.dead_letters();
     if rejected > 0 {
         println!(
@@ -320,10 +418,27 @@ fn run_query(args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes a query's results to a JSON lines file, or counts them if there is no file.
-fn write_results<T: Data>(results: Stream<'_, T>, out: Option<&Path>) {
+/// Parses `500ms`, `1s`, `2m` or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((text, "s"), |at| text.split_at(at));
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 500ms, 1s or 2m"))?;
+    let seconds = match unit {
+        "ms" => value / 1e3,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("{text:?}: the unit must be ms, s or m")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|error| format!("{text:?}: {error}"))
+}
+
+fn write_results<T: Data>(results: Stream<'_, T>, out: Option<&Location>) {
     match out {
-        Some(path) => results.sink(JsonLinesSink::create(path)),
+        Some(Location::File(path)) => results.sink(JsonLinesSink::create(path)),
+        Some(Location::Log(dir)) => results.sink(LogSink::new(dir)),
         None => results.sink(DiscardSink),
     }
 }

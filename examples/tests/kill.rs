@@ -1,0 +1,220 @@
+//! The exactly-once kill test: `weir nexmark run` reads a topic and writes a topic with
+//! checkpoints; the test kills it with SIGKILL at random moments (before, during and after
+//! checkpoints and commits), restarts it with `--restore latest`, and when a run finally ends
+//! on its own compares the committed output with a run without failures: nothing missing,
+//! nothing twice.
+//!
+//! `WEIR_KILL_POINTS` sets the number of kills per query (default 10; 1,000 for a long run),
+//! `WEIR_KILL_SEED` the seed of the kill moments (printed on failure).
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use weir::log::Topic;
+use weir::nexmark::{write_events_to_topic, GeneratorConfig};
+
+/// Events in the input topic, and the pace a run reads them at (per worker), so that a run
+/// lasts a few seconds and kills land everywhere in it.
+const EVENTS: u64 = 300_000;
+const RATE_PER_WORKER: u64 = 60_000;
+const CHECKPOINT_INTERVAL_MS: u64 = 100;
+
+/// xorshift64*: the kill moments, reproducible from the seed.
+struct Moments(u64);
+
+impl Moments {
+    fn next_ms(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % below
+    }
+}
+
+fn weir(dir: &Path, args: &[String]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn run_args(query: &str, out: &str, checkpoints: Option<&str>) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "nexmark",
+        "run",
+        "--query",
+        query,
+        "--from",
+        "log:events",
+        "--workers",
+        "2",
+        "--out",
+        out,
+        "--no-progress",
+        "--fail-fast",
+    ]
+    .map(String::from)
+    .to_vec();
+    if let Some(dir) = checkpoints {
+        args.extend(
+            [
+                "--checkpoint-dir",
+                dir,
+                "--checkpoint-interval",
+                &format!("{CHECKPOINT_INTERVAL_MS}ms"),
+                "--state-dir",
+                &format!("{dir}-state"),
+                "--max-rate",
+                &RATE_PER_WORKER.to_string(),
+            ]
+            .map(String::from),
+        );
+    }
+    args
+}
+
+/// Every record value committed to the topic in `dir`, counted.
+fn committed(dir: &Path) -> BTreeMap<String, usize> {
+    let topic = Topic::open(dir).unwrap();
+    let mut values = BTreeMap::new();
+    for partition in 0..topic.partitions() {
+        let mut reader = topic.reader(partition, 0).unwrap();
+        while reader
+            .read(4096, |record| {
+                let value = String::from_utf8(record.value.to_vec()).unwrap();
+                *values.entry(value).or_insert(0) += 1;
+            })
+            .unwrap()
+            > 0
+        {}
+    }
+    values
+}
+
+fn wait_success(child: Child, what: &str) {
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs `query` with kills until one run ends by itself; returns how many kills it took.
+fn killed_run(dir: &Path, query: &str, round: usize, moments: &mut Moments, kills: usize) -> usize {
+    let out = format!("log:out-{query}-{round}");
+    let checkpoints = format!("checkpoints-{query}-{round}");
+    let mut args = run_args(query, &out, Some(&checkpoints));
+    let mut killed = 0;
+    loop {
+        let mut child = weir(dir, &args);
+        // Kills land anywhere from process start to a few checkpoint intervals later.
+        let at =
+            Instant::now() + Duration::from_millis(moments.next_ms(8 * CHECKPOINT_INTERVAL_MS));
+        let finished = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if killed < kills && Instant::now() >= at {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        match finished {
+            None => {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                killed += 1;
+            }
+            Some(status) => {
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+                    .unwrap();
+                assert!(
+                    status.success(),
+                    "run after {killed} kills failed: {stderr}"
+                );
+                return killed;
+            }
+        }
+        if !args.iter().any(|arg| arg == "--restore") {
+            args.extend(["--restore".to_owned(), "latest".to_owned()]);
+        }
+    }
+}
+
+fn kill_test(query: &str) {
+    let points: usize = std::env::var("WEIR_KILL_POINTS")
+        .map(|points| points.parse().unwrap())
+        .unwrap_or(10);
+    let seed: u64 = std::env::var("WEIR_KILL_SEED")
+        .map(|seed| seed.parse().unwrap())
+        .unwrap_or_else(|_| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+        | 1;
+    println!("{query}: kill seed {seed} (rerun with WEIR_KILL_SEED={seed})");
+    let dir = tempfile::tempdir().unwrap();
+    write_events_to_topic(
+        dir.path().join("events"),
+        4,
+        &GeneratorConfig::default(),
+        EVENTS,
+        &Default::default(),
+    )
+    .unwrap();
+    let reference_out = format!("log:reference-{query}");
+    wait_success(
+        weir(dir.path(), &run_args(query, &reference_out, None)),
+        "the reference run",
+    );
+    let expected = committed(&dir.path().join(format!("reference-{query}")));
+    assert!(!expected.is_empty(), "{query} produced no results");
+
+    let mut moments = Moments(seed);
+    let mut done = 0;
+    let mut round = 0;
+    while done < points {
+        let kills = killed_run(dir.path(), query, round, &mut moments, points - done);
+        let actual = committed(&dir.path().join(format!("out-{query}-{round}")));
+        let missing: Vec<_> = expected
+            .iter()
+            .filter(|(row, count)| actual.get(*row) < Some(count))
+            .take(3)
+            .collect();
+        let extra: Vec<_> = actual
+            .iter()
+            .filter(|(row, count)| expected.get(*row) < Some(count))
+            .take(3)
+            .collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{query}, seed {seed}, round {round} after {kills} kills: missing or short {missing:?}, extra or repeated {extra:?}"
+        );
+        done += kills;
+        round += 1;
+        assert!(
+            round <= points + 5,
+            "{query}: runs keep finishing before their kill"
+        );
+    }
+}
+
+#[test]
+fn q5_hopping_windows_survive_kills_exactly_once() {
+    kill_test("q5");
+}
+
+#[test]
+fn q11_session_windows_survive_kills_exactly_once() {
+    kill_test("q11");
+}

@@ -200,6 +200,10 @@ fn kill_test(query: &str) {
             missing.is_empty() && extra.is_empty(),
             "{query}, seed {seed}, round {round} after {kills} kills: missing or short {missing:?}, extra or repeated {extra:?}"
         );
+        println!(
+            "{query}: round {round}: {kills} kills, {} result rows as expected",
+            actual.len()
+        );
         done += kills;
         round += 1;
         assert!(

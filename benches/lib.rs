@@ -1,7 +1,53 @@
 //! weir's benchmarks live in `benches/`: `cargo bench -p weir-benches --bench nexmark` runs
 //! the Nexmark throughput harness, `--bench log` reads the events from a log topic and a JSON
-//! lines file, `--bench generator` runs the criterion micro-benchmarks.
+//! lines file, `--bench checkpoints` measures the cost of checkpoints and of state in RocksDB,
+//! `--bench generator` runs the criterion micro-benchmarks.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+
+use weir::nexmark::{write_events_to_topic, GeneratorConfig};
 
 /// The benchmarks allocate with mimalloc, as the `weir` binary does.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Partitions of the benchmarks' input topics.
+pub const PARTITIONS: u32 = 8;
+
+/// Where benchmark inputs are written once and reused: `WEIR_BENCH_DIR/name`, by default under
+/// the system's temporary directory. Returns the directory and whether an earlier run left it
+/// complete; an incomplete one is emptied.
+pub fn input_dir(name: &str) -> (PathBuf, bool) {
+    let base = std::env::var_os("WEIR_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join(name);
+    if base.join("complete").exists() {
+        return (base, true);
+    }
+    if base.exists() {
+        std::fs::remove_dir_all(&base).expect("the old input is removed");
+    }
+    std::fs::create_dir_all(&base).expect("the input directory is created");
+    (base, false)
+}
+
+/// Marks an input directory from [`input_dir`] complete.
+pub fn mark_complete(base: &Path) {
+    std::fs::write(base.join("complete"), b"").expect("the input is marked complete");
+}
+
+/// Writes `events` generated Nexmark events to a topic at `dir` ([`PARTITIONS`] partitions,
+/// binary events).
+pub fn write_topic(dir: &Path, events: u64) {
+    println!("writing {events} events to {} ...", dir.display());
+    write_events_to_topic(
+        dir,
+        PARTITIONS,
+        &GeneratorConfig::default(),
+        events,
+        &AtomicU64::new(0),
+    )
+    .expect("the topic is written");
+}

@@ -6,19 +6,14 @@
 //! input is written once under `WEIR_BENCH_DIR`, default the system's temporary directory,
 //! and reused by later runs).
 
-// Links the benchmarks crate, which sets the global allocator.
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
-use weir_benches as _;
 
 use weir::log::LogSource;
-use weir::nexmark::{write_events_to_topic, Event, Generator, GeneratorConfig};
+use weir::nexmark::{Event, Generator, GeneratorConfig};
 use weir::operators::watermark::Watermarks;
 use weir::{write_json_lines, Data, DiscardSink, Job, JobConfig, JsonLinesSource, Stream};
 use weir_examples::nexmark::{q0, q1, q11, q17, q5};
-
-const PARTITIONS: u32 = 8;
 
 /// The benchmark's input: a topic and a JSON lines file of the same events.
 struct Input {
@@ -28,33 +23,16 @@ struct Input {
 
 /// Writes the input unless an earlier run left it complete.
 fn prepare(events: u64) -> Input {
-    let base = std::env::var_os("WEIR_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-        .join(format!("weir-bench-log-{events}"));
+    let (base, complete) = weir_benches::input_dir(&format!("weir-bench-log-{events}"));
     let input = Input {
         topic: base.join("events"),
         file: base.join("events.jsonl"),
     };
-    let complete = base.join("complete");
-    if complete.exists() {
+    if complete {
         return input;
     }
-    if base.exists() {
-        std::fs::remove_dir_all(&base).expect("the old input is removed");
-    }
-    std::fs::create_dir_all(&base).expect("the input directory is created");
-    println!("writing {events} events to {} ...", base.display());
-    let config = GeneratorConfig::default();
-    write_events_to_topic(
-        &input.topic,
-        PARTITIONS,
-        &config,
-        events,
-        &AtomicU64::new(0),
-    )
-    .expect("the topic is written");
-    let generator = Generator::new(config);
+    weir_benches::write_topic(&input.topic, events);
+    let generator = Generator::new(GeneratorConfig::default());
     let file = std::fs::File::create(&input.file).expect("the JSON lines file is created");
     let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
     write_json_lines(
@@ -64,7 +42,7 @@ fn prepare(events: u64) -> Input {
     )
     .expect("the JSON lines file is written");
     std::io::Write::flush(&mut writer).expect("the JSON lines file is flushed");
-    std::fs::write(&complete, b"").expect("the input is marked complete");
+    weir_benches::mark_complete(&base);
     input
 }
 

@@ -117,6 +117,9 @@ impl<S> Driven<S> {
     }
 }
 
+/// Input batches with their epochs.
+type Batches<T> = Vec<(Epoch, Vec<T>)>;
+
 /// Builds the timely operator that drives `sink` on this worker.
 pub(crate) fn drive<T: Data, S: Sink<T>>(stream: StreamVec<'_, Time, T>, sink: S, cx: Context) {
     let Context {
@@ -156,8 +159,8 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(stream: StreamVec<'_, Time, T>, sink: S
     }
     let mut epoch = checkpoints.first_epoch();
     // Batches of later epochs, held until this sink has pre-committed the current one.
-    let mut held: Vec<(Epoch, Vec<T>)> = Vec::new();
-    let mut logic = move |batches: &mut Vec<(Epoch, Vec<T>)>, frontier: &[Time]| {
+    let mut held: Batches<T> = Vec::new();
+    let mut logic = move |batches: &mut Batches<T>, frontier: &[Time]| {
         let mut driven = driven.borrow_mut();
         if let SinkState::Unopened = driven.state {
             driven.state = SinkState::Open;
@@ -223,7 +226,7 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(stream: StreamVec<'_, Time, T>, sink: S
         }
     };
     let mut batches = Vec::new();
-    let mut feed = move |input: &mut dyn FnMut(&mut Vec<(Epoch, Vec<T>)>),
+    let mut feed = move |input: &mut dyn FnMut(&mut Batches<T>),
                          frontier: &MutableAntichain<Time>| {
         input(&mut batches);
         logic(&mut batches, frontier.frontier().as_ref());
@@ -243,7 +246,7 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(stream: StreamVec<'_, Time, T>, sink: S
 }
 
 /// Moves every input batch into `batches`, with its epoch.
-fn receive<T, P>(input: &mut InputHandleCore<Time, Vec<T>, P>, batches: &mut Vec<(Epoch, Vec<T>)>)
+fn receive<T, P>(input: &mut InputHandleCore<Time, Vec<T>, P>, batches: &mut Batches<T>)
 where
     P: Pull<Message<Time, Vec<T>>>,
 {

@@ -225,7 +225,7 @@ pub(crate) fn collect_garbage(dir: &Path, retain: usize) -> Result<(), Checkpoin
         .filter(|(_, path)| is_complete(path))
         .map(|(epoch, _)| *epoch)
         .collect();
-    let Some(&oldest_kept) = complete.iter().rev().take(retain).last() else {
+    let Some(&oldest_kept) = complete.get(complete.len().saturating_sub(retain)) else {
         return Ok(());
     };
     for (epoch, path) in all {

@@ -203,7 +203,7 @@ where
         };
         let prefix = (spill.operator | TIMER_FLAG).to_be_bytes();
         let mut timers = Vec::new();
-        for (stored, _) in spill.store.scan_prefix(&prefix)? {
+        for stored in spill.store.keys_with_prefix(&prefix)? {
             let bad = || StateError::Decode(format!("malformed timer key {stored:02x?}"));
             let kind = *stored.get(8).ok_or_else(bad)?;
             let time = stored

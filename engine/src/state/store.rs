@@ -73,19 +73,16 @@ impl RocksStore {
             .map_err(|error| self.error(error))
     }
 
-    /// Every entry whose key starts with `prefix`, in key order.
-    pub(crate) fn scan_prefix(
-        &self,
-        prefix: &[u8],
-    ) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>, StateError> {
+    /// Every key that starts with `prefix`, in order.
+    pub(crate) fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Box<[u8]>>, StateError> {
         let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
         let mut entries = Vec::new();
         for item in self.db.iterator(mode) {
-            let (key, value) = item.map_err(|error| self.error(error))?;
+            let (key, _) = item.map_err(|error| self.error(error))?;
             if !key.starts_with(prefix) {
                 break;
             }
-            entries.push((key, value));
+            entries.push(key);
         }
         Ok(entries)
     }

@@ -29,7 +29,7 @@ pub enum NexmarkCommand {
     /// Writes generated events to a JSON lines file or a log topic.
     Generate(GenerateArgs),
     /// Runs a query over generated events, a log topic or a JSON lines file.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Args)]

@@ -83,9 +83,8 @@ fn main() {
         weir_benches::mark_complete(&base);
     }
     let work = base.join("work");
-    let every_second = || {
-        CheckpointConfig::new(work.join("checkpoints")).interval(Duration::from_secs(1))
-    };
+    let every_second =
+        || CheckpointConfig::new(work.join("checkpoints")).interval(Duration::from_secs(1));
     println!("Nexmark q5 on {WORKERS} workers over {events} events from a topic");
     println!(
         "{:<44} {:>8} {:>11} {:>6} {:>9} {:>10}",

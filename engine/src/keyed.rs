@@ -225,8 +225,9 @@ struct Batch<D> {
 /// results and the late side output.
 ///
 /// With checkpoints, the operator works one epoch at a time: input of later epochs waits
-/// until it has finished the current one (input frontier past it), written its state
-/// changes, and its worker has checkpointed that epoch.
+/// until it has finished the current one (input frontier past it) and written its state
+/// changes. It goes on with the next epoch in memory while its worker takes the checkpoint,
+/// and writes nothing to the store until that checkpoint is taken.
 pub(crate) fn process<'s, K, T, P>(
     input: StreamVec<'s, Time, (K, T)>,
     cx: Context,
@@ -312,6 +313,16 @@ where
             (Err(error), _) => fail(error),
             (Ok(_), _) => unreachable!("the operator has two outputs"),
         }
+        // With checkpoints, a capability at the end of time of the current epoch keeps the
+        // operator alive until it has written that epoch (which may wait for a checkpoint
+        // after its input has ended) and holds the epoch open downstream until then.
+        let mut keepalive = durable
+            .then(|| {
+                capabilities
+                    .first()
+                    .map(|c| c.delayed(&Time::new(epoch, END_OF_TIME)))
+            })
+            .flatten();
         drop(capabilities);
         // Input not handled yet: of later epochs, or waiting for a checkpoint.
         let mut held: Vec<Batch<(K, T)>> = Vec::new();
@@ -336,15 +347,15 @@ where
                 // A failed job only drains: drop held input and timers (with their
                 // capabilities) rather than wait for checkpoints that will not come.
                 held.clear();
+                keepalive = None;
                 timers = Timers::default();
                 processing_timers = Timers::default();
                 return;
             }
             loop {
-                if !checkpoints.may_start(epoch) {
-                    // Woken when this worker has checkpointed the epoch before.
-                    break;
-                }
+                // Evictions write to the store: only once the last flushed epoch is
+                // checkpointed. Until then this epoch's state stays in memory.
+                states.allow_evictions(checkpoints.may_write(epoch));
                 let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut held)
                     .into_iter()
                     .partition(|batch| batch.time.epoch <= epoch);
@@ -426,17 +437,26 @@ where
                 if oldest_input.is_some_and(|oldest| oldest <= epoch) {
                     break;
                 }
+                if !checkpoints.may_write(epoch) {
+                    // The previous epoch's checkpoint is still being taken: this epoch's
+                    // changes wait for it (woken when it is done).
+                    break;
+                }
                 // This epoch is complete here: write its state changes for the checkpoint.
                 if let Err(error) = states.flush() {
                     fail(error);
                 }
                 if input_ended {
                     finished = true;
+                    keepalive = None;
                     checkpoints.done(participant, FINAL_EPOCH);
                     break;
                 }
                 checkpoints.done(participant, epoch);
                 epoch += 1;
+                if let Some(keepalive) = &mut keepalive {
+                    keepalive.downgrade(&Time::new(epoch, END_OF_TIME));
+                }
                 timers.advance_epoch(epoch);
                 processing_timers.advance_epoch(epoch);
             }

@@ -167,7 +167,11 @@ fn kill_test(query: &str) {
     write_events_to_topic(
         dir.path().join("events"),
         4,
-        &GeneratorConfig::default(),
+        // 2,000 events per second of event time: 150 s of windows and sessions.
+        &GeneratorConfig {
+            rate: 2_000,
+            ..GeneratorConfig::default()
+        },
         EVENTS,
         &Default::default(),
     )

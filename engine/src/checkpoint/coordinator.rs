@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,6 +62,8 @@ struct Coordinator {
     last_poll: Instant,
     /// The files of this worker's last checkpoint, to reuse the checksums of shared SSTs.
     previous_files: HashMap<String, StateFile>,
+    /// The checkpoint being written, if any.
+    in_flight: Option<InFlight>,
 }
 
 struct Shared {
@@ -112,6 +114,7 @@ impl Checkpoints {
             uncommitted: VecDeque::new(),
             last_poll: Instant::now(),
             previous_files: HashMap::new(),
+            in_flight: None,
         };
         Ok(Checkpoints {
             shared: Some(Rc::new(Shared {
@@ -203,8 +206,9 @@ impl Checkpoints {
         }
     }
 
-    /// Whether an operator may start `epoch`: its worker has checkpointed the one before.
-    pub(crate) fn may_start(&self, epoch: Epoch) -> bool {
+    /// Whether an operator may write `epoch`'s state to the store: its worker has checkpointed
+    /// the epoch before.
+    pub(crate) fn may_write(&self, epoch: Epoch) -> bool {
         let Some(shared) = &self.shared else {
             return true;
         };
@@ -272,8 +276,11 @@ impl Coordinator {
             .map(|participant| participant.done_through)
             .min()
             .flatten();
+        self.poll_in_flight()?;
         if let Some(through) = through.filter(|through| Some(*through) > self.checkpointed) {
-            self.take(through)?;
+            if self.in_flight.is_none() {
+                self.take(through);
+            }
         }
         let due = self.last_poll.elapsed() >= POLL_INTERVAL;
         if due {
@@ -308,18 +315,10 @@ impl Coordinator {
         layout::checkpoint_path(&self.config.dir, epoch)
     }
 
-    /// Takes this worker's checkpoint of `epoch`.
-    fn take(&mut self, epoch: Epoch) -> Result<(), CheckpointError> {
-        let started = Instant::now();
-        let checkpoint = self.checkpoint_path(epoch);
-        std::fs::create_dir_all(&checkpoint).map_err(CheckpointError::io(&checkpoint))?;
-        let state = layout::worker_state_path(&checkpoint, self.worker.index);
-        if state.exists() {
-            // Left by a run that was killed while taking this checkpoint.
-            std::fs::remove_dir_all(&state).map_err(CheckpointError::io(&state))?;
-        }
-        self.store.checkpoint(&state)?;
-        let files = self.describe_files(&state)?;
+    /// Starts this worker's checkpoint of `epoch` on a background thread: the operators go on
+    /// with the next epoch meanwhile, in memory (nothing writes to the store until the
+    /// checkpoint is taken, see `Checkpoints::may_write`).
+    fn take(&mut self, epoch: Epoch) {
         let sources = self
             .participants
             .iter_mut()
@@ -338,26 +337,59 @@ impl Coordinator {
                 }
             })
             .collect();
-        let size: u64 = files.iter().map(|file| file.size).sum();
-        let previous_size = self.previous_files.values().map(|file| file.size).sum();
         let manifest = WorkerManifest {
             epoch,
             worker: self.worker.index,
             workers: self.worker.peers,
             key_groups: self.job.key_groups.count(),
             sources,
-            files: files.clone(),
-            created_ms: layout::now_ms(),
-            duration_ms: started.elapsed().as_millis() as u64,
+            files: Vec::new(),
+            created_ms: 0,
+            duration_ms: 0,
         };
-        layout::write_json(
-            &layout::worker_manifest_path(&checkpoint, self.worker.index),
-            &manifest,
-        )?;
+        let checkpoint = self.checkpoint_path(epoch);
+        let store = Arc::clone(&self.store);
+        let previous = self.previous_files.clone();
+        let started = Instant::now();
+        let thread = std::thread::Builder::new()
+            .name(format!("checkpoint-{}", self.worker.index))
+            .spawn(move || {
+                write_worker_checkpoint(&store, &checkpoint, manifest, &previous, started)
+            });
+        self.in_flight = Some(match thread {
+            Ok(thread) => InFlight::Running(epoch, thread),
+            Err(error) => InFlight::Failed(CheckpointError::io("checkpoint thread")(error)),
+        });
+    }
+
+    /// Finishes the checkpoint in flight if its thread is done.
+    fn poll_in_flight(&mut self) -> Result<(), CheckpointError> {
+        let finished = match &self.in_flight {
+            Some(InFlight::Running(_, thread)) => thread.is_finished(),
+            Some(InFlight::Failed(_)) => true,
+            None => false,
+        };
+        if !finished {
+            return Ok(());
+        }
+        let (epoch, files, duration) = match self.in_flight.take() {
+            Some(InFlight::Running(epoch, thread)) => {
+                let (files, duration) =
+                    thread.join().map_err(|_| CheckpointError::Manifest {
+                        path: self.checkpoint_path(epoch),
+                        reason: "the checkpoint thread panicked".into(),
+                    })??;
+                (epoch, files, duration)
+            }
+            Some(InFlight::Failed(error)) => return Err(error),
+            None => return Ok(()),
+        };
+        let size = files.iter().map(|file| file.size).sum();
+        let previous_size = self.previous_files.values().map(|file| file.size).sum();
         self.previous_files = files.into_iter().map(|f| (f.name.clone(), f)).collect();
         self.job
             .metrics
-            .add_worker_checkpoint(started.elapsed(), size, previous_size);
+            .add_worker_checkpoint(duration, size, previous_size);
         self.checkpointed = Some(epoch);
         self.uncommitted.push_back(epoch);
         if self.worker.index == 0 {
@@ -369,35 +401,10 @@ impl Coordinator {
         tracing::debug!(
             epoch,
             worker = self.worker.index,
-            ?started,
+            ?duration,
             "worker checkpoint"
         );
         Ok(())
-    }
-
-    /// Names, sizes and checksums of a state checkpoint's files. An SST file is immutable, so
-    /// the checksum of one the last checkpoint already had is reused.
-    fn describe_files(&self, state: &std::path::Path) -> Result<Vec<StateFile>, CheckpointError> {
-        let mut files = Vec::new();
-        for entry in std::fs::read_dir(state).map_err(CheckpointError::io(state))? {
-            let entry = entry.map_err(CheckpointError::io(state))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let size = entry
-                .metadata()
-                .map_err(CheckpointError::io(entry.path()))?
-                .len();
-            let known = self
-                .previous_files
-                .get(&name)
-                .filter(|file| name.ends_with(".sst") && file.size == size);
-            let crc32c = match known {
-                Some(file) => file.crc32c,
-                None => layout::checksum(&entry.path())?.0,
-            };
-            files.push(StateFile { name, size, crc32c });
-        }
-        files.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(files)
     }
 
     /// Worker 0: writes the job manifest of `epoch` once every worker's manifest is there,
@@ -420,4 +427,66 @@ impl Coordinator {
         layout::collect_garbage(&self.config.dir, self.config.retain)?;
         Ok(true)
     }
+}
+
+/// A worker checkpoint being written on its own thread.
+enum InFlight {
+    Running(Epoch, std::thread::JoinHandle<CheckpointResult>),
+    Failed(CheckpointError),
+}
+
+/// The files of a written worker checkpoint and how long writing it took.
+type CheckpointResult = Result<(Vec<StateFile>, Duration), CheckpointError>;
+
+/// Writes one worker's checkpoint: the RocksDB checkpoint, then the worker manifest with the
+/// files' sizes and checksums. Returns the files and how long it took since `started`.
+fn write_worker_checkpoint(
+    store: &RocksStore,
+    checkpoint: &Path,
+    mut manifest: WorkerManifest,
+    previous: &HashMap<String, StateFile>,
+    started: Instant,
+) -> CheckpointResult {
+    std::fs::create_dir_all(checkpoint).map_err(CheckpointError::io(checkpoint))?;
+    let state = layout::worker_state_path(checkpoint, manifest.worker);
+    if state.exists() {
+        // Left by a run that was killed while taking this checkpoint.
+        std::fs::remove_dir_all(&state).map_err(CheckpointError::io(&state))?;
+    }
+    store.checkpoint(&state)?;
+    manifest.files = describe_files(&state, previous)?;
+    manifest.created_ms = layout::now_ms();
+    manifest.duration_ms = started.elapsed().as_millis() as u64;
+    layout::write_json(
+        &layout::worker_manifest_path(checkpoint, manifest.worker),
+        &manifest,
+    )?;
+    Ok((manifest.files, started.elapsed()))
+}
+
+/// Names, sizes and checksums of a state checkpoint's files. An SST file is immutable, so the
+/// checksum of one the last checkpoint already had is reused.
+fn describe_files(
+    state: &Path,
+    previous: &HashMap<String, StateFile>,
+) -> Result<Vec<StateFile>, CheckpointError> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(state).map_err(CheckpointError::io(state))? {
+        let entry = entry.map_err(CheckpointError::io(state))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let size = entry
+            .metadata()
+            .map_err(CheckpointError::io(entry.path()))?
+            .len();
+        let known = previous
+            .get(&name)
+            .filter(|file| name.ends_with(".sst") && file.size == size);
+        let crc32c = match known {
+            Some(file) => file.crc32c,
+            None => layout::checksum(&entry.path())?.0,
+        };
+        files.push(StateFile { name, size, crc32c });
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
 }

@@ -2,7 +2,7 @@
 //! RocksDB backend, writes back to the worker's database and evicts entries beyond a memory
 //! budget, loading them again on their next use.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::Arc;
 
@@ -47,6 +47,12 @@ pub(crate) struct StateCache<K, S> {
     spill: Option<Spill>,
     /// With a store: keys changed since the last flush (some written back or removed since).
     dirty: Vec<K>,
+    /// With durable timers: stored keys removed since the last flush, deleted by the next one
+    /// (so that between checkpoints nothing but evictions writes to the store).
+    deleted: HashSet<K, foldhash::fast::FixedState>,
+    /// Whether evictions may write to the store now (not while the store's contents must stay
+    /// those of the last flushed epoch until its checkpoint is taken).
+    may_write: bool,
 }
 
 impl<K, S> StateCache<K, S>
@@ -60,6 +66,8 @@ where
             entries: HashMap::default(),
             spill: None,
             dirty: Vec::new(),
+            deleted: HashSet::default(),
+            may_write: true,
         }
     }
 
@@ -84,7 +92,15 @@ where
                 timer_changes: durable_timers.then(Vec::new),
             }),
             dirty: Vec::new(),
+            deleted: HashSet::default(),
+            may_write: true,
         }
+    }
+
+    /// Allows or forbids evictions, which write to the store before the next flush. While
+    /// forbidden the cache may grow past its budget.
+    pub(crate) fn allow_evictions(&mut self, allowed: bool) {
+        self.may_write = allowed;
     }
 
     /// Number of keys held in memory.
@@ -118,10 +134,16 @@ where
     /// (most state, which lives and dies in the cache) costs no write.
     pub(crate) fn remove(&mut self, key: &K) -> Result<(), StateError> {
         let stored = self.entries.remove(key).is_none_or(|entry| entry.stored);
-        if let (Some(spill), true) = (&self.spill, stored) {
-            let mut batch = rocksdb::WriteBatch::default();
-            batch.delete(spill.store_key(key)?);
-            spill.store.write(batch)?;
+        match &self.spill {
+            Some(spill) if stored && spill.timer_changes.is_some() => {
+                self.deleted.insert(key.clone());
+            }
+            Some(spill) if stored => {
+                let mut batch = rocksdb::WriteBatch::default();
+                batch.delete(spill.store_key(key)?);
+                spill.store.write(batch)?;
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -145,6 +167,9 @@ where
             return Ok(());
         };
         let mut batch = rocksdb::WriteBatch::default();
+        for key in self.deleted.drain() {
+            batch.delete(spill.store_key(&key)?);
+        }
         for key in self.dirty.drain(..) {
             if let Some(entry) = self.entries.get_mut(&key).filter(|entry| entry.dirty) {
                 let bytes = postcard::to_stdvec(&entry.state)
@@ -222,6 +247,9 @@ where
         let Some(spill) = &mut self.spill else {
             return Ok(None);
         };
+        if self.deleted.contains(key) {
+            return Ok(None);
+        }
         let Some(bytes) = spill.store.get(&spill.store_key(key)?)? else {
             return Ok(None);
         };
@@ -234,6 +262,9 @@ where
     /// Inserts a loaded or new entry, first making room under the budget.
     fn insert(&mut self, key: &K, state: S, stored: bool) -> Result<(), StateError> {
         self.make_room()?;
+        // A new value replaces a pending deletion (the flush writes it); the store still holds
+        // the old value, so removing the new one must delete it again.
+        let stored = stored || self.deleted.remove(key);
         if self.spill.is_some() {
             self.dirty.push(key.clone());
         }
@@ -253,7 +284,7 @@ where
             return Ok(());
         };
         let per_entry = spill.entry_size + ENTRY_OVERHEAD;
-        if self.entries.len() * per_entry < spill.budget {
+        if self.entries.len() * per_entry < spill.budget || !self.may_write {
             return Ok(());
         }
         let mut batch = rocksdb::WriteBatch::default();

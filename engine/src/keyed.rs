@@ -93,6 +93,28 @@ impl<K, O, T> KeyedContext<K, O, T> {
     }
 }
 
+impl<K, O: Data, T: Data> KeyedContext<K, O, T> {
+    /// Sends the results and late records gathered so far under these capabilities.
+    fn send(
+        &mut self,
+        (results, late): Handles<'_, '_, O, T>,
+        (results_at, late_at): (&Capability<Time>, &Capability<Time>),
+        job: &JobShared,
+    ) {
+        if !self.outputs.is_empty() {
+            results
+                .session(results_at)
+                .give_container(&mut self.outputs);
+            self.outputs.clear();
+        }
+        if !self.late.is_empty() {
+            job.metrics.add_late_records(self.late.len());
+            late.session(late_at).give_container(&mut self.late);
+            self.late.clear();
+        }
+    }
+}
+
 /// Per-key logic of a keyed operator.
 pub trait KeyedProcess<K, T>: 'static {
     /// The state kept for each key (serializable: the RocksDB backend stores it).
@@ -392,19 +414,11 @@ where
                             }
                         }
                     }
-                    if !cx.outputs.is_empty() {
-                        results_handle
-                            .session(&batch.results)
-                            .give_container(&mut cx.outputs);
-                        cx.outputs.clear();
-                    }
-                    if !cx.late.is_empty() {
-                        job.metrics.add_late_records(cx.late.len());
-                        late_handle
-                            .session(&batch.late)
-                            .give_container(&mut cx.late);
-                        cx.late.clear();
-                    }
+                    cx.send(
+                        (&mut results_handle, &mut late_handle),
+                        (&batch.results, &batch.late),
+                        &job,
+                    );
                 }
                 // Held batches are input not yet handled: they hold the watermark back too.
                 let watermark = frontier_watermark(frontier.as_ref()).min(
@@ -570,18 +584,10 @@ fn fire_timers<K, T, P>(
                 }
             }
         }
-        if !cx.outputs.is_empty() {
-            results_handle
-                .session(&pending.results)
-                .give_container(&mut cx.outputs);
-            cx.outputs.clear();
-        }
-        if !cx.late.is_empty() {
-            job.metrics.add_late_records(cx.late.len());
-            late_handle
-                .session(&pending.late)
-                .give_container(&mut cx.late);
-            cx.late.clear();
-        }
+        cx.send(
+            (&mut *results_handle, &mut *late_handle),
+            (&pending.results, &pending.late),
+            job,
+        );
     }
 }

@@ -378,11 +378,7 @@ where
                 // Evictions write to the store: only once the last flushed epoch is
                 // checkpointed. Until then this epoch's state stays in memory.
                 states.allow_evictions(checkpoints.may_write(epoch));
-                let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut held)
-                    .into_iter()
-                    .partition(|batch| batch.time.epoch <= epoch);
-                held = later;
-                for mut batch in now {
+                for mut batch in held.extract_if(.., |batch| batch.time.epoch <= epoch) {
                     cx.watermark = batch.time.watermark;
                     let capabilities_at =
                         |when: &Time| (batch.results.delayed(when), batch.late.delayed(when));

@@ -176,11 +176,7 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(stream: StreamVec<'_, Time, T>, sink: S
         }
         held.append(batches);
         loop {
-            let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut held)
-                .into_iter()
-                .partition(|(batch_epoch, _)| *batch_epoch <= epoch);
-            held = later;
-            for (_, records) in now {
+            for (_, records) in held.extract_if(.., |(batch_epoch, _)| *batch_epoch <= epoch) {
                 if matches!(driven.state, SinkState::Open) {
                     job.metrics.add_records_out(records.len());
                 }

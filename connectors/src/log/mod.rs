@@ -34,5 +34,5 @@ mod transaction;
 pub use partition::{LogConfig, PartitionReader, PartitionWriter, Skipped};
 pub use record::{RecordRef, RecordView};
 pub use sink::LogSink;
-pub use source::{LogPositions, LogReader, LogSource, StartAt};
+pub use source::{LogReader, LogSource, StartAt};
 pub use topic::{partition_for_key, PartitionDescription, Producer, Topic, ValueFormat};

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::de::DeserializeOwned;
@@ -29,27 +28,6 @@ pub enum StartAt {
     Offsets(BTreeMap<u32, u64>),
     /// The first record whose timestamp is at least this event time.
     Timestamp(EventTime),
-}
-
-/// The next offset to read of every partition a source's workers in this process own:
-/// what a checkpoint records to resume from.
-#[derive(Clone, Debug, Default)]
-pub struct LogPositions(Arc<Mutex<BTreeMap<u32, u64>>>);
-
-impl LogPositions {
-    /// A copy of the current positions, partition → next offset.
-    pub fn snapshot(&self) -> BTreeMap<u32, u64> {
-        self.0
-            .lock()
-            .map(|positions| positions.clone())
-            .unwrap_or_default()
-    }
-
-    fn set(&self, partition: u32, next_offset: u64) {
-        if let Ok(mut positions) = self.0.lock() {
-            positions.insert(partition, next_offset);
-        }
-    }
 }
 
 type EventTimeOf<T> = Box<dyn Fn(&T) -> EventTime>;
@@ -98,7 +76,6 @@ pub struct LogSource<T> {
     skip_corrupt: bool,
     event_time: Option<EventTimeOf<T>>,
     validate: Option<Validate<T>>,
-    positions: LogPositions,
     /// Positions of a restored checkpoint, before the configured start.
     resumed: BTreeMap<u32, u64>,
     max_rate: Option<u64>,
@@ -116,7 +93,6 @@ impl<T: DeserializeOwned + 'static> LogSource<T> {
             skip_corrupt: false,
             event_time: None,
             validate: None,
-            positions: LogPositions::default(),
             resumed: BTreeMap::new(),
             max_rate: None,
             _records: PhantomData,
@@ -174,11 +150,6 @@ impl<T: DeserializeOwned + 'static> LogSource<T> {
             ..self
         }
     }
-
-    /// A handle on this source's positions in this worker, partition → next offset.
-    pub fn positions(&self) -> LogPositions {
-        self.positions.clone()
-    }
 }
 
 impl<T: DeserializeOwned + 'static> Source for LogSource<T> {
@@ -208,7 +179,6 @@ impl<T: DeserializeOwned + 'static> Source for LogSource<T> {
             };
             let start = self.resumed.get(&number).copied().unwrap_or(configured);
             let reader = topic.reader(number, start)?;
-            self.positions.set(number, start);
             partitions.push(OwnedPartition {
                 number,
                 reader,
@@ -236,7 +206,6 @@ impl<T: DeserializeOwned + 'static> Source for LogSource<T> {
             skip_corrupt: self.skip_corrupt,
             event_time: self.event_time,
             validate: self.validate,
-            positions: self.positions,
             pace: self.max_rate.map(|rate| Pace {
                 rate,
                 started: now,
@@ -263,7 +232,6 @@ pub struct LogReader<T> {
     skip_corrupt: bool,
     event_time: Option<EventTimeOf<T>>,
     validate: Option<Validate<T>>,
-    positions: LogPositions,
     pace: Option<Pace>,
 }
 
@@ -301,7 +269,6 @@ impl<T: DeserializeOwned + 'static> LogReader<T> {
             event_time,
             validate,
             skip_corrupt,
-            positions,
             ..
         } = self;
         let partition = &mut partitions[index];
@@ -352,7 +319,6 @@ impl<T: DeserializeOwned + 'static> LogReader<T> {
             }
             Err(error) => return Err(error),
         };
-        positions.set(number, partition.reader.next_offset());
         if partition
             .end
             .is_some_and(|end| partition.reader.next_offset() >= end)

@@ -3,6 +3,7 @@
 
 mod codec;
 pub mod datetime;
+mod durable;
 mod error;
 pub mod files;
 pub mod log;

@@ -1,5 +1,5 @@
-//! The exactly-once kill test: `weir nexmark run` reads a topic and writes a topic with
-//! checkpoints; the test kills it with SIGKILL at random moments (before, during and after
+//! The exactly-once kill test: `weir nexmark run` reads a topic and writes a topic (or a
+//! directory of JSON lines part files) with checkpoints; the test kills it with SIGKILL at random moments (before, during and after
 //! checkpoints and commits), restarts it with `--restore latest`, and when a run finally ends
 //! on its own compares the committed output with a run without failures: nothing missing,
 //! nothing twice.
@@ -79,8 +79,54 @@ fn run_args(query: &str, out: &str, checkpoints: Option<&str>) -> Vec<String> {
     args
 }
 
-/// Every record value committed to the topic in `dir`, counted.
-fn committed(dir: &Path) -> BTreeMap<String, usize> {
+/// The exactly-once sinks under test.
+#[derive(Clone, Copy)]
+enum Output {
+    /// A topic of the embedded log.
+    Log,
+    /// A directory of JSON lines part files, one per checkpoint epoch.
+    Files,
+}
+
+impl Output {
+    /// The `--out` argument for the directory or topic `name`.
+    fn location(self, name: &str) -> String {
+        match self {
+            Output::Log => format!("log:{name}"),
+            Output::Files => name.to_owned(),
+        }
+    }
+
+    /// Every result row committed to the output `dir`, counted.
+    fn committed(self, dir: &Path) -> BTreeMap<String, usize> {
+        match self {
+            Output::Log => committed_to_topic(dir),
+            Output::Files => committed_to_files(dir),
+        }
+    }
+}
+
+/// Every line of the published part files in `dir` (hidden pending and partial files are
+/// not published), counted.
+fn committed_to_files(dir: &Path) -> BTreeMap<String, usize> {
+    let mut lines = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        assert!(name.starts_with("part-"), "unexpected file {name}");
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            *lines.entry(line.to_owned()).or_insert(0) += 1;
+        }
+    }
+    lines
+}
+
+/// Every record value committed to the topic in `dir` (JSON, as the file sink writes it),
+/// counted.
+fn committed_to_topic(dir: &Path) -> BTreeMap<String, usize> {
     let topic = Topic::open(dir).unwrap();
     let mut values = BTreeMap::new();
     for partition in 0..topic.partitions() {
@@ -107,8 +153,15 @@ fn wait_success(child: Child, what: &str) {
 }
 
 /// Runs `query` with kills until one run ends by itself; returns how many kills it took.
-fn killed_run(dir: &Path, query: &str, round: usize, moments: &mut Moments, kills: usize) -> usize {
-    let out = format!("log:out-{query}-{round}");
+fn killed_run(
+    dir: &Path,
+    query: &str,
+    output: Output,
+    round: usize,
+    moments: &mut Moments,
+    kills: usize,
+) -> usize {
+    let out = output.location(&format!("out-{query}-{round}"));
     let checkpoints = format!("checkpoints-{query}-{round}");
     let mut args = run_args(query, &out, Some(&checkpoints));
     let mut killed = 0;
@@ -149,7 +202,7 @@ fn killed_run(dir: &Path, query: &str, round: usize, moments: &mut Moments, kill
     }
 }
 
-fn kill_test(query: &str) {
+fn kill_test(query: &str, output: Output) {
     let points: usize = std::env::var("WEIR_KILL_POINTS")
         .map(|points| points.parse().unwrap())
         .unwrap_or(10);
@@ -181,15 +234,22 @@ fn kill_test(query: &str) {
         weir(dir.path(), &run_args(query, &reference_out, None)),
         "the reference run",
     );
-    let expected = committed(&dir.path().join(format!("reference-{query}")));
+    let expected = committed_to_topic(&dir.path().join(format!("reference-{query}")));
     assert!(!expected.is_empty(), "{query} produced no results");
 
     let mut moments = Moments(seed);
     let mut done = 0;
     let mut round = 0;
     while done < points {
-        let kills = killed_run(dir.path(), query, round, &mut moments, points - done);
-        let actual = committed(&dir.path().join(format!("out-{query}-{round}")));
+        let kills = killed_run(
+            dir.path(),
+            query,
+            output,
+            round,
+            &mut moments,
+            points - done,
+        );
+        let actual = output.committed(&dir.path().join(format!("out-{query}-{round}")));
         let missing: Vec<_> = expected
             .iter()
             .filter(|(row, count)| actual.get(*row) < Some(count))
@@ -219,10 +279,15 @@ fn kill_test(query: &str) {
 
 #[test]
 fn q5_hopping_windows_survive_kills_exactly_once() {
-    kill_test("q5");
+    kill_test("q5", Output::Log);
+}
+
+#[test]
+fn q5_into_part_files_survives_kills_exactly_once() {
+    kill_test("q5", Output::Files);
 }
 
 #[test]
 fn q11_session_windows_survive_kills_exactly_once() {
-    kill_test("q11");
+    kill_test("q11", Output::Log);
 }

@@ -1,17 +1,12 @@
 //! CSV files with a header row, mapped to records by field name.
 
 use std::fs::File;
-use std::io::BufWriter;
 use std::marker::PhantomData;
 use std::path::PathBuf;
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
-use weir_engine::{
-    BoxError, DeadLetter, Sink, SinkPlacement, Source, SourcePoll, SourceReader, WorkerInfo,
-};
+use weir_engine::{BoxError, DeadLetter, Source, SourcePoll, SourceReader, WorkerInfo};
 
-use super::staged_file::StagedFile;
 use crate::error::ConnectorError;
 
 /// Reads a CSV file whose first row names the fields. Quoted fields may span lines, so the
@@ -148,68 +143,5 @@ impl<T: DeserializeOwned + 'static> SourceReader for CsvReader<T> {
 
     fn drain_dead_letters(&mut self, out: &mut Vec<DeadLetter>) {
         out.append(&mut self.rejected);
-    }
-}
-
-/// Writes records as CSV rows under a header of their field names, into one file written by
-/// worker 0 and published when the input ends.
-pub struct CsvSink {
-    file: StagedFile,
-    writer: Option<csv::Writer<BufWriter<File>>>,
-}
-
-impl CsvSink {
-    /// A sink that will write `path` (replacing it) when the job's output is complete.
-    pub fn create(path: impl Into<PathBuf>) -> Self {
-        CsvSink {
-            file: StagedFile::new(path.into()),
-            writer: None,
-        }
-    }
-
-    fn encode_error(&self, error: csv::Error) -> ConnectorError {
-        self.file
-            .format_error(format!("cannot write a CSV row: {error}"))
-    }
-}
-
-impl<T: Serialize> Sink<T> for CsvSink {
-    fn name(&self) -> String {
-        format!("csv {}", self.file.path().display())
-    }
-
-    fn placement(&self) -> SinkPlacement {
-        SinkPlacement::FirstWorker
-    }
-
-    fn open(&mut self, _worker: WorkerInfo) -> Result<(), BoxError> {
-        self.file.open()?;
-        self.writer = Some(csv::Writer::from_writer(self.file.take_writer()?));
-        Ok(())
-    }
-
-    fn write(&mut self, records: &[T]) -> Result<(), BoxError> {
-        let writer = self.writer.as_mut().ok_or_else(|| {
-            self.file
-                .error(std::io::Error::other("the sink is not open"))
-        })?;
-        for record in records {
-            if let Err(error) = writer.serialize(record) {
-                return Err(self.encode_error(error).into());
-            }
-        }
-        Ok(())
-    }
-
-    fn close(&mut self) -> Result<(), BoxError> {
-        if let Some(mut writer) = self.writer.take() {
-            writer.flush().map_err(|error| self.file.error(error))?;
-        }
-        Ok(self.file.publish()?)
-    }
-
-    fn abort(&mut self) {
-        self.writer = None;
-        self.file.discard();
     }
 }

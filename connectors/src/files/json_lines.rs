@@ -7,13 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use weir_engine::{
-    BoxError, DeadLetter, EventTime, Sink, SinkPlacement, Source, SourcePoll, SourceReader,
-    WorkerInfo,
-};
+use weir_engine::{BoxError, DeadLetter, EventTime, Source, SourcePoll, SourceReader, WorkerInfo};
 use weir_operators::watermark::BoundedOutOfOrderness;
 
-use super::staged_file::StagedFile;
 use crate::error::ConnectorError;
 
 /// Read buffer size: large reads keep the system call count low.
@@ -37,79 +33,6 @@ pub fn write_json_lines<T: Serialize>(
         count += 1;
     }
     Ok(count)
-}
-
-/// A sink writing every record as a JSON line into one file. Records from all workers go to
-/// worker 0, which alone writes the file. Rows go to a hidden partial file beside it, renamed
-/// into place when the input ends, so a failed job never leaves a file that looks complete.
-///
-/// ```no_run
-/// # use weir_connectors::JsonLinesSink;
-/// # fn build(stream: weir_engine::Stream<'_, u64>) {
-/// stream.sink(JsonLinesSink::create("results.jsonl"));
-/// # }
-/// ```
-pub struct JsonLinesSink {
-    file: StagedFile,
-    written: u64,
-    skip_empty: bool,
-}
-
-impl JsonLinesSink {
-    /// A sink that will write `path` (replacing it) when the job's output is complete.
-    pub fn create(path: impl Into<PathBuf>) -> Self {
-        JsonLinesSink {
-            file: StagedFile::new(path.into()),
-            written: 0,
-            skip_empty: false,
-        }
-    }
-
-    /// Leaves no file (and removes an old one) when there is nothing to write, as for a
-    /// dead-letter file of a run without bad input.
-    pub fn skip_empty(self) -> Self {
-        JsonLinesSink {
-            skip_empty: true,
-            ..self
-        }
-    }
-}
-
-impl<T: Serialize> Sink<T> for JsonLinesSink {
-    fn name(&self) -> String {
-        format!("json lines {}", self.file.path().display())
-    }
-
-    fn placement(&self) -> SinkPlacement {
-        SinkPlacement::FirstWorker
-    }
-
-    fn open(&mut self, _worker: WorkerInfo) -> Result<(), BoxError> {
-        Ok(self.file.open()?)
-    }
-
-    fn write(&mut self, records: &[T]) -> Result<(), BoxError> {
-        let path = self.file.path().to_owned();
-        self.written += write_json_lines(&path, self.file.writer()?, records)?;
-        Ok(())
-    }
-
-    fn close(&mut self) -> Result<(), BoxError> {
-        if self.skip_empty && self.written == 0 {
-            self.file.discard();
-            return match std::fs::remove_file(self.file.path()) {
-                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                    Err(self.file.error(error).into())
-                }
-                _ => Ok(()),
-            };
-        }
-        Ok(self.file.publish()?)
-    }
-
-    fn abort(&mut self) {
-        self.file.discard();
-    }
 }
 
 type EventTimeOf<T> = Box<dyn Fn(&T) -> EventTime>;
@@ -336,29 +259,6 @@ impl<T: DeserializeOwned + 'static> SourceReader for JsonLinesReader<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn worker() -> WorkerInfo {
-        WorkerInfo { index: 0, peers: 1 }
-    }
-
-    #[test]
-    fn rows_appear_only_when_the_sink_closes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("rows.jsonl");
-        let mut sink = JsonLinesSink::create(&path);
-        Sink::<u64>::open(&mut sink, worker()).unwrap();
-        sink.write(&[1u64, 2]).unwrap();
-        sink.write(&[3u64]).unwrap();
-        assert!(!path.exists());
-        Sink::<u64>::close(&mut sink).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1\n2\n3\n");
-
-        let mut aborted = JsonLinesSink::create(dir.path().join("aborted.jsonl"));
-        Sink::<u64>::open(&mut aborted, worker()).unwrap();
-        aborted.write(&[1u64]).unwrap();
-        Sink::<u64>::abort(&mut aborted);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
 
     /// Reads `text` as a file split over `peers` workers.
     fn read_split(text: &str, peers: usize) -> (Vec<Vec<u64>>, Vec<DeadLetter>) {

@@ -1,11 +1,15 @@
 //! Files: JSON lines and CSV in and out, Parquet out. Sinks write a hidden partial file and
-//! publish it by rename when the job's output is complete.
+//! publish it by rename when the job's output is complete, or, in a job with checkpoints, a
+//! directory of part files published one epoch at a time.
 
 mod csv;
+mod format;
 mod json_lines;
-mod parquet;
+mod part_files;
+mod sink;
 mod staged_file;
 
-pub use self::csv::{CsvReader, CsvSink, CsvSource};
-pub use self::json_lines::{write_json_lines, JsonLinesReader, JsonLinesSink, JsonLinesSource};
-pub use self::parquet::ParquetSink;
+pub use self::csv::{CsvReader, CsvSource};
+pub use self::format::{Csv, EncodeRecords, FileFormat, JsonLines, Parquet};
+pub use self::json_lines::{write_json_lines, JsonLinesReader, JsonLinesSource};
+pub use self::sink::{CsvSink, FileSink, JsonLinesSink, ParquetSink};

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::durable::sync_dir;
 use crate::error::ConnectorError;
 
 use super::record::{self, RecordRef, RecordView, FRAME_HEADER, MAX_BODY};
@@ -351,12 +352,6 @@ fn open_append(path: &Path) -> Result<File, ConnectorError> {
         .append(true)
         .open(path)
         .map_err(|error| ConnectorError::io(path, error))
-}
-
-fn sync_dir(dir: &Path) -> Result<(), ConnectorError> {
-    File::open(dir)
-        .and_then(|dir_handle| dir_handle.sync_all())
-        .map_err(|error| ConnectorError::io(dir, error))
 }
 
 /// Reads one partition in offset order, from a given offset, following its writer.

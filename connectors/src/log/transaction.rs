@@ -19,6 +19,7 @@ use weir_engine::EventTime;
 
 use super::record::RecordRef;
 use super::topic::Producer;
+use crate::durable::sync_dir;
 use crate::error::ConnectorError;
 
 const RECORD_HEADER: usize = 4 + 8 + 4 + 4;
@@ -47,12 +48,6 @@ pub(crate) struct OpenTransaction {
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ConnectorError + '_ {
     move |source| ConnectorError::io(path, source)
-}
-
-fn sync_dir(dir: &Path) -> Result<(), ConnectorError> {
-    File::open(dir)
-        .and_then(|handle| handle.sync_all())
-        .map_err(io(dir))
 }
 
 impl Transactions {

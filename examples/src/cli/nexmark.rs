@@ -95,8 +95,9 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1)]
     workers: usize,
     /// Write the results as JSON lines to this file, or to `log:DIR/TOPIC` (created with one
-    /// partition if missing). Otherwise they are counted and dropped. With checkpoints, a
-    /// topic receives each result exactly once.
+    /// partition if missing). Otherwise they are counted and dropped. With checkpoints the
+    /// output is exactly-once: a topic receives each result once, and a path names a
+    /// directory of JSON lines part files, one per committed checkpoint epoch.
     #[arg(long)]
     out: Option<Location>,
     /// Take checkpoints into this directory (RocksDB checkpoints, source offsets, manifests).
@@ -120,8 +121,8 @@ pub struct RunArgs {
     #[arg(long)]
     max_rate: Option<u64>,
     /// Write input that cannot be decoded here, with the reason and the place it was found:
-    /// a JSON lines file (left out when there is none) or `log:DIR/TOPIC` (created as a JSON
-    /// topic of one partition if missing).
+    /// a JSON lines file (left out when there is none; a directory of part files with
+    /// checkpoints) or `log:DIR/TOPIC` (created as a JSON topic of one partition if missing).
     #[arg(
         long,
         default_value = "dead-letters.jsonl",

@@ -13,6 +13,7 @@ pub struct JobMetrics {
     checkpoint_micros: AtomicU64,
     checkpoint_bytes: AtomicU64,
     checkpoints_completed: AtomicU64,
+    restore_micros: AtomicU64,
 }
 
 impl JobMetrics {
@@ -51,6 +52,18 @@ impl JobMetrics {
     /// Bytes of state files in this process's workers' latest checkpoints, summed.
     pub fn checkpoint_bytes(&self) -> u64 {
         self.checkpoint_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The longest time a worker of this process took to restore its state from a checkpoint
+    /// (verifying checksums, linking or copying files, opening the store); zero without a
+    /// restore.
+    pub fn restore_duration(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.restore_micros.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn add_worker_restore(&self, duration: std::time::Duration) {
+        self.restore_micros
+            .fetch_max(duration.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// Notes one worker's part of a checkpoint: its duration, and its size replacing

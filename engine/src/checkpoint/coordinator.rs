@@ -95,9 +95,12 @@ impl Checkpoints {
         let state_dir = &job.config.state_dir;
         let store = match &restored {
             Some(restored) if restored.epoch != FINAL_EPOCH => {
+                let started = Instant::now();
                 let target = state_dir.join(format!("worker-{}", worker.index));
                 restored.restore_state(worker, job.key_groups, &target)?;
-                job.state_stores.open_restored(state_dir, worker.index)?
+                let store = job.state_stores.open_restored(state_dir, worker.index)?;
+                job.metrics.add_worker_restore(started.elapsed());
+                store
             }
             _ => job.state_stores.store_for(state_dir, worker.index)?,
         };

@@ -405,6 +405,10 @@ fn summarize(
             metrics.mean_checkpoint_duration().as_secs_f64() * 1e3,
             metrics.checkpoint_bytes() as f64 / f64::from(1 << 20),
         );
+        let restore = metrics.restore_duration();
+        if !restore.is_zero() {
+            println!("restored state in {:.1} ms", restore.as_secs_f64() * 1e3);
+        }
     }
     let rejected = metrics.dead_letters();
     if rejected > 0 {

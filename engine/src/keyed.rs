@@ -286,6 +286,9 @@ where
         StateBackend::Memory => Some(usize::MAX),
         StateBackend::RocksDb { memory_budget } => Some(memory_budget),
     };
+    // In-memory state written to the store only for checkpoints: unless restored, the store
+    // holds nothing the cache does not.
+    let holds_everything = budget == Some(usize::MAX) && checkpoints.restored_epoch().is_none();
     let opened = match budget {
         None => Ok(StateCache::in_memory()),
         Some(budget) => job
@@ -294,7 +297,12 @@ where
             .map(|store| {
                 // The operator's id is its place in the dataflow: the same on every run.
                 let id = info.global_id as u32;
-                StateCache::spilling(store, id, job.key_groups, budget, durable)
+                let cache = StateCache::spilling(store, id, job.key_groups, budget, durable);
+                if holds_everything {
+                    cache.holding_everything()
+                } else {
+                    cache
+                }
             }),
     };
     let fail = {

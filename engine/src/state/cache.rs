@@ -39,6 +39,10 @@ struct Spill {
     /// Timers set (`Some`) or fired (`None`) since the last flush, by store key; only kept
     /// when timers are durable.
     timer_changes: Option<Vec<(Vec<u8>, bool)>>,
+    /// Whether the store may hold entries the cache does not: false when the cache has held
+    /// every entry from the start (in-memory state written to the store only for checkpoints),
+    /// so that a miss is a new key and costs no read.
+    may_hold_more: bool,
 }
 
 /// The state of every key one keyed operator holds on one worker.
@@ -90,11 +94,23 @@ where
                 budget,
                 entry_size: 256,
                 timer_changes: durable_timers.then(Vec::new),
+                may_hold_more: true,
             }),
             dirty: Vec::new(),
             deleted: HashSet::default(),
             may_write: true,
         }
+    }
+
+    /// Declares that the store holds nothing the cache does not (a fresh start of state kept
+    /// in memory and written to the store for checkpoints): misses no longer read the store.
+    /// Evictions are turned off, as the cache must keep every entry from now on.
+    pub(crate) fn holding_everything(mut self) -> Self {
+        if let Some(spill) = &mut self.spill {
+            spill.may_hold_more = false;
+            spill.budget = usize::MAX;
+        }
+        self
     }
 
     /// Allows or forbids evictions, which write to the store before the next flush. While
@@ -254,7 +270,7 @@ where
         let Some(spill) = &mut self.spill else {
             return Ok(None);
         };
-        if self.deleted.contains(key) {
+        if !spill.may_hold_more || self.deleted.contains(key) {
             return Ok(None);
         }
         let Some(bytes) = spill.store.get(&spill.store_key(key)?)? else {
@@ -376,6 +392,34 @@ mod tests {
             cache.get_existing(&6).unwrap().cloned(),
             Some(vec![60, 61, 62])
         );
+    }
+
+    #[test]
+    fn a_cache_holding_everything_does_not_read_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut earlier = spilling(dir.path(), usize::MAX);
+        earlier.get_or_default(&1).unwrap().push(10);
+        earlier.flush().unwrap();
+        let store = Arc::clone(&earlier.spill.as_ref().unwrap().store);
+        // A cache that may find more in the store reads key 1 back; one holding everything
+        // treats it as new (its store only ever receives what the cache wrote).
+        let mut lazy: StateCache<u64, Vec<u64>> = StateCache::spilling(
+            Arc::clone(&store),
+            7,
+            KeyGroups::new(128, 1),
+            usize::MAX,
+            true,
+        );
+        assert_eq!(lazy.get_existing(&1).unwrap().cloned(), Some(vec![10]));
+        let mut holding =
+            StateCache::<u64, Vec<u64>>::spilling(store, 7, KeyGroups::new(128, 1), 1024, true)
+                .holding_everything();
+        assert_eq!(holding.get_existing(&1).unwrap(), None);
+        // And it never evicts, whatever its budget was.
+        for key in 0..5_000u64 {
+            holding.get_or_default(&key).unwrap().push(key);
+        }
+        assert_eq!(holding.cached(), 5_000);
     }
 
     #[test]

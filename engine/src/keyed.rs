@@ -481,6 +481,8 @@ where
             if let Some(next) = processing_timers.first_time() {
                 activator.activate_after(Duration::from_millis(next.saturating_sub(cx.now).max(1)));
             }
+            let (created, removed) = states.take_key_counts();
+            job.metrics.add_state_keys(created, removed);
         }
     });
     (results, late)

@@ -14,6 +14,8 @@ pub struct JobMetrics {
     checkpoint_bytes: AtomicU64,
     checkpoints_completed: AtomicU64,
     restore_micros: AtomicU64,
+    state_keys_created: AtomicU64,
+    state_keys_removed: AtomicU64,
 }
 
 impl JobMetrics {
@@ -52,6 +54,30 @@ impl JobMetrics {
     /// Bytes of state files in this process's workers' latest checkpoints, summed.
     pub fn checkpoint_bytes(&self) -> u64 {
         self.checkpoint_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Keys that got state in this process's keyed operators (windows, joins, dedupe...) since
+    /// the job started: keys neither in memory nor in the store when first touched.
+    pub fn state_keys_created(&self) -> u64 {
+        self.state_keys_created.load(Ordering::Relaxed)
+    }
+
+    /// Keys whose state this process's keyed operators dropped (fired windows, expired join
+    /// records). After a fresh start, created minus removed is the number of keys holding
+    /// state now: what tells whether state stays bounded on an endless stream.
+    pub fn state_keys_removed(&self) -> u64 {
+        self.state_keys_removed.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_state_keys(&self, created: u64, removed: u64) {
+        if created > 0 {
+            self.state_keys_created
+                .fetch_add(created, Ordering::Relaxed);
+        }
+        if removed > 0 {
+            self.state_keys_removed
+                .fetch_add(removed, Ordering::Relaxed);
+        }
     }
 
     /// The longest time a worker of this process took to restore its state from a checkpoint

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use timely::dataflow::channels::pact::Pipeline as PipelinePact;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::{Filter, Map};
-use timely::dataflow::operators::{Concatenate, Exchange, Inspect};
+use timely::dataflow::operators::{Concat, Concatenate, Exchange, Inspect};
 use timely::dataflow::{Scope, StreamVec};
 
 use crate::checkpoint::Checkpoints;
@@ -183,6 +183,12 @@ impl<'s, T: Data> Stream<'s, T> {
         self.with(|inner| inner.inspect(observe))
     }
 
+    /// The records of this stream and of `other`, as one stream. Its watermark is the lower of
+    /// the two streams' watermarks.
+    pub fn union(self, other: Stream<'s, T>) -> Stream<'s, T> {
+        self.with(|inner| inner.concat(other.inner))
+    }
+
     /// Partitions the stream by a key: every record with the same key goes to the worker that
     /// owns the key's key group, where keyed operators keep its state.
     ///
@@ -260,6 +266,24 @@ impl<'s, K: Data + Hash, T: Data> KeyedStream<'s, K, T> {
     /// The records without their keys (still on the key's worker).
     pub fn values(self) -> Stream<'s, T> {
         self.stream.map(|(_key, record)| record)
+    }
+
+    /// Transforms every record, keeping its key (and its worker).
+    pub fn map_values<U: Data>(
+        self,
+        mut logic: impl FnMut(T) -> U + 'static,
+    ) -> KeyedStream<'s, K, U> {
+        KeyedStream {
+            stream: self.stream.map(move |(key, record)| (key, logic(record))),
+        }
+    }
+
+    /// The records of this keyed stream and of `other`, keyed alike, as one keyed stream (as
+    /// the two sides of a join). Its watermark is the lower of the two streams' watermarks.
+    pub fn union(self, other: KeyedStream<'s, K, T>) -> KeyedStream<'s, K, T> {
+        KeyedStream {
+            stream: self.stream.union(other.stream),
+        }
     }
 
     /// Runs `logic` on every record with per-key state, event-time timers and a late side

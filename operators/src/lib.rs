@@ -3,5 +3,6 @@
 
 pub mod aggregate;
 pub mod dedupe;
+pub mod join;
 pub mod watermark;
 pub mod window;

@@ -3,10 +3,13 @@
 //! allowed lateness and go to the late output beyond it; empty windows emit nothing.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{Script, INTERVAL};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use weir_engine::{
@@ -32,74 +35,8 @@ impl Timestamped for Reading {
     }
 }
 
-/// One step of a scripted source: a record, or a watermark the source reaches.
-#[derive(Clone, Debug)]
-enum Step {
-    Record(Reading),
-    Watermark(EventTime),
-}
-
-/// Plays `steps[worker]` on each worker. After a watermark step it waits long enough for the
-/// driver to publish that watermark before the next record, so every record carries exactly
-/// the watermark the script says.
-#[derive(Clone)]
-struct Script {
-    steps: Arc<Vec<Vec<Step>>>,
-}
-
-struct ScriptReader {
-    steps: std::vec::IntoIter<Step>,
-    watermark: EventTime,
-    hold_until: Option<std::time::Instant>,
-}
-
-const INTERVAL: Duration = Duration::from_millis(2);
-
-impl Source for Script {
-    type Item = Reading;
-    type Reader = ScriptReader;
-    fn name(&self) -> String {
-        "script".into()
-    }
-    fn open(self, worker: WorkerInfo) -> Result<ScriptReader, BoxError> {
-        let steps = self.steps.get(worker.index).cloned().unwrap_or_default();
-        Ok(ScriptReader {
-            steps: steps.into_iter(),
-            watermark: 0,
-            hold_until: None,
-        })
-    }
-}
-
-impl SourceReader for ScriptReader {
-    type Item = Reading;
-    fn poll(&mut self, out: &mut Vec<Reading>, max: usize) -> Result<SourcePoll, BoxError> {
-        if let Some(until) = self.hold_until {
-            if std::time::Instant::now() < until {
-                return Ok(SourcePoll::Idle {
-                    watermark: self.watermark,
-                });
-            }
-            self.hold_until = None;
-        }
-        while out.len() < max {
-            match self.steps.next() {
-                Some(Step::Record(reading)) => out.push(reading),
-                Some(Step::Watermark(watermark)) => {
-                    self.watermark = watermark;
-                    self.hold_until = Some(std::time::Instant::now() + INTERVAL * 5);
-                    return Ok(SourcePoll::Idle { watermark });
-                }
-                None => return Ok(SourcePoll::Finished),
-            }
-        }
-        Ok(SourcePoll::Ready {
-            watermark: self.watermark,
-        })
-    }
-}
-
 type Key = (u32, EventTime, EventTime);
+type Step = common::Step<Reading>;
 
 /// Runs a windowed sum of `value` per sensor; returns every result and the late readings.
 fn run(
@@ -111,9 +48,7 @@ fn run(
     let late = CollectSink::new();
     let (results_out, late_out) = (results.results(), late.results());
     let workers = steps.len();
-    let script = Script {
-        steps: Arc::new(steps),
-    };
+    let script = Script::new(steps);
     let job = Job::new(JobConfig {
         workers,
         watermark_interval: INTERVAL,
@@ -369,7 +304,7 @@ fn counts_match_on_one_and_two_workers() {
     let count = |workers: usize| {
         let results = CollectSink::new();
         let out = results.results();
-        let steps = Arc::new(scripts(&readings, workers, 0));
+        let script = Script::new(scripts(&readings, workers, 0));
         Job::new(JobConfig {
             workers,
             watermark_interval: INTERVAL,
@@ -377,9 +312,7 @@ fn counts_match_on_one_and_two_workers() {
         })
         .run(move |p| {
             let counts = p
-                .source(Script {
-                    steps: Arc::clone(&steps),
-                })
+                .source(script.clone())
                 .key_by(|r| r.sensor)
                 .window(tumbling(Duration::from_millis(500)))
                 .aggregate(Count);
@@ -407,9 +340,7 @@ fn run_triggered(
 ) -> Vec<(EventTime, u64, ResultKind)> {
     let results = CollectSink::new();
     let out = results.results();
-    let script = Script {
-        steps: Arc::new(vec![steps]),
-    };
+    let script = Script::new(vec![steps]);
     Job::new(JobConfig {
         workers: 1,
         watermark_interval: INTERVAL,
@@ -623,7 +554,7 @@ fn state_in_rocksdb_under_a_tiny_budget_gives_the_same_windows() {
         let dir = tempfile::tempdir().unwrap();
         let results = CollectSink::new();
         let out = results.results();
-        let steps = Arc::new(scripts(&readings, 2, 100));
+        let script = Script::new(scripts(&readings, 2, 100));
         let config = JobConfig {
             workers: 2,
             watermark_interval: INTERVAL,
@@ -633,14 +564,12 @@ fn state_in_rocksdb_under_a_tiny_budget_gives_the_same_windows() {
         .state_backend(backend);
         Job::new(config)
             .run(move |p| {
-                p.source(Script {
-                    steps: Arc::clone(&steps),
-                })
-                .key_by(|r| r.sensor)
-                .window(windows)
-                .aggregate(Sum::of(|r: &Reading| r.value))
-                .results
-                .sink(results.clone());
+                p.source(script.clone())
+                    .key_by(|r| r.sensor)
+                    .window(windows)
+                    .aggregate(Sum::of(|r: &Reading| r.value))
+                    .results
+                    .sink(results.clone());
                 Ok(())
             })
             .unwrap();

@@ -57,6 +57,10 @@ pub(crate) struct StateCache<K, S> {
     /// Whether evictions may write to the store now (not while the store's contents must stay
     /// those of the last flushed epoch until its checkpoint is taken).
     may_write: bool,
+    /// Keys that got state (held neither here nor in the store) and keys whose state was
+    /// dropped, since the last [`take_key_counts`](Self::take_key_counts).
+    created: u64,
+    removed: u64,
 }
 
 impl<K, S> StateCache<K, S>
@@ -72,6 +76,8 @@ where
             dirty: Vec::new(),
             deleted: HashSet::default(),
             may_write: true,
+            created: 0,
+            removed: 0,
         }
     }
 
@@ -99,6 +105,8 @@ where
             dirty: Vec::new(),
             deleted: HashSet::default(),
             may_write: true,
+            created: 0,
+            removed: 0,
         }
     }
 
@@ -111,6 +119,14 @@ where
             spill.budget = usize::MAX;
         }
         self
+    }
+
+    /// Keys that got state and keys whose state was dropped since the last call.
+    pub(crate) fn take_key_counts(&mut self) -> (u64, u64) {
+        (
+            std::mem::take(&mut self.created),
+            std::mem::take(&mut self.removed),
+        )
     }
 
     /// Allows or forbids evictions, which write to the store before the next flush. While
@@ -130,6 +146,9 @@ where
         if !self.entries.contains_key(key) {
             let loaded = self.load(key)?;
             let stored = loaded.is_some();
+            if !stored {
+                self.created += 1;
+            }
             self.insert(key, loaded.unwrap_or_default(), stored)?;
         }
         Ok(self.touch(key))
@@ -149,6 +168,7 @@ where
     /// Drops the state of `key`, here and in the store. State that never reached the store
     /// (most state, which lives and dies in the cache) costs no write.
     pub(crate) fn remove(&mut self, key: &K) -> Result<(), StateError> {
+        self.removed += 1;
         let stored = self.entries.remove(key).is_none_or(|entry| entry.stored);
         match &self.spill {
             Some(spill) if stored && spill.timer_changes.is_some() => {

@@ -1,0 +1,164 @@
+//! Interval joins: a left record at `t` joins the right records of its key at
+//! `[t + lower, t + upper]`, emitted when the second of the two arrives. Each record is kept
+//! only until the watermark passes the last time at which a partner could still arrive, so
+//! state stays bounded on an endless stream.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use weir_engine::{Data, EventTime, KeyedContext, KeyedProcess};
+
+use super::Side;
+
+/// The bounds of an interval join, in milliseconds relative to the left record's time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IntervalJoin {
+    lower: i64,
+    upper: i64,
+}
+
+impl IntervalJoin {
+    /// Right records from `before` earlier to `after` later than the left record.
+    pub fn within(before: Duration, after: Duration) -> Self {
+        IntervalJoin {
+            lower: -millis(before),
+            upper: millis(after),
+        }
+    }
+
+    /// Right records at `[t + lower, t + upper]` milliseconds for a left record at `t`;
+    /// `None` when `lower > upper` (no record could ever match).
+    pub fn between(lower: i64, upper: i64) -> Option<Self> {
+        (lower <= upper).then_some(IntervalJoin { lower, upper })
+    }
+
+    /// Whether a right record at `right` joins a left record at `left`.
+    fn matches(&self, left: EventTime, right: EventTime) -> bool {
+        let distance = i128::from(right) - i128::from(left);
+        i128::from(self.lower) <= distance && distance <= i128::from(self.upper)
+    }
+
+    pub(super) fn logic<F>(self, join: F) -> IntervalLogic<F> {
+        IntervalLogic { bounds: self, join }
+    }
+}
+
+/// `time + by`, saturating at both ends of event time.
+fn shifted(time: EventTime, by: i64) -> EventTime {
+    if by >= 0 {
+        time.saturating_add(by.unsigned_abs())
+    } else {
+        time.saturating_sub(by.unsigned_abs())
+    }
+}
+
+/// The records of one key that may still find partners, with their event times.
+#[derive(Serialize, Deserialize)]
+pub(super) struct Buffered<L, R> {
+    left: Vec<(EventTime, L)>,
+    right: Vec<(EventTime, R)>,
+}
+
+impl<L, R> Default for Buffered<L, R> {
+    fn default() -> Self {
+        Buffered {
+            left: Vec::new(),
+            right: Vec::new(),
+        }
+    }
+}
+
+/// The keyed logic of an interval join.
+pub(super) struct IntervalLogic<F> {
+    bounds: IntervalJoin,
+    join: F,
+}
+
+impl<F> IntervalLogic<F> {
+    /// The last event time at which a right record can still join a left record at `time`.
+    fn left_needed_until(&self, time: EventTime) -> EventTime {
+        shifted(time, self.bounds.upper)
+    }
+
+    /// The last event time at which a left record can still join a right record at `time`.
+    fn right_needed_until(&self, time: EventTime) -> EventTime {
+        shifted(time, self.bounds.lower.saturating_neg())
+    }
+}
+
+impl<K, L, R, O, F> KeyedProcess<K, Side<L, R>> for IntervalLogic<F>
+where
+    K: Data,
+    L: Data,
+    R: Data,
+    O: Data,
+    F: Fn(&K, &L, &R) -> O + 'static,
+{
+    type State = Buffered<L, R>;
+    type Output = O;
+
+    fn on_record(
+        &mut self,
+        cx: &mut KeyedContext<K, O, Side<L, R>>,
+        key: &K,
+        state: &mut Buffered<L, R>,
+        record: Side<L, R>,
+        event_time: EventTime,
+    ) {
+        let watermark = cx.watermark();
+        if event_time < watermark {
+            cx.late(record);
+            return;
+        }
+        match record {
+            Side::Left(left) => {
+                for (time, right) in &state.right {
+                    if self.bounds.matches(event_time, *time) {
+                        cx.emit((self.join)(key, &left, right));
+                    }
+                }
+                let until = self.left_needed_until(event_time);
+                if until >= watermark {
+                    cx.set_timer(until);
+                    state.left.push((event_time, left));
+                }
+            }
+            Side::Right(right) => {
+                for (time, left) in &state.left {
+                    if self.bounds.matches(*time, event_time) {
+                        cx.emit((self.join)(key, left, &right));
+                    }
+                }
+                let until = self.right_needed_until(event_time);
+                if until >= watermark {
+                    cx.set_timer(until);
+                    state.right.push((event_time, right));
+                }
+            }
+        }
+    }
+
+    fn on_timer(
+        &mut self,
+        _cx: &mut KeyedContext<K, O, Side<L, R>>,
+        _key: &K,
+        state: &mut Buffered<L, R>,
+        time: EventTime,
+    ) {
+        state
+            .left
+            .retain(|(at, _)| self.left_needed_until(*at) > time);
+        state
+            .right
+            .retain(|(at, _)| self.right_needed_until(*at) > time);
+    }
+
+    fn is_empty(&self, state: &Buffered<L, R>) -> bool {
+        state.left.is_empty() && state.right.is_empty()
+    }
+}
+
+/// A `Duration` as signed milliseconds.
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}

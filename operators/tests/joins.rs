@@ -1,0 +1,329 @@
+//! Window and interval joins against a nested-loop reference over the same records: out of
+//! order within the watermark's bound changes nothing, on 1 and 2 workers; records behind the
+//! watermark go to the late output and join nothing; state is dropped as the watermark passes.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Script, Step, INTERVAL};
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+use weir_engine::{CollectSink, EventTime, Job, JobConfig, JobMetrics, Timestamped};
+use weir_operators::join::{IntervalJoin, JoinExt, JoinOutput, Side};
+use weir_operators::window::{hopping, session, tumbling, Windows};
+
+/// A record of either side: `left` says which.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+struct Rec {
+    key: u32,
+    at: EventTime,
+    id: u32,
+    left: bool,
+}
+
+impl Timestamped for Rec {
+    fn event_time(&self) -> EventTime {
+        self.at
+    }
+}
+
+/// A joined pair: key, window start (0 for interval joins), left id, right id.
+type Pair = (u32, EventTime, u32, u32);
+
+/// The join under test, between the left and the right records of one scripted source.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Window(Windows),
+    Interval(IntervalJoin),
+}
+
+struct Outcome {
+    pairs: Vec<Pair>,
+    late: Vec<Side<Rec, Rec>>,
+    /// `(watermark, keys holding state)` each time the results' watermark moved.
+    state_keys: Vec<(EventTime, u64)>,
+}
+
+fn run(steps: Vec<Vec<Step<Rec>>>, kind: Kind) -> Outcome {
+    let pairs = CollectSink::new();
+    let late = CollectSink::new();
+    let (pairs_out, late_out) = (pairs.results(), late.results());
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let workers = steps.len();
+    let script = Script::new(steps);
+    let job = Job::new(JobConfig {
+        workers,
+        watermark_interval: INTERVAL,
+        ..JobConfig::default()
+    });
+    let metrics: Arc<JobMetrics> = job.metrics();
+    let observed = Arc::clone(&samples);
+    job.run(move |p| {
+        let records = p.source(script.clone());
+        let left = records.clone().filter(|r| r.left).key_by(|r| r.key);
+        let right = records.filter(|r| !r.left).key_by(|r| r.key);
+        let output: JoinOutput<'_, Pair, Rec, Rec> = match kind {
+            Kind::Window(windows) => left.window_join(right, windows, |key, window, l, r| {
+                (*key, window.start, l.id, r.id)
+            }),
+            Kind::Interval(bounds) => {
+                left.interval_join(right, bounds, |key, l, r| (*key, 0, l.id, r.id))
+            }
+        };
+        let metrics = Arc::clone(&metrics);
+        let observed = Arc::clone(&observed);
+        output
+            .results
+            .on_watermark(move |watermark| {
+                let live = metrics.state_keys_created() - metrics.state_keys_removed();
+                observed.lock().unwrap().push((watermark, live));
+            })
+            .sink(pairs.clone());
+        output.late.sink(late.clone());
+        Ok(())
+    })
+    .unwrap();
+    let mut pairs = pairs_out.lock().unwrap().clone();
+    pairs.sort_unstable();
+    let late = late_out.lock().unwrap().clone();
+    let state_keys = samples.lock().unwrap().clone();
+    Outcome {
+        pairs,
+        late,
+        state_keys,
+    }
+}
+
+/// The windows `[start, end)` each record of one key falls in, sessions built over both
+/// sides' records: computed here without the operator library's assigner.
+fn windows_of(records: &[&Rec], windows: Windows) -> Vec<Vec<EventTime>> {
+    match windows {
+        Windows::Tumbling { size } => records.iter().map(|r| vec![r.at - r.at % size]).collect(),
+        Windows::Hopping { size, slide } => records
+            .iter()
+            .map(|r| {
+                (0..=r.at / slide)
+                    .map(|n| n * slide)
+                    .filter(|start| start + size > r.at)
+                    .collect()
+            })
+            .collect(),
+        Windows::Session { gap } => {
+            let mut times: Vec<EventTime> = records.iter().map(|r| r.at).collect();
+            times.sort_unstable();
+            // Session starts: a record more than `gap` after the one before starts a session.
+            let starts: Vec<EventTime> = times
+                .iter()
+                .enumerate()
+                .filter(|(i, at)| *i == 0 || **at > times[i - 1] + gap)
+                .map(|(_, at)| *at)
+                .collect();
+            records
+                .iter()
+                .map(|r| vec![*starts.iter().rev().find(|start| **start <= r.at).unwrap()])
+                .collect()
+        }
+        Windows::Global => unreachable!("not tested"),
+    }
+}
+
+/// Every pair of one key's left and right records that the join should produce.
+fn reference(records: &[Rec], kind: Kind) -> Vec<Pair> {
+    let mut by_key: BTreeMap<u32, Vec<&Rec>> = BTreeMap::new();
+    for record in records {
+        by_key.entry(record.key).or_default().push(record);
+    }
+    let mut pairs = Vec::new();
+    for (key, records) in by_key {
+        match kind {
+            Kind::Window(windows) => {
+                let assigned = windows_of(&records, windows);
+                for (l, l_windows) in records.iter().zip(&assigned).filter(|(r, _)| r.left) {
+                    for (r, r_windows) in records.iter().zip(&assigned).filter(|(r, _)| !r.left) {
+                        for start in l_windows.iter().filter(|w| r_windows.contains(w)) {
+                            pairs.push((key, *start, l.id, r.id));
+                        }
+                    }
+                }
+            }
+            Kind::Interval(bounds) => {
+                let (lower, upper) = bounds_of(bounds);
+                for l in records.iter().filter(|r| r.left) {
+                    for r in records.iter().filter(|r| !r.left) {
+                        let distance = r.at as i64 - l.at as i64;
+                        if lower <= distance && distance <= upper {
+                            pairs.push((key, 0, l.id, r.id));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    pairs.sort_unstable();
+    pairs
+}
+
+const LOWER: i64 = -40;
+const UPPER: i64 = 120;
+
+fn interval() -> IntervalJoin {
+    IntervalJoin::between(LOWER, UPPER).unwrap()
+}
+
+fn bounds_of(bounds: IntervalJoin) -> (i64, i64) {
+    assert_eq!(bounds, interval());
+    (LOWER, UPPER)
+}
+
+/// Deals records round robin to `workers` scripts; each worker's watermark trails the
+/// largest time it has emitted by `bound`.
+fn scripts(records: &[Rec], workers: usize, bound: EventTime) -> Vec<Vec<Step<Rec>>> {
+    let mut steps = vec![Vec::new(); workers];
+    let mut max_seen = vec![0; workers];
+    for (index, record) in records.iter().enumerate() {
+        let worker = index % workers;
+        steps[worker].push(Step::Record(record.clone()));
+        if record.at > max_seen[worker] {
+            max_seen[worker] = record.at;
+            if index % 4 == 0 {
+                steps[worker].push(Step::Watermark(record.at.saturating_sub(bound)));
+            }
+        }
+    }
+    steps
+}
+
+fn records_strategy() -> impl Strategy<Value = Vec<Rec>> {
+    (
+        proptest::collection::vec((0u32..3, 0u64..120, any::<bool>()), 1..60),
+        proptest::collection::vec(0u64..1000, 60),
+    )
+        .prop_map(|(raw, delays)| {
+            // In event-time order, 30 ms apart on average, then each delayed by up to the
+            // bound and emitted in delayed order.
+            let mut at = 0;
+            let mut delayed: Vec<(EventTime, Rec)> = raw
+                .into_iter()
+                .enumerate()
+                .map(|(id, (key, step, left))| {
+                    at += step / 2;
+                    let record = Rec {
+                        key,
+                        at,
+                        id: id as u32,
+                        left,
+                    };
+                    (at + delays[id % delays.len()] % (BOUND + 1), record)
+                })
+                .collect();
+            delayed.sort_by_key(|(emitted, record)| (*emitted, record.id));
+            delayed.into_iter().map(|(_, record)| record).collect()
+        })
+}
+
+const BOUND: EventTime = 100;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 10, ..ProptestConfig::default() })]
+
+    #[test]
+    fn joins_of_disordered_records_equal_the_nested_loop_reference(
+        records in records_strategy(),
+        which in 0usize..4,
+        workers in 1usize..3,
+    ) {
+        let kind = [
+            Kind::Window(tumbling(Duration::from_millis(200))),
+            Kind::Window(hopping(Duration::from_millis(300), Duration::from_millis(100))),
+            Kind::Window(session(Duration::from_millis(50))),
+            Kind::Interval(interval()),
+        ][which];
+        let outcome = run(scripts(&records, workers, BOUND), kind);
+        prop_assert!(outcome.late.is_empty(), "nothing is late within the bound: {:?}", outcome.late);
+        prop_assert_eq!(outcome.pairs, reference(&records, kind));
+    }
+}
+
+fn rec(key: u32, at: EventTime, id: u32, left: bool) -> Step<Rec> {
+    Step::Record(Rec { key, at, id, left })
+}
+
+#[test]
+fn a_record_behind_its_closed_window_is_late_and_joins_nothing() {
+    let steps = vec![vec![
+        rec(1, 100, 1, true),
+        rec(1, 900, 2, false),
+        Step::Watermark(1_000), // [0, 1000) fires: (1, 2)
+        rec(1, 950, 3, false),  // behind the closed window: late
+        rec(1, 1_100, 4, true),
+        rec(1, 1_200, 5, false),
+    ]];
+    let outcome = run(steps, Kind::Window(tumbling(Duration::from_secs(1))));
+    assert_eq!(outcome.pairs, vec![(1, 0, 1, 2), (1, 1_000, 4, 5)]);
+    assert_eq!(
+        outcome.late,
+        vec![Side::Right(Rec {
+            key: 1,
+            at: 950,
+            id: 3,
+            left: false
+        })]
+    );
+}
+
+#[test]
+fn an_interval_join_drops_records_behind_the_watermark() {
+    let steps = vec![vec![
+        rec(1, 1_000, 1, true),
+        rec(1, 1_050, 2, false), // within [960, 1120] of 1: joins
+        Step::Watermark(1_100),
+        rec(1, 1_090, 3, false), // behind the watermark: late, though 1 would match it
+        rec(1, 1_110, 4, false), // joins 1 (1 is kept until the watermark passes 1120)
+        rec(1, 1_200, 5, true),  // joins nothing: no right record in [1160, 1320]
+    ]];
+    let outcome = run(steps, Kind::Interval(interval()));
+    assert_eq!(outcome.pairs, vec![(1, 0, 1, 2), (1, 0, 1, 4)]);
+    assert_eq!(outcome.late.len(), 1);
+}
+
+/// A long stream with a new key every millisecond: what the joins hold at any watermark is
+/// what could still find a partner, not everything seen.
+fn state_stays_bounded(kind: Kind, most: u64) {
+    let records: Vec<Rec> = (0..6_000u32)
+        .map(|n| Rec {
+            key: n / 2,
+            at: u64::from(n),
+            id: n,
+            left: n % 2 == 0,
+        })
+        .collect();
+    let outcome = run(scripts(&records, 1, 10), kind);
+    assert_eq!(outcome.pairs.len(), reference(&records, kind).len());
+    let held = outcome
+        .state_keys
+        .iter()
+        .filter(|(watermark, _)| *watermark > 1_000 && *watermark < 5_000)
+        .map(|(_, keys)| *keys)
+        .collect::<Vec<_>>();
+    assert!(held.len() > 10, "the watermark moved in steps: {held:?}");
+    let largest = held.iter().max().copied().unwrap_or(0);
+    assert!(
+        largest <= most,
+        "at most {most} keys hold state at a time, saw {largest}"
+    );
+    assert_eq!(outcome.state_keys.last().map(|(_, keys)| *keys), Some(0));
+}
+
+#[test]
+fn interval_join_state_is_dropped_as_the_watermark_passes() {
+    state_stays_bounded(Kind::Interval(interval()), 400);
+}
+
+#[test]
+fn window_join_state_is_dropped_when_windows_close() {
+    state_stays_bounded(Kind::Window(tumbling(Duration::from_millis(100))), 400);
+}

@@ -9,8 +9,8 @@ use std::fmt::Debug;
 use weir::nexmark::{Bid, Event, Generator, GeneratorConfig, NexmarkSource};
 use weir::{CollectSink, Data, Job, JobConfig, Stream};
 use weir_examples::nexmark::{
-    q0, q1, q11, q12, q14, q15, q16, q17, q18, q19, q2, q21, q22, q5, Q0Row, Q11Row, Q14Row,
-    Q15Row, Q16Row, Q17Row, Q19Row, Q1Row, Q21Row, Q22Row, Q2Row, Q5Row,
+    q0, q1, q11, q12, q14, q15, q16, q17, q18, q19, q2, q21, q22, q5, q7, q8, Q0Row, Q11Row,
+    Q14Row, Q15Row, Q16Row, Q17Row, Q19Row, Q1Row, Q21Row, Q22Row, Q2Row, Q5Row, Q7Row, Q8Row,
 };
 
 const EVENTS: u64 = 30_000;
@@ -529,5 +529,79 @@ fn q12_counts_every_bid_of_every_bidder_in_processing_time_windows() {
             *totals.entry(row.bidder).or_default() += row.bid_count;
         }
         assert_eq!(totals, expected, "{workers} workers");
+    }
+}
+
+/// Every event of `config` among the first `EVENTS`, generated one by one without the engine.
+fn events_of(config: GeneratorConfig) -> Vec<Event> {
+    let generator = Generator::new(config);
+    (0..EVENTS).map(|id| generator.event(id)).collect()
+}
+
+fn window_start(at: u64, size: u64) -> u64 {
+    at - at % size
+}
+
+#[test]
+fn q7_finds_the_highest_bids_of_every_window() {
+    use std::collections::BTreeMap;
+    // Reference: a nested loop of every bid against its window's maximum.
+    let bids = bids_of(slow_config());
+    let mut max_per_window: BTreeMap<u64, u64> = BTreeMap::new();
+    for bid in &bids {
+        let max = max_per_window
+            .entry(window_start(bid.date_time, 10_000))
+            .or_default();
+        *max = (*max).max(bid.price);
+    }
+    let expected: Vec<Q7Row> = bids
+        .iter()
+        .filter(|bid| max_per_window[&window_start(bid.date_time, 10_000)] == bid.price)
+        .map(|bid| Q7Row {
+            auction: bid.auction,
+            bidder: bid.bidder,
+            price: bid.price,
+            date_time: bid.date_time,
+            extra: bid.extra.clone(),
+        })
+        .collect();
+    assert!(max_per_window.len() > 5, "{} windows", max_per_window.len());
+    for workers in [1, 2] {
+        assert_same_multiset(run_with(slow_config(), workers, q7), expected.clone());
+    }
+}
+
+#[test]
+fn q8_finds_people_who_opened_auctions_in_the_window_they_registered_in() {
+    // Reference: a nested loop of people and auctions.
+    let events = events_of(slow_config());
+    let people = events.iter().filter_map(|event| match event {
+        Event::Person(person) => Some(person),
+        _ => None,
+    });
+    let auctions: Vec<_> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Auction(auction) => Some(auction),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<Q8Row> = people
+        .filter(|person| {
+            auctions.iter().any(|auction| {
+                auction.seller == person.id
+                    && window_start(auction.date_time, 10_000)
+                        == window_start(person.date_time, 10_000)
+            })
+        })
+        .map(|person| Q8Row {
+            id: person.id,
+            name: person.name.clone(),
+            starttime: window_start(person.date_time, 10_000),
+        })
+        .collect();
+    assert!(expected.len() > 20, "{} rows", expected.len());
+    for workers in [1, 2] {
+        assert_same_multiset(run_with(slow_config(), workers, q8), expected.clone());
     }
 }

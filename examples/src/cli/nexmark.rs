@@ -17,7 +17,7 @@ use weir::{
     JobReport, JsonLinesSink, JsonLinesSource, Pipeline, Restore, StateBackend, Stream,
 };
 use weir_examples::nexmark::{
-    q0, q1, q11, q12, q14, q15, q16, q17, q18, q19, q2, q21, q22, q5, Query,
+    q0, q1, q11, q12, q14, q15, q16, q17, q18, q19, q2, q21, q22, q5, q7, q8, Query,
 };
 
 use super::location::Location;
@@ -344,6 +344,8 @@ fn run_job(
             Query::Q1 => write_results(q1(events), out),
             Query::Q2 => write_results(q2(events), out),
             Query::Q5 => write_results(q5(events), out),
+            Query::Q7 => write_results(q7(events), out),
+            Query::Q8 => write_results(q8(events), out),
             Query::Q11 => write_results(q11(events), out),
             Query::Q12 => write_results(q12(events), out),
             Query::Q14 => write_results(q14(events), out),

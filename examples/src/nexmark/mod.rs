@@ -8,6 +8,8 @@ mod q17;
 mod q18;
 mod q19;
 mod q5;
+mod q7;
+mod q8;
 mod queries;
 
 pub use bid_statistics::{q15, q16, Q15Row, Q16Row};
@@ -18,4 +20,6 @@ pub use q17::{q17, Q17Row, DAY, RANK1_BELOW, RANK2_BELOW};
 pub use q18::q18;
 pub use q19::{q19, Q19Row, Q19_TOP};
 pub use q5::{q5, Q5Row, Q5_SLIDE, Q5_WINDOW};
+pub use q7::{q7, Q7Row, Q7_WINDOW};
+pub use q8::{q8, Q8Row, Q8_WINDOW};
 pub use queries::{q0, q1, q2, select_bids, Q0Row, Q1Row, Q2Row, Query};

@@ -16,6 +16,11 @@ pub enum Query {
     Q2,
     /// Hot items: the auctions with the most bids per 10 s window sliding by 2 s.
     Q5,
+    /// Highest bid: the bids with the highest price of each 10 s window (a window join).
+    Q7,
+    /// Monitor new users: people who opened an auction in the 10 s window they registered in
+    /// (a window join).
+    Q8,
     /// User sessions: bids per bidder per session (10 s gap).
     Q11,
     /// Processing-time windows: bids per bidder per 10 s of wall-clock time.

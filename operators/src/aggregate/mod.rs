@@ -152,6 +152,63 @@ where
     }
 }
 
+/// The records with the largest value, ties included (none for no records): the arg-max.
+///
+/// ```
+/// use weir_operators::aggregate::{Aggregate, MaxBy};
+/// let highest = MaxBy::of(|bid: &(u32, u64)| bid.1);
+/// let mut kept = highest.create();
+/// for bid in [(1, 5), (2, 9), (3, 9), (4, 2)] {
+///     highest.add(&mut kept, &bid);
+/// }
+/// assert_eq!(highest.result(&kept), vec![(2, 9), (3, 9)]);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct MaxBy<F>(F);
+
+impl<F> MaxBy<F> {
+    /// The records with the largest `value(record)`.
+    pub fn of(value: F) -> Self {
+        MaxBy(value)
+    }
+}
+
+impl<T, V, F> Aggregate<T> for MaxBy<F>
+where
+    T: Data,
+    F: Fn(&T) -> V + 'static,
+    V: Data + Ord,
+{
+    type Accumulator = Option<(V, Vec<T>)>;
+    type Output = Vec<T>;
+    fn create(&self) -> Self::Accumulator {
+        None
+    }
+    fn add(&self, kept: &mut Self::Accumulator, record: &T) {
+        let value = (self.0)(record);
+        match kept {
+            Some((largest, records)) if value == *largest => records.push(record.clone()),
+            Some((largest, _)) if value < *largest => {}
+            _ => *kept = Some((value, vec![record.clone()])),
+        }
+    }
+    fn merge(&self, kept: &mut Self::Accumulator, other: Self::Accumulator) {
+        let Some((value, mut others)) = other else {
+            return;
+        };
+        match kept {
+            Some((largest, records)) if value == *largest => records.append(&mut others),
+            Some((largest, _)) if value < *largest => {}
+            _ => *kept = Some((value, others)),
+        }
+    }
+    fn result(&self, kept: &Self::Accumulator) -> Vec<T> {
+        kept.as_ref()
+            .map(|(_, records)| records.clone())
+            .unwrap_or_default()
+    }
+}
+
 /// The mean of a value of the records (NaN for no records).
 #[derive(Clone, Copy, Debug)]
 pub struct Avg<F>(F);

@@ -1,6 +1,7 @@
 //! weir's benchmarks live in `benches/`: `cargo bench -p weir-benches --bench nexmark` runs
 //! the Nexmark throughput harness, `--bench log` reads the events from a log topic and a JSON
 //! lines file, `--bench checkpoints` measures the cost of checkpoints and of state in RocksDB,
+//! `--bench restore` the time to restore 1 GiB of state, `--bench joins` the join queries,
 //! `--bench generator` runs the criterion micro-benchmarks.
 
 use std::path::{Path, PathBuf};
@@ -50,4 +51,16 @@ pub fn write_topic(dir: &Path, events: u64) {
         &AtomicU64::new(0),
     )
     .expect("the topic is written");
+}
+
+/// A topic of `events` Nexmark events under [`input_dir`], written by the first benchmark
+/// that needs it and shared by the others.
+pub fn nexmark_topic(events: u64) -> PathBuf {
+    let (base, complete) = input_dir(&format!("weir-bench-topic-{events}"));
+    let topic = base.join("events");
+    if !complete {
+        write_topic(&topic, events);
+        mark_complete(&base);
+    }
+    topic
 }

@@ -76,13 +76,11 @@ fn main() {
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or(10_000_000);
-    let (base, complete) = weir_benches::input_dir(&format!("weir-bench-checkpoints-{events}"));
-    let topic = base.join("events");
-    if !complete {
-        weir_benches::write_topic(&topic, events);
-        weir_benches::mark_complete(&base);
-    }
-    let work = base.join("work");
+    let topic = weir_benches::nexmark_topic(events);
+    let work = std::env::temp_dir().join(format!(
+        "weir-bench-checkpoints-work-{}",
+        std::process::id()
+    ));
     let every_second =
         || CheckpointConfig::new(work.join("checkpoints")).interval(Duration::from_secs(1));
     println!("Nexmark q5 on {WORKERS} workers over {events} events from a topic");
@@ -121,4 +119,5 @@ fn main() {
         (1.0 - checkpointed.events_per_second / baseline) * 100.0,
         spilled.events_per_second / baseline * 100.0
     );
+    let _ = std::fs::remove_dir_all(&work);
 }

@@ -1,4 +1,4 @@
-//! The exactly-once kill test: `weir nexmark run` reads a topic and writes a topic (or a
+//! The exactly-once kill test: `weir nexmark run` (windows, sessions, window joins) reads a topic and writes a topic (or a
 //! directory of JSON lines part files) with checkpoints; the test kills it with SIGKILL at random moments (before, during and after
 //! checkpoints and commits), restarts it with `--restore latest`, and when a run finally ends
 //! on its own compares the committed output with a run without failures: nothing missing,
@@ -290,4 +290,14 @@ fn q5_into_part_files_survives_kills_exactly_once() {
 #[test]
 fn q11_session_windows_survive_kills_exactly_once() {
     kill_test("q11", Output::Log);
+}
+
+#[test]
+fn q7_window_join_survives_kills_exactly_once() {
+    kill_test("q7", Output::Log);
+}
+
+#[test]
+fn q8_window_join_survives_kills_exactly_once() {
+    kill_test("q8", Output::Log);
 }

@@ -1,0 +1,100 @@
+//! The join queries: Nexmark q7 (highest bid, a window join with the window's maximum) and q8
+//! (new users, a window join of people and auctions) on 2 workers over a topic of 10 M events
+//! (`WEIR_BENCH_EVENTS`). Prints events/s and the keys holding join or window state: the most
+//! at once (sampled every 10 ms) and at the end.
+//!
+//! `cargo bench -p weir-benches --bench joins`. Target: q7 and q8 at least 1 M events/s.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use weir::log::LogSource;
+use weir::nexmark::Event;
+use weir::operators::watermark::Watermarks;
+use weir::{Data, DiscardSink, Job, JobConfig, JobMetrics, Stream};
+use weir_examples::nexmark::{q7, q8};
+
+const WORKERS: usize = 2;
+
+struct Outcome {
+    events_per_second: f64,
+    most_keys: u64,
+    keys_at_end: u64,
+}
+
+fn live_keys(metrics: &JobMetrics) -> u64 {
+    metrics.state_keys_created() - metrics.state_keys_removed()
+}
+
+fn run<T: Data>(
+    topic: &Path,
+    events: u64,
+    query: impl for<'s> Fn(Stream<'s, Event>) -> Stream<'s, T> + Send + Sync + 'static,
+) -> Outcome {
+    let topic = topic.to_owned();
+    let job = Job::new(JobConfig::default().workers(WORKERS));
+    let metrics: Arc<JobMetrics> = job.metrics();
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (metrics, done) = (Arc::clone(&metrics), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let mut most = 0;
+            while !done.load(Ordering::Relaxed) {
+                most = most.max(live_keys(&metrics));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            most
+        })
+    };
+    let report = job
+        .run(move |p| {
+            let events = p.source(
+                LogSource::<Event>::new(&topic)
+                    .watermarks(Watermarks::monotonic())
+                    .until_end(),
+            );
+            query(events).sink(DiscardSink);
+            Ok(())
+        })
+        .expect("the benchmark job runs");
+    done.store(true, Ordering::Relaxed);
+    let most_keys = sampler.join().expect("the sampler ends");
+    assert_eq!(report.records_in, events, "every event was read");
+    Outcome {
+        events_per_second: events as f64 / report.wall.as_secs_f64(),
+        most_keys,
+        keys_at_end: live_keys(&metrics),
+    }
+}
+
+fn main() {
+    let events: u64 = std::env::var("WEIR_BENCH_EVENTS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(10_000_000);
+    let topic = weir_benches::nexmark_topic(events);
+    println!("Nexmark joins on {WORKERS} workers over {events} events from a topic");
+    println!(
+        "{:<6} {:>10} {:>16} {:>14}",
+        "query", "M ev/s", "most state keys", "keys at end"
+    );
+    let outcomes = [
+        ("q7", run(&topic, events, q7)),
+        ("q8", run(&topic, events, q8)),
+    ];
+    for (name, outcome) in &outcomes {
+        println!(
+            "{name:<6} {:>10.2} {:>16} {:>14}",
+            outcome.events_per_second / 1e6,
+            outcome.most_keys,
+            outcome.keys_at_end
+        );
+    }
+    println!(
+        "target: q7 and q8 >= 1 M events/s on {WORKERS} workers (measured {:.2} and {:.2})",
+        outcomes[0].1.events_per_second / 1e6,
+        outcomes[1].1.events_per_second / 1e6
+    );
+}

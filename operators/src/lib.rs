@@ -2,6 +2,7 @@
 //! formats, brokers or storage details.
 
 pub mod aggregate;
+pub mod changelog;
 pub mod dedupe;
 pub mod join;
 pub mod watermark;

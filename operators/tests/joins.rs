@@ -1,11 +1,13 @@
-//! Window and interval joins against a nested-loop reference over the same records: out of
-//! order within the watermark's bound changes nothing, on 1 and 2 workers; records behind the
-//! watermark go to the late output and join nothing; state is dropped as the watermark passes.
+//! Joins against a nested-loop reference over the same records, on 1 and 2 workers. Window and
+//! interval joins: out of order within the watermark's bound changes nothing; records behind
+//! the watermark go to the late output and join nothing; state is dropped as the watermark
+//! passes. Regular joins (inner and outer, over changelogs with deletes): applying the emitted
+//! changelog gives exactly the joined table of the rows left at the end.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +15,10 @@ use common::{Script, Step, INTERVAL};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use weir_engine::{CollectSink, EventTime, Job, JobConfig, JobMetrics, Timestamped};
-use weir_operators::join::{IntervalJoin, JoinExt, JoinOutput, Side};
+use weir_operators::changelog::{apply, Change};
+use weir_operators::join::{
+    ChangelogJoinExt, IntervalJoin, JoinExt, JoinKind, JoinOutput, RegularJoin, Side,
+};
 use weir_operators::window::{hopping, session, tumbling, Windows};
 
 /// A record of either side: `left` says which.
@@ -326,4 +331,162 @@ fn interval_join_state_is_dropped_as_the_watermark_passes() {
 #[test]
 fn window_join_state_is_dropped_when_windows_close() {
     state_stays_bounded(Kind::Window(tumbling(Duration::from_millis(100))), 400);
+}
+
+/// A joined row of a regular join: key, left id, right id (`None` for padding).
+type Joined = (u32, Option<u32>, Option<u32>);
+
+/// Runs a regular join of the left and right changes of one scripted source; returns the
+/// changelog it emitted.
+fn run_regular(steps: Vec<Vec<Step<Change<Rec>>>>, config: RegularJoin) -> Vec<Change<Joined>> {
+    let changes = CollectSink::new();
+    let out = changes.results();
+    let workers = steps.len();
+    let script = Script::new(steps);
+    Job::new(JobConfig {
+        workers,
+        watermark_interval: INTERVAL,
+        ..JobConfig::default()
+    })
+    .run(move |p| {
+        let records = p.source(script.clone());
+        let left = records
+            .clone()
+            .filter(|change| change.row().left)
+            .key_by(|change| change.row().key);
+        let right = records
+            .filter(|change| !change.row().left)
+            .key_by(|change| change.row().key);
+        left.join_changelogs(right, config, |key, l, r| {
+            Some((*key, l.map(|l| l.id), r.map(|r| r.id)))
+        })
+        .sink(changes.clone());
+        Ok(())
+    })
+    .unwrap();
+    let changes = out.lock().unwrap().clone();
+    changes
+}
+
+/// The joined table of the rows each side holds in the end, by nested loops.
+fn regular_reference(rows: &[Rec], kind: JoinKind) -> HashMap<Joined, u64> {
+    let mut table = HashMap::new();
+    let mut add = |row: Joined| *table.entry(row).or_insert(0) += 1;
+    for l in rows.iter().filter(|r| r.left) {
+        let partners: Vec<_> = rows.iter().filter(|r| !r.left && r.key == l.key).collect();
+        for r in &partners {
+            add((l.key, Some(l.id), Some(r.id)));
+        }
+        if partners.is_empty() && matches!(kind, JoinKind::Left | JoinKind::Full) {
+            add((l.key, Some(l.id), None));
+        }
+    }
+    for r in rows.iter().filter(|r| !r.left) {
+        let matched = rows.iter().any(|l| l.left && l.key == r.key);
+        if !matched && matches!(kind, JoinKind::Right | JoinKind::Full) {
+            add((r.key, None, Some(r.id)));
+        }
+    }
+    table
+}
+
+/// A changelog of both sides: inserts of new rows and deletes of rows inserted before, in
+/// event-time order with disorder within the bound, and the rows left at the end.
+fn changelog_strategy() -> impl Strategy<Value = (Vec<Change<Rec>>, Vec<Rec>)> {
+    proptest::collection::vec((0u32..4, any::<bool>(), 0u8..4, 0u64..60), 1..50).prop_map(|ops| {
+        let mut at = 0;
+        let mut held: Vec<Rec> = Vec::new();
+        let mut changes = Vec::new();
+        for (id, (key, left, op, step)) in ops.into_iter().enumerate() {
+            at += step;
+            // One op in four deletes a row of this key and side, if there is one.
+            let victim = held.iter().position(|r| r.key == key && r.left == left);
+            match victim {
+                Some(index) if op == 0 => changes.push(Change::Delete(held.remove(index))),
+                _ => {
+                    let row = Rec {
+                        key,
+                        at,
+                        id: id as u32,
+                        left,
+                    };
+                    held.push(row.clone());
+                    changes.push(Change::Insert(row));
+                }
+            }
+        }
+        (changes, held)
+    })
+}
+
+/// Deals changes to workers by key (a key's changes stay in order), watermarks trailing.
+fn keyed_scripts(changes: &[Change<Rec>], workers: usize) -> Vec<Vec<Step<Change<Rec>>>> {
+    let mut steps = vec![Vec::new(); workers];
+    for (index, change) in changes.iter().enumerate() {
+        let worker = change.row().key as usize % workers;
+        steps[worker].push(Step::Record(change.clone()));
+        if index % 3 == 0 {
+            steps[worker].push(Step::Watermark(change.row().at.saturating_sub(BOUND)));
+        }
+    }
+    steps
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    #[test]
+    fn regular_join_changelogs_apply_to_the_nested_loop_table(
+        (changes, rows) in changelog_strategy(),
+        which in 0usize..4,
+        workers in 1usize..3,
+    ) {
+        let kind = [JoinKind::Inner, JoinKind::Left, JoinKind::Right, JoinKind::Full][which];
+        let emitted = run_regular(keyed_scripts(&changes, workers), RegularJoin::new(kind));
+        let table = apply(emitted).map_err(TestCaseError::fail)?;
+        prop_assert_eq!(table, regular_reference(&rows, kind));
+    }
+}
+
+fn insert(key: u32, at: EventTime, id: u32, left: bool) -> Step<Change<Rec>> {
+    Step::Record(Change::Insert(Rec { key, at, id, left }))
+}
+
+#[test]
+fn a_left_join_withdraws_padding_when_a_partner_arrives_and_restores_it_when_it_goes() {
+    let right = Rec {
+        key: 1,
+        at: 200,
+        id: 2,
+        left: false,
+    };
+    let steps = vec![vec![
+        insert(1, 100, 1, true),
+        Step::Record(Change::Insert(right.clone())),
+        Step::Record(Change::Delete(right)),
+    ]];
+    let emitted = run_regular(steps, RegularJoin::new(JoinKind::Left));
+    assert_eq!(
+        emitted,
+        vec![
+            Change::Insert((1, Some(1), None)),
+            Change::Delete((1, Some(1), None)),
+            Change::Insert((1, Some(1), Some(2))),
+            Change::Delete((1, Some(1), Some(2))),
+            Change::Insert((1, Some(1), None)),
+        ]
+    );
+}
+
+#[test]
+fn rows_past_their_time_to_live_are_forgotten_without_retracting_results() {
+    let steps = vec![vec![
+        insert(1, 100, 1, true),
+        insert(1, 150, 2, false), // joins 1
+        Step::Watermark(1_000),   // 1 and 2 expire at 600 and 650
+        insert(1, 1_100, 3, false),
+    ]];
+    let config = RegularJoin::new(JoinKind::Inner).ttl(Duration::from_millis(500));
+    let emitted = run_regular(steps, config);
+    assert_eq!(emitted, vec![Change::Insert((1, Some(1), Some(2)))]);
 }

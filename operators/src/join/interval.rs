@@ -5,10 +5,9 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use weir_engine::{Data, EventTime, KeyedContext, KeyedProcess};
 
-use super::Side;
+use super::{Rows, Side};
 
 /// The bounds of an interval join, in milliseconds relative to the left record's time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,22 +51,6 @@ fn shifted(time: EventTime, by: i64) -> EventTime {
     }
 }
 
-/// The records of one key that may still find partners, with their event times.
-#[derive(Serialize, Deserialize)]
-pub(super) struct Buffered<L, R> {
-    left: Vec<(EventTime, L)>,
-    right: Vec<(EventTime, R)>,
-}
-
-impl<L, R> Default for Buffered<L, R> {
-    fn default() -> Self {
-        Buffered {
-            left: Vec::new(),
-            right: Vec::new(),
-        }
-    }
-}
-
 /// The keyed logic of an interval join.
 pub(super) struct IntervalLogic<F> {
     bounds: IntervalJoin,
@@ -94,14 +77,14 @@ where
     O: Data,
     F: Fn(&K, &L, &R) -> O + 'static,
 {
-    type State = Buffered<L, R>;
+    type State = Rows<L, R>;
     type Output = O;
 
     fn on_record(
         &mut self,
         cx: &mut KeyedContext<K, O, Side<L, R>>,
         key: &K,
-        state: &mut Buffered<L, R>,
+        state: &mut Rows<L, R>,
         record: Side<L, R>,
         event_time: EventTime,
     ) {
@@ -142,7 +125,7 @@ where
         &mut self,
         _cx: &mut KeyedContext<K, O, Side<L, R>>,
         _key: &K,
-        state: &mut Buffered<L, R>,
+        state: &mut Rows<L, R>,
         time: EventTime,
     ) {
         state
@@ -153,7 +136,7 @@ where
             .retain(|(at, _)| self.right_needed_until(*at) > time);
     }
 
-    fn is_empty(&self, state: &Buffered<L, R>) -> bool {
+    fn is_empty(&self, state: &Rows<L, R>) -> bool {
         state.left.is_empty() && state.right.is_empty()
     }
 }

@@ -5,6 +5,9 @@
 //! - [`JoinExt::window_join`] and [`JoinExt::window_cogroup`]: the records of both sides
 //!   that fall into the same tumbling, hopping or session window, emitted when the window
 //!   closes.
+//! - [`JoinExt::join`] and [`ChangelogJoinExt::join_changelogs`]: regular joins (inner,
+//!   left, right, full outer) of everything either side ever sent, as a changelog of
+//!   [`Change`]s: outer joins withdraw padded rows when partners arrive.
 //! - [`JoinExt::interval_join`]: each left record with the right records whose event time
 //!   lies within a fixed interval around its own, emitted as soon as both are there; each
 //!   side's records are dropped once the watermark passes the last time a partner could have.
@@ -13,6 +16,7 @@
 //! for an interval join) go to the late output as a [`Side`], and are counted.
 
 mod interval;
+mod regular;
 mod window;
 
 use std::hash::Hash;
@@ -20,10 +24,31 @@ use std::hash::Hash;
 use serde::{Deserialize, Serialize};
 use weir_engine::{Data, EventTime, KeyedStream, Stream, Timestamped};
 
+use crate::changelog::Change;
 use crate::window::{Window, WindowExt, Windows};
 
 pub use interval::IntervalJoin;
+pub use regular::{JoinKind, RegularJoin};
 pub use window::CoGroup;
+
+/// Rows with their event times.
+type Timed<T> = Vec<(EventTime, T)>;
+
+/// The rows of one key that a join holds.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Rows<L, R> {
+    left: Timed<L>,
+    right: Timed<R>,
+}
+
+impl<L, R> Default for Rows<L, R> {
+    fn default() -> Self {
+        Rows {
+            left: Vec::new(),
+            right: Vec::new(),
+        }
+    }
+}
 
 /// A record of the left or the right input of a join.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -112,6 +137,22 @@ pub trait JoinExt<'s, K, L> {
         O: Data,
         F: Fn(&K, &Window, &L, &R) -> O + 'static;
 
+    /// Joins every left record with every right record of the same key, whenever they arrive:
+    /// `join(key, Some(left), Some(right))` for pairs and, in outer joins, `join(key,
+    /// Some(left), None)` or `join(key, None, Some(right))` for records without partners
+    /// (`None` from `join` drops the pair). Returns the changelog of the joined table.
+    fn join<R, O, F>(
+        self,
+        right: KeyedStream<'s, K, R>,
+        config: RegularJoin,
+        join: F,
+    ) -> Stream<'s, Change<O>>
+    where
+        L: PartialEq,
+        R: Data + Timestamped + PartialEq,
+        O: Data,
+        F: Fn(&K, Option<&L>, Option<&R>) -> Option<O> + 'static;
+
     /// Joins each left record `l` with each right record `r` of the same key whose event time
     /// lies in `[l + lower, l + upper]` (`lower <= upper`, either may be negative: a
     /// `Duration` pair is given as signed milliseconds through [`IntervalJoin`]). A pair is
@@ -184,6 +225,25 @@ where
         })
     }
 
+    fn join<R, O, F>(
+        self,
+        right: KeyedStream<'s, K, R>,
+        config: RegularJoin,
+        join: F,
+    ) -> Stream<'s, Change<O>>
+    where
+        L: PartialEq,
+        R: Data + Timestamped + PartialEq,
+        O: Data,
+        F: Fn(&K, Option<&L>, Option<&R>) -> Option<O> + 'static,
+    {
+        self.map_values(Change::Insert).join_changelogs(
+            right.map_values(Change::Insert),
+            config,
+            join,
+        )
+    }
+
     fn interval_join<R, O, F>(
         self,
         right: KeyedStream<'s, K, R>,
@@ -200,5 +260,47 @@ where
             .union(right.map_values(Side::Right))
             .process("interval join", Side::event_time, bounds.logic(join));
         JoinOutput { results, late }
+    }
+}
+
+/// Regular joins of two keyed changelogs.
+pub trait ChangelogJoinExt<'s, K, L> {
+    /// Joins two changelogs as [`JoinExt::join`] joins two streams of inserts: a delete on
+    /// either side withdraws the results its row produced (and restores padding in outer
+    /// joins).
+    fn join_changelogs<R, O, F>(
+        self,
+        right: KeyedStream<'s, K, Change<R>>,
+        config: RegularJoin,
+        join: F,
+    ) -> Stream<'s, Change<O>>
+    where
+        R: Data + Timestamped + PartialEq,
+        O: Data,
+        F: Fn(&K, Option<&L>, Option<&R>) -> Option<O> + 'static;
+}
+
+impl<'s, K, L> ChangelogJoinExt<'s, K, L> for KeyedStream<'s, K, Change<L>>
+where
+    K: Data + Hash + Eq,
+    L: Data + Timestamped + PartialEq,
+{
+    fn join_changelogs<R, O, F>(
+        self,
+        right: KeyedStream<'s, K, Change<R>>,
+        config: RegularJoin,
+        join: F,
+    ) -> Stream<'s, Change<O>>
+    where
+        R: Data + Timestamped + PartialEq,
+        O: Data,
+        F: Fn(&K, Option<&L>, Option<&R>) -> Option<O> + 'static,
+    {
+        // A regular join judges nothing late: every record joins.
+        let (results, _never_late) = self
+            .map_values(Side::Left)
+            .union(right.map_values(Side::Right))
+            .process("regular join", Side::event_time, config.logic(join));
+        results
     }
 }

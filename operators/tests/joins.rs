@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use weir_engine::{CollectSink, EventTime, Job, JobConfig, JobMetrics, Timestamped};
 use weir_operators::changelog::{apply, Change};
 use weir_operators::join::{
-    ChangelogJoinExt, IntervalJoin, JoinExt, JoinKind, JoinOutput, RegularJoin, Side,
+    ChangelogJoinExt, Expiry, IntervalJoin, JoinExt, JoinKind, JoinOutput, RegularJoin, Side,
 };
 use weir_operators::window::{hopping, session, tumbling, Windows};
 
@@ -338,7 +338,14 @@ type Joined = (u32, Option<u32>, Option<u32>);
 
 /// Runs a regular join of the left and right changes of one scripted source; returns the
 /// changelog it emitted.
-fn run_regular(steps: Vec<Vec<Step<Change<Rec>>>>, config: RegularJoin) -> Vec<Change<Joined>> {
+fn run_regular<EL, ER>(
+    steps: Vec<Vec<Step<Change<Rec>>>>,
+    config: RegularJoin<EL, ER>,
+) -> Vec<Change<Joined>>
+where
+    EL: Expiry<Rec> + Clone + Send + Sync,
+    ER: Expiry<Rec> + Clone + Send + Sync,
+{
     let changes = CollectSink::new();
     let out = changes.results();
     let workers = steps.len();
@@ -357,7 +364,7 @@ fn run_regular(steps: Vec<Vec<Step<Change<Rec>>>>, config: RegularJoin) -> Vec<C
         let right = records
             .filter(|change| !change.row().left)
             .key_by(|change| change.row().key);
-        left.join_changelogs(right, config, |key, l, r| {
+        left.join_changelogs(right, config.clone(), |key, l, r| {
             Some((*key, l.map(|l| l.id), r.map(|r| r.id)))
         })
         .sink(changes.clone());

@@ -28,10 +28,10 @@ use crate::changelog::Change;
 use crate::window::{Window, WindowExt, Windows};
 
 pub use interval::IntervalJoin;
-pub use regular::{JoinKind, RegularJoin};
+pub use regular::{Expiry, JoinKind, Never, RegularJoin, Ttl};
 pub use window::CoGroup;
 
-/// Rows with their event times.
+/// Rows with a time each: their event time (interval joins) or their expiry (regular joins).
 type Timed<T> = Vec<(EventTime, T)>;
 
 /// The rows of one key that a join holds.
@@ -141,17 +141,19 @@ pub trait JoinExt<'s, K, L> {
     /// `join(key, Some(left), Some(right))` for pairs and, in outer joins, `join(key,
     /// Some(left), None)` or `join(key, None, Some(right))` for records without partners
     /// (`None` from `join` drops the pair). Returns the changelog of the joined table.
-    fn join<R, O, F>(
+    fn join<R, O, F, EL, ER>(
         self,
         right: KeyedStream<'s, K, R>,
-        config: RegularJoin,
+        config: RegularJoin<EL, ER>,
         join: F,
     ) -> Stream<'s, Change<O>>
     where
         L: PartialEq,
         R: Data + Timestamped + PartialEq,
         O: Data,
-        F: Fn(&K, Option<&L>, Option<&R>) -> Option<O> + 'static;
+        F: Fn(&K, Option<&L>, Option<&R>) -> Option<O> + 'static,
+        EL: Expiry<L>,
+        ER: Expiry<R>;
 
     /// Joins each left record `l` with each right record `r` of the same key whose event time
     /// lies in `[l + lower, l + upper]` (`lower <= upper`, either may be negative: a
@@ -225,10 +227,10 @@ where
         })
     }
 
-    fn join<R, O, F>(
+    fn join<R, O, F, EL, ER>(
         self,
         right: KeyedStream<'s, K, R>,
-        config: RegularJoin,
+        config: RegularJoin<EL, ER>,
         join: F,
     ) -> Stream<'s, Change<O>>
     where
@@ -236,6 +238,8 @@ where
         R: Data + Timestamped + PartialEq,
         O: Data,
         F: Fn(&K, Option<&L>, Option<&R>) -> Option<O> + 'static,
+        EL: Expiry<L>,
+        ER: Expiry<R>,
     {
         self.map_values(Change::Insert).join_changelogs(
             right.map_values(Change::Insert),
@@ -268,16 +272,18 @@ pub trait ChangelogJoinExt<'s, K, L> {
     /// Joins two changelogs as [`JoinExt::join`] joins two streams of inserts: a delete on
     /// either side withdraws the results its row produced (and restores padding in outer
     /// joins).
-    fn join_changelogs<R, O, F>(
+    fn join_changelogs<R, O, F, EL, ER>(
         self,
         right: KeyedStream<'s, K, Change<R>>,
-        config: RegularJoin,
+        config: RegularJoin<EL, ER>,
         join: F,
     ) -> Stream<'s, Change<O>>
     where
         R: Data + Timestamped + PartialEq,
         O: Data,
-        F: Fn(&K, Option<&L>, Option<&R>) -> Option<O> + 'static;
+        F: Fn(&K, Option<&L>, Option<&R>) -> Option<O> + 'static,
+        EL: Expiry<L>,
+        ER: Expiry<R>;
 }
 
 impl<'s, K, L> ChangelogJoinExt<'s, K, L> for KeyedStream<'s, K, Change<L>>
@@ -285,16 +291,18 @@ where
     K: Data + Hash + Eq,
     L: Data + Timestamped + PartialEq,
 {
-    fn join_changelogs<R, O, F>(
+    fn join_changelogs<R, O, F, EL, ER>(
         self,
         right: KeyedStream<'s, K, Change<R>>,
-        config: RegularJoin,
+        config: RegularJoin<EL, ER>,
         join: F,
     ) -> Stream<'s, Change<O>>
     where
         R: Data + Timestamped + PartialEq,
         O: Data,
         F: Fn(&K, Option<&L>, Option<&R>) -> Option<O> + 'static,
+        EL: Expiry<L>,
+        ER: Expiry<R>,
     {
         // A regular join judges nothing late: every record joins.
         let (results, _never_late) = self

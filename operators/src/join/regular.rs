@@ -4,9 +4,9 @@
 //! row padded with `None` for a record without partners, and deletes that padded row when the
 //! first partner arrives (and inserts it again when the last partner is deleted).
 //!
-//! State holds every row of both sides until it is deleted, or, with a time-to-live, until the
-//! watermark passes the row's event time plus the TTL: the row is then forgotten without
-//! retracting its results (later records no longer join it).
+//! State holds every row of both sides until it is deleted, or, with a time-to-live or an
+//! expiry per row, until the watermark passes the row's expiry: the row is then forgotten
+//! without retracting its results (later records no longer join it).
 
 use std::time::Duration;
 
@@ -38,35 +38,86 @@ impl JoinKind {
     }
 }
 
-/// How a regular join behaves: its kind and its state's time-to-live.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RegularJoin {
+/// When a join forgets a row: the time the watermark must pass, from the row and its event
+/// time (`None`: never). Implemented by [`Never`], [`Ttl`] and closures
+/// `Fn(&T, EventTime) -> Option<EventTime>`.
+pub trait Expiry<T>: 'static {
+    /// The event time after which `row` can be forgotten.
+    fn expires_at(&self, row: &T, event_time: EventTime) -> Option<EventTime>;
+}
+
+/// Rows are kept until they are deleted.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Never;
+
+impl<T> Expiry<T> for Never {
+    fn expires_at(&self, _row: &T, _event_time: EventTime) -> Option<EventTime> {
+        None
+    }
+}
+
+/// Rows are forgotten a fixed time after their event time.
+#[derive(Clone, Copy, Debug)]
+pub struct Ttl(EventTime);
+
+impl<T> Expiry<T> for Ttl {
+    fn expires_at(&self, _row: &T, event_time: EventTime) -> Option<EventTime> {
+        Some(event_time.saturating_add(self.0))
+    }
+}
+
+impl<T, F: Fn(&T, EventTime) -> Option<EventTime> + 'static> Expiry<T> for F {
+    fn expires_at(&self, row: &T, event_time: EventTime) -> Option<EventTime> {
+        self(row, event_time)
+    }
+}
+
+/// How a regular join behaves: its kind and when it forgets rows of each side.
+#[derive(Clone, Copy, Debug)]
+pub struct RegularJoin<EL = Never, ER = Never> {
     kind: JoinKind,
-    ttl: Option<EventTime>,
+    expire_left: EL,
+    expire_right: ER,
 }
 
 impl RegularJoin {
     /// A join of `kind` that keeps rows until they are deleted.
     pub fn new(kind: JoinKind) -> Self {
-        RegularJoin { kind, ttl: None }
+        RegularJoin {
+            kind,
+            expire_left: Never,
+            expire_right: Never,
+        }
+    }
+}
+
+impl<EL, ER> RegularJoin<EL, ER> {
+    /// Forgets each row once the watermark passes its event time plus `ttl`.
+    pub fn ttl(self, ttl: Duration) -> RegularJoin<Ttl, Ttl> {
+        let ttl = Ttl(ttl.as_millis().min(u128::from(EventTime::MAX)) as EventTime);
+        self.expire(ttl, ttl)
     }
 
-    /// Forgets each row once the watermark passes its event time plus `ttl`.
-    pub fn ttl(self, ttl: Duration) -> Self {
+    /// Forgets each row once the watermark passes the time `left` (for left rows) or
+    /// `right` (for right rows) gives it: when no record still to come can join it. Nexmark
+    /// q4 forgets an auction when it closes and a bid once the watermark passes the bid
+    /// (auctions still to come open later).
+    pub fn expire<EL2, ER2>(self, left: EL2, right: ER2) -> RegularJoin<EL2, ER2> {
         RegularJoin {
-            ttl: Some(ttl.as_millis().min(u128::from(EventTime::MAX)) as EventTime),
-            ..self
+            kind: self.kind,
+            expire_left: left,
+            expire_right: right,
         }
     }
 
-    pub(super) fn logic<F>(self, join: F) -> RegularLogic<F> {
+    pub(super) fn logic<F>(self, join: F) -> RegularLogic<F, EL, ER> {
         RegularLogic { config: self, join }
     }
 }
 
 /// The keyed logic of a regular join.
-pub(super) struct RegularLogic<F> {
-    config: RegularJoin,
+pub(super) struct RegularLogic<F, EL, ER> {
+    config: RegularJoin<EL, ER>,
     join: F,
 }
 
@@ -88,17 +139,18 @@ fn emit_changes<K, O, T>(
 /// Applies a change of one side's row (`own`; the other side's rows are `other`) and emits
 /// what it changes in the joined table: its pairs, and in outer joins the padding of rows
 /// without partners (`pads`: whether this side's and the other side's lonely rows are kept).
-/// Returns whether the row was stored (an insert).
+/// An inserted row is stored with the time it expires at (`expiry`); returns that time, if
+/// the row was stored and expires.
 #[allow(clippy::too_many_arguments)]
 fn change_side<K, A, B, O, T>(
     cx: &mut KeyedContext<K, Change<O>, T>,
     (own, other): (&mut Timed<A>, &[(EventTime, B)]),
-    (change, event_time): (Change<A>, EventTime),
+    (change, expiry): (Change<A>, impl Fn(&A) -> Option<EventTime>),
     (pads_own, pads_other): (bool, bool),
     pair: impl Fn(&A, &B) -> Option<O>,
     own_alone: impl Fn(&A) -> Option<O>,
     other_alone: impl Fn(&B) -> Option<O>,
-) -> bool
+) -> Option<EventTime>
 where
     A: PartialEq,
 {
@@ -106,9 +158,9 @@ where
     let insert = diff > 0;
     if !insert {
         let Some(at) = own.iter().position(|(_, held)| *held == row) else {
-            // Deleting a row the join does not hold (never inserted, or forgotten by the
-            // TTL): nothing it produced is known.
-            return false;
+            // Deleting a row the join does not hold (never inserted, or forgotten once
+            // expired): nothing it produced is known.
+            return None;
         };
         own.remove(at);
     }
@@ -130,19 +182,23 @@ where
             emit_changes(cx, padding(), true);
         }
     }
-    if insert {
-        own.push((event_time, row));
+    if !insert {
+        return None;
     }
-    insert
+    let expires = expiry(&row);
+    own.push((expires.unwrap_or(EventTime::MAX), row));
+    expires
 }
 
-impl<K, L, R, O, F> KeyedProcess<K, Side<Change<L>, Change<R>>> for RegularLogic<F>
+impl<K, L, R, O, F, EL, ER> KeyedProcess<K, Side<Change<L>, Change<R>>> for RegularLogic<F, EL, ER>
 where
     K: Data,
     L: Data + PartialEq,
     R: Data + PartialEq,
     O: Data,
     F: Fn(&K, Option<&L>, Option<&R>) -> Option<O> + 'static,
+    EL: Expiry<L>,
+    ER: Expiry<R>,
 {
     type State = Rows<L, R>;
     type Output = Change<O>;
@@ -156,12 +212,15 @@ where
         event_time: EventTime,
     ) {
         let join = &self.join;
-        let kind = self.config.kind;
-        let stored = match record {
+        let config = &self.config;
+        let kind = config.kind;
+        let expires = match record {
             Side::Left(change) => change_side(
                 cx,
                 (&mut rows.left, &rows.right),
-                (change, event_time),
+                (change, |row: &L| {
+                    config.expire_left.expires_at(row, event_time)
+                }),
                 (kind.pads_left(), kind.pads_right()),
                 |left, right| join(key, Some(left), Some(right)),
                 |left| join(key, Some(left), None),
@@ -170,15 +229,17 @@ where
             Side::Right(change) => change_side(
                 cx,
                 (&mut rows.right, &rows.left),
-                (change, event_time),
+                (change, |row: &R| {
+                    config.expire_right.expires_at(row, event_time)
+                }),
                 (kind.pads_right(), kind.pads_left()),
                 |right, left| join(key, Some(left), Some(right)),
                 |right| join(key, None, Some(right)),
                 |left| join(key, Some(left), None),
             ),
         };
-        if stored {
-            self.expire_at(cx, event_time);
+        if let Some(time) = expires {
+            cx.set_timer(time);
         }
     }
 
@@ -189,12 +250,9 @@ where
         rows: &mut Rows<L, R>,
         time: EventTime,
     ) {
-        let Some(ttl) = self.config.ttl else {
-            return;
-        };
         let (had_left, had_right) = (!rows.left.is_empty(), !rows.right.is_empty());
-        rows.left.retain(|(at, _)| at.saturating_add(ttl) > time);
-        rows.right.retain(|(at, _)| at.saturating_add(ttl) > time);
+        rows.left.retain(|(expires, _)| *expires > time);
+        rows.right.retain(|(expires, _)| *expires > time);
         // Rows whose last partner was forgotten are unmatched now: an outer join pads them,
         // so that deleting them later withdraws rows that were emitted.
         let join = &self.join;
@@ -216,14 +274,5 @@ where
 
     fn is_empty(&self, rows: &Rows<L, R>) -> bool {
         rows.left.is_empty() && rows.right.is_empty()
-    }
-}
-
-impl<F> RegularLogic<F> {
-    /// With a TTL, asks to forget a row inserted at `time` when it expires.
-    fn expire_at<K, O, T>(&self, cx: &mut KeyedContext<K, O, T>, time: EventTime) {
-        if let Some(ttl) = self.config.ttl {
-            cx.set_timer(time.saturating_add(ttl));
-        }
     }
 }

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
-use weir_engine::{EventTime, Timestamped};
+use weir_engine::time::END_OF_TIME;
+use weir_engine::{Data, EventTime, KeyedContext, KeyedProcess, Stream, Timestamped};
 
 /// One change to a result table.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -83,4 +84,61 @@ pub fn apply<T: Hash + Eq + std::fmt::Debug>(
         }
     }
     Ok(table)
+}
+
+/// Operations on changelog streams.
+pub trait ChangelogExt<'s, T> {
+    /// The table the changelog describes once its input has ended: each row as often as it
+    /// was inserted and not deleted, emitted at the end of the input (for a bounded run's
+    /// final result; on an endless stream nothing comes out).
+    fn final_view(self) -> Stream<'s, T>;
+}
+
+impl<'s, T: Data + Hash + Eq> ChangelogExt<'s, T> for Stream<'s, Change<T>> {
+    fn final_view(self) -> Stream<'s, T> {
+        let (rows, _never_late) =
+            self.key_by(|change| change.row().clone())
+                .process("final view", |_| 0, FinalView);
+        rows
+    }
+}
+
+/// Counts each row's inserts minus deletes and emits what is left when the input ends.
+struct FinalView;
+
+impl<T: Data> KeyedProcess<T, Change<T>> for FinalView {
+    type State = i64;
+    type Output = T;
+
+    fn on_record(
+        &mut self,
+        cx: &mut KeyedContext<T, T, Change<T>>,
+        _row: &T,
+        count: &mut i64,
+        change: Change<T>,
+        _event_time: EventTime,
+    ) {
+        let (_, diff) = change.into_diff();
+        *count += diff;
+        // Fires once every record has arrived: the watermark reaches the end of time only
+        // when the input ends.
+        cx.set_timer(END_OF_TIME - 1);
+    }
+
+    fn on_timer(
+        &mut self,
+        cx: &mut KeyedContext<T, T, Change<T>>,
+        row: &T,
+        count: &mut i64,
+        _time: EventTime,
+    ) {
+        for _ in 0..*count {
+            cx.emit(row.clone());
+        }
+        *count = 0;
+    }
+
+    fn is_empty(&self, count: &i64) -> bool {
+        *count == 0
+    }
 }

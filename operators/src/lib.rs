@@ -5,5 +5,6 @@ pub mod aggregate;
 pub mod changelog;
 pub mod dedupe;
 pub mod join;
+pub mod updating;
 pub mod watermark;
 pub mod window;

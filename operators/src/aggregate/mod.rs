@@ -2,6 +2,7 @@
 //! accumulators merge (session windows need that), and a result is read out.
 
 mod distinct;
+mod retract;
 mod top;
 
 use std::ops::Add;
@@ -12,6 +13,7 @@ use serde::Serialize;
 use weir_engine::{Data, Timestamped};
 
 pub use distinct::{ApproxDistinctCount, DistinctCount, Sketch};
+pub use retract::Retract;
 pub use top::TopN;
 
 /// An incremental aggregation over records of type `T`.

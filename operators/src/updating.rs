@@ -1,0 +1,137 @@
+//! Updating aggregations: an aggregate per key over a changelog, emitting a changelog of the
+//! results. Each change to a key's records replaces its result: the old result is deleted and
+//! the new one inserted (nothing is emitted when the result stays the same, and only the
+//! delete when the key's last record is deleted). Chained, they compute queries such as
+//! "the average over categories of the highest bid per auction", where a new highest bid
+//! retracts the old one from the average.
+//!
+//! ```
+//! use weir_engine::{CollectSink, IterSource, Job, JobConfig};
+//! use weir_operators::aggregate::Max;
+//! use weir_operators::changelog::{apply, Change};
+//! use weir_operators::updating::UpdatingExt;
+//!
+//! let sink = CollectSink::new();
+//! let results = sink.results();
+//! Job::new(JobConfig::default()).run(move |p| {
+//!     let bids = [(1, 10), (1, 30), (2, 5)].map(|(auction, price): (u32, u64)| Change::Insert((auction, price)));
+//!     p.source(IterSource::new("bids", bids))
+//!         .key_by(|bid| bid.row().0)
+//!         .aggregate_changes(Max::of(|bid: &(u32, u64)| bid.1))
+//!         .sink(sink.clone());
+//!     Ok(())
+//! })?;
+//! let table = apply(results.lock().unwrap().clone())?;
+//! assert_eq!(table.len(), 2);
+//! assert!(table.contains_key(&(1, Some(30))) && table.contains_key(&(2, Some(5))));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::hash::Hash;
+
+use serde::{Deserialize, Serialize};
+use weir_engine::{Data, EventTime, KeyedContext, KeyedProcess, KeyedStream, Stream};
+
+use crate::aggregate::Retract;
+use crate::changelog::Change;
+
+/// One key's records as an accumulator, how many there are, and the result emitted last.
+#[derive(Serialize, Deserialize)]
+struct Group<Acc, Out> {
+    accumulator: Acc,
+    records: u64,
+    emitted: Option<Out>,
+}
+
+impl<Acc: Default, Out> Default for Group<Acc, Out> {
+    fn default() -> Self {
+        Group {
+            accumulator: Acc::default(),
+            records: 0,
+            emitted: None,
+        }
+    }
+}
+
+/// Updating aggregations on keyed changelogs.
+pub trait UpdatingExt<'s, K, T> {
+    /// Aggregates each key's rows (inserted and not deleted since) with `aggregate`, emitting
+    /// `(key, result)` rows as a changelog.
+    fn aggregate_changes<A: Retract<T>>(self, aggregate: A) -> Stream<'s, Change<(K, A::Output)>>;
+}
+
+impl<'s, K, T> UpdatingExt<'s, K, T> for KeyedStream<'s, K, Change<T>>
+where
+    K: Data + Hash + Eq,
+    T: Data,
+{
+    fn aggregate_changes<A: Retract<T>>(self, aggregate: A) -> Stream<'s, Change<(K, A::Output)>> {
+        // Updating aggregations judge nothing late: every change counts, whenever it comes.
+        let (results, _never_late) =
+            self.process("updating aggregate", |_| 0, UpdatingLogic { aggregate });
+        results
+    }
+}
+
+/// The keyed logic of an updating aggregation.
+struct UpdatingLogic<A> {
+    aggregate: A,
+}
+
+impl<K, T, A> KeyedProcess<K, Change<T>> for UpdatingLogic<A>
+where
+    K: Data,
+    T: Data,
+    A: Retract<T>,
+{
+    type State = Group<A::Accumulator, A::Output>;
+    type Output = Change<(K, A::Output)>;
+
+    fn on_record(
+        &mut self,
+        cx: &mut KeyedContext<K, Self::Output, Change<T>>,
+        key: &K,
+        group: &mut Self::State,
+        change: Change<T>,
+        _event_time: EventTime,
+    ) {
+        match &change {
+            Change::Insert(row) => {
+                self.aggregate.add(&mut group.accumulator, row);
+                group.records += 1;
+            }
+            Change::Delete(row) => {
+                if group.records == 0 {
+                    // A delete of a row the group does not hold: nothing to take back.
+                    return;
+                }
+                self.aggregate.retract(&mut group.accumulator, row);
+                group.records -= 1;
+            }
+        }
+        let result = (group.records > 0).then(|| self.aggregate.result(&group.accumulator));
+        if result == group.emitted {
+            return;
+        }
+        if let Some(old) = group.emitted.take() {
+            cx.emit(Change::Delete((key.clone(), old)));
+        }
+        if let Some(new) = result {
+            cx.emit(Change::Insert((key.clone(), new.clone())));
+            group.emitted = Some(new);
+        }
+    }
+
+    fn on_timer(
+        &mut self,
+        _cx: &mut KeyedContext<K, Self::Output, Change<T>>,
+        _key: &K,
+        _group: &mut Self::State,
+        _time: EventTime,
+    ) {
+    }
+
+    fn is_empty(&self, group: &Self::State) -> bool {
+        group.records == 0
+    }
+}

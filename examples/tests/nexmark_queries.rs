@@ -4,13 +4,16 @@
 // Test helpers panic on purpose: a failed set-up step is a failed test.
 #![allow(clippy::unwrap_used)]
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 
-use weir::nexmark::{Bid, Event, Generator, GeneratorConfig, NexmarkSource};
+use weir::nexmark::{Auction, Bid, Event, Generator, GeneratorConfig, NexmarkSource, Person};
+use weir::operators::changelog::{apply, Change};
 use weir::{CollectSink, Data, Job, JobConfig, Stream};
 use weir_examples::nexmark::{
-    q0, q1, q11, q12, q14, q15, q16, q17, q18, q19, q2, q21, q22, q5, q7, q8, Q0Row, Q11Row,
-    Q14Row, Q15Row, Q16Row, Q17Row, Q19Row, Q1Row, Q21Row, Q22Row, Q2Row, Q5Row, Q7Row, Q8Row,
+    q0, q1, q11, q12, q14, q15, q16, q17, q18, q19, q2, q20, q21, q22, q3, q4, q5, q7, q8, q9,
+    Q0Row, Q11Row, Q14Row, Q15Row, Q16Row, Q17Row, Q19Row, Q1Row, Q21Row, Q22Row, Q2Row, Q3Row,
+    Q5Row, Q7Row, Q8Row,
 };
 
 const EVENTS: u64 = 30_000;
@@ -603,5 +606,166 @@ fn q8_finds_people_who_opened_auctions_in_the_window_they_registered_in() {
     assert!(expected.len() > 20, "{} rows", expected.len());
     for workers in [1, 2] {
         assert_same_multiset(run_with(slow_config(), workers, q8), expected.clone());
+    }
+}
+
+fn people_and_auctions(events: &[Event]) -> (Vec<&Person>, Vec<&Auction>) {
+    let mut people = Vec::new();
+    let mut auctions = Vec::new();
+    for event in events {
+        match event {
+            Event::Person(person) => people.push(&**person),
+            Event::Auction(auction) => auctions.push(&**auction),
+            Event::Bid(_) => {}
+        }
+    }
+    (people, auctions)
+}
+
+/// Applies a changelog, failing on a delete of a row never inserted.
+fn table<T: std::hash::Hash + Eq + Debug>(changes: Vec<Change<T>>) -> HashMap<T, u64> {
+    apply(changes).unwrap()
+}
+
+fn count_rows<T: std::hash::Hash + Eq>(rows: impl IntoIterator<Item = T>) -> HashMap<T, u64> {
+    let mut table = HashMap::new();
+    for row in rows {
+        *table.entry(row).or_insert(0) += 1;
+    }
+    table
+}
+
+#[test]
+fn q3_joins_category_10_auctions_with_their_western_sellers() {
+    let events = events_of(slow_config());
+    let (people, auctions) = people_and_auctions(&events);
+    let expected = count_rows(
+        auctions
+            .iter()
+            .filter(|a| a.category == 10)
+            .flat_map(|auction| {
+                people
+                    .iter()
+                    .filter(|p| {
+                        p.id == auction.seller && ["OR", "ID", "CA"].contains(&p.state.as_str())
+                    })
+                    .map(|p| Q3Row {
+                        name: p.name.clone(),
+                        city: p.city.clone(),
+                        state: p.state.clone(),
+                        id: auction.id,
+                    })
+            }),
+    );
+    assert!(expected.len() > 3, "{} rows", expected.len());
+    for workers in [1, 2] {
+        assert_eq!(
+            table(run_with(slow_config(), workers, q3)),
+            expected,
+            "{workers} workers"
+        );
+    }
+}
+
+#[test]
+fn q20_expands_bids_on_category_10_auctions() {
+    let events = events_of(slow_config());
+    let (_, auctions) = people_and_auctions(&events);
+    let expected = count_rows(bids_of(slow_config()).into_iter().flat_map(|bid| {
+        auctions
+            .iter()
+            .filter(|a| a.id == bid.auction && a.category == 10)
+            .map(|a| {
+                (
+                    bid.auction,
+                    bid.bidder,
+                    bid.price,
+                    bid.date_time,
+                    a.item_name.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    }));
+    assert!(expected.len() > 100, "{} rows", expected.len());
+    for workers in [1, 2] {
+        let rows = table(run_with(slow_config(), workers, q20));
+        let rows: HashMap<_, u64> = rows
+            .into_iter()
+            .map(|(r, n)| {
+                (
+                    (r.auction, r.bidder, r.price, r.bid_date_time, r.item_name),
+                    n,
+                )
+            })
+            .collect();
+        assert_eq!(rows, expected, "{workers} workers");
+    }
+}
+
+/// Per auction, the bids placed while it was open, by nested loops.
+fn bids_on_open_auctions(events: &[Event]) -> Vec<(&Auction, Vec<Bid>)> {
+    let (_, auctions) = people_and_auctions(events);
+    let bids = bids_of(slow_config());
+    auctions
+        .into_iter()
+        .map(|auction| {
+            let on_it = bids
+                .iter()
+                .filter(|b| b.auction == auction.id)
+                .filter(|b| (auction.date_time..=auction.expires).contains(&b.date_time))
+                .cloned()
+                .collect();
+            (auction, on_it)
+        })
+        .collect()
+}
+
+#[test]
+fn q4_averages_the_closing_prices_per_category() {
+    use std::collections::BTreeMap;
+    let events = events_of(slow_config());
+    let mut finals: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for (auction, bids) in bids_on_open_auctions(&events) {
+        if let Some(max) = bids.iter().map(|b| b.price).max() {
+            finals.entry(auction.category).or_default().push(max);
+        }
+    }
+    let expected: BTreeMap<u64, i64> = finals
+        .iter()
+        .map(|(category, maxima)| {
+            let avg = maxima.iter().sum::<u64>() as f64 / maxima.len() as f64;
+            (*category, (avg * 1000.0).round() as i64)
+        })
+        .collect();
+    assert!(expected.len() >= 3, "{expected:?}");
+    for workers in [1, 2] {
+        let view: BTreeMap<u64, i64> = table(run_with(slow_config(), workers, |events| {
+            q4(events).map(|c| c.map(|r| (r.category, (r.avg * 1000.0).round() as i64)))
+        }))
+        .into_keys()
+        .collect();
+        assert_eq!(view, expected, "{workers} workers");
+    }
+}
+
+#[test]
+fn q9_finds_each_auctions_winning_bid() {
+    use std::cmp::Reverse;
+    let events = events_of(slow_config());
+    let expected: HashMap<(u64, u64, u64, u64), u64> = count_rows(
+        bids_on_open_auctions(&events)
+            .into_iter()
+            .filter_map(|(auction, bids)| {
+                bids.into_iter()
+                    .max_by_key(|b| (b.price, Reverse(b.date_time), b.bidder))
+                    .map(|b| (auction.id, b.bidder, b.price, b.date_time))
+            }),
+    );
+    assert!(expected.len() > 100, "{} auctions", expected.len());
+    for workers in [1, 2] {
+        let rows = table(run_with(slow_config(), workers, |events| {
+            q9(events).map(|c| c.map(|r| (r.id, r.bidder, r.price, r.bid_date_time)))
+        }));
+        assert_eq!(rows, expected, "{workers} workers");
     }
 }

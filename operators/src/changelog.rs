@@ -91,15 +91,83 @@ pub trait ChangelogExt<'s, T> {
     /// The table the changelog describes once its input has ended: each row as often as it
     /// was inserted and not deleted, emitted at the end of the input (for a bounded run's
     /// final result; on an endless stream nothing comes out).
-    fn final_view(self) -> Stream<'s, T>;
+    fn final_view(self) -> Stream<'s, T>
+    where
+        T: Hash + Eq;
+
+    /// The upserted view of the changelog once its input has ended: for each key (as
+    /// `key_of` gives it), the row inserted last and not deleted since. For changelogs whose
+    /// rows are one per key, such as an updating aggregation's results.
+    fn upsert_view<K: Data + Hash + Eq>(self, key_of: impl Fn(&T) -> K + 'static) -> Stream<'s, T>
+    where
+        T: PartialEq;
 }
 
-impl<'s, T: Data + Hash + Eq> ChangelogExt<'s, T> for Stream<'s, Change<T>> {
-    fn final_view(self) -> Stream<'s, T> {
+impl<'s, T: Data> ChangelogExt<'s, T> for Stream<'s, Change<T>> {
+    fn final_view(self) -> Stream<'s, T>
+    where
+        T: Hash + Eq,
+    {
         let (rows, _never_late) =
             self.key_by(|change| change.row().clone())
                 .process("final view", |_| 0, FinalView);
         rows
+    }
+
+    fn upsert_view<K: Data + Hash + Eq>(self, key_of: impl Fn(&T) -> K + 'static) -> Stream<'s, T>
+    where
+        T: PartialEq,
+    {
+        let (rows, _never_late) = self.key_by(move |change| key_of(change.row())).process(
+            "upsert view",
+            |_| 0,
+            UpsertView,
+        );
+        rows
+    }
+}
+
+/// Keeps each key's live rows, in insertion order, and emits the last at the end.
+struct UpsertView;
+
+impl<K: Data, T: Data + PartialEq> KeyedProcess<K, Change<T>> for UpsertView {
+    type State = Vec<T>;
+    type Output = T;
+
+    fn on_record(
+        &mut self,
+        cx: &mut KeyedContext<K, T, Change<T>>,
+        _key: &K,
+        rows: &mut Vec<T>,
+        change: Change<T>,
+        _event_time: EventTime,
+    ) {
+        match change {
+            Change::Insert(row) => rows.push(row),
+            Change::Delete(row) => {
+                if let Some(at) = rows.iter().rposition(|held| *held == row) {
+                    rows.remove(at);
+                }
+            }
+        }
+        cx.set_timer(END_OF_TIME - 1);
+    }
+
+    fn on_timer(
+        &mut self,
+        cx: &mut KeyedContext<K, T, Change<T>>,
+        _key: &K,
+        rows: &mut Vec<T>,
+        _time: EventTime,
+    ) {
+        if let Some(latest) = rows.pop() {
+            cx.emit(latest);
+        }
+        rows.clear();
+    }
+
+    fn is_empty(&self, rows: &Vec<T>) -> bool {
+        rows.is_empty()
     }
 }
 

@@ -32,7 +32,7 @@ use std::hash::Hash;
 use serde::{Deserialize, Serialize};
 use weir_engine::{Data, EventTime, KeyedContext, KeyedProcess, KeyedStream, Stream};
 
-use crate::aggregate::Retract;
+use crate::aggregate::{Aggregate, Retract};
 use crate::changelog::Change;
 
 /// One key's records as an accumulator, how many there are, and the result emitted last.
@@ -50,6 +50,87 @@ impl<Acc: Default, Out> Default for Group<Acc, Out> {
             records: 0,
             emitted: None,
         }
+    }
+}
+
+/// Running aggregations on keyed streams of records (inserts only).
+pub trait RunningExt<'s, K, T> {
+    /// Aggregates each key's records so far with `aggregate`, emitting `(key, result)` rows as
+    /// a changelog: each new record that changes a key's result deletes the old result and
+    /// inserts the new one. Unlike [`UpdatingExt::aggregate_changes`], records are never
+    /// taken back, so the state is the accumulator alone (a maximum keeps one value, not
+    /// every value seen).
+    fn aggregate_running<A>(self, aggregate: A) -> Stream<'s, Change<(K, A::Output)>>
+    where
+        A: Aggregate<T>,
+        A::Output: PartialEq;
+}
+
+impl<'s, K, T> RunningExt<'s, K, T> for KeyedStream<'s, K, T>
+where
+    K: Data + Hash + Eq,
+    T: Data,
+{
+    fn aggregate_running<A>(self, aggregate: A) -> Stream<'s, Change<(K, A::Output)>>
+    where
+        A: Aggregate<T>,
+        A::Output: PartialEq,
+    {
+        let (results, _never_late) =
+            self.process("running aggregate", |_| 0, RunningLogic { aggregate });
+        results
+    }
+}
+
+/// The keyed logic of a running aggregation: the accumulator and the result emitted last.
+struct RunningLogic<A> {
+    aggregate: A,
+}
+
+impl<K, T, A> KeyedProcess<K, T> for RunningLogic<A>
+where
+    K: Data,
+    T: Data,
+    A: Aggregate<T>,
+    A::Output: PartialEq,
+{
+    type State = Option<(A::Accumulator, A::Output)>;
+    type Output = Change<(K, A::Output)>;
+
+    fn on_record(
+        &mut self,
+        cx: &mut KeyedContext<K, Self::Output, T>,
+        key: &K,
+        state: &mut Self::State,
+        record: T,
+        _event_time: EventTime,
+    ) {
+        let (mut accumulator, emitted) = match state.take() {
+            Some((accumulator, emitted)) => (accumulator, Some(emitted)),
+            None => (self.aggregate.create(), None),
+        };
+        self.aggregate.add(&mut accumulator, &record);
+        let result = self.aggregate.result(&accumulator);
+        if emitted.as_ref() != Some(&result) {
+            if let Some(old) = emitted {
+                cx.emit(Change::Delete((key.clone(), old)));
+            }
+            cx.emit(Change::Insert((key.clone(), result.clone())));
+        }
+        *state = Some((accumulator, result));
+    }
+
+    fn on_timer(
+        &mut self,
+        _cx: &mut KeyedContext<K, Self::Output, T>,
+        _key: &K,
+        _state: &mut Self::State,
+        _time: EventTime,
+    ) {
+    }
+
+    fn is_empty(&self, state: &Self::State) -> bool {
+        state.is_none()
     }
 }
 

@@ -11,13 +11,15 @@ use weir::log::{LogConfig, LogSink, LogSource, Topic, ValueFormat};
 use weir::nexmark::{
     write_events_to_topic, Event, Generator, GeneratorConfig, NexmarkSource, DEFAULT_BASE_TIME,
 };
+use weir::operators::changelog::{Change, ChangelogExt};
 use weir::operators::watermark::Watermarks;
 use weir::{
     write_json_lines, CheckpointConfig, Cluster, Data, DiscardSink, Job, JobConfig, JobMetrics,
     JobReport, JsonLinesSink, JsonLinesSource, Pipeline, Restore, StateBackend, Stream,
 };
 use weir_examples::nexmark::{
-    q0, q1, q11, q12, q14, q15, q16, q17, q18, q19, q2, q21, q22, q5, q7, q8, Query,
+    q0, q1, q11, q12, q14, q15, q16, q17, q18, q19, q2, q20, q21, q22, q3, q4, q5, q7, q8, q9,
+    Q4Row, Q9Row, Query,
 };
 
 use super::location::Location;
@@ -132,6 +134,11 @@ pub struct RunArgs {
     /// Stop at the first input that cannot be decoded instead of writing dead letters.
     #[arg(long)]
     fail_fast: bool,
+    /// For the queries whose results update (q3, q4, q9, q20): write the changelog, each
+    /// result as `{"op":"+"|"-","row":{...}}`, instead of the final view written when the
+    /// input ends.
+    #[arg(long)]
+    changelog: bool,
     /// Keep keyed state in RocksDB (under --state-dir) with this many MiB of it cached in
     /// memory per operator, instead of all in memory.
     #[arg(long)]
@@ -336,6 +343,7 @@ fn run_job(
     let from = args.from.clone();
     let out = args.out.clone();
     let max_rate = args.max_rate;
+    let changelog = args.changelog;
     let report = job.run(move |p| {
         let events = event_source(p, from.as_ref(), &generator, events, max_rate);
         let out = out.as_ref();
@@ -343,9 +351,16 @@ fn run_job(
             Query::Q0 => write_results(q0(events), out),
             Query::Q1 => write_results(q1(events), out),
             Query::Q2 => write_results(q2(events), out),
+            Query::Q3 => write_changes(q3(events), out, changelog, ChangelogExt::final_view),
+            Query::Q4 => write_changes(q4(events), out, changelog, |changes: Stream<'_, _>| {
+                changes.upsert_view(|row: &Q4Row| row.category)
+            }),
             Query::Q5 => write_results(q5(events), out),
             Query::Q7 => write_results(q7(events), out),
             Query::Q8 => write_results(q8(events), out),
+            Query::Q9 => write_changes(q9(events), out, changelog, |changes: Stream<'_, _>| {
+                changes.upsert_view(|row: &Q9Row| row.id)
+            }),
             Query::Q11 => write_results(q11(events), out),
             Query::Q12 => write_results(q12(events), out),
             Query::Q14 => write_results(q14(events), out),
@@ -354,6 +369,7 @@ fn run_job(
             Query::Q17 => write_results(q17(events), out),
             Query::Q18 => write_results(q18(events), out),
             Query::Q19 => write_results(q19(events), out),
+            Query::Q20 => write_changes(q20(events), out, changelog, ChangelogExt::final_view),
             Query::Q21 => write_results(q21(events), out),
             Query::Q22 => write_results(q22(events), out),
         }
@@ -440,6 +456,21 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => return Err(format!("{text:?}: the unit must be ms, s or m")),
     };
     Duration::try_from_secs_f64(seconds).map_err(|error| format!("{text:?}: {error}"))
+}
+
+/// Writes a changelog query's results: the changes themselves with `changelog`, otherwise
+/// the view `view` makes of them when the input ends.
+fn write_changes<'s, T: Data>(
+    changes: Stream<'s, Change<T>>,
+    out: Option<&Location>,
+    changelog: bool,
+    view: impl FnOnce(Stream<'s, Change<T>>) -> Stream<'s, T>,
+) {
+    if changelog {
+        write_results(changes, out);
+    } else {
+        write_results(view(changes), out);
+    }
 }
 
 fn write_results<T: Data>(results: Stream<'_, T>, out: Option<&Location>) {

@@ -11,6 +11,8 @@ mod q5;
 mod q7;
 mod q8;
 mod queries;
+mod regular_joins;
+mod winning_bids;
 
 pub use bid_statistics::{q15, q16, Q15Row, Q16Row};
 pub use projections::{q14, q21, q22, Q14Row, Q21Row, Q22Row};
@@ -23,3 +25,5 @@ pub use q5::{q5, Q5Row, Q5_SLIDE, Q5_WINDOW};
 pub use q7::{q7, Q7Row, Q7_WINDOW};
 pub use q8::{q8, Q8Row, Q8_WINDOW};
 pub use queries::{q0, q1, q2, select_bids, Q0Row, Q1Row, Q2Row, Query};
+pub use regular_joins::{q20, q3, Q20Row, Q3Row};
+pub use winning_bids::{q4, q9, Q4Row, Q9Row};

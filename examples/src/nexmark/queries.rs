@@ -14,6 +14,12 @@ pub enum Query {
     Q1,
     /// Selection: the bids on auctions whose id is a multiple of 123.
     Q2,
+    /// Local item suggestion: auctions of category 10 with their sellers from OR, ID or CA
+    /// (a regular join).
+    Q3,
+    /// Average closing price per category: highest bid per auction while it is open, averaged
+    /// per category (a join and two updating aggregations).
+    Q4,
     /// Hot items: the auctions with the most bids per 10 s window sliding by 2 s.
     Q5,
     /// Highest bid: the bids with the highest price of each 10 s window (a window join).
@@ -21,6 +27,9 @@ pub enum Query {
     /// Monitor new users: people who opened an auction in the 10 s window they registered in
     /// (a window join).
     Q8,
+    /// Winning bids: each auction with its highest bid while it was open (a join and an
+    /// updating top-1).
+    Q9,
     /// User sessions: bids per bidder per session (10 s gap).
     Q11,
     /// Processing-time windows: bids per bidder per 10 s of wall-clock time.
@@ -37,6 +46,9 @@ pub enum Query {
     Q18,
     /// Auction top-k: the ten highest bids per auction, per day.
     Q19,
+    /// Expand bid with auction: bids on auctions of category 10 with the auction's columns
+    /// (a regular join).
+    Q20,
     /// String extraction: each bid's channel number.
     Q21,
     /// String splitting: the first three directories of each bid's url.

@@ -86,13 +86,17 @@ enum Output {
     Log,
     /// A directory of JSON lines part files, one per checkpoint epoch.
     Files,
+    /// A topic receiving a changelog (`--changelog`): compared as the table it describes, so
+    /// a change written twice or lost shows as a wrong row count or a delete of a row that
+    /// is not there.
+    Changelog,
 }
 
 impl Output {
     /// The `--out` argument for the directory or topic `name`.
     fn location(self, name: &str) -> String {
         match self {
-            Output::Log => format!("log:{name}"),
+            Output::Log | Output::Changelog => format!("log:{name}"),
             Output::Files => name.to_owned(),
         }
     }
@@ -102,8 +106,38 @@ impl Output {
         match self {
             Output::Log => committed_to_topic(dir),
             Output::Files => committed_to_files(dir),
+            Output::Changelog => applied(committed_to_topic(dir)),
         }
     }
+
+    /// Extra arguments of the runs.
+    fn args(self) -> Vec<String> {
+        match self {
+            Output::Changelog => vec!["--changelog".to_owned()],
+            Output::Log | Output::Files => Vec::new(),
+        }
+    }
+}
+
+/// The table a changelog of `{"op": "+"|"-", "row": ...}` values describes: each row with its
+/// count. Panics on a delete of a row the table does not hold.
+fn applied(changes: BTreeMap<String, usize>) -> BTreeMap<String, usize> {
+    let mut table: BTreeMap<String, i64> = BTreeMap::new();
+    for (value, times) in changes {
+        let change: serde_json::Value = serde_json::from_str(&value).unwrap();
+        let row = change["row"].to_string();
+        let diff = if change["op"] == "+" { 1 } else { -1 };
+        *table.entry(row).or_default() += diff * times as i64;
+    }
+    assert!(
+        table.values().all(|count| *count >= 0),
+        "the changelog deletes rows it never inserted"
+    );
+    table
+        .into_iter()
+        .filter(|(_, count)| *count > 0)
+        .map(|(row, count)| (row, count as usize))
+        .collect()
 }
 
 /// Every line of the published part files in `dir` (hidden pending and partial files are
@@ -164,6 +198,7 @@ fn killed_run(
     let out = output.location(&format!("out-{query}-{round}"));
     let checkpoints = format!("checkpoints-{query}-{round}");
     let mut args = run_args(query, &out, Some(&checkpoints));
+    args.extend(output.args());
     let mut killed = 0;
     loop {
         let mut child = weir(dir, &args);
@@ -230,11 +265,14 @@ fn kill_test(query: &str, output: Output) {
     )
     .unwrap();
     let reference_out = format!("log:reference-{query}");
-    wait_success(
-        weir(dir.path(), &run_args(query, &reference_out, None)),
-        "the reference run",
-    );
-    let expected = committed_to_topic(&dir.path().join(format!("reference-{query}")));
+    let mut reference_args = run_args(query, &reference_out, None);
+    reference_args.extend(output.args());
+    wait_success(weir(dir.path(), &reference_args), "the reference run");
+    let expected = match output {
+        Output::Changelog => Output::Changelog,
+        Output::Log | Output::Files => Output::Log,
+    }
+    .committed(&dir.path().join(format!("reference-{query}")));
     assert!(!expected.is_empty(), "{query} produced no results");
 
     let mut moments = Moments(seed);
@@ -300,4 +338,9 @@ fn q7_window_join_survives_kills_exactly_once() {
 #[test]
 fn q8_window_join_survives_kills_exactly_once() {
     kill_test("q8", Output::Log);
+}
+
+#[test]
+fn q4_updating_join_survives_kills_exactly_once() {
+    kill_test("q4", Output::Changelog);
 }

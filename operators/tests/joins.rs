@@ -186,16 +186,21 @@ fn bounds_of(bounds: IntervalJoin) -> (i64, i64) {
 
 /// Deals records round robin to `workers` scripts; each worker's watermark trails the
 /// largest time it has emitted by `bound`.
-fn scripts(records: &[Rec], workers: usize, bound: EventTime) -> Vec<Vec<Step<Rec>>> {
+fn scripts<T: Clone + Timestamped>(
+    records: &[T],
+    workers: usize,
+    bound: EventTime,
+) -> Vec<Vec<Step<T>>> {
     let mut steps = vec![Vec::new(); workers];
     let mut max_seen = vec![0; workers];
     for (index, record) in records.iter().enumerate() {
         let worker = index % workers;
         steps[worker].push(Step::Record(record.clone()));
-        if record.at > max_seen[worker] {
-            max_seen[worker] = record.at;
+        let at = record.event_time();
+        if at > max_seen[worker] {
+            max_seen[worker] = at;
             if index % 4 == 0 {
-                steps[worker].push(Step::Watermark(record.at.saturating_sub(bound)));
+                steps[worker].push(Step::Watermark(at.saturating_sub(bound)));
             }
         }
     }
@@ -496,4 +501,139 @@ fn rows_past_their_time_to_live_are_forgotten_without_retracting_results() {
     let config = RegularJoin::new(JoinKind::Inner).ttl(Duration::from_millis(500));
     let emitted = run_regular(steps, config);
     assert_eq!(emitted, vec![Change::Insert((1, Some(1), Some(2)))]);
+}
+
+/// A temporal join's output: key, record id, id of the table row valid then.
+type Versioned = (u32, u32, Option<u32>);
+
+/// Records (inserts of left rows) and table versions (right inserts and deletes) at strictly
+/// increasing times, emitted with disorder within the bound.
+fn versions_strategy() -> impl Strategy<Value = Vec<Change<Rec>>> {
+    proptest::collection::vec((0u32..3, 0u8..4, 1u64..40, 0u64..1000), 1..60).prop_map(|ops| {
+        let mut at = 0;
+        let mut delayed: Vec<(EventTime, u32, Change<Rec>)> = ops
+            .into_iter()
+            .enumerate()
+            .map(|(id, (key, kind, step, delay))| {
+                at += step;
+                let row = Rec {
+                    key,
+                    at,
+                    id: id as u32,
+                    left: kind < 2,
+                };
+                let change = if kind == 3 {
+                    Change::Delete(row)
+                } else {
+                    Change::Insert(row)
+                };
+                (at + delay % (BOUND + 1), id as u32, change)
+            })
+            .collect();
+        delayed.sort_by_key(|(emitted, id, _)| (*emitted, *id));
+        delayed.into_iter().map(|(_, _, change)| change).collect()
+    })
+}
+
+fn run_temporal(steps: Vec<Vec<Step<Change<Rec>>>>) -> (Vec<Versioned>, usize) {
+    let joined = CollectSink::new();
+    let late = CollectSink::new();
+    let (joined_out, late_out) = (joined.results(), late.results());
+    let workers = steps.len();
+    let script = Script::new(steps);
+    Job::new(JobConfig {
+        workers,
+        watermark_interval: INTERVAL,
+        ..JobConfig::default()
+    })
+    .run(move |p| {
+        let records = p.source(script.clone());
+        let stream = records
+            .clone()
+            .filter(|change| change.row().left)
+            .map(|change| change.row().clone())
+            .key_by(|row| row.key);
+        let table = records
+            .filter(|change| !change.row().left)
+            .key_by(|change| change.row().key);
+        let output = stream.temporal_join(table, true, |key, record, row| {
+            (*key, record.id, row.map(|row| row.id))
+        });
+        output.results.sink(joined.clone());
+        output.late.sink(late.clone());
+        Ok(())
+    })
+    .unwrap();
+    let mut joined = joined_out.lock().unwrap().clone();
+    joined.sort_unstable();
+    let late = late_out.lock().unwrap().len();
+    (joined, late)
+}
+
+/// Each record with the newest version of its key at or before its time, by a scan.
+fn temporal_reference(changes: &[Change<Rec>]) -> Vec<Versioned> {
+    let mut joined: Vec<Versioned> = changes
+        .iter()
+        .filter(|change| change.row().left)
+        .map(|change| {
+            let record = change.row();
+            let version = changes
+                .iter()
+                .filter(|c| !c.row().left && c.row().key == record.key && c.row().at <= record.at)
+                .max_by_key(|c| c.row().at);
+            let row = match version {
+                Some(Change::Insert(row)) => Some(row.id),
+                _ => None,
+            };
+            (record.key, record.id, row)
+        })
+        .collect();
+    joined.sort_unstable();
+    joined
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    #[test]
+    fn temporal_joins_find_the_version_valid_at_each_record(
+        changes in versions_strategy(),
+        workers in 1usize..3,
+    ) {
+        let (joined, late) = run_temporal(scripts(&changes, workers, BOUND));
+        prop_assert_eq!(late, 0, "nothing is late within the bound");
+        prop_assert_eq!(joined, temporal_reference(&changes));
+    }
+}
+
+#[test]
+fn a_temporal_join_judges_records_and_versions_behind_the_watermark_late() {
+    let version = |at, id| {
+        Step::Record(Change::Insert(Rec {
+            key: 1,
+            at,
+            id,
+            left: false,
+        }))
+    };
+    let record = |at, id| {
+        Step::Record(Change::Insert(Rec {
+            key: 1,
+            at,
+            id,
+            left: true,
+        }))
+    };
+    let steps = vec![vec![
+        version(100, 1),
+        record(150, 2), // row 1
+        version(200, 3),
+        Step::Watermark(300),
+        record(250, 4),  // late
+        version(260, 5), // late: behind the watermark too
+        record(400, 6),  // row 3
+    ]];
+    let (joined, late) = run_temporal(steps);
+    assert_eq!(joined, vec![(1, 2, Some(1)), (1, 6, Some(3))]);
+    assert_eq!(late, 2);
 }

@@ -8,6 +8,8 @@
 //! - [`JoinExt::join`] and [`ChangelogJoinExt::join_changelogs`]: regular joins (inner,
 //!   left, right, full outer) of everything either side ever sent, as a changelog of
 //!   [`Change`]s: outer joins withdraw padded rows when partners arrive.
+//! - [`JoinExt::temporal_join`]: each record with the row its key had, at the record's
+//!   event time, in a versioned table built from a changelog (or a file's rows).
 //! - [`JoinExt::interval_join`]: each left record with the right records whose event time
 //!   lies within a fixed interval around its own, emitted as soon as both are there; each
 //!   side's records are dropped once the watermark passes the last time a partner could have.
@@ -17,6 +19,7 @@
 
 mod interval;
 mod regular;
+mod temporal;
 mod window;
 
 use std::hash::Hash;
@@ -155,6 +158,23 @@ pub trait JoinExt<'s, K, L> {
         EL: Expiry<L>,
         ER: Expiry<R>;
 
+    /// Joins each record with the row its key had in the versioned table `table` at the
+    /// record's event time (an insert at time `v` is the key's row from `v` on; a delete ends
+    /// it), once the watermark passes the record: `join(key, record, Some(row))`, or with
+    /// `outer` also `join(key, record, None)` when the key had no row then. Records and
+    /// versions behind the watermark are late. A table loaded from a file is a changelog of
+    /// inserts at time 0.
+    fn temporal_join<R, O, F>(
+        self,
+        table: KeyedStream<'s, K, Change<R>>,
+        outer: bool,
+        join: F,
+    ) -> JoinOutput<'s, O, L, Change<R>>
+    where
+        R: Data + Timestamped,
+        O: Data,
+        F: Fn(&K, &L, Option<&R>) -> O + 'static;
+
     /// Joins each left record `l` with each right record `r` of the same key whose event time
     /// lies in `[l + lower, l + upper]` (`lower <= upper`, either may be negative: a
     /// `Duration` pair is given as signed milliseconds through [`IntervalJoin`]). A pair is
@@ -246,6 +266,28 @@ where
             config,
             join,
         )
+    }
+
+    fn temporal_join<R, O, F>(
+        self,
+        table: KeyedStream<'s, K, Change<R>>,
+        outer: bool,
+        join: F,
+    ) -> JoinOutput<'s, O, L, Change<R>>
+    where
+        R: Data + Timestamped,
+        O: Data,
+        F: Fn(&K, &L, Option<&R>) -> O + 'static,
+    {
+        let (results, late) = self
+            .map_values(Side::Left)
+            .union(table.map_values(Side::Right))
+            .process(
+                "temporal join",
+                Side::event_time,
+                temporal::TemporalLogic { join, outer },
+            );
+        JoinOutput { results, late }
     }
 
     fn interval_join<R, O, F>(

@@ -11,9 +11,9 @@ use weir::nexmark::{Auction, Bid, Event, Generator, GeneratorConfig, NexmarkSour
 use weir::operators::changelog::{apply, Change};
 use weir::{CollectSink, Data, Job, JobConfig, Stream};
 use weir_examples::nexmark::{
-    q0, q1, q11, q12, q14, q15, q16, q17, q18, q19, q2, q20, q21, q22, q3, q4, q5, q7, q8, q9,
-    Q0Row, Q11Row, Q14Row, Q15Row, Q16Row, Q17Row, Q19Row, Q1Row, Q21Row, Q22Row, Q2Row, Q3Row,
-    Q5Row, Q7Row, Q8Row,
+    q0, q1, q11, q12, q13, q14, q15, q16, q17, q18, q19, q2, q20, q21, q22, q3, q4, q5, q7, q8, q9,
+    Q0Row, Q11Row, Q13Row, Q14Row, Q15Row, Q16Row, Q17Row, Q19Row, Q1Row, Q21Row, Q22Row, Q2Row,
+    Q3Row, Q5Row, Q7Row, Q8Row, SIDE_KEYS,
 };
 
 const EVENTS: u64 = 30_000;
@@ -767,5 +767,43 @@ fn q9_finds_each_auctions_winning_bid() {
             q9(events).map(|c| c.map(|r| (r.id, r.bidder, r.price, r.bid_date_time)))
         }));
         assert_eq!(rows, expected, "{workers} workers");
+    }
+}
+
+#[test]
+fn q13_joins_bids_with_the_side_table_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let side_input = dir.path().join("side.csv");
+    // Half the keys, so that bids on the others find no row.
+    let mut csv = String::from("key,value\n");
+    for key in (0..SIDE_KEYS).step_by(2) {
+        csv.push_str(&format!("{key},v{key}\n"));
+    }
+    std::fs::write(&side_input, csv).unwrap();
+    let expected: Vec<Q13Row> = reference_bids()
+        .into_iter()
+        .filter(|bid| bid.auction % SIDE_KEYS % 2 == 0)
+        .map(|bid| Q13Row {
+            auction: bid.auction,
+            bidder: bid.bidder,
+            price: bid.price,
+            date_time: bid.date_time,
+            value: format!("v{}", bid.auction % SIDE_KEYS),
+        })
+        .collect();
+    assert!(expected.len() > 1_000 && expected.len() < reference_bids().len());
+    for workers in [1, 2] {
+        let sink = CollectSink::new();
+        let results = sink.results();
+        let path = side_input.clone();
+        Job::new(JobConfig::default().workers(workers))
+            .run(move |p| {
+                let events = p.source(NexmarkSource::new(config(), EVENTS));
+                q13(p, events, path.clone()).sink(sink.clone());
+                Ok(())
+            })
+            .unwrap();
+        let actual = results.lock().unwrap().clone();
+        assert_same_multiset(actual, expected.clone());
     }
 }

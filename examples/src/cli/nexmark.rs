@@ -18,8 +18,8 @@ use weir::{
     JobReport, JsonLinesSink, JsonLinesSource, Pipeline, Restore, StateBackend, Stream,
 };
 use weir_examples::nexmark::{
-    q0, q1, q11, q12, q14, q15, q16, q17, q18, q19, q2, q20, q21, q22, q3, q4, q5, q7, q8, q9,
-    Q4Row, Q9Row, Query,
+    q0, q1, q11, q12, q13, q14, q15, q16, q17, q18, q19, q2, q20, q21, q22, q3, q4, q5, q7, q8, q9,
+    write_side_input, Q4Row, Q9Row, Query,
 };
 
 use super::location::Location;
@@ -139,6 +139,10 @@ pub struct RunArgs {
     /// input ends.
     #[arg(long)]
     changelog: bool,
+    /// q13's side table: a CSV file of `key,value` rows (written with the standard 10,000
+    /// keys if missing).
+    #[arg(long, default_value = "nexmark-side-input.csv")]
+    side_input: PathBuf,
     /// Keep keyed state in RocksDB (under --state-dir) with this many MiB of it cached in
     /// memory per operator, instead of all in memory.
     #[arg(long)]
@@ -344,6 +348,12 @@ fn run_job(
     let out = args.out.clone();
     let max_rate = args.max_rate;
     let changelog = args.changelog;
+    let side_input = args.side_input.clone();
+    if query == Query::Q13 && !side_input.exists() {
+        write_side_input(&side_input)
+            .with_context(|| format!("cannot write the side input {}", side_input.display()))?;
+        eprintln!("wrote the standard side input to {}", side_input.display());
+    }
     let report = job.run(move |p| {
         let events = event_source(p, from.as_ref(), &generator, events, max_rate);
         let out = out.as_ref();
@@ -363,6 +373,7 @@ fn run_job(
             }),
             Query::Q11 => write_results(q11(events), out),
             Query::Q12 => write_results(q12(events), out),
+            Query::Q13 => write_results(q13(p, events, side_input.clone()), out),
             Query::Q14 => write_results(q14(events), out),
             Query::Q15 => write_results(q15(events), out),
             Query::Q16 => write_results(q16(events), out),

@@ -34,6 +34,9 @@ pub enum Query {
     Q11,
     /// Processing-time windows: bids per bidder per 10 s of wall-clock time.
     Q12,
+    /// Bounded side input join: bids with the value a CSV side table holds for their auction
+    /// (a temporal join; see --side-input).
+    Q13,
     /// Filter and computed columns: euro prices in a range, time of day, `c` count.
     Q14,
     /// Bidding statistics per day: bids, distinct bidders and auctions by price rank.

@@ -782,7 +782,7 @@ fn q13_joins_bids_with_the_side_table_from_a_file() {
     std::fs::write(&side_input, csv).unwrap();
     let expected: Vec<Q13Row> = reference_bids()
         .into_iter()
-        .filter(|bid| bid.auction % SIDE_KEYS % 2 == 0)
+        .filter(|bid| (bid.auction % SIDE_KEYS).is_multiple_of(2))
         .map(|bid| Q13Row {
             auction: bid.auction,
             bidder: bid.bidder,

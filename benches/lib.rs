@@ -7,7 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 
-use weir::nexmark::{write_events_to_topic, GeneratorConfig};
+use weir::log::LogSource;
+use weir::nexmark::{write_events_to_topic, Event, GeneratorConfig};
+use weir::operators::watermark::Watermarks;
+use weir::{Data, DiscardSink, Job, JobReport, Stream};
 
 /// The benchmarks allocate with mimalloc, as the `weir` binary does.
 #[global_allocator]
@@ -63,4 +66,29 @@ pub fn nexmark_topic(events: u64) -> PathBuf {
         mark_complete(&base);
     }
     topic
+}
+
+/// Runs `query` as `job` over every event of the topic at `topic` (to its end, watermarks
+/// following the event times), discarding the results; checks that every one of `events`
+/// was read.
+pub fn run_on_topic<T: Data>(
+    job: Job,
+    topic: &Path,
+    events: u64,
+    query: impl for<'s> Fn(Stream<'s, Event>) -> Stream<'s, T> + Send + Sync + 'static,
+) -> JobReport {
+    let topic = topic.to_owned();
+    let report = job
+        .run(move |p| {
+            let events = p.source(
+                LogSource::<Event>::new(&topic)
+                    .watermarks(Watermarks::monotonic())
+                    .until_end(),
+            );
+            query(events).sink(DiscardSink);
+            Ok(())
+        })
+        .expect("the benchmark job runs");
+    assert_eq!(report.records_in, events, "every event was read");
+    report
 }

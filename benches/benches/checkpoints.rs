@@ -13,10 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use weir::checkpoint::{list_checkpoints, FINAL_EPOCH};
-use weir::log::LogSource;
-use weir::nexmark::Event;
-use weir::operators::watermark::Watermarks;
-use weir::{CheckpointConfig, DiscardSink, Job, JobConfig, JobMetrics, StateBackend};
+use weir::{CheckpointConfig, Job, JobConfig, JobMetrics, StateBackend};
 use weir_examples::nexmark::q5;
 
 const WORKERS: usize = 2;
@@ -30,21 +27,9 @@ struct Outcome {
 
 fn run_q5(topic: &Path, work: &Path, events: u64, config: JobConfig) -> Outcome {
     let _ = std::fs::remove_dir_all(work);
-    let topic = topic.to_owned();
     let job = Job::new(config.workers(WORKERS).state_dir(work.join("state")));
     let metrics: std::sync::Arc<JobMetrics> = job.metrics();
-    let report = job
-        .run(move |p| {
-            let events = p.source(
-                LogSource::<Event>::new(&topic)
-                    .watermarks(Watermarks::monotonic())
-                    .until_end(),
-            );
-            q5(events).sink(DiscardSink);
-            Ok(())
-        })
-        .expect("the benchmark job runs");
-    assert_eq!(report.records_in, events, "every event was read");
+    let report = weir_benches::run_on_topic(job, topic, events, q5);
     let largest_checkpoint = list_checkpoints(&work.join("checkpoints"))
         .expect("the checkpoints are listed")
         .iter()

@@ -28,7 +28,7 @@ use weir::operators::join::JoinExt;
 use weir::operators::window::{tumbling, WindowExt, WindowResult};
 use weir::{EventTime, Stream, Timestamped};
 
-use super::queries::{select_bids, Q0Row};
+use super::queries::{q0, Q0Row};
 
 /// The window length.
 pub const Q7_WINDOW: Duration = Duration::from_secs(10);
@@ -57,15 +57,7 @@ impl Timestamped for WindowMax {
 
 /// q7: per-auction highest bids, joined with the window's maximum price.
 pub fn q7<'s>(events: Stream<'s, Event>) -> Stream<'s, Q7Row> {
-    let bids = select_bids(events, |bid| {
-        Some(Q0Row {
-            auction: bid.auction,
-            bidder: bid.bidder,
-            price: bid.price,
-            date_time: bid.date_time,
-            extra: bid.extra,
-        })
-    });
+    let bids = q0(events);
     let window = tumbling(Q7_WINDOW);
     let candidates: Stream<'s, Q7Row> = bids
         .key_by(|bid| bid.auction)

@@ -74,9 +74,10 @@ impl<K, O, T> KeyedContext<K, O, T> {
 
     /// Asks for [`KeyedProcess::on_timer`] for this key once the watermark passes `time`
     /// (every record with event time `<= time` has arrived). Setting a timer twice fires it
-    /// once.
+    /// once. A timer at the end of time (`EventTime::MAX`) fires when the input ends, as one
+    /// at `EventTime::MAX - 1` does.
     pub fn set_timer(&mut self, time: EventTime) {
-        self.timers.push(time);
+        self.timers.push(time.min(END_OF_TIME - 1));
     }
 
     /// The wall-clock time, in milliseconds since the Unix epoch, when the operator started

@@ -344,3 +344,8 @@ fn q8_window_join_survives_kills_exactly_once() {
 fn q4_updating_join_survives_kills_exactly_once() {
     kill_test("q4", Output::Changelog);
 }
+
+#[test]
+fn q13_temporal_join_with_a_file_table_survives_kills_exactly_once() {
+    kill_test("q13", Output::Log);
+}

@@ -137,7 +137,9 @@ where
 /// Updating aggregations on keyed changelogs.
 pub trait UpdatingExt<'s, K, T> {
     /// Aggregates each key's rows (inserted and not deleted since) with `aggregate`, emitting
-    /// `(key, result)` rows as a changelog.
+    /// `(key, result)` rows as a changelog. The rows are not kept, so a delete of a row the
+    /// key never had is not detected (only one on an empty key is ignored): the input must be
+    /// a well-formed changelog.
     fn aggregate_changes<A: Retract<T>>(self, aggregate: A) -> Stream<'s, Change<(K, A::Output)>>;
 }
 

@@ -1,5 +1,6 @@
 //! CSV files with a header row, mapped to records by field name.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::marker::PhantomData;
 use std::path::PathBuf;
@@ -12,8 +13,13 @@ use crate::error::ConnectorError;
 /// Reads a CSV file whose first row names the fields. Quoted fields may span lines, so the
 /// file is not split: worker 0 reads it all. A row that does not parse or map to `T` becomes
 /// a dead letter with its line number; its raw bytes are its fields joined by commas.
+///
+/// In a job with checkpoints the source records how many rows it has read (as partition 0)
+/// and a restored job skips them, so the file must not change between the runs.
 pub struct CsvSource<T> {
     path: PathBuf,
+    /// Rows to skip: those a restored checkpoint had read.
+    skip: u64,
     _records: PhantomData<fn() -> T>,
 }
 
@@ -22,6 +28,7 @@ impl<T: DeserializeOwned + 'static> CsvSource<T> {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         CsvSource {
             path: path.into(),
+            skip: 0,
             _records: PhantomData,
         }
     }
@@ -40,6 +47,7 @@ impl<T: DeserializeOwned + 'static> Source for CsvSource<T> {
             return Ok(CsvReader {
                 state: None,
                 name: self.name(),
+                rows: 0,
                 rejected: Vec::new(),
                 _records: PhantomData,
             });
@@ -50,16 +58,42 @@ impl<T: DeserializeOwned + 'static> Source for CsvSource<T> {
             .byte_headers()
             .map_err(|error| csv_error(&self.path, &error))?
             .clone();
+        let mut row = csv::ByteRecord::new();
+        for _ in 0..self.skip {
+            let read =
+                reader
+                    .read_byte_record(&mut row)
+                    .map_err(|error| ConnectorError::Format {
+                        path: self.path.clone(),
+                        reason: format!("cannot skip the rows a checkpoint had read: {error}"),
+                    })?;
+            if !read {
+                return Err(ConnectorError::Format {
+                    path: self.path.clone(),
+                    reason: format!(
+                        "a checkpoint had read {} rows, the file has fewer now",
+                        self.skip
+                    ),
+                }
+                .into());
+            }
+        }
         Ok(CsvReader {
             state: Some(CsvState {
                 reader,
                 headers,
-                row: csv::ByteRecord::new(),
+                row,
             }),
             name: self.name(),
+            rows: self.skip,
             rejected: Vec::new(),
             _records: PhantomData,
         })
+    }
+
+    fn resume_from(&mut self, positions: &BTreeMap<u32, u64>) -> Result<(), BoxError> {
+        self.skip = positions.get(&0).copied().unwrap_or(0);
+        Ok(())
     }
 }
 
@@ -95,6 +129,8 @@ struct CsvState {
 pub struct CsvReader<T> {
     state: Option<CsvState>,
     name: String,
+    /// Rows read so far (good and rejected), for checkpoints.
+    rows: u64,
     rejected: Vec<DeadLetter>,
     _records: PhantomData<fn() -> T>,
 }
@@ -121,6 +157,7 @@ impl<T: DeserializeOwned + 'static> SourceReader for CsvReader<T> {
                     .map_err(|error| describe(&error, &state.headers)),
                 Err(error) => Err(error.to_string()),
             };
+            self.rows += 1;
             match outcome {
                 Ok(record) => out.push(record),
                 Err(reason) => {
@@ -139,6 +176,14 @@ impl<T: DeserializeOwned + 'static> SourceReader for CsvReader<T> {
             }
         }
         Ok(SourcePoll::Ready { watermark: 0 })
+    }
+
+    fn positions(&self) -> Option<BTreeMap<u32, u64>> {
+        // Worker 0 reads the file; the others report no partition.
+        Some(match self.state {
+            Some(_) => BTreeMap::from([(0, self.rows)]),
+            None => BTreeMap::new(),
+        })
     }
 
     fn drain_dead_letters(&mut self, out: &mut Vec<DeadLetter>) {

@@ -157,7 +157,12 @@ impl PartFiles {
     }
 
     fn classify(&self, name: &str) -> Entry {
-        let epoch = |digits: Option<&str>| digits.and_then(|digits| digits.parse::<Epoch>().ok());
+        // Epochs are written with 20 digits: a name with other text is not a part.
+        let epoch = |digits: Option<&str>| {
+            digits
+                .filter(|digits| digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|digits| digits.parse::<Epoch>().ok())
+        };
         if let Some(epoch) = epoch(
             name.strip_prefix(PENDING_PREFIX)
                 .and_then(|rest| rest.strip_suffix(PENDING_SUFFIX))

@@ -35,10 +35,9 @@ impl StagedFile {
         Ok(BufWriter::with_capacity(BUFFER_BYTES, file))
     }
 
-    /// Flushes the partial file and renames it to the final path.
+    /// Flushes the partial file to disk and renames it to the final path.
     pub(crate) fn publish(&self, writer: BufWriter<File>) -> Result<(), ConnectorError> {
-        self.flush(writer)?;
-        std::fs::rename(&self.partial, &self.path).map_err(|error| self.error(error))
+        self.seal_as(writer, &self.path)
     }
 
     /// Flushes the partial file to disk (fsync) and renames it to `target`; the caller makes

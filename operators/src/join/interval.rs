@@ -88,8 +88,7 @@ where
         record: Side<L, R>,
         event_time: EventTime,
     ) {
-        let watermark = cx.watermark();
-        if event_time < watermark {
+        if event_time < cx.watermark() {
             cx.late(record);
             return;
         }
@@ -100,11 +99,11 @@ where
                         cx.emit((self.join)(key, &left, right));
                     }
                 }
-                let until = self.left_needed_until(event_time);
-                if until >= watermark {
-                    cx.set_timer(until);
-                    state.left.push((event_time, left));
-                }
+                // Kept even if the record's own watermark is past `until`: the other input's
+                // watermark may be behind, and its on-time records can still match. The timer
+                // drops it once the operator's watermark passes `until`.
+                cx.set_timer(self.left_needed_until(event_time));
+                state.left.push((event_time, left));
             }
             Side::Right(right) => {
                 for (time, left) in &state.left {
@@ -112,11 +111,8 @@ where
                         cx.emit((self.join)(key, left, &right));
                     }
                 }
-                let until = self.right_needed_until(event_time);
-                if until >= watermark {
-                    cx.set_timer(until);
-                    state.right.push((event_time, right));
-                }
+                cx.set_timer(self.right_needed_until(event_time));
+                state.right.push((event_time, right));
             }
         }
     }

@@ -143,7 +143,9 @@ pub trait JoinExt<'s, K, L> {
     /// Joins every left record with every right record of the same key, whenever they arrive:
     /// `join(key, Some(left), Some(right))` for pairs and, in outer joins, `join(key,
     /// Some(left), None)` or `join(key, None, Some(right))` for records without partners
-    /// (`None` from `join` drops the pair). Returns the changelog of the joined table.
+    /// (rows of the same key on the other side). `None` from `join` drops that output row
+    /// only: a row whose pairs are all dropped is not padded, unlike a SQL outer join with
+    /// the condition in `ON`. Returns the changelog of the joined table.
     fn join<R, O, F, EL, ER>(
         self,
         right: KeyedStream<'s, K, R>,
@@ -159,8 +161,9 @@ pub trait JoinExt<'s, K, L> {
         ER: Expiry<R>;
 
     /// Joins each record with the row its key had in the versioned table `table` at the
-    /// record's event time (an insert at time `v` is the key's row from `v` on; a delete ends
-    /// it), once the watermark passes the record: `join(key, record, Some(row))`, or with
+    /// record's event time (an insert at time `v` is the key's row from `v` on; a delete at
+    /// time `d` ends it: the deleted row's event time is the time of the delete, its other
+    /// columns are ignored), once the watermark passes the record: `join(key, record, Some(row))`, or with
     /// `outer` also `join(key, record, None)` when the key had no row then. Records and
     /// versions behind the watermark are late. A table loaded from a file is a changelog of
     /// inserts at time 0.

@@ -1,6 +1,7 @@
 //! Temporal (versioned table) joins: each record of a stream joins the row its key had in a
 //! table at the record's event time. The table is a changelog: an insert at time `v` is the
-//! key's row from `v` on, a delete ends it. A record at `t` is joined once the watermark
+//! key's row from `v` on, a delete ends it at the delete's event time (the deleted row
+//! carries the time of the delete; its other columns are not compared). A record at `t` is joined once the watermark
 //! passes `t` (every version up to `t` has arrived), with the newest version at or before `t`.
 //! Versions older than the one valid at the watermark are dropped; records and versions
 //! behind the watermark are late.

@@ -637,3 +637,23 @@ fn a_temporal_join_judges_records_and_versions_behind_the_watermark_late() {
     assert_eq!(joined, vec![(1, 2, Some(1)), (1, 6, Some(3))]);
     assert_eq!(late, 2);
 }
+
+#[test]
+fn an_interval_join_keeps_records_the_other_inputs_lagging_watermark_can_still_match() {
+    // Right records join a left one 5 to 10 ms before it. Worker 0's watermark is already past
+    // the left record's last partner time when it sends it; worker 1, whose watermark lags,
+    // sends that partner later, on time by its own watermark.
+    let steps = vec![
+        vec![Step::Watermark(1_000), rec(1, 1_000, 1, true)],
+        vec![
+            Step::Watermark(0),
+            Step::Watermark(0),
+            Step::Watermark(0),
+            rec(1, 995, 2, false),
+        ],
+    ];
+    let bounds = IntervalJoin::between(-10, -5).unwrap();
+    let outcome = run(steps, Kind::Interval(bounds));
+    assert_eq!(outcome.pairs, vec![(1, 0, 1, 2)]);
+    assert!(outcome.late.is_empty());
+}

@@ -349,3 +349,8 @@ fn q4_updating_join_survives_kills_exactly_once() {
 fn q13_temporal_join_with_a_file_table_survives_kills_exactly_once() {
     kill_test("q13", Output::Log);
 }
+
+#[test]
+fn early_bids_interval_join_survives_kills_exactly_once() {
+    kill_test("early-bids", Output::Log);
+}

@@ -11,9 +11,9 @@ use weir::nexmark::{Auction, Bid, Event, Generator, GeneratorConfig, NexmarkSour
 use weir::operators::changelog::{apply, Change};
 use weir::{CollectSink, Data, Job, JobConfig, Stream};
 use weir_examples::nexmark::{
-    q0, q1, q11, q12, q13, q14, q15, q16, q17, q18, q19, q2, q20, q21, q22, q3, q4, q5, q7, q8, q9,
-    Q0Row, Q11Row, Q13Row, Q14Row, Q15Row, Q16Row, Q17Row, Q19Row, Q1Row, Q21Row, Q22Row, Q2Row,
-    Q3Row, Q5Row, Q7Row, Q8Row, SIDE_KEYS,
+    early_bids, q0, q1, q11, q12, q13, q14, q15, q16, q17, q18, q19, q2, q20, q21, q22, q3, q4, q5,
+    q7, q8, q9, EarlyBidRow, Q0Row, Q11Row, Q13Row, Q14Row, Q15Row, Q16Row, Q17Row, Q19Row, Q1Row,
+    Q21Row, Q22Row, Q2Row, Q3Row, Q5Row, Q7Row, Q8Row, SIDE_KEYS,
 };
 
 const EVENTS: u64 = 30_000;
@@ -805,5 +805,32 @@ fn q13_joins_bids_with_the_side_table_from_a_file() {
             .unwrap();
         let actual = results.lock().unwrap().clone();
         assert_same_multiset(actual, expected.clone());
+    }
+}
+
+#[test]
+fn early_bids_are_the_bids_within_10_s_of_their_auction_opening() {
+    let events = events_of(slow_config());
+    let (_, auctions) = people_and_auctions(&events);
+    let expected: Vec<EarlyBidRow> = bids_of(slow_config())
+        .into_iter()
+        .filter(|bid| {
+            auctions.iter().any(|a| {
+                a.id == bid.auction && (a.date_time..=a.date_time + 10_000).contains(&bid.date_time)
+            })
+        })
+        .map(|bid| EarlyBidRow {
+            auction: bid.auction,
+            bidder: bid.bidder,
+            price: bid.price,
+            date_time: bid.date_time,
+        })
+        .collect();
+    assert!(expected.len() > 1_000, "{} rows", expected.len());
+    for workers in [1, 2] {
+        assert_same_multiset(
+            run_with(slow_config(), workers, early_bids),
+            expected.clone(),
+        );
     }
 }

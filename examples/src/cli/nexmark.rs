@@ -18,8 +18,8 @@ use weir::{
     JobReport, JsonLinesSink, JsonLinesSource, Pipeline, Restore, StateBackend, Stream,
 };
 use weir_examples::nexmark::{
-    q0, q1, q11, q12, q13, q14, q15, q16, q17, q18, q19, q2, q20, q21, q22, q3, q4, q5, q7, q8, q9,
-    write_side_input, Q4Row, Q9Row, Query,
+    early_bids, q0, q1, q11, q12, q13, q14, q15, q16, q17, q18, q19, q2, q20, q21, q22, q3, q4, q5,
+    q7, q8, q9, write_side_input, Q4Row, Q9Row, Query,
 };
 
 use super::location::Location;
@@ -383,6 +383,7 @@ fn run_job(
             Query::Q20 => write_changes(q20(events), out, changelog, ChangelogExt::final_view),
             Query::Q21 => write_results(q21(events), out),
             Query::Q22 => write_results(q22(events), out),
+            Query::EarlyBids => write_results(early_bids(events), out),
         }
         match &dead_letters {
             Some(Location::File(path)) => {

@@ -1,6 +1,7 @@
 //! The Nexmark queries, as weir pipelines over a stream of [`Event`]s.
 
 mod bid_statistics;
+mod early_bids;
 mod projections;
 mod q11;
 mod q12;
@@ -16,6 +17,7 @@ mod regular_joins;
 mod winning_bids;
 
 pub use bid_statistics::{q15, q16, Q15Row, Q16Row};
+pub use early_bids::{early_bids, EarlyBidRow, EARLY};
 pub use projections::{q14, q21, q22, Q14Row, Q21Row, Q22Row};
 pub use q11::{q11, Q11Row, Q11_GAP};
 pub use q12::{q12, Q12Row, Q12_WINDOW};

@@ -56,6 +56,8 @@ pub enum Query {
     Q21,
     /// String splitting: the first three directories of each bid's url.
     Q22,
+    /// Not a standard query: bids within 10 s of their auction opening (an interval join).
+    EarlyBids,
 }
 
 /// Applies `select` to the bids of an event stream, in one operator (filtering the bids

@@ -15,7 +15,7 @@ use weir::nexmark::Event;
 use weir::operators::join::{IntervalJoin, JoinExt};
 use weir::{EventTime, Stream};
 
-use super::queries::select_bids;
+use super::queries::auctions_and_their_bids;
 
 /// How long after its auction opens a bid counts as early.
 pub const EARLY: Duration = Duration::from_secs(10);
@@ -37,14 +37,7 @@ pub struct EarlyBidRow {
 
 /// The bids within [`EARLY`] of their auction's opening.
 pub fn early_bids<'s>(events: Stream<'s, Event>) -> Stream<'s, EarlyBidRow> {
-    let auctions = events
-        .clone()
-        .flat_map(|event| match event {
-            Event::Auction(auction) => Some(*auction),
-            _ => None,
-        })
-        .key_by(|auction| auction.id);
-    let bids = select_bids(events, Some).key_by(|bid| bid.auction);
+    let (auctions, bids) = auctions_and_their_bids(events);
     auctions
         .interval_join(
             bids,

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 use weir::datetime::serde_millis;
-use weir::nexmark::{Bid, Event};
-use weir::{Data, EventTime, Stream};
+use weir::nexmark::{Auction, Bid, Event};
+use weir::{Data, EventTime, KeyedStream, Stream};
 
 /// The queries the runner knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -70,6 +70,22 @@ pub fn select_bids<'s, T: Data>(
         Event::Bid(bid) => select(bid),
         _ => None,
     })
+}
+
+/// The auctions keyed by their id and the bids keyed by their auction: the two sides of the
+/// joins of bids with their auction (q4, q9, early bids).
+pub fn auctions_and_their_bids(
+    events: Stream<'_, Event>,
+) -> (KeyedStream<'_, u64, Auction>, KeyedStream<'_, u64, Bid>) {
+    let auctions = events
+        .clone()
+        .flat_map(|event| match event {
+            Event::Auction(auction) => Some(*auction),
+            _ => None,
+        })
+        .key_by(|auction| auction.id);
+    let bids = select_bids(events, Some).key_by(|bid| bid.auction);
+    (auctions, bids)
 }
 
 /// A q0 result: `SELECT auction, bidder, price, dateTime, extra FROM bid`.

@@ -36,7 +36,7 @@ use weir::operators::join::{JoinExt, JoinKind, RegularJoin};
 use weir::operators::updating::{RunningExt, UpdatingExt};
 use weir::{Data, EventTime, Stream};
 
-use super::queries::select_bids;
+use super::queries::auctions_and_their_bids;
 
 /// A q4 result: a category's average closing price.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -94,14 +94,7 @@ fn bids_on_open_auctions<'s, O: Data>(
     events: Stream<'s, Event>,
     pair: impl Fn(&Auction, &Bid) -> O + 'static,
 ) -> Stream<'s, O> {
-    let auctions = events
-        .clone()
-        .flat_map(|event| match event {
-            Event::Auction(auction) => Some(*auction),
-            _ => None,
-        })
-        .key_by(|auction| auction.id);
-    let bids = select_bids(events, Some).key_by(|bid| bid.auction);
+    let (auctions, bids) = auctions_and_their_bids(events);
     let close = |auction: &Auction, _: EventTime| Some(auction.expires);
     let forget_bids = |_: &Bid, time: EventTime| Some(time);
     auctions

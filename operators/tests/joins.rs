@@ -184,27 +184,13 @@ fn bounds_of(bounds: IntervalJoin) -> (i64, i64) {
     (LOWER, UPPER)
 }
 
-/// Deals records round robin to `workers` scripts; each worker's watermark trails the
-/// largest time it has emitted by `bound`.
+/// Records dealt to scripts, a watermark step after every fourth.
 fn scripts<T: Clone + Timestamped>(
     records: &[T],
     workers: usize,
     bound: EventTime,
 ) -> Vec<Vec<Step<T>>> {
-    let mut steps = vec![Vec::new(); workers];
-    let mut max_seen = vec![0; workers];
-    for (index, record) in records.iter().enumerate() {
-        let worker = index % workers;
-        steps[worker].push(Step::Record(record.clone()));
-        let at = record.event_time();
-        if at > max_seen[worker] {
-            max_seen[worker] = at;
-            if index % 4 == 0 {
-                steps[worker].push(Step::Watermark(at.saturating_sub(bound)));
-            }
-        }
-    }
-    steps
+    common::scripts(records, workers, bound, 4)
 }
 
 fn records_strategy() -> impl Strategy<Value = Vec<Rec>> {

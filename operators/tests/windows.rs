@@ -123,22 +123,9 @@ fn reference(readings: &[Reading], windows: Windows) -> BTreeMap<Key, u64> {
     sums
 }
 
-/// Deals readings round robin to `workers` scripts, each watermark following its own
-/// readings with bounded out-of-orderness `bound`.
+/// Readings dealt to scripts, a watermark step after every fifth.
 fn scripts(emitted: &[Reading], workers: usize, bound: EventTime) -> Vec<Vec<Step>> {
-    let mut steps = vec![Vec::new(); workers];
-    let mut max_seen = vec![0; workers];
-    for (index, reading) in emitted.iter().enumerate() {
-        let worker = index % workers;
-        steps[worker].push(Step::Record(reading.clone()));
-        if reading.at > max_seen[worker] {
-            max_seen[worker] = reading.at;
-            if index % 5 == 0 {
-                steps[worker].push(Step::Watermark(reading.at.saturating_sub(bound)));
-            }
-        }
-    }
-    steps
+    common::scripts(emitted, workers, bound, 5)
 }
 
 fn readings_strategy() -> impl Strategy<Value = (Vec<Reading>, Vec<usize>)> {

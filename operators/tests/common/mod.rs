@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use weir_engine::{BoxError, EventTime, Source, SourcePoll, SourceReader, WorkerInfo};
+use weir_engine::{BoxError, EventTime, Source, SourcePoll, SourceReader, Timestamped, WorkerInfo};
 
 /// One step of a scripted source: a record, or a watermark the source reaches.
 #[derive(Clone, Debug)]
@@ -91,4 +91,29 @@ impl<T: 'static> SourceReader for ScriptReader<T> {
             watermark: self.watermark,
         })
     }
+}
+
+/// Deals `records` round robin to `workers` scripts; each worker's watermark trails the
+/// largest time it has emitted by `bound`, stepped after every `every`-th record that raised
+/// it.
+pub fn scripts<T: Clone + Timestamped>(
+    records: &[T],
+    workers: usize,
+    bound: EventTime,
+    every: usize,
+) -> Vec<Vec<Step<T>>> {
+    let mut steps = vec![Vec::new(); workers];
+    let mut max_seen = vec![0; workers];
+    for (index, record) in records.iter().enumerate() {
+        let worker = index % workers;
+        steps[worker].push(Step::Record(record.clone()));
+        let at = record.event_time();
+        if at > max_seen[worker] {
+            max_seen[worker] = at;
+            if index % every == 0 {
+                steps[worker].push(Step::Watermark(at.saturating_sub(bound)));
+            }
+        }
+    }
+    steps
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::hash::Hash;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline as PipelinePact;
@@ -212,6 +212,13 @@ impl<K: Hash + Eq + Clone> Timers<K> {
         (*entry.key() < bound).then(|| entry.remove_entry())
     }
 
+    /// Every pending timer, as `(kind, time, key)`.
+    fn pending(&self, kind: u8) -> impl Iterator<Item = (u8, u64, &K)> {
+        self.by_time
+            .iter()
+            .flat_map(move |(time, pending)| pending.keys.iter().map(move |key| (kind, *time, key)))
+    }
+
     fn first_time(&self) -> Option<u64> {
         self.by_time.keys().next().copied()
     }
@@ -282,29 +289,24 @@ where
     let participant = checkpoints.register();
     let operator_name = name.to_owned();
     let durable = checkpoints.enabled();
-    let budget = match job.config.state_backend {
-        StateBackend::Memory if !durable => None,
-        StateBackend::Memory => Some(usize::MAX),
-        StateBackend::RocksDb { memory_budget } => Some(memory_budget),
-    };
-    // In-memory state written to the store only for checkpoints: unless restored, the store
-    // holds nothing the cache does not.
-    let holds_everything = budget == Some(usize::MAX) && checkpoints.restored_epoch().is_none();
-    let opened = match budget {
-        None => Ok(StateCache::in_memory()),
-        Some(budget) => job
+    // The operator's id is its place in the dataflow: the same on every run.
+    let id = info.global_id as u32;
+    let restoring = Instant::now();
+    let opened = match (job.config.state_backend, checkpoints.state_files_dir()) {
+        (StateBackend::Memory, None) => Ok(StateCache::in_memory()),
+        (StateBackend::Memory, Some(dir)) => {
+            let restored = checkpoints.take_restored_state(id);
+            let restored_any = restored.is_some();
+            let cache = StateCache::with_checkpoint_files(dir, id, job.key_groups, restored);
+            if restored_any {
+                checkpoints.add_restore_time(restoring.elapsed());
+            }
+            cache
+        }
+        (StateBackend::RocksDb { memory_budget }, _) => job
             .state_stores
             .store_for(&job.config.state_dir, worker.index)
-            .map(|store| {
-                // The operator's id is its place in the dataflow: the same on every run.
-                let id = info.global_id as u32;
-                let cache = StateCache::spilling(store, id, job.key_groups, budget, durable);
-                if holds_everything {
-                    cache.holding_everything()
-                } else {
-                    cache
-                }
-            }),
+            .map(|store| StateCache::spilling(store, id, job.key_groups, memory_budget, durable)),
     };
     let fail = {
         let job = Arc::clone(&job);
@@ -326,7 +328,7 @@ where
         let mut processing_timers = Timers::default();
         let mut epoch = checkpoints.first_epoch();
         let restored = if checkpoints.restored_epoch().is_some() {
-            states.stored_timers()
+            states.restored_timers()
         } else {
             Ok(Vec::new())
         };
@@ -462,7 +464,10 @@ where
                     break;
                 }
                 // This epoch is complete here: write its state changes for the checkpoint.
-                if let Err(error) = states.flush() {
+                let pending = timers
+                    .pending(EVENT_TIMER)
+                    .chain(processing_timers.pending(PROCESSING_TIMER));
+                if let Err(error) = states.flush(epoch, pending) {
                     fail(error);
                 }
                 if input_ended {
@@ -498,7 +503,7 @@ fn note<K, S>(
     set: bool,
     fail: &impl Fn(StateError),
 ) where
-    K: Hash + Eq + Clone + serde::Serialize,
+    K: Hash + Eq + Clone + serde::Serialize + serde::de::DeserializeOwned,
     S: Default + serde::Serialize + serde::de::DeserializeOwned,
 {
     if let Err(error) = states.note_timer(kind, time, key, set) {

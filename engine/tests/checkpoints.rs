@@ -160,8 +160,12 @@ fn checkpoint_config(dir: &Path) -> CheckpointConfig {
     CheckpointConfig::new(dir.join("checkpoints")).interval(Duration::from_millis(15))
 }
 
-/// Fails a run on `before` workers part-way, then restores it on `after` workers.
-fn fail_then_restore(before: usize, after: usize, backend: StateBackend) {
+/// Fails a run on `before` workers with its state in `backend` part-way, then restores it on
+/// `after` workers with `after_backend`.
+fn fail_then_restore(
+    (before, backend): (usize, StateBackend),
+    (after, after_backend): (usize, StateBackend),
+) {
     let dir = tempfile::tempdir().unwrap();
     let failing = Numbers {
         fail_after: Some(PER_PARTITION * 3 / 2),
@@ -191,32 +195,47 @@ fn fail_then_restore(before: usize, after: usize, backend: StateBackend) {
         after,
         Numbers::default(),
         checkpoint_config(dir.path()).restore(Restore::Latest),
-        backend,
+        after_backend,
     )
     .unwrap();
-    assert_eq!(results, reference(), "{before} -> {after} workers");
+    assert_eq!(
+        results,
+        reference(),
+        "{before} workers ({backend:?}) -> {after} ({after_backend:?})"
+    );
     let last = list_checkpoints(&dir.path().join("checkpoints")).unwrap();
     assert_eq!(last.last().unwrap().epoch, FINAL_EPOCH);
 }
 
+const MEMORY: StateBackend = StateBackend::Memory;
+const ROCKSDB: StateBackend = StateBackend::RocksDb { memory_budget: 512 };
+
 #[test]
 fn a_failed_run_resumes_from_its_checkpoint_exactly_once() {
-    fail_then_restore(2, 2, StateBackend::Memory);
+    fail_then_restore((2, MEMORY), (2, MEMORY));
 }
 
 #[test]
 fn state_under_a_tiny_rocksdb_budget_restores_too() {
-    fail_then_restore(1, 1, StateBackend::RocksDb { memory_budget: 512 });
+    fail_then_restore((1, ROCKSDB), (1, ROCKSDB));
 }
 
 #[test]
 fn restoring_on_fewer_workers_moves_key_groups() {
-    fail_then_restore(2, 1, StateBackend::Memory);
+    fail_then_restore((2, MEMORY), (1, MEMORY));
+    fail_then_restore((2, ROCKSDB), (1, ROCKSDB));
 }
 
 #[test]
 fn restoring_on_more_workers_moves_key_groups() {
-    fail_then_restore(1, 2, StateBackend::Memory);
+    fail_then_restore((1, MEMORY), (2, MEMORY));
+    fail_then_restore((1, ROCKSDB), (2, ROCKSDB));
+}
+
+#[test]
+fn state_moves_between_backends_through_a_checkpoint() {
+    fail_then_restore((2, MEMORY), (1, ROCKSDB));
+    fail_then_restore((1, ROCKSDB), (2, MEMORY));
 }
 
 #[test]
@@ -290,11 +309,11 @@ fn an_incomplete_checkpoint_is_skipped_and_a_damaged_one_refused() {
         .into_iter()
         .filter(|checkpoint| checkpoint.epoch != FINAL_EPOCH)
         .find_map(|checkpoint| {
-            let sst = std::fs::read_dir(checkpoint.path.join("worker-0"))
+            let state_file = std::fs::read_dir(checkpoint.path.join("worker-0"))
                 .unwrap()
                 .map(|entry| entry.unwrap().path())
-                .find(|path| path.extension().is_some_and(|e| e == "sst"))?;
-            Some((checkpoint.path, sst))
+                .find(|path| path.extension().is_some_and(|e| e == "snap"))?;
+            Some((checkpoint.path, state_file))
         })
         .unwrap();
     let mut bytes = std::fs::read(&file).unwrap();

@@ -7,7 +7,7 @@
 //! worker's manifest is there; every worker commits its sinks once it sees that manifest.
 //! Workers talk only through the checkpoint directory, which every process of a job shares.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -16,12 +16,15 @@ use std::time::{Duration, Instant};
 
 use timely::scheduling::Activator;
 
-use super::layout::{self, JobManifest, SourcePositions, StateFile, WorkerManifest, FINAL_EPOCH};
+use super::layout::{
+    self, JobManifest, SourcePositions, StateFile, StateFormat, WorkerManifest, FINAL_EPOCH,
+};
 use super::restore::{self, Restored};
 use super::{CheckpointConfig, CheckpointError};
 use crate::error::EngineError;
 use crate::job::{JobShared, WorkerInfo};
-use crate::state::RocksStore;
+use crate::state::checkpoint_files::{self, OperatorEntries};
+use crate::state::{RocksStore, StateBackend, StateError};
 use crate::time::Epoch;
 
 /// How often a worker looks for manifests other workers write.
@@ -50,7 +53,7 @@ struct Coordinator {
     job: Arc<JobShared>,
     worker: WorkerInfo,
     config: CheckpointConfig,
-    store: Arc<RocksStore>,
+    state: WorkerState,
     participants: Vec<Participant>,
     sinks: Vec<SinkHandle>,
     waiting: Vec<Activator>,
@@ -66,10 +69,23 @@ struct Coordinator {
     in_flight: Option<InFlight>,
 }
 
+/// Where a worker's state is checkpointed from.
+#[derive(Clone)]
+enum WorkerState {
+    /// The RocksDB backend's database.
+    Rocks(Arc<RocksStore>),
+    /// The directory where in-memory state writes its checkpoint files.
+    Files(PathBuf),
+}
+
 struct Shared {
     coordinator: RefCell<Coordinator>,
     first_epoch: Epoch,
     restored: Option<Restored>,
+    /// In-memory state restored, by operator, until each operator takes its own.
+    restored_state: RefCell<HashMap<u32, OperatorEntries>>,
+    /// Time spent restoring this worker's state so far.
+    restore_time: Cell<Duration>,
 }
 
 /// A worker's checkpoint handle, held by every operator that takes part. Cheap to clone;
@@ -93,22 +109,40 @@ impl Checkpoints {
             restore::clear_after(&config.dir, restored_epoch)?;
         }
         let state_dir = &job.config.state_dir;
-        let store = match &restored {
-            Some(restored) if restored.epoch != FINAL_EPOCH => {
-                let started = Instant::now();
-                let target = state_dir.join(format!("worker-{}", worker.index));
-                restored.restore_state(worker, job.key_groups, &target)?;
-                let store = job.state_stores.open_restored(state_dir, worker.index)?;
-                job.metrics.add_worker_restore(started.elapsed());
-                store
+        let worker_dir = state_dir.join(format!("worker-{}", worker.index));
+        let restoring = restored
+            .as_ref()
+            .filter(|restored| restored.epoch != FINAL_EPOCH);
+        let started = Instant::now();
+        let mut restored_state = HashMap::new();
+        let state = match (job.config.state_backend, restoring) {
+            (StateBackend::Memory, restoring) => {
+                if let Some(restored) = restoring {
+                    let entries = restored.load_entries(worker, job.key_groups, &worker_dir)?;
+                    restored_state = checkpoint_files::by_operator(entries)?;
+                }
+                fresh_dir(&worker_dir)?;
+                WorkerState::Files(worker_dir)
             }
-            _ => job.state_stores.store_for(state_dir, worker.index)?,
+            (StateBackend::RocksDb { .. }, Some(restored)) => {
+                restored.restore_state(worker, job.key_groups, &worker_dir)?;
+                WorkerState::Rocks(job.state_stores.open_restored(state_dir, worker.index)?)
+            }
+            (StateBackend::RocksDb { .. }, None) => {
+                WorkerState::Rocks(job.state_stores.store_for(state_dir, worker.index)?)
+            }
+        };
+        let restore_time = if restoring.is_some() {
+            job.metrics.add_worker_restore(started.elapsed());
+            started.elapsed()
+        } else {
+            Duration::ZERO
         };
         let coordinator = Coordinator {
             job: Arc::clone(job),
             worker,
             config,
-            store,
+            state,
             participants: Vec::new(),
             sinks: Vec::new(),
             waiting: Vec::new(),
@@ -124,6 +158,8 @@ impl Checkpoints {
                 coordinator: RefCell::new(coordinator),
                 first_epoch: restored_epoch.map_or(0, |epoch| epoch.saturating_add(1)),
                 restored,
+                restored_state: RefCell::new(restored_state),
+                restore_time: Cell::new(restore_time),
             })),
         })
     }
@@ -209,13 +245,49 @@ impl Checkpoints {
         }
     }
 
-    /// Whether an operator may write `epoch`'s state to the store: its worker has checkpointed
-    /// the epoch before.
+    /// Whether an operator may write `epoch`'s state: checkpoint files always (each epoch has
+    /// its own), the RocksDB store once its worker has checkpointed the epoch before.
     pub(crate) fn may_write(&self, epoch: Epoch) -> bool {
         let Some(shared) = &self.shared else {
             return true;
         };
-        epoch <= shared.first_epoch || shared.coordinator.borrow().checkpointed >= Some(epoch - 1)
+        let coordinator = shared.coordinator.borrow();
+        matches!(coordinator.state, WorkerState::Files(_))
+            || epoch <= shared.first_epoch
+            || coordinator.checkpointed >= Some(epoch - 1)
+    }
+
+    /// Where in-memory state writes its checkpoint files; `None` without checkpoints or with
+    /// the RocksDB backend.
+    pub(crate) fn state_files_dir(&self) -> Option<PathBuf> {
+        match &self.shared.as_ref()?.coordinator.borrow().state {
+            WorkerState::Files(dir) => Some(dir.clone()),
+            WorkerState::Rocks(_) => None,
+        }
+    }
+
+    /// The restored in-memory state of `operator`, once.
+    pub(crate) fn take_restored_state(&self, operator: u32) -> Option<OperatorEntries> {
+        self.shared
+            .as_ref()?
+            .restored_state
+            .borrow_mut()
+            .remove(&operator)
+    }
+
+    /// Adds `duration` (an operator rebuilding its restored state) to this worker's restore
+    /// time.
+    pub(crate) fn add_restore_time(&self, duration: Duration) {
+        if let Some(shared) = &self.shared {
+            let total = shared.restore_time.get() + duration;
+            shared.restore_time.set(total);
+            shared
+                .coordinator
+                .borrow()
+                .job
+                .metrics
+                .add_worker_restore(total);
+        }
     }
 
     /// Activates `activator` after each checkpoint this worker takes.
@@ -345,19 +417,23 @@ impl Coordinator {
             worker: self.worker.index,
             workers: self.worker.peers,
             key_groups: self.job.key_groups.count(),
+            state_format: match self.state {
+                WorkerState::Rocks(_) => StateFormat::Rocksdb,
+                WorkerState::Files(_) => StateFormat::Files,
+            },
             sources,
             files: Vec::new(),
             created_ms: 0,
             duration_ms: 0,
         };
         let checkpoint = self.checkpoint_path(epoch);
-        let store = Arc::clone(&self.store);
+        let state = self.state.clone();
         let previous = self.previous_files.clone();
         let started = Instant::now();
         let thread = std::thread::Builder::new()
             .name(format!("checkpoint-{}", self.worker.index))
             .spawn(move || {
-                write_worker_checkpoint(&store, &checkpoint, manifest, &previous, started)
+                write_worker_checkpoint(&state, &checkpoint, manifest, &previous, started)
             });
         self.in_flight = Some(match thread {
             Ok(thread) => InFlight::Running(epoch, thread),
@@ -441,10 +517,11 @@ enum InFlight {
 /// The files of a written worker checkpoint and how long writing it took.
 type CheckpointResult = Result<(Vec<StateFile>, Duration), CheckpointError>;
 
-/// Writes one worker's checkpoint: the RocksDB checkpoint, then the worker manifest with the
-/// files' sizes and checksums. Returns the files and how long it took since `started`.
+/// Writes one worker's checkpoint: the RocksDB checkpoint or the links to the checkpoint
+/// files, then the worker manifest with the files' sizes and checksums. Returns the files and
+/// how long it took since `started`.
 fn write_worker_checkpoint(
-    store: &RocksStore,
+    worker_state: &WorkerState,
     checkpoint: &Path,
     mut manifest: WorkerManifest,
     previous: &HashMap<String, StateFile>,
@@ -456,7 +533,10 @@ fn write_worker_checkpoint(
         // Left by a run that was killed while taking this checkpoint.
         std::fs::remove_dir_all(&state).map_err(CheckpointError::io(&state))?;
     }
-    store.checkpoint(&state)?;
+    match worker_state {
+        WorkerState::Rocks(store) => store.checkpoint(&state)?,
+        WorkerState::Files(dir) => link_checkpoint_files(dir, &state, manifest.epoch, previous)?,
+    }
     manifest.files = describe_files(&state, previous)?;
     manifest.created_ms = layout::now_ms();
     manifest.duration_ms = started.elapsed().as_millis() as u64;
@@ -483,7 +563,7 @@ fn describe_files(
             .len();
         let known = previous
             .get(&name)
-            .filter(|file| name.ends_with(".sst") && file.size == size);
+            .filter(|file| layout::is_immutable(&name) && file.size == size);
         let crc32c = match known {
             Some(file) => file.crc32c,
             None => layout::checksum(&entry.path())?.0,
@@ -492,4 +572,46 @@ fn describe_files(
     }
     files.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(files)
+}
+
+/// Links into `state` the checkpoint files of `dir` that a checkpoint of `epoch` needs,
+/// syncing those no earlier checkpoint included (in `previous`), then deletes from `dir` the
+/// files that no later checkpoint needs (kept checkpoints still link them).
+fn link_checkpoint_files(
+    dir: &Path,
+    state: &Path,
+    epoch: Epoch,
+    previous: &HashMap<String, StateFile>,
+) -> Result<(), CheckpointError> {
+    let (needed, superseded) = checkpoint_files::chain_at(dir, epoch)?;
+    std::fs::create_dir_all(state).map_err(CheckpointError::io(state))?;
+    for name in needed.iter().map(|name| name.render()) {
+        let (source, target) = (dir.join(&name), state.join(&name));
+        if !previous.contains_key(&name) {
+            std::fs::File::open(&source)
+                .and_then(|file| file.sync_all())
+                .map_err(CheckpointError::io(&source))?;
+        }
+        if std::fs::hard_link(&source, &target).is_err() {
+            std::fs::copy(&source, &target).map_err(CheckpointError::io(&target))?;
+        }
+    }
+    layout::sync_dir(state)?;
+    for name in superseded {
+        let path = dir.join(name.render());
+        std::fs::remove_file(&path).map_err(CheckpointError::io(&path))?;
+    }
+    Ok(())
+}
+
+/// Empties `dir` (what a killed run left there), or creates it.
+fn fresh_dir(dir: &Path) -> Result<(), StateError> {
+    let io = |source| StateError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(io)?;
+    }
+    std::fs::create_dir_all(dir).map_err(io)
 }

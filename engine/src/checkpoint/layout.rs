@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! DIR/chk-000000000042/      the checkpoint of epoch 42 (`chk-final`: the end of a bounded run)
-//!     worker-0/              worker 0's RocksDB checkpoint (hard links to immutable SST files)
+//!     worker-0/              worker 0's state: its RocksDB checkpoint (hard links to immutable
+//!                            SST files) or, for in-memory state, hard links to the snapshot
+//!                            and delta files of each operator (see `state::checkpoint_files`)
 //!     worker-0.json          worker 0's manifest: source positions, state files and checksums
 //!     MANIFEST.json          written last, atomically, by worker 0: the checkpoint is complete
 //! DIR/savepoints/NAME/       a savepoint: a complete checkpoint kept until deleted
@@ -66,6 +68,25 @@ pub(crate) struct StateFile {
     pub(crate) crc32c: u32,
 }
 
+/// How a worker's state checkpoint is stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum StateFormat {
+    /// A RocksDB checkpoint (the RocksDB backend).
+    #[default]
+    Rocksdb,
+    /// Snapshot and delta files (in-memory state).
+    Files,
+}
+
+/// Whether a state file never changes once written (and so its checksum need not be
+/// computed again): SST files, snapshots and deltas.
+pub(crate) fn is_immutable(name: &str) -> bool {
+    [".sst", ".snap", ".delta"]
+        .iter()
+        .any(|extension| name.ends_with(extension))
+}
+
 /// What one worker wrote for one checkpoint.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct WorkerManifest {
@@ -73,6 +94,8 @@ pub(crate) struct WorkerManifest {
     pub(crate) worker: usize,
     pub(crate) workers: usize,
     pub(crate) key_groups: u32,
+    #[serde(default)]
+    pub(crate) state_format: StateFormat,
     pub(crate) sources: Vec<SourcePositions>,
     pub(crate) files: Vec<StateFile>,
     pub(crate) created_ms: u64,
@@ -284,7 +307,7 @@ pub fn list_checkpoints(dir: &Path) -> Result<Vec<CheckpointInfo>, CheckpointErr
             .collect();
         let files = || workers.iter().flat_map(|worker| &worker.files);
         let incremental_size = files()
-            .filter(|file| !previous.contains(&file.name) || !file.name.ends_with(".sst"))
+            .filter(|file| !previous.contains(&file.name) || !is_immutable(&file.name))
             .map(|file| file.size)
             .sum();
         listed.push(CheckpointInfo {

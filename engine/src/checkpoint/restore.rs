@@ -4,11 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use super::layout::{self, SourcePositions, WorkerManifest};
+use super::layout::{self, SourcePositions, StateFile, StateFormat, WorkerManifest};
 use super::{CheckpointConfig, CheckpointError, Restore};
 use crate::job::WorkerInfo;
 use crate::key_group::KeyGroups;
-use crate::state::RocksStore;
+use crate::state::checkpoint_files::{self, Entries, FileName};
+use crate::state::{keys, read_key_groups, RocksStore};
 use crate::time::Epoch;
 
 /// The checkpoint a run restores.
@@ -61,28 +62,98 @@ pub(crate) fn clear_after(dir: &Path, restored: Option<Epoch>) -> Result<(), Che
 }
 
 impl Restored {
+    /// The key groups of the job must be those of the checkpoint.
+    fn check_key_groups(&self, key_groups: KeyGroups) -> Result<(), CheckpointError> {
+        if self.key_groups == key_groups.count() {
+            return Ok(());
+        }
+        Err(CheckpointError::Manifest {
+            path: self.path.join(layout::JOB_MANIFEST),
+            reason: format!(
+                "the checkpoint has {} key groups and the job {}: key groups are fixed for the life of a job's state",
+                self.key_groups,
+                key_groups.count()
+            ),
+        })
+    }
+
+    /// How the checkpoint's state is stored (every worker of a run stores it alike).
+    fn format(&self) -> StateFormat {
+        self.workers
+            .first()
+            .map_or(StateFormat::Files, |worker| worker.state_format)
+    }
+
+    /// The old workers whose state `worker` needs: its own with the checkpoint's worker count;
+    /// all of them with another (their key groups moved).
+    fn sources_for(&self, worker: WorkerInfo) -> &[WorkerManifest] {
+        if self.workers.len() == worker.peers {
+            &self.workers[worker.index..=worker.index]
+        } else {
+            &self.workers
+        }
+    }
+
+    /// The state entries of the key groups `worker` owns, read out of the checkpoint whichever
+    /// way it is stored, every file checked against its manifest's checksum. For in-memory
+    /// state; a RocksDB checkpoint is read from a private copy made beside `scratch`.
+    pub(crate) fn load_entries(
+        &self,
+        worker: WorkerInfo,
+        key_groups: KeyGroups,
+        scratch: &Path,
+    ) -> Result<Entries, CheckpointError> {
+        self.check_key_groups(key_groups)?;
+        let owned = key_groups.owned_by(worker.index);
+        let mut entries = Entries::default();
+        for old in self.sources_for(worker) {
+            let state = layout::worker_state_path(&self.path, old.worker);
+            match old.state_format {
+                StateFormat::Files => {
+                    let names = old
+                        .files
+                        .iter()
+                        .map(|file| {
+                            FileName::parse(&file.name).ok_or_else(|| CheckpointError::Manifest {
+                                path: layout::worker_manifest_path(&self.path, old.worker),
+                                reason: format!("{:?} is not a state checkpoint file", file.name),
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let read = |path: &Path| read_checked(path, &old.files);
+                    let keep = |key: &[u8]| {
+                        keys::key_group_of(key).is_some_and(|group| owned.contains(&group))
+                    };
+                    entries.extend(checkpoint_files::replay_files(&state, &names, read, keep)?);
+                }
+                StateFormat::Rocksdb => {
+                    let copy = private_copy(&state, old, scratch)?;
+                    entries.extend(read_key_groups(&copy, owned.clone())?);
+                    std::fs::remove_dir_all(&copy).map_err(CheckpointError::io(&copy))?;
+                }
+            }
+        }
+        Ok(entries)
+    }
+
     /// Rebuilds `worker`'s database at `target` after checking the checksums of the files it
-    /// uses. With the checkpoint's worker count, that is the worker's own checkpoint, linked;
-    /// with another count, the key groups the worker now owns are copied out of every old
-    /// worker's checkpoint.
+    /// uses. From a RocksDB checkpoint with the same worker count, that is the worker's own
+    /// checkpoint, linked; with another count, the key groups the worker now owns are copied
+    /// out of every old worker's checkpoint. A checkpoint of in-memory state is loaded and
+    /// written into a new database.
     pub(crate) fn restore_state(
         &self,
         worker: WorkerInfo,
         key_groups: KeyGroups,
         target: &Path,
     ) -> Result<(), CheckpointError> {
-        if self.key_groups != key_groups.count() {
-            return Err(CheckpointError::Manifest {
-                path: self.path.join(layout::JOB_MANIFEST),
-                reason: format!(
-                    "the checkpoint has {} key groups and the job {}: key groups are fixed for the life of a job's state",
-                    self.key_groups,
-                    key_groups.count()
-                ),
-            });
-        }
+        self.check_key_groups(key_groups)?;
         if target.exists() {
             std::fs::remove_dir_all(target).map_err(CheckpointError::io(target))?;
+        }
+        if self.format() == StateFormat::Files {
+            let entries = self.load_entries(worker, key_groups, target)?;
+            return Ok(RocksStore::create(target)?.write_entries(entries)?);
         }
         if self.workers.len() == worker.peers {
             let state = layout::worker_state_path(&self.path, worker.index);
@@ -93,13 +164,50 @@ impl Restored {
         let owned = key_groups.owned_by(worker.index);
         for old in &self.workers {
             let state = layout::worker_state_path(&self.path, old.worker);
-            layout::verify(&state, &old.files)?;
-            // A private copy, so that opening it cannot touch the checkpoint.
-            let copy = target.with_extension(format!("from-{}", old.worker));
-            layout::link_tree(&state, &copy, true)?;
+            let copy = private_copy(&state, old, target)?;
             store.copy_key_groups(&copy, owned.clone())?;
             std::fs::remove_dir_all(&copy).map_err(CheckpointError::io(&copy))?;
         }
         Ok(())
     }
+}
+
+/// Checks an old worker's RocksDB checkpoint `state` and links it beside `near`, so that
+/// opening it cannot touch the checkpoint. Returns the copy's path.
+fn private_copy(
+    state: &Path,
+    old: &WorkerManifest,
+    near: &Path,
+) -> Result<PathBuf, CheckpointError> {
+    layout::verify(state, &old.files)?;
+    let copy = near.with_extension(format!("from-{}", old.worker));
+    if copy.exists() {
+        std::fs::remove_dir_all(&copy).map_err(CheckpointError::io(&copy))?;
+    }
+    layout::link_tree(state, &copy, true)?;
+    Ok(copy)
+}
+
+/// The contents of a state file, checked against the size and checksum in `files`.
+fn read_checked(path: &Path, files: &[StateFile]) -> Result<Vec<u8>, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(CheckpointError::io(path))?;
+    let name = path.file_name().and_then(|name| name.to_str());
+    let recorded = files
+        .iter()
+        .find(|file| Some(file.name.as_str()) == name)
+        .ok_or_else(|| CheckpointError::Manifest {
+            path: path.to_owned(),
+            reason: "the worker manifest does not list this file".into(),
+        })?;
+    let crc = crc32c::crc32c(&bytes);
+    if crc != recorded.crc32c || bytes.len() as u64 != recorded.size {
+        return Err(CheckpointError::Checksum {
+            path: path.to_owned(),
+            expected: recorded.crc32c,
+            actual: crc,
+            expected_size: recorded.size,
+            actual_size: bytes.len() as u64,
+        });
+    }
+    Ok(bytes)
 }

@@ -1,30 +1,63 @@
-//! Keyed state as operators see it: a map from key to state in memory, which, with the
-//! RocksDB backend, writes back to the worker's database and evicts entries beyond a memory
-//! budget, loading them again on their next use.
+//! Keyed state as operators see it: a map from key to state in memory. Without checkpoints
+//! that is all. With checkpoints, in-memory state writes each completed epoch's changes to a
+//! checkpoint file (see `checkpoint_files`). With the RocksDB backend, the map is a write-back
+//! cache of the worker's database: it writes each completed epoch's changes back and evicts
+//! entries beyond a memory budget, loading them again on their next use.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hash::Hash;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::checkpoint_files::{FileBuffer, FileKind, FileName, FileWriter, OperatorEntries};
 use super::store::RocksStore;
-use super::StateError;
+use super::{keys, StateError};
 use crate::key_group::KeyGroups;
+use crate::time::Epoch;
 
 /// Bytes a cached entry is assumed to take besides its encoded size (map slot, key, headers).
 const ENTRY_OVERHEAD: usize = 64;
 
-/// Set in the operator part of a key that holds a timer instead of state.
-const TIMER_FLAG: u32 = 1 << 31;
+/// Encoded records a checkpoint file buffers before writing them out.
+const WRITE_CHUNK: usize = 4 << 20;
+
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 
 struct Entry<S> {
     state: S,
-    /// Changed since it was last written to the store.
+    /// Changed since it was last written out (to the store or a checkpoint file).
     dirty: bool,
-    /// A copy is in the store (it was loaded from or written to it).
+    /// A copy is out there (in the store, or in the checkpoint files since the last snapshot),
+    /// so that removing the entry must write a delete.
     stored: bool,
+}
+
+/// Where state goes besides memory.
+enum Backing {
+    /// Nowhere: a job without checkpoints.
+    Nothing,
+    /// Checkpoint files, one per completed epoch.
+    Files(Files),
+    /// The worker's RocksDB database.
+    Rocks(Spill),
+}
+
+/// In-memory state's checkpoint files.
+struct Files {
+    dir: PathBuf,
+    operator: u32,
+    key_groups: KeyGroups,
+    /// Timers set and fired in the running epoch, encoded as delta records.
+    timer_changes: FileBuffer,
+    /// The records of the file being written.
+    buffer: FileBuffer,
+    /// Size of the last snapshot; `None` before the first one.
+    snapshot_size: Option<u64>,
+    /// Size of the deltas written since the last snapshot.
+    deltas_size: u64,
 }
 
 /// Where evicted state goes.
@@ -39,24 +72,23 @@ struct Spill {
     /// Timers set (`Some`) or fired (`None`) since the last flush, by store key; only kept
     /// when timers are durable.
     timer_changes: Option<Vec<(Vec<u8>, bool)>>,
-    /// Whether the store may hold entries the cache does not: false when the cache has held
-    /// every entry from the start (in-memory state written to the store only for checkpoints),
-    /// so that a miss is a new key and costs no read.
-    may_hold_more: bool,
 }
 
 /// The state of every key one keyed operator holds on one worker.
 pub(crate) struct StateCache<K, S> {
-    entries: HashMap<K, Entry<S>, foldhash::fast::FixedState>,
-    spill: Option<Spill>,
-    /// With a store: keys changed since the last flush (some written back or removed since).
+    entries: HashMap<K, Entry<S>>,
+    backing: Backing,
+    /// With a backing: keys changed since the last flush (some written back or removed since).
     dirty: Vec<K>,
-    /// With durable timers: stored keys removed since the last flush, deleted by the next one
-    /// (so that between checkpoints nothing but evictions writes to the store).
+    /// Keys with a copy out there removed since the last flush, deleted by the next one (so
+    /// that between checkpoints nothing but evictions writes to the store). Unused by a
+    /// RocksDB cache without durable timers, which deletes at once.
     deleted: HashSet<K, foldhash::fast::FixedState>,
     /// Whether evictions may write to the store now (not while the store's contents must stay
     /// those of the last flushed epoch until its checkpoint is taken).
     may_write: bool,
+    /// Timers of a restored checkpoint file chain, until the operator takes them.
+    restored_timers: Vec<(u8, u64, K)>,
     /// Keys that got state (held neither here nor in the store) and keys whose state was
     /// dropped, since the last [`take_key_counts`](Self::take_key_counts).
     created: u64,
@@ -65,20 +97,67 @@ pub(crate) struct StateCache<K, S> {
 
 impl<K, S> StateCache<K, S>
 where
-    K: Hash + Eq + Clone + Serialize,
+    K: Hash + Eq + Clone + Serialize + DeserializeOwned,
     S: Default + Serialize + DeserializeOwned,
 {
-    /// All state in memory.
-    pub(crate) fn in_memory() -> Self {
+    fn with_backing(backing: Backing) -> Self {
         StateCache {
             entries: HashMap::default(),
-            spill: None,
+            backing,
             dirty: Vec::new(),
             deleted: HashSet::default(),
             may_write: true,
+            restored_timers: Vec::new(),
             created: 0,
             removed: 0,
         }
+    }
+
+    /// All state in memory, nothing written anywhere.
+    pub(crate) fn in_memory() -> Self {
+        Self::with_backing(Backing::Nothing)
+    }
+
+    /// All state in memory, each completed epoch's changes written to a checkpoint file in
+    /// `dir` by [`flush`](Self::flush), starting from `restored` (the operator's entries in
+    /// the checkpoint the job restored, if any).
+    pub(crate) fn with_checkpoint_files(
+        dir: PathBuf,
+        operator: u32,
+        key_groups: KeyGroups,
+        restored: Option<OperatorEntries>,
+    ) -> Result<Self, StateError> {
+        let mut cache = Self::with_backing(Backing::Files(Files {
+            dir,
+            operator,
+            key_groups,
+            timer_changes: FileBuffer::default(),
+            buffer: FileBuffer::default(),
+            snapshot_size: None,
+            deltas_size: 0,
+        }));
+        let Some(restored) = restored else {
+            return Ok(cache);
+        };
+        cache.entries.reserve(restored.state.len());
+        for (stored, value) in restored.state {
+            let state = postcard::from_bytes(&value)
+                .map_err(|error| StateError::Decode(error.to_string()))?;
+            let entry = Entry {
+                state,
+                dirty: false,
+                stored: false,
+            };
+            cache
+                .entries
+                .insert(keys::decode_state_key(&stored)?, entry);
+        }
+        cache.restored_timers = restored
+            .timers
+            .iter()
+            .map(|stored| keys::decode_timer(stored))
+            .collect::<Result<_, _>>()?;
+        Ok(cache)
     }
 
     /// State in memory up to `budget` bytes (estimated), the rest in `store`. With
@@ -91,34 +170,14 @@ where
         budget: usize,
         durable_timers: bool,
     ) -> Self {
-        StateCache {
-            entries: HashMap::default(),
-            spill: Some(Spill {
-                store,
-                operator,
-                key_groups,
-                budget,
-                entry_size: 256,
-                timer_changes: durable_timers.then(Vec::new),
-                may_hold_more: true,
-            }),
-            dirty: Vec::new(),
-            deleted: HashSet::default(),
-            may_write: true,
-            created: 0,
-            removed: 0,
-        }
-    }
-
-    /// Declares that the store holds nothing the cache does not (a fresh start of state kept
-    /// in memory and written to the store for checkpoints): misses no longer read the store.
-    /// Evictions are turned off, as the cache must keep every entry from now on.
-    pub(crate) fn holding_everything(mut self) -> Self {
-        if let Some(spill) = &mut self.spill {
-            spill.may_hold_more = false;
-            spill.budget = usize::MAX;
-        }
-        self
+        Self::with_backing(Backing::Rocks(Spill {
+            store,
+            operator,
+            key_groups,
+            budget,
+            entry_size: 256,
+            timer_changes: durable_timers.then(Vec::new),
+        }))
     }
 
     /// Keys that got state and keys whose state was dropped since the last call.
@@ -165,21 +224,28 @@ where
         Ok(Some(self.touch(key)))
     }
 
-    /// Drops the state of `key`, here and in the store. State that never reached the store
-    /// (most state, which lives and dies in the cache) costs no write.
+    /// Drops the state of `key`, here and where it was written. State that was never written
+    /// out (most state, which lives and dies in memory) costs no write.
     pub(crate) fn remove(&mut self, key: &K) -> Result<(), StateError> {
         self.removed += 1;
-        let stored = self.entries.remove(key).is_none_or(|entry| entry.stored);
-        match &self.spill {
-            Some(spill) if stored && spill.timer_changes.is_some() => {
-                self.deleted.insert(key.clone());
+        let removed = self.entries.remove(key);
+        match &self.backing {
+            Backing::Nothing => {}
+            Backing::Files(_) => {
+                if removed.is_some_and(|entry| entry.stored) {
+                    self.deleted.insert(key.clone());
+                }
             }
-            Some(spill) if stored => {
-                let mut batch = rocksdb::WriteBatch::default();
-                batch.delete(spill.store_key(key)?);
-                spill.store.write(batch)?;
+            Backing::Rocks(spill) if removed.is_none_or(|entry| entry.stored) => {
+                if spill.timer_changes.is_some() {
+                    self.deleted.insert(key.clone());
+                } else {
+                    let mut batch = rocksdb::WriteBatch::default();
+                    batch.delete(spill.store_key(key)?);
+                    spill.store.write(batch)?;
+                }
             }
-            _ => {}
+            Backing::Rocks(_) => {}
         }
         Ok(())
     }
@@ -189,17 +255,123 @@ where
             .entries
             .get_mut(key)
             .unwrap_or_else(|| unreachable!("the entry was inserted above"));
-        if !entry.dirty && self.spill.is_some() {
+        if !entry.dirty && !matches!(self.backing, Backing::Nothing) {
             self.dirty.push(key.clone());
         }
         entry.dirty = true;
         &mut entry.state
     }
 
+    /// Writes out every change since the last flush: the state of a completed epoch, before
+    /// its checkpoint. Checkpoint files get a delta of `epoch`, or a snapshot of every entry
+    /// and of `timers` (every pending timer: kind, time, key) once the deltas since the last
+    /// snapshot have outgrown it. The store gets one batch of the changes and durable timers.
+    pub(crate) fn flush<'k>(
+        &mut self,
+        epoch: Epoch,
+        timers: impl Iterator<Item = (u8, u64, &'k K)>,
+    ) -> Result<(), StateError>
+    where
+        K: 'k,
+    {
+        match &mut self.backing {
+            Backing::Nothing => Ok(()),
+            Backing::Files(files) => {
+                if files
+                    .snapshot_size
+                    .is_none_or(|size| files.deltas_size >= size)
+                {
+                    self.write_snapshot(epoch, timers)
+                } else {
+                    self.write_delta(epoch)
+                }
+            }
+            Backing::Rocks(_) => self.write_back(),
+        }
+    }
+
+    /// Writes the changes of `epoch` (entries changed, entries removed, timers set and fired)
+    /// as a delta file; nothing if nothing changed.
+    fn write_delta(&mut self, epoch: Epoch) -> Result<(), StateError> {
+        let Backing::Files(files) = &mut self.backing else {
+            return Ok(());
+        };
+        if self.dirty.is_empty() && self.deleted.is_empty() && files.timer_changes.len() == 0 {
+            return Ok(());
+        }
+        let name = FileName {
+            operator: files.operator,
+            epoch,
+            kind: FileKind::Delta,
+        };
+        let mut file = FileWriter::create(&files.dir, name)?;
+        file.write(&mut files.timer_changes)?;
+        for key in self.deleted.drain() {
+            let prefix = keys::state_prefix(files.operator, files.key_groups.key_group_of(&key));
+            files.buffer.delete(&prefix, &key)?;
+        }
+        for key in self.dirty.drain(..) {
+            let Some(entry) = self.entries.get_mut(&key).filter(|entry| entry.dirty) else {
+                continue;
+            };
+            let prefix = keys::state_prefix(files.operator, files.key_groups.key_group_of(&key));
+            files.buffer.put(&prefix, &key, &entry.state)?;
+            entry.dirty = false;
+            entry.stored = true;
+            if files.buffer.len() >= WRITE_CHUNK {
+                file.write(&mut files.buffer)?;
+            }
+        }
+        file.write(&mut files.buffer)?;
+        files.deltas_size += file.finish();
+        Ok(())
+    }
+
+    /// Writes every entry and every pending timer as the snapshot file of `epoch`.
+    fn write_snapshot<'k>(
+        &mut self,
+        epoch: Epoch,
+        timers: impl Iterator<Item = (u8, u64, &'k K)>,
+    ) -> Result<(), StateError>
+    where
+        K: 'k,
+    {
+        let Backing::Files(files) = &mut self.backing else {
+            return Ok(());
+        };
+        let name = FileName {
+            operator: files.operator,
+            epoch,
+            kind: FileKind::Snapshot,
+        };
+        let mut file = FileWriter::create(&files.dir, name)?;
+        for (kind, time, key) in timers {
+            let group = files.key_groups.key_group_of(key);
+            let prefix = keys::timer_prefix(files.operator, group, kind, time);
+            files.buffer.put_empty(&prefix, key)?;
+        }
+        for (key, entry) in &mut self.entries {
+            let prefix = keys::state_prefix(files.operator, files.key_groups.key_group_of(key));
+            files.buffer.put(&prefix, key, &entry.state)?;
+            entry.dirty = false;
+            entry.stored = true;
+            if files.buffer.len() >= WRITE_CHUNK {
+                file.write(&mut files.buffer)?;
+            }
+        }
+        file.write(&mut files.buffer)?;
+        files.snapshot_size = Some(file.finish());
+        files.deltas_size = 0;
+        files.timer_changes.clear();
+        self.dirty.clear();
+        self.deleted.clear();
+        Ok(())
+    }
+
     /// Writes every change since the last flush (state and durable timers) to the store in
-    /// one batch: the state of a completed epoch, before its checkpoint.
-    pub(crate) fn flush(&mut self) -> Result<(), StateError> {
-        let Some(spill) = &mut self.spill else {
+    /// one batch.
+    fn write_back(&mut self) -> Result<(), StateError> {
+        let Backing::Rocks(spill) = &mut self.backing else {
             return Ok(());
         };
         // Puts (`Some`) and deletes (`None`) by store key. RocksDB inserts sorted keys into
@@ -245,52 +417,51 @@ where
         key: &K,
         set: bool,
     ) -> Result<(), StateError> {
-        let Some(spill) = &mut self.spill else {
-            return Ok(());
-        };
-        let Some(changes) = &mut spill.timer_changes else {
-            return Ok(());
-        };
-        let mut bytes = Vec::with_capacity(48);
-        bytes.extend_from_slice(&(spill.operator | TIMER_FLAG).to_be_bytes());
-        bytes.extend_from_slice(&spill.key_groups.key_group_of(key).to_be_bytes());
-        bytes.push(kind);
-        bytes.extend_from_slice(&time.to_be_bytes());
-        postcard::to_io(key, &mut bytes).map_err(|error| StateError::Encode(error.to_string()))?;
-        changes.push((bytes, set));
-        Ok(())
+        match &mut self.backing {
+            Backing::Nothing => Ok(()),
+            Backing::Files(files) => {
+                let group = files.key_groups.key_group_of(key);
+                let prefix = keys::timer_prefix(files.operator, group, kind, time);
+                if set {
+                    files.timer_changes.put_empty(&prefix, key)
+                } else {
+                    files.timer_changes.delete(&prefix, key)
+                }
+            }
+            Backing::Rocks(spill) => {
+                let Some(changes) = &mut spill.timer_changes else {
+                    return Ok(());
+                };
+                let group = spill.key_groups.key_group_of(key);
+                let mut bytes = keys::timer_prefix(spill.operator, group, kind, time).to_vec();
+                postcard::to_io(key, &mut bytes)
+                    .map_err(|error| StateError::Encode(error.to_string()))?;
+                changes.push((bytes, set));
+                Ok(())
+            }
+        }
     }
 
-    /// The durable timers in the store: `(kind, time, key)`.
-    pub(crate) fn stored_timers(&self) -> Result<Vec<(u8, u64, K)>, StateError>
-    where
-        K: DeserializeOwned,
-    {
-        let Some(spill) = &self.spill else {
-            return Ok(Vec::new());
-        };
-        let prefix = (spill.operator | TIMER_FLAG).to_be_bytes();
-        let mut timers = Vec::new();
-        for stored in spill.store.keys_with_prefix(&prefix)? {
-            let bad = || StateError::Decode(format!("malformed timer key {stored:02x?}"));
-            let kind = *stored.get(8).ok_or_else(bad)?;
-            let time = stored
-                .get(9..17)
-                .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
-                .map(u64::from_be_bytes)
-                .ok_or_else(bad)?;
-            let key = postcard::from_bytes(&stored[17..])
-                .map_err(|error| StateError::Decode(error.to_string()))?;
-            timers.push((kind, time, key));
+    /// The durable timers of the restored checkpoint: `(kind, time, key)`.
+    pub(crate) fn restored_timers(&mut self) -> Result<Vec<(u8, u64, K)>, StateError> {
+        match &self.backing {
+            Backing::Nothing => Ok(Vec::new()),
+            Backing::Files(_) => Ok(std::mem::take(&mut self.restored_timers)),
+            Backing::Rocks(spill) => spill
+                .store
+                .keys_with_prefix(&keys::timers_of(spill.operator))?
+                .iter()
+                .map(|stored| keys::decode_timer(stored))
+                .collect(),
         }
-        Ok(timers)
     }
 
     fn load(&mut self, key: &K) -> Result<Option<S>, StateError> {
-        let Some(spill) = &mut self.spill else {
+        let Backing::Rocks(spill) = &mut self.backing else {
+            // In-memory state: a key not held has no state.
             return Ok(None);
         };
-        if !spill.may_hold_more || self.deleted.contains(key) {
+        if self.deleted.contains(key) {
             return Ok(None);
         }
         let Some(bytes) = spill.store.get(&spill.store_key(key)?)? else {
@@ -305,10 +476,11 @@ where
     /// Inserts a loaded or new entry, first making room under the budget.
     fn insert(&mut self, key: &K, state: S, stored: bool) -> Result<(), StateError> {
         self.make_room()?;
-        // A new value replaces a pending deletion (the flush writes it); the store still holds
-        // the old value, so removing the new one must delete it again.
+        // A new value replaces a pending deletion (the flush writes it); the store or the
+        // checkpoint files still hold the old value, so removing the new one must delete it
+        // again.
         let stored = stored || self.deleted.remove(key);
-        if self.spill.is_some() {
+        if !matches!(self.backing, Backing::Nothing) {
             self.dirty.push(key.clone());
         }
         let entry = Entry {
@@ -323,7 +495,7 @@ where
     /// Over budget: writes every changed entry back in one batch and evicts entries until a
     /// fifth of the budget is free.
     fn make_room(&mut self) -> Result<(), StateError> {
-        let Some(spill) = &mut self.spill else {
+        let Backing::Rocks(spill) = &mut self.backing else {
             return Ok(());
         };
         let per_entry = spill.entry_size + ENTRY_OVERHEAD;
@@ -357,12 +529,11 @@ where
 }
 
 impl Spill {
-    /// `operator (4 bytes) | key group (4 bytes) | key`, big-endian, so a key group's keys are
-    /// contiguous (for moving key groups between workers).
+    /// The store key of a state entry (see `keys`).
     fn store_key<K: Hash + Serialize>(&self, key: &K) -> Result<Vec<u8>, StateError> {
+        let group = self.key_groups.key_group_of(key);
         let mut bytes = Vec::with_capacity(32);
-        bytes.extend_from_slice(&self.operator.to_be_bytes());
-        bytes.extend_from_slice(&self.key_groups.key_group_of(key).to_be_bytes());
+        bytes.extend_from_slice(&keys::state_prefix(self.operator, group));
         postcard::to_io(key, &mut bytes).map_err(|error| StateError::Encode(error.to_string()))?;
         Ok(bytes)
     }
@@ -374,6 +545,7 @@ impl Spill {
 
 #[cfg(test)]
 mod tests {
+    use super::super::checkpoint_files::{by_operator, chain_at, replay_files};
     use super::*;
 
     fn spilling(dir: &std::path::Path, budget: usize) -> StateCache<u64, Vec<u64>> {
@@ -414,32 +586,77 @@ mod tests {
         );
     }
 
+    fn with_files(
+        dir: &std::path::Path,
+        restored: Option<OperatorEntries>,
+    ) -> StateCache<u64, Vec<u64>> {
+        StateCache::with_checkpoint_files(dir.to_owned(), 7, KeyGroups::new(128, 1), restored)
+            .unwrap()
+    }
+
+    /// What a checkpoint of `epoch` would restore for operator 7.
+    fn restore_at(dir: &std::path::Path, epoch: Epoch) -> OperatorEntries {
+        let (chain, _) = chain_at(dir, epoch).unwrap();
+        let read = |path: &std::path::Path| Ok::<_, StateError>(std::fs::read(path).unwrap());
+        let entries = replay_files(dir, &chain, read, |_| true).unwrap();
+        by_operator(entries).unwrap().remove(&7).unwrap_or_default()
+    }
+
+    fn contents(cache: &StateCache<u64, Vec<u64>>) -> std::collections::BTreeMap<u64, Vec<u64>> {
+        cache
+            .entries
+            .iter()
+            .map(|(key, entry)| (*key, entry.state.clone()))
+            .collect()
+    }
+
     #[test]
-    fn a_cache_holding_everything_does_not_read_the_store() {
+    fn checkpoint_files_restore_the_state_and_timers_of_every_epoch() {
         let dir = tempfile::tempdir().unwrap();
-        let mut earlier = spilling(dir.path(), usize::MAX);
-        earlier.get_or_default(&1).unwrap().push(10);
-        earlier.flush().unwrap();
-        let store = Arc::clone(&earlier.spill.as_ref().unwrap().store);
-        // A cache that may find more in the store reads key 1 back; one holding everything
-        // treats it as new (its store only ever receives what the cache wrote).
-        let mut lazy: StateCache<u64, Vec<u64>> = StateCache::spilling(
-            Arc::clone(&store),
-            7,
-            KeyGroups::new(128, 1),
-            usize::MAX,
-            true,
-        );
-        assert_eq!(lazy.get_existing(&1).unwrap().cloned(), Some(vec![10]));
-        let mut holding =
-            StateCache::<u64, Vec<u64>>::spilling(store, 7, KeyGroups::new(128, 1), 1024, true)
-                .holding_everything();
-        assert_eq!(holding.get_existing(&1).unwrap(), None);
-        // And it never evicts, whatever its budget was.
-        for key in 0..5_000u64 {
-            holding.get_or_default(&key).unwrap().push(key);
+        let mut cache = with_files(dir.path(), None);
+        let mut timers: std::collections::BTreeSet<(u8, u64, u64)> = Default::default();
+        let mut expected = Vec::new();
+        for epoch in 0..12u64 {
+            // Grow some keys, drop others, set and fire timers, in a pattern that makes some
+            // epochs write deltas and others snapshots.
+            for key in 0..50u64 {
+                if (key + epoch) % 7 == 0 {
+                    cache.remove(&key).unwrap();
+                } else if (key * epoch) % 3 == 0 {
+                    cache.get_or_default(&key).unwrap().push(epoch);
+                }
+            }
+            for key in (epoch..epoch + 5).map(|k| k % 20) {
+                let timer = (0, epoch + key, key);
+                if timers.insert(timer) {
+                    cache.note_timer(0, timer.1, &key, true).unwrap();
+                }
+            }
+            let fired: Vec<_> = timers.iter().filter(|t| t.1 < epoch + 3).copied().collect();
+            for timer in fired {
+                timers.remove(&timer);
+                cache.note_timer(timer.0, timer.1, &timer.2, false).unwrap();
+            }
+            let pending = timers.iter().map(|(kind, time, key)| (*kind, *time, key));
+            cache.flush(epoch, pending).unwrap();
+            expected.push((contents(&cache), timers.clone()));
         }
-        assert_eq!(holding.cached(), 5_000);
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(
+            names.iter().any(|name| name.ends_with(".delta")),
+            "{names:?}"
+        );
+        assert!(names.iter().filter(|name| name.ends_with(".snap")).count() > 1);
+        for (epoch, (state, timers)) in expected.into_iter().enumerate() {
+            let mut restored = with_files(dir.path(), Some(restore_at(dir.path(), epoch as u64)));
+            assert_eq!(contents(&restored), state, "state at epoch {epoch}");
+            let restored_timers: std::collections::BTreeSet<_> =
+                restored.restored_timers().unwrap().into_iter().collect();
+            assert_eq!(restored_timers, timers, "timers at epoch {epoch}");
+        }
     }
 
     #[test]

@@ -1,7 +1,10 @@
-//! Keyed state: what stateful operators keep per key, in memory or in RocksDB behind a
-//! write-back cache with a memory budget. Operators see `&mut State` either way.
+//! Keyed state: what stateful operators keep per key, in memory (written to checkpoint files
+//! when the job takes checkpoints) or in RocksDB behind a write-back cache with a memory
+//! budget. Operators see `&mut State` either way.
 
 mod cache;
+pub(crate) mod checkpoint_files;
+pub(crate) mod keys;
 mod store;
 
 use std::collections::HashMap;
@@ -9,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 pub(crate) use cache::StateCache;
-pub(crate) use store::RocksStore;
+pub(crate) use store::{read_key_groups, RocksStore};
 
 /// Where keyed state lives.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

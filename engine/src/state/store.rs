@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::checkpoint_files::Stored;
 use super::StateError;
 
 /// One worker's RocksDB database.
@@ -92,31 +93,36 @@ impl RocksStore {
         Ok(entries)
     }
 
-    /// Copies the entries of the key groups in `groups` (every key is `operator | key group |
-    /// ...`) from the database at `from` into this one, and flushes.
+    /// Writes restored entries (store keys and values) into this database, and flushes.
+    pub(crate) fn write_entries(
+        &self,
+        entries: super::checkpoint_files::Entries,
+    ) -> Result<(), StateError> {
+        let mut sorted: Vec<_> = entries.into_iter().collect();
+        sorted.sort_unstable();
+        self.write_all(sorted.into_iter().map(Ok))
+    }
+
+    /// Copies the entries of the key groups in `groups` from the RocksDB checkpoint at `from`
+    /// into this database, and flushes.
     pub(crate) fn copy_key_groups(
         &self,
         from: &Path,
-        groups: std::ops::Range<crate::key_group::KeyGroup>,
+        groups: KeyGroupRange,
     ) -> Result<(), StateError> {
-        let source = rocksdb::DB::open_for_read_only(&rocksdb::Options::default(), from, false)
-            .map_err(|source| StateError::Store {
-                path: from.to_owned(),
-                source,
-            })?;
+        let source = open_read_only(from)?;
+        self.write_all(entries_in(&source, from, groups))
+    }
+
+    /// Writes `entries` in batches of about 16 MiB, then flushes.
+    fn write_all(
+        &self,
+        entries: impl Iterator<Item = Result<Stored, StateError>>,
+    ) -> Result<(), StateError> {
         let mut batch = rocksdb::WriteBatch::default();
-        for item in source.iterator(rocksdb::IteratorMode::Start) {
-            let (key, value) = item.map_err(|source| StateError::Store {
-                path: from.to_owned(),
-                source,
-            })?;
-            let group = key
-                .get(4..8)
-                .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
-                .map(u32::from_be_bytes);
-            if group.is_some_and(|group| groups.contains(&group)) {
-                batch.put(key, value);
-            }
+        for entry in entries {
+            let (key, value) = entry?;
+            batch.put(key, value);
             if batch.size_in_bytes() >= 16 << 20 {
                 self.write(std::mem::take(&mut batch))?;
             }
@@ -124,4 +130,43 @@ impl RocksStore {
         self.write(batch)?;
         self.db.flush().map_err(|error| self.error(error))
     }
+}
+
+/// A range of key groups.
+type KeyGroupRange = std::ops::Range<crate::key_group::KeyGroup>;
+
+/// The entries of the key groups in `groups` in the RocksDB checkpoint at `from`.
+pub(crate) fn read_key_groups(
+    from: &Path,
+    groups: KeyGroupRange,
+) -> Result<super::checkpoint_files::Entries, StateError> {
+    let source = open_read_only(from)?;
+    entries_in(&source, from, groups).collect()
+}
+
+fn open_read_only(path: &Path) -> Result<rocksdb::DB, StateError> {
+    rocksdb::DB::open_for_read_only(&rocksdb::Options::default(), path, false).map_err(|source| {
+        StateError::Store {
+            path: path.to_owned(),
+            source,
+        }
+    })
+}
+
+/// The entries of `db` (opened at `path`) whose keys are in the key groups `groups`.
+fn entries_in<'d>(
+    db: &'d rocksdb::DB,
+    path: &'d Path,
+    groups: KeyGroupRange,
+) -> impl Iterator<Item = Result<Stored, StateError>> + 'd {
+    db.iterator(rocksdb::IteratorMode::Start)
+        .filter_map(move |item| match item {
+            Ok((key, value)) => super::keys::key_group_of(&key)
+                .is_some_and(|group| groups.contains(&group))
+                .then_some(Ok((key, value))),
+            Err(source) => Some(Err(StateError::Store {
+                path: path.to_owned(),
+                source,
+            })),
+        })
 }

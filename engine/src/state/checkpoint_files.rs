@@ -1,0 +1,438 @@
+//! The checkpoint files of in-memory keyed state. When an epoch completes, each keyed
+//! operator writes one file: a *delta* (the entries changed and the entries removed in the
+//! epoch) or, once its deltas have outgrown its last snapshot, a *snapshot* of every entry.
+//! A checkpoint of epoch `e` holds, per operator, the newest snapshot up to `e` and the deltas
+//! after it; restoring replays them in epoch order. Appending an epoch's changes to a file
+//! costs far less than inserting them into RocksDB, and a snapshot's cost is bounded by the
+//! deltas before it.
+//!
+//! Entries are `(store key, value)` pairs encoded as the RocksDB backend stores them
+//! (`operator | key group | key`), so either backend restores from either kind of checkpoint,
+//! and a restore with another worker count keeps the key groups the worker now owns.
+//!
+//! ```text
+//! op-0000000007-000000000042.snap    operator 7's snapshot at the end of epoch 42
+//! op-0000000007-000000000043.delta   operator 7's changes in epoch 43
+//!
+//! file   = b"WEIRSTA1" record*
+//! record = 1u8 key_len:u32le key value_len:u32le value      (put)
+//!        | 0u8 key_len:u32le key                            (delete)
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{keys, StateError};
+use crate::time::Epoch;
+
+const MAGIC: &[u8; 8] = b"WEIRSTA1";
+const PUT: u8 = 1;
+const DELETE: u8 = 0;
+
+/// Whether a file holds every entry or the changes of one epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum FileKind {
+    Snapshot,
+    Delta,
+}
+
+/// The name of a checkpoint file: whose, of which epoch, and which kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileName {
+    pub(crate) operator: u32,
+    pub(crate) epoch: Epoch,
+    pub(crate) kind: FileKind,
+}
+
+impl FileName {
+    fn extension(&self) -> &'static str {
+        match self.kind {
+            FileKind::Snapshot => "snap",
+            FileKind::Delta => "delta",
+        }
+    }
+
+    /// The file name, `op-OPERATOR-EPOCH.snap|delta`.
+    pub(crate) fn render(&self) -> String {
+        format!(
+            "op-{:010}-{:012}.{}",
+            self.operator,
+            self.epoch,
+            self.extension()
+        )
+    }
+
+    /// Reads a name [`render`](Self::render) wrote; `None` for any other file.
+    pub(crate) fn parse(name: &str) -> Option<FileName> {
+        let (stem, extension) = name.strip_prefix("op-")?.rsplit_once('.')?;
+        let kind = match extension {
+            "snap" => FileKind::Snapshot,
+            "delta" => FileKind::Delta,
+            _ => return None,
+        };
+        let (operator, epoch) = stem.split_once('-')?;
+        Some(FileName {
+            operator: operator.parse().ok()?,
+            epoch: epoch.parse().ok()?,
+            kind,
+        })
+    }
+}
+
+/// The files of `dir` a checkpoint of `epoch` needs (per operator: its newest snapshot up to
+/// `epoch` and the deltas after it, up to `epoch`), and the older files no later checkpoint
+/// needs. Files of later epochs are in neither list.
+pub(crate) fn chain_at(
+    dir: &Path,
+    epoch: Epoch,
+) -> Result<(Vec<FileName>, Vec<FileName>), StateError> {
+    let io = |source| StateError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut by_operator: BTreeMap<u32, Vec<FileName>> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        if let Some(name) = entry.file_name().to_str().and_then(FileName::parse) {
+            if name.epoch <= epoch {
+                by_operator.entry(name.operator).or_default().push(name);
+            }
+        }
+    }
+    let (mut needed, mut superseded) = (Vec::new(), Vec::new());
+    for mut files in by_operator.into_values() {
+        files.sort_by_key(|name| (name.epoch, name.kind));
+        let base = files
+            .iter()
+            .rposition(|name| name.kind == FileKind::Snapshot)
+            .unwrap_or(0);
+        superseded.extend(files.drain(..base));
+        needed.extend(files);
+    }
+    Ok((needed, superseded))
+}
+
+/// Records being encoded for one checkpoint file, in memory until written.
+#[derive(Default)]
+pub(crate) struct FileBuffer {
+    bytes: Vec<u8>,
+}
+
+impl FileBuffer {
+    /// Appends a put of `key` (`prefix` followed by the encoded `key`) to `value`.
+    pub(crate) fn put<K: Serialize, S: Serialize>(
+        &mut self,
+        prefix: &[u8],
+        key: &K,
+        value: &S,
+    ) -> Result<(), StateError> {
+        self.bytes.push(PUT);
+        self.encoded(|bytes| {
+            bytes.extend_from_slice(prefix);
+            encode(key, bytes)
+        })?;
+        self.encoded(|bytes| encode(value, bytes))
+    }
+
+    /// Appends a put of `key` (`prefix` followed by the encoded `key`) to an empty value.
+    pub(crate) fn put_empty<K: Serialize>(
+        &mut self,
+        prefix: &[u8],
+        key: &K,
+    ) -> Result<(), StateError> {
+        self.bytes.push(PUT);
+        self.encoded(|bytes| {
+            bytes.extend_from_slice(prefix);
+            encode(key, bytes)
+        })?;
+        self.bytes.extend_from_slice(&0u32.to_le_bytes());
+        Ok(())
+    }
+
+    /// Appends a delete of `key` (`prefix` followed by the encoded `key`).
+    pub(crate) fn delete<K: Serialize>(
+        &mut self,
+        prefix: &[u8],
+        key: &K,
+    ) -> Result<(), StateError> {
+        self.bytes.push(DELETE);
+        self.encoded(|bytes| {
+            bytes.extend_from_slice(prefix);
+            encode(key, bytes)
+        })
+    }
+
+    /// Appends a length-prefixed field that `write` encodes.
+    fn encoded(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        let at = self.bytes.len();
+        self.bytes.extend_from_slice(&[0; 4]);
+        write(&mut self.bytes)?;
+        let length = u32::try_from(self.bytes.len() - at - 4)
+            .map_err(|_| StateError::Encode("a state entry of 4 GiB or more".into()))?;
+        self.bytes[at..at + 4].copy_from_slice(&length.to_le_bytes());
+        Ok(())
+    }
+
+    /// Bytes appended so far.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Discards the records appended so far.
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+    }
+}
+
+/// A checkpoint file being written.
+pub(crate) struct FileWriter {
+    file: std::fs::File,
+    path: PathBuf,
+    size: u64,
+}
+
+impl FileWriter {
+    /// Creates `dir/name` (replacing a file a killed run left there).
+    pub(crate) fn create(dir: &Path, name: FileName) -> Result<FileWriter, StateError> {
+        let path = dir.join(name.render());
+        let file = std::fs::File::create(&path).map_err(|source| StateError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let mut writer = FileWriter {
+            file,
+            path,
+            size: 0,
+        };
+        writer.write_bytes(MAGIC)?;
+        Ok(writer)
+    }
+
+    /// Writes the records of `buffer` and empties it.
+    pub(crate) fn write(&mut self, buffer: &mut FileBuffer) -> Result<(), StateError> {
+        self.write_bytes(&buffer.bytes)?;
+        buffer.clear();
+        Ok(())
+    }
+
+    fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        std::io::Write::write_all(&mut self.file, bytes).map_err(|source| StateError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// The file's size. It is not synced: the checkpoint that first includes it syncs it.
+    pub(crate) fn finish(self) -> u64 {
+        self.size
+    }
+}
+
+fn encode<T: Serialize>(value: &T, bytes: &mut Vec<u8>) -> Result<(), StateError> {
+    postcard::to_io(value, bytes)
+        .map(drop)
+        .map_err(|error| StateError::Encode(error.to_string()))
+}
+
+/// A stored key and its value.
+pub(crate) type Stored = (Box<[u8]>, Box<[u8]>);
+
+/// Store keys and values, as a restore rebuilds them.
+pub(crate) type Entries = HashMap<Box<[u8]>, Box<[u8]>>;
+
+/// Applies the records of one checkpoint file (its contents `bytes`, read from `path`) to
+/// `entries`, keeping only the keys `keep` accepts.
+pub(crate) fn replay(
+    path: &Path,
+    bytes: &[u8],
+    keep: impl Fn(&[u8]) -> bool,
+    entries: &mut Entries,
+) -> Result<(), StateError> {
+    let malformed = |offset: usize, what: &str| {
+        StateError::Decode(format!(
+            "{}: malformed checkpoint file at byte {offset}: {what}",
+            path.display()
+        ))
+    };
+    let mut records = bytes
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| malformed(0, "it does not start with the state file marker"))?;
+    let field = |records: &mut &[u8], offset: usize| -> Result<Box<[u8]>, StateError> {
+        let (length, rest) = records
+            .split_first_chunk::<4>()
+            .ok_or_else(|| malformed(offset, "truncated length"))?;
+        let length = u32::from_le_bytes(*length) as usize;
+        let field = rest
+            .get(..length)
+            .ok_or_else(|| malformed(offset, "truncated field"))?;
+        *records = &rest[length..];
+        Ok(field.into())
+    };
+    while let Some((&tag, rest)) = records.split_first() {
+        let offset = bytes.len() - records.len();
+        records = rest;
+        let key = field(&mut records, offset)?;
+        match tag {
+            PUT => {
+                let value = field(&mut records, offset)?;
+                if keep(&key) {
+                    entries.insert(key, value);
+                }
+            }
+            DELETE => {
+                entries.remove(&key);
+            }
+            _ => return Err(malformed(offset, &format!("unknown record tag {tag}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Replays the checkpoint files `names` (any operators, any order) found in `dir`, whose
+/// contents `read` returns (after checking them), keeping the keys `keep` accepts.
+pub(crate) fn replay_files<E: From<StateError>>(
+    dir: &Path,
+    names: &[FileName],
+    read: impl Fn(&Path) -> Result<Vec<u8>, E>,
+    keep: impl Fn(&[u8]) -> bool,
+) -> Result<Entries, E> {
+    let mut ordered = names.to_vec();
+    ordered.sort_by_key(|name| (name.operator, name.epoch, name.kind));
+    let mut entries = Entries::default();
+    for name in ordered {
+        let path: PathBuf = dir.join(name.render());
+        let bytes = read(&path)?;
+        replay(&path, &bytes, &keep, &mut entries)?;
+    }
+    Ok(entries)
+}
+
+/// One operator's restored entries, as stored keys and values.
+#[derive(Default)]
+pub(crate) struct OperatorEntries {
+    /// State entries: stored key and encoded state.
+    pub(crate) state: Vec<Stored>,
+    /// Timers: stored keys.
+    pub(crate) timers: Vec<Box<[u8]>>,
+}
+
+/// Splits restored entries by the operator they belong to.
+pub(crate) fn by_operator(entries: Entries) -> Result<HashMap<u32, OperatorEntries>, StateError> {
+    let mut operators: HashMap<u32, OperatorEntries> = HashMap::new();
+    for (key, value) in entries {
+        let (operator, timer) = keys::operator_of(&key)
+            .ok_or_else(|| StateError::Decode(format!("malformed stored key {key:02x?}")))?;
+        let entries = operators.entry(operator).or_default();
+        if timer {
+            entries.timers.push(key);
+        } else {
+            entries.state.push((key, value));
+        }
+    }
+    Ok(operators)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_other_files_are_not_ours() {
+        let name = FileName {
+            operator: 7,
+            epoch: 42,
+            kind: FileKind::Delta,
+        };
+        assert_eq!(name.render(), "op-0000000007-000000000042.delta");
+        assert_eq!(FileName::parse(&name.render()), Some(name));
+        for other in [
+            "000012.sst",
+            "op-7.snap",
+            "op-x-1.delta",
+            "op-1-2.tmp",
+            "MANIFEST",
+        ] {
+            assert_eq!(FileName::parse(other), None, "{other}");
+        }
+    }
+
+    fn write(
+        dir: &Path,
+        operator: u32,
+        epoch: Epoch,
+        kind: FileKind,
+        puts: &[(u8, u8)],
+        deletes: &[u8],
+    ) {
+        let mut buffer = FileBuffer::default();
+        for (key, value) in puts {
+            buffer.put(&[], key, value).unwrap();
+        }
+        for key in deletes {
+            buffer.delete(&[], key).unwrap();
+        }
+        let name = FileName {
+            operator,
+            epoch,
+            kind,
+        };
+        let mut file = FileWriter::create(dir, name).unwrap();
+        file.write(&mut buffer).unwrap();
+        file.finish();
+    }
+
+    #[test]
+    fn a_chain_is_the_newest_snapshot_and_the_deltas_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (snap, delta) = (FileKind::Snapshot, FileKind::Delta);
+        write(dir.path(), 1, 1, snap, &[(1, 10), (2, 20)], &[]);
+        write(dir.path(), 1, 2, delta, &[(3, 30)], &[1]);
+        write(dir.path(), 1, 3, snap, &[(2, 21), (3, 30)], &[]);
+        write(dir.path(), 1, 4, delta, &[(2, 22)], &[3]);
+        write(dir.path(), 1, 5, delta, &[(9, 90)], &[]);
+        write(dir.path(), 2, 2, snap, &[(5, 50)], &[]);
+        let (needed, superseded) = chain_at(dir.path(), 4).unwrap();
+        let epochs = |names: &[FileName]| {
+            names
+                .iter()
+                .map(|name| (name.operator, name.epoch))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(epochs(&needed), [(1, 3), (1, 4), (2, 2)]);
+        assert_eq!(epochs(&superseded), [(1, 1), (1, 2)]);
+        let read = |path: &Path| Ok::<_, StateError>(std::fs::read(path).unwrap());
+        let entries = replay_files(dir.path(), &needed, read, |_| true).unwrap();
+        let decoded: BTreeMap<u8, u8> = entries
+            .iter()
+            .map(|(key, value)| (key[0], value[0]))
+            .collect();
+        assert_eq!(decoded, BTreeMap::from([(2, 22), (5, 50)]));
+        // Replaying the whole history gives the same entries.
+        let all: Vec<FileName> = needed.iter().chain(&superseded).copied().collect();
+        let replayed = replay_files(dir.path(), &all, read, |key| key[0] != 5).unwrap();
+        assert_eq!(replayed.len(), 1);
+    }
+
+    #[test]
+    fn a_damaged_file_is_an_error_naming_it_and_the_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), 1, 1, FileKind::Snapshot, &[(1, 10)], &[]);
+        let path = dir.path().join("op-0000000001-000000000001.snap");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.truncate(bytes.len() - 1);
+        let error = replay(&path, &bytes, |_| true, &mut Entries::default()).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("op-0000000001-000000000001.snap"),
+            "{message}"
+        );
+        assert!(message.contains("at byte 8: truncated field"), "{message}");
+    }
+}

@@ -1,11 +1,12 @@
 //! How long restoring a large state takes: a job builds about 1 GiB of keyed state
 //! (`WEIR_BENCH_STATE_MIB`, default 1024; one entry of 1 KiB of incompressible bytes per key)
 //! on 2 workers with a checkpoint every second, and idles after its input until a checkpoint
-//! holds all of it. That checkpoint is restored on the same worker count (each worker verifies
-//! its files' checksums and hard-links them) and on one worker (rescaling: the worker copies
-//! the key groups it now owns out of both old workers' checkpoints). Prints the restore time
-//! (the slowest worker's, from the job's metrics) and the whole restored run's wall time (its
-//! input is consumed already; it ends with a final checkpoint).
+//! holds all of it. That checkpoint is restored on the same worker count (each worker reads
+//! its snapshot and delta files, checks their checksums and rebuilds its state in memory) and
+//! on one worker (rescaling: the worker reads both old workers' files and keeps the key groups
+//! it now owns). Prints the restore time (the slowest worker's, from the job's metrics: from
+//! reading the files to the state decoded in memory) and the whole restored run's wall time
+//! (its input is consumed already; it ends with a final checkpoint, a full snapshot).
 //!
 //! `cargo bench -p weir-benches --bench restore`. Target: restoring 1 GiB takes at most 5 s.
 
@@ -228,14 +229,14 @@ fn main() {
     let (same_run, same) = restore(2);
     println!(
         "{:<48} {:>10.2} {:>10.2}",
-        "on 2 workers (checksums, hard links)",
+        "on 2 workers (read, check, decode)",
         same.as_secs_f64(),
         same_run.as_secs_f64()
     );
     let (rescaled_run, rescaled) = restore(1);
     println!(
         "{:<48} {:>10.2} {:>10.2}",
-        "on 1 worker (rescale: copies key groups)",
+        "on 1 worker (rescale: both workers' files)",
         rescaled.as_secs_f64(),
         rescaled_run.as_secs_f64()
     );

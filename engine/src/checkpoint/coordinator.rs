@@ -23,7 +23,7 @@ use super::restore::{self, Restored};
 use super::{CheckpointConfig, CheckpointError};
 use crate::error::EngineError;
 use crate::job::{JobShared, WorkerInfo};
-use crate::state::checkpoint_files::{self, OperatorEntries};
+use crate::state::checkpoint_files::{self, RestoredFiles};
 use crate::state::{RocksStore, StateBackend, StateError};
 use crate::time::Epoch;
 
@@ -83,7 +83,7 @@ struct Shared {
     first_epoch: Epoch,
     restored: Option<Restored>,
     /// In-memory state restored, by operator, until each operator takes its own.
-    restored_state: RefCell<HashMap<u32, OperatorEntries>>,
+    restored_state: RefCell<HashMap<u32, RestoredFiles>>,
     /// Time spent restoring this worker's state so far.
     restore_time: Cell<Duration>,
 }
@@ -118,8 +118,7 @@ impl Checkpoints {
         let state = match (job.config.state_backend, restoring) {
             (StateBackend::Memory, restoring) => {
                 if let Some(restored) = restoring {
-                    let entries = restored.load_entries(worker, job.key_groups, &worker_dir)?;
-                    restored_state = checkpoint_files::by_operator(entries)?;
+                    restored_state = restored.load_files(worker, job.key_groups, &worker_dir)?;
                 }
                 fresh_dir(&worker_dir)?;
                 WorkerState::Files(worker_dir)
@@ -267,7 +266,7 @@ impl Checkpoints {
     }
 
     /// The restored in-memory state of `operator`, once.
-    pub(crate) fn take_restored_state(&self, operator: u32) -> Option<OperatorEntries> {
+    pub(crate) fn take_restored_state(&self, operator: u32) -> Option<RestoredFiles> {
         self.shared
             .as_ref()?
             .restored_state

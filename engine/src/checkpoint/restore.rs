@@ -2,14 +2,15 @@
 //! (moving key groups between workers when the worker count changed), and the positions the
 //! sources resume from.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::layout::{self, SourcePositions, StateFile, StateFormat, WorkerManifest};
 use super::{CheckpointConfig, CheckpointError, Restore};
 use crate::job::WorkerInfo;
 use crate::key_group::KeyGroups;
-use crate::state::checkpoint_files::{self, Entries, FileName};
-use crate::state::{keys, read_key_groups, RocksStore};
+use crate::state::checkpoint_files::{self, FileName, RestoredFiles};
+use crate::state::{read_key_groups, RocksStore};
 use crate::time::Epoch;
 
 /// The checkpoint a run restores.
@@ -94,18 +95,19 @@ impl Restored {
         }
     }
 
-    /// The state entries of the key groups `worker` owns, read out of the checkpoint whichever
-    /// way it is stored, every file checked against its manifest's checksum. For in-memory
-    /// state; a RocksDB checkpoint is read from a private copy made beside `scratch`.
-    pub(crate) fn load_entries(
+    /// The checkpoint files each operator of `worker` restores its in-memory state from,
+    /// whichever way the checkpoint is stored (a RocksDB checkpoint is read, from a private
+    /// copy beside `scratch`, into one snapshot per operator), every file checked against its
+    /// manifest's checksum. Each operator keeps the key groups `worker` owns.
+    pub(crate) fn load_files(
         &self,
         worker: WorkerInfo,
         key_groups: KeyGroups,
         scratch: &Path,
-    ) -> Result<Entries, CheckpointError> {
+    ) -> Result<HashMap<u32, RestoredFiles>, CheckpointError> {
         self.check_key_groups(key_groups)?;
         let owned = key_groups.owned_by(worker.index);
-        let mut entries = Entries::default();
+        let mut restored = HashMap::new();
         for old in self.sources_for(worker) {
             let state = layout::worker_state_path(&self.path, old.worker);
             match old.state_format {
@@ -121,19 +123,24 @@ impl Restored {
                         })
                         .collect::<Result<Vec<_>, _>>()?;
                     let read = |path: &Path| read_checked(path, &old.files);
-                    let keep = |key: &[u8]| {
-                        keys::key_group_of(key).is_some_and(|group| owned.contains(&group))
-                    };
-                    entries.extend(checkpoint_files::replay_files(&state, &names, read, keep)?);
+                    checkpoint_files::add_files(&mut restored, &state, &names, &owned, read)?;
                 }
                 StateFormat::Rocksdb => {
                     let copy = private_copy(&state, old, scratch)?;
-                    entries.extend(read_key_groups(&copy, owned.clone())?);
+                    let entries = read_key_groups(&copy, owned.clone())?;
                     std::fs::remove_dir_all(&copy).map_err(CheckpointError::io(&copy))?;
+                    let snapshots = checkpoint_files::as_snapshots(&state, entries, owned.clone())?;
+                    for (operator, files) in snapshots {
+                        restored
+                            .entry(operator)
+                            .or_insert_with(|| RestoredFiles::new(owned.clone()))
+                            .files
+                            .extend(files.files);
+                    }
                 }
             }
         }
-        Ok(entries)
+        Ok(restored)
     }
 
     /// Rebuilds `worker`'s database at `target` after checking the checksums of the files it
@@ -152,7 +159,8 @@ impl Restored {
             std::fs::remove_dir_all(target).map_err(CheckpointError::io(target))?;
         }
         if self.format() == StateFormat::Files {
-            let entries = self.load_entries(worker, key_groups, target)?;
+            let restored = self.load_files(worker, key_groups, target)?;
+            let entries = checkpoint_files::replay_all(restored.values())?;
             return Ok(RocksStore::create(target)?.write_entries(entries)?);
         }
         if self.workers.len() == worker.peers {

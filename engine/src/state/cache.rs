@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::checkpoint_files::{FileBuffer, FileKind, FileName, FileWriter, OperatorEntries};
+use super::checkpoint_files::{FileBuffer, FileKind, FileName, FileWriter, RestoredFiles};
 use super::store::RocksStore;
 use super::{keys, StateError};
 use crate::key_group::KeyGroups;
@@ -125,7 +125,7 @@ where
         dir: PathBuf,
         operator: u32,
         key_groups: KeyGroups,
-        restored: Option<OperatorEntries>,
+        restored: Option<RestoredFiles>,
     ) -> Result<Self, StateError> {
         let mut cache = Self::with_backing(Backing::Files(Files {
             dir,
@@ -139,24 +139,36 @@ where
         let Some(restored) = restored else {
             return Ok(cache);
         };
-        cache.entries.reserve(restored.state.len());
-        for (stored, value) in restored.state {
-            let state = postcard::from_bytes(&value)
-                .map_err(|error| StateError::Decode(error.to_string()))?;
-            let entry = Entry {
-                state,
-                dirty: false,
-                stored: false,
-            };
-            cache
-                .entries
-                .insert(keys::decode_state_key(&stored)?, entry);
+        // Replayed into memory; the first flush writes a snapshot of it all, so nothing is
+        // marked as written out yet.
+        let mut timers = std::collections::HashSet::new();
+        for record in restored.records() {
+            let record = record?;
+            let (_, timer) = keys::operator_of(record.key).unwrap_or_default();
+            match (timer, record.value) {
+                (true, Some(_)) => {
+                    timers.insert(keys::decode_timer(record.key)?);
+                }
+                (true, None) => {
+                    timers.remove(&keys::decode_timer(record.key)?);
+                }
+                (false, Some(value)) => {
+                    let entry = Entry {
+                        state: postcard::from_bytes(value)
+                            .map_err(|error| StateError::Decode(error.to_string()))?,
+                        dirty: false,
+                        stored: false,
+                    };
+                    cache
+                        .entries
+                        .insert(keys::decode_state_key(record.key)?, entry);
+                }
+                (false, None) => {
+                    cache.entries.remove(&keys::decode_state_key(record.key)?);
+                }
+            }
         }
-        cache.restored_timers = restored
-            .timers
-            .iter()
-            .map(|stored| keys::decode_timer(stored))
-            .collect::<Result<_, _>>()?;
+        cache.restored_timers = timers.into_iter().collect();
         Ok(cache)
     }
 
@@ -545,7 +557,7 @@ impl Spill {
 
 #[cfg(test)]
 mod tests {
-    use super::super::checkpoint_files::{by_operator, chain_at, replay_files};
+    use super::super::checkpoint_files::{add_files, chain_at};
     use super::*;
 
     fn spilling(dir: &std::path::Path, budget: usize) -> StateCache<u64, Vec<u64>> {
@@ -588,18 +600,19 @@ mod tests {
 
     fn with_files(
         dir: &std::path::Path,
-        restored: Option<OperatorEntries>,
+        restored: Option<RestoredFiles>,
     ) -> StateCache<u64, Vec<u64>> {
         StateCache::with_checkpoint_files(dir.to_owned(), 7, KeyGroups::new(128, 1), restored)
             .unwrap()
     }
 
     /// What a checkpoint of `epoch` would restore for operator 7.
-    fn restore_at(dir: &std::path::Path, epoch: Epoch) -> OperatorEntries {
+    fn restore_at(dir: &std::path::Path, epoch: Epoch) -> Option<RestoredFiles> {
         let (chain, _) = chain_at(dir, epoch).unwrap();
         let read = |path: &std::path::Path| Ok::<_, StateError>(std::fs::read(path).unwrap());
-        let entries = replay_files(dir, &chain, read, |_| true).unwrap();
-        by_operator(entries).unwrap().remove(&7).unwrap_or_default()
+        let mut restored = std::collections::HashMap::new();
+        add_files(&mut restored, dir, &chain, &(0..128), read).unwrap();
+        restored.remove(&7)
     }
 
     fn contents(cache: &StateCache<u64, Vec<u64>>) -> std::collections::BTreeMap<u64, Vec<u64>> {
@@ -651,7 +664,7 @@ mod tests {
         );
         assert!(names.iter().filter(|name| name.ends_with(".snap")).count() > 1);
         for (epoch, (state, timers)) in expected.into_iter().enumerate() {
-            let mut restored = with_files(dir.path(), Some(restore_at(dir.path(), epoch as u64)));
+            let mut restored = with_files(dir.path(), restore_at(dir.path(), epoch as u64));
             assert_eq!(contents(&restored), state, "state at epoch {epoch}");
             let restored_timers: std::collections::BTreeSet<_> =
                 restored.restored_timers().unwrap().into_iter().collect();

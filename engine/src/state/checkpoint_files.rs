@@ -20,11 +20,13 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use super::{keys, StateError};
+use crate::key_group::KeyGroup;
 use crate::time::Epoch;
 
 const MAGIC: &[u8; 8] = b"WEIRSTA1";
@@ -151,6 +153,18 @@ impl FileBuffer {
         Ok(())
     }
 
+    /// Appends a put of an already stored key and value.
+    fn put_stored(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+        self.bytes.push(PUT);
+        for field in [key, value] {
+            self.encoded(|bytes| {
+                bytes.extend_from_slice(field);
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
     /// Appends a delete of `key` (`prefix` followed by the encoded `key`).
     pub(crate) fn delete<K: Serialize>(
         &mut self,
@@ -244,99 +258,167 @@ fn encode<T: Serialize>(value: &T, bytes: &mut Vec<u8>) -> Result<(), StateError
 /// A stored key and its value.
 pub(crate) type Stored = (Box<[u8]>, Box<[u8]>);
 
-/// Store keys and values, as a restore rebuilds them.
+/// Store keys and values, as a restore into RocksDB rebuilds them.
 pub(crate) type Entries = HashMap<Box<[u8]>, Box<[u8]>>;
 
-/// Applies the records of one checkpoint file (its contents `bytes`, read from `path`) to
-/// `entries`, keeping only the keys `keep` accepts.
-pub(crate) fn replay(
-    path: &Path,
-    bytes: &[u8],
-    keep: impl Fn(&[u8]) -> bool,
-    entries: &mut Entries,
-) -> Result<(), StateError> {
-    let malformed = |offset: usize, what: &str| {
+/// One record of a checkpoint file: a put (`value` is `Some`) or a delete of a stored key.
+pub(crate) struct Record<'a> {
+    pub(crate) key: &'a [u8],
+    pub(crate) value: Option<&'a [u8]>,
+}
+
+/// The records of a checkpoint file's contents `bytes`, read from `path`; a malformed record
+/// is an error naming the file and the offset, and ends the records.
+pub(crate) fn records<'a>(
+    path: &'a Path,
+    bytes: &'a [u8],
+) -> impl Iterator<Item = Result<Record<'a>, StateError>> + 'a {
+    let malformed = move |offset: usize, what: &str| {
         StateError::Decode(format!(
             "{}: malformed checkpoint file at byte {offset}: {what}",
             path.display()
         ))
     };
-    let mut records = bytes
-        .strip_prefix(MAGIC)
-        .ok_or_else(|| malformed(0, "it does not start with the state file marker"))?;
-    let field = |records: &mut &[u8], offset: usize| -> Result<Box<[u8]>, StateError> {
-        let (length, rest) = records
-            .split_first_chunk::<4>()
-            .ok_or_else(|| malformed(offset, "truncated length"))?;
-        let length = u32::from_le_bytes(*length) as usize;
-        let field = rest
-            .get(..length)
-            .ok_or_else(|| malformed(offset, "truncated field"))?;
-        *records = &rest[length..];
-        Ok(field.into())
-    };
-    while let Some((&tag, rest)) = records.split_first() {
-        let offset = bytes.len() - records.len();
-        records = rest;
-        let key = field(&mut records, offset)?;
-        match tag {
-            PUT => {
-                let value = field(&mut records, offset)?;
-                if keep(&key) {
-                    entries.insert(key, value);
-                }
-            }
-            DELETE => {
-                entries.remove(&key);
-            }
-            _ => return Err(malformed(offset, &format!("unknown record tag {tag}"))),
+    let mut rest = bytes.strip_prefix(MAGIC);
+    let mut failed = rest
+        .is_none()
+        .then(|| malformed(0, "no state file marker at its start"));
+    std::iter::from_fn(move || {
+        if let Some(error) = failed.take() {
+            return Some(Err(error));
         }
+        let records = rest.as_mut()?;
+        let (&tag, after_tag) = records.split_first()?;
+        let offset = bytes.len() - records.len();
+        let field = |from: &'a [u8]| -> Result<(&'a [u8], &'a [u8]), StateError> {
+            let (length, from) = from
+                .split_first_chunk::<4>()
+                .ok_or_else(|| malformed(offset, "truncated length"))?;
+            let length = u32::from_le_bytes(*length) as usize;
+            if from.len() < length {
+                return Err(malformed(offset, "truncated field"));
+            }
+            Ok(from.split_at(length))
+        };
+        let record = field(after_tag).and_then(|(key, after_key)| match tag {
+            PUT => field(after_key).map(|(value, after)| {
+                (
+                    Record {
+                        key,
+                        value: Some(value),
+                    },
+                    after,
+                )
+            }),
+            DELETE => Ok((Record { key, value: None }, after_key)),
+            _ => Err(malformed(offset, &format!("unknown record tag {tag}"))),
+        });
+        Some(match record {
+            Ok((record, after)) => {
+                *records = after;
+                Ok(record)
+            }
+            Err(error) => {
+                rest = None;
+                Err(error)
+            }
+        })
+    })
+}
+
+/// The checkpoint files one operator restores from: their contents, in the order to replay
+/// them, and the key groups whose entries it keeps.
+pub(crate) struct RestoredFiles {
+    /// Each file's path (for errors) and contents.
+    pub(crate) files: Vec<(PathBuf, Vec<u8>)>,
+    pub(crate) keep: Range<KeyGroup>,
+}
+
+impl RestoredFiles {
+    /// No files yet; entries of the key groups `keep` are kept.
+    pub(crate) fn new(keep: Range<KeyGroup>) -> Self {
+        RestoredFiles {
+            files: Vec::new(),
+            keep,
+        }
+    }
+
+    /// The records to replay, in order, of the key groups kept.
+    pub(crate) fn records(&self) -> impl Iterator<Item = Result<Record<'_>, StateError>> {
+        self.files
+            .iter()
+            .flat_map(|(path, bytes)| records(path, bytes))
+            .filter(|record| {
+                record.as_ref().map_or(true, |record| {
+                    keys::key_group_of(record.key).is_some_and(|group| self.keep.contains(&group))
+                })
+            })
+    }
+}
+
+/// Adds the files `names` of `dir` to the files each operator restores from, in the order
+/// to replay them, their contents read (and checked) by `read`; an operator new to `restored`
+/// keeps the key groups `keep`.
+pub(crate) fn add_files<E: From<StateError>>(
+    restored: &mut HashMap<u32, RestoredFiles>,
+    dir: &Path,
+    names: &[FileName],
+    keep: &Range<KeyGroup>,
+    read: impl Fn(&Path) -> Result<Vec<u8>, E>,
+) -> Result<(), E> {
+    let mut ordered = names.to_vec();
+    ordered.sort_by_key(|name| (name.operator, name.epoch, name.kind));
+    for name in ordered {
+        let path = dir.join(name.render());
+        let bytes = read(&path)?;
+        restored
+            .entry(name.operator)
+            .or_insert_with(|| RestoredFiles::new(keep.clone()))
+            .files
+            .push((path, bytes));
     }
     Ok(())
 }
 
-/// Replays the checkpoint files `names` (any operators, any order) found in `dir`, whose
-/// contents `read` returns (after checking them), keeping the keys `keep` accepts.
-pub(crate) fn replay_files<E: From<StateError>>(
-    dir: &Path,
-    names: &[FileName],
-    read: impl Fn(&Path) -> Result<Vec<u8>, E>,
-    keep: impl Fn(&[u8]) -> bool,
-) -> Result<Entries, E> {
-    let mut ordered = names.to_vec();
-    ordered.sort_by_key(|name| (name.operator, name.epoch, name.kind));
+/// Replays restored files into stored keys and values.
+pub(crate) fn replay_all<'r>(
+    restored: impl IntoIterator<Item = &'r RestoredFiles>,
+) -> Result<Entries, StateError> {
     let mut entries = Entries::default();
-    for name in ordered {
-        let path: PathBuf = dir.join(name.render());
-        let bytes = read(&path)?;
-        replay(&path, &bytes, &keep, &mut entries)?;
+    for record in restored.into_iter().flat_map(RestoredFiles::records) {
+        let record = record?;
+        match record.value {
+            Some(value) => entries.insert(record.key.into(), value.into()),
+            None => entries.remove(record.key),
+        };
     }
     Ok(entries)
 }
 
-/// One operator's restored entries, as stored keys and values.
-#[derive(Default)]
-pub(crate) struct OperatorEntries {
-    /// State entries: stored key and encoded state.
-    pub(crate) state: Vec<Stored>,
-    /// Timers: stored keys.
-    pub(crate) timers: Vec<Box<[u8]>>,
-}
-
-/// Splits restored entries by the operator they belong to.
-pub(crate) fn by_operator(entries: Entries) -> Result<HashMap<u32, OperatorEntries>, StateError> {
-    let mut operators: HashMap<u32, OperatorEntries> = HashMap::new();
+/// Entries read from a RocksDB checkpoint (at `path`), as the files each operator restores
+/// from: one snapshot per operator.
+pub(crate) fn as_snapshots(
+    path: &Path,
+    entries: impl IntoIterator<Item = Stored>,
+    keep: Range<KeyGroup>,
+) -> Result<HashMap<u32, RestoredFiles>, StateError> {
+    let mut buffers: HashMap<u32, FileBuffer> = HashMap::new();
     for (key, value) in entries {
-        let (operator, timer) = keys::operator_of(&key)
+        let (operator, _) = keys::operator_of(&key)
             .ok_or_else(|| StateError::Decode(format!("malformed stored key {key:02x?}")))?;
-        let entries = operators.entry(operator).or_default();
-        if timer {
-            entries.timers.push(key);
-        } else {
-            entries.state.push((key, value));
-        }
+        let buffer = buffers.entry(operator).or_default();
+        buffer.put_stored(&key, &value)?;
     }
-    Ok(operators)
+    Ok(buffers
+        .into_iter()
+        .map(|(operator, buffer)| {
+            let mut restored = RestoredFiles::new(keep.clone());
+            restored
+                .files
+                .push((path.to_owned(), [&MAGIC[..], &buffer.bytes].concat()));
+            (operator, restored)
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -371,12 +453,14 @@ mod tests {
         puts: &[(u8, u8)],
         deletes: &[u8],
     ) {
+        // Each operator's keys in the key group of its number.
+        let prefix = keys::state_prefix(operator, operator);
         let mut buffer = FileBuffer::default();
         for (key, value) in puts {
-            buffer.put(&[], key, value).unwrap();
+            buffer.put(&prefix, key, value).unwrap();
         }
         for key in deletes {
-            buffer.delete(&[], key).unwrap();
+            buffer.delete(&prefix, key).unwrap();
         }
         let name = FileName {
             operator,
@@ -407,17 +491,25 @@ mod tests {
         };
         assert_eq!(epochs(&needed), [(1, 3), (1, 4), (2, 2)]);
         assert_eq!(epochs(&superseded), [(1, 1), (1, 2)]);
-        let read = |path: &Path| Ok::<_, StateError>(std::fs::read(path).unwrap());
-        let entries = replay_files(dir.path(), &needed, read, |_| true).unwrap();
-        let decoded: BTreeMap<u8, u8> = entries
-            .iter()
-            .map(|(key, value)| (key[0], value[0]))
-            .collect();
-        assert_eq!(decoded, BTreeMap::from([(2, 22), (5, 50)]));
+        let replayed = |names: &[FileName], keep: Range<KeyGroup>| {
+            let mut restored = HashMap::new();
+            let read = |path: &Path| Ok::<_, StateError>(std::fs::read(path).unwrap());
+            add_files(&mut restored, dir.path(), names, &keep, read).unwrap();
+            replay_all(restored.values()).unwrap()
+        };
+        let decoded = |entries: Entries| {
+            entries
+                .iter()
+                .map(|(key, value)| (key[8], value[0]))
+                .collect::<BTreeMap<u8, u8>>()
+        };
+        let entries = replayed(&needed, 0..u32::MAX);
+        assert_eq!(decoded(entries.clone()), BTreeMap::from([(2, 22), (5, 50)]));
         // Replaying the whole history gives the same entries.
         let all: Vec<FileName> = needed.iter().chain(&superseded).copied().collect();
-        let replayed = replay_files(dir.path(), &all, read, |key| key[0] != 5).unwrap();
-        assert_eq!(replayed.len(), 1);
+        assert_eq!(replayed(&all, 0..u32::MAX), entries);
+        // Only the key groups kept: operator 1's keys are in key group 1.
+        assert_eq!(decoded(replayed(&needed, 1..2)), BTreeMap::from([(2, 22)]));
     }
 
     #[test]
@@ -427,7 +519,9 @@ mod tests {
         let path = dir.path().join("op-0000000001-000000000001.snap");
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.truncate(bytes.len() - 1);
-        let error = replay(&path, &bytes, |_| true, &mut Entries::default()).unwrap_err();
+        let error = records(&path, &bytes)
+            .find_map(Result::err)
+            .expect("an error");
         let message = error.to_string();
         assert!(
             message.contains("op-0000000001-000000000001.snap"),

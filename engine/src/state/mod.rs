@@ -4,7 +4,7 @@
 
 mod cache;
 pub(crate) mod checkpoint_files;
-pub(crate) mod keys;
+mod keys;
 mod store;
 
 use std::collections::HashMap;

@@ -134,8 +134,8 @@ impl Restored {
                         restored
                             .entry(operator)
                             .or_insert_with(|| RestoredFiles::new(owned.clone()))
-                            .files
-                            .extend(files.files);
+                            .chains
+                            .extend(files.chains);
                     }
                 }
             }

@@ -21,9 +21,6 @@ use crate::time::Epoch;
 /// Bytes a cached entry is assumed to take besides its encoded size (map slot, key, headers).
 const ENTRY_OVERHEAD: usize = 64;
 
-/// Encoded records a checkpoint file buffers before writing them out.
-const WRITE_CHUNK: usize = 4 << 20;
-
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 
 struct Entry<S> {
@@ -50,14 +47,14 @@ struct Files {
     dir: PathBuf,
     operator: u32,
     key_groups: KeyGroups,
-    /// Timers set and fired in the running epoch, encoded as delta records.
-    timer_changes: FileBuffer,
     /// The records of the file being written.
     buffer: FileBuffer,
     /// Size of the last snapshot; `None` before the first one.
     snapshot_size: Option<u64>,
     /// Size of the deltas written since the last snapshot.
     deltas_size: u64,
+    /// Whether a timer was set or fired since the last file.
+    timers_changed: bool,
 }
 
 /// Where evicted state goes.
@@ -131,10 +128,10 @@ where
             dir,
             operator,
             key_groups,
-            timer_changes: FileBuffer::default(),
             buffer: FileBuffer::default(),
             snapshot_size: None,
             deltas_size: 0,
+            timers_changed: false,
         }));
         let Some(restored) = restored else {
             return Ok(cache);
@@ -275,9 +272,9 @@ where
     }
 
     /// Writes out every change since the last flush: the state of a completed epoch, before
-    /// its checkpoint. Checkpoint files get a delta of `epoch`, or a snapshot of every entry
-    /// and of `timers` (every pending timer: kind, time, key) once the deltas since the last
-    /// snapshot have outgrown it. The store gets one batch of the changes and durable timers.
+    /// its checkpoint. Checkpoint files get the file of `epoch` (see
+    /// [`write_file`](Self::write_file)), the store one batch of the changes and durable
+    /// timers.
     pub(crate) fn flush<'k>(
         &mut self,
         epoch: Epoch,
@@ -289,60 +286,35 @@ where
         match &mut self.backing {
             Backing::Nothing => Ok(()),
             Backing::Files(files) => {
-                if files
-                    .snapshot_size
-                    .is_none_or(|size| files.deltas_size >= size)
-                {
-                    self.write_snapshot(epoch, timers)
-                } else {
-                    self.write_delta(epoch)
+                let changes = self.dirty.len() + self.deleted.len();
+                if changes == 0 && !files.timers_changed && files.snapshot_size.is_some() {
+                    return Ok(());
                 }
+                // A snapshot when the deltas since the last one have outgrown it (bounding
+                // what a restore reads), or when this epoch changed about as many entries as
+                // there are (state that turns over quickly: a delta would be the larger).
+                let outgrown = files
+                    .snapshot_size
+                    .is_none_or(|size| files.deltas_size >= size);
+                let kind = if outgrown || changes >= self.entries.len() {
+                    FileKind::Snapshot
+                } else {
+                    FileKind::Delta
+                };
+                self.write_file(epoch, kind, timers)
             }
             Backing::Rocks(_) => self.write_back(),
         }
     }
 
-    /// Writes the changes of `epoch` (entries changed, entries removed, timers set and fired)
-    /// as a delta file; nothing if nothing changed.
-    fn write_delta(&mut self, epoch: Epoch) -> Result<(), StateError> {
-        let Backing::Files(files) = &mut self.backing else {
-            return Ok(());
-        };
-        if self.dirty.is_empty() && self.deleted.is_empty() && files.timer_changes.len() == 0 {
-            return Ok(());
-        }
-        let name = FileName {
-            operator: files.operator,
-            epoch,
-            kind: FileKind::Delta,
-        };
-        let mut file = FileWriter::create(&files.dir, name)?;
-        file.write(&mut files.timer_changes)?;
-        for key in self.deleted.drain() {
-            let prefix = keys::state_prefix(files.operator, files.key_groups.key_group_of(&key));
-            files.buffer.delete(&prefix, &key)?;
-        }
-        for key in self.dirty.drain(..) {
-            let Some(entry) = self.entries.get_mut(&key).filter(|entry| entry.dirty) else {
-                continue;
-            };
-            let prefix = keys::state_prefix(files.operator, files.key_groups.key_group_of(&key));
-            files.buffer.put(&prefix, &key, &entry.state)?;
-            entry.dirty = false;
-            entry.stored = true;
-            if files.buffer.len() >= WRITE_CHUNK {
-                file.write(&mut files.buffer)?;
-            }
-        }
-        file.write(&mut files.buffer)?;
-        files.deltas_size += file.finish();
-        Ok(())
-    }
-
-    /// Writes every entry and every pending timer as the snapshot file of `epoch`.
-    fn write_snapshot<'k>(
+    /// Writes the checkpoint file of `epoch`: every pending timer (`timers`: kind, time, key),
+    /// then every entry (a snapshot) or the entries changed and removed since the last file (a
+    /// delta). Timers are written in full each time: logging each one set and fired costs
+    /// more when timers are many and short-lived, as a window's are.
+    fn write_file<'k>(
         &mut self,
         epoch: Epoch,
+        kind: FileKind,
         timers: impl Iterator<Item = (u8, u64, &'k K)>,
     ) -> Result<(), StateError>
     where
@@ -351,32 +323,50 @@ where
         let Backing::Files(files) = &mut self.backing else {
             return Ok(());
         };
+        let (operator, key_groups) = (files.operator, files.key_groups);
         let name = FileName {
-            operator: files.operator,
+            operator,
             epoch,
-            kind: FileKind::Snapshot,
+            kind,
         };
-        let mut file = FileWriter::create(&files.dir, name)?;
-        for (kind, time, key) in timers {
-            let group = files.key_groups.key_group_of(key);
-            let prefix = keys::timer_prefix(files.operator, group, kind, time);
-            files.buffer.put_empty(&prefix, key)?;
+        let mut file = FileWriter::create(&files.dir, name, &mut files.buffer)?;
+        for (timer_kind, time, key) in timers {
+            let group = key_groups.key_group_of(key);
+            file.put_empty(&keys::timer_prefix(operator, group, timer_kind, time), key)?;
         }
-        for (key, entry) in &mut self.entries {
-            let prefix = keys::state_prefix(files.operator, files.key_groups.key_group_of(key));
-            files.buffer.put(&prefix, key, &entry.state)?;
-            entry.dirty = false;
-            entry.stored = true;
-            if files.buffer.len() >= WRITE_CHUNK {
-                file.write(&mut files.buffer)?;
+        let prefix = |key: &K| keys::state_prefix(operator, key_groups.key_group_of(key));
+        match kind {
+            FileKind::Snapshot => {
+                for (key, entry) in &mut self.entries {
+                    file.put(&prefix(key), key, &entry.state)?;
+                    entry.dirty = false;
+                    entry.stored = true;
+                }
+                self.dirty.clear();
+                self.deleted.clear();
+            }
+            FileKind::Delta => {
+                for key in self.deleted.drain() {
+                    file.delete(&prefix(&key), &key)?;
+                }
+                for key in self.dirty.drain(..) {
+                    if let Some(entry) = self.entries.get_mut(&key).filter(|entry| entry.dirty) {
+                        file.put(&prefix(&key), &key, &entry.state)?;
+                        entry.dirty = false;
+                        entry.stored = true;
+                    }
+                }
             }
         }
-        file.write(&mut files.buffer)?;
-        files.snapshot_size = Some(file.finish());
-        files.deltas_size = 0;
-        files.timer_changes.clear();
-        self.dirty.clear();
-        self.deleted.clear();
+        let size = file.finish()?;
+        match kind {
+            FileKind::Snapshot => {
+                files.snapshot_size = Some(size);
+                files.deltas_size = 0;
+            }
+            FileKind::Delta => files.deltas_size += size,
+        }
+        files.timers_changed = false;
         Ok(())
     }
 
@@ -432,13 +422,9 @@ where
         match &mut self.backing {
             Backing::Nothing => Ok(()),
             Backing::Files(files) => {
-                let group = files.key_groups.key_group_of(key);
-                let prefix = keys::timer_prefix(files.operator, group, kind, time);
-                if set {
-                    files.timer_changes.put_empty(&prefix, key)
-                } else {
-                    files.timer_changes.delete(&prefix, key)
-                }
+                // Each file holds every pending timer: only whether they changed matters.
+                files.timers_changed = true;
+                Ok(())
             }
             Backing::Rocks(spill) => {
                 let Some(changes) = &mut spill.timer_changes else {

@@ -116,7 +116,8 @@ pub(crate) fn chain_at(
     Ok((needed, superseded))
 }
 
-/// Records being encoded for one checkpoint file, in memory until written.
+/// Records being encoded for a checkpoint file, in memory until written; kept from file to
+/// file so that its allocation is reused.
 #[derive(Default)]
 pub(crate) struct FileBuffer {
     bytes: Vec<u8>,
@@ -124,7 +125,7 @@ pub(crate) struct FileBuffer {
 
 impl FileBuffer {
     /// Appends a put of `key` (`prefix` followed by the encoded `key`) to `value`.
-    pub(crate) fn put<K: Serialize, S: Serialize>(
+    fn put<K: Serialize, S: Serialize>(
         &mut self,
         prefix: &[u8],
         key: &K,
@@ -139,11 +140,7 @@ impl FileBuffer {
     }
 
     /// Appends a put of `key` (`prefix` followed by the encoded `key`) to an empty value.
-    pub(crate) fn put_empty<K: Serialize>(
-        &mut self,
-        prefix: &[u8],
-        key: &K,
-    ) -> Result<(), StateError> {
+    fn put_empty<K: Serialize>(&mut self, prefix: &[u8], key: &K) -> Result<(), StateError> {
         self.bytes.push(PUT);
         self.encoded(|bytes| {
             bytes.extend_from_slice(prefix);
@@ -166,11 +163,7 @@ impl FileBuffer {
     }
 
     /// Appends a delete of `key` (`prefix` followed by the encoded `key`).
-    pub(crate) fn delete<K: Serialize>(
-        &mut self,
-        prefix: &[u8],
-        key: &K,
-    ) -> Result<(), StateError> {
+    fn delete<K: Serialize>(&mut self, prefix: &[u8], key: &K) -> Result<(), StateError> {
         self.bytes.push(DELETE);
         self.encoded(|bytes| {
             bytes.extend_from_slice(prefix);
@@ -192,60 +185,101 @@ impl FileBuffer {
         Ok(())
     }
 
-    /// Bytes appended so far.
-    pub(crate) fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
     /// Discards the records appended so far.
-    pub(crate) fn clear(&mut self) {
+    fn clear(&mut self) {
         self.bytes.clear();
     }
 }
 
-/// A checkpoint file being written.
-pub(crate) struct FileWriter {
+/// Encoded records a file writer buffers before writing them out.
+const WRITE_CHUNK: usize = 4 << 20;
+
+/// A checkpoint file being written: records are encoded into a buffer (reused from file to
+/// file) and written out in chunks.
+pub(crate) struct FileWriter<'b> {
     file: std::fs::File,
     path: PathBuf,
     size: u64,
+    buffer: &'b mut FileBuffer,
 }
 
-impl FileWriter {
-    /// Creates `dir/name` (replacing a file a killed run left there).
-    pub(crate) fn create(dir: &Path, name: FileName) -> Result<FileWriter, StateError> {
+impl<'b> FileWriter<'b> {
+    /// Creates `dir/name` (replacing a file a killed run left there), encoding into `buffer`.
+    pub(crate) fn create(
+        dir: &Path,
+        name: FileName,
+        buffer: &'b mut FileBuffer,
+    ) -> Result<Self, StateError> {
         let path = dir.join(name.render());
         let file = std::fs::File::create(&path).map_err(|source| StateError::Io {
             path: path.clone(),
             source,
         })?;
-        let mut writer = FileWriter {
+        buffer.clear();
+        buffer.bytes.extend_from_slice(MAGIC);
+        Ok(FileWriter {
             file,
             path,
             size: 0,
-        };
-        writer.write_bytes(MAGIC)?;
-        Ok(writer)
+            buffer,
+        })
     }
 
-    /// Writes the records of `buffer` and empties it.
-    pub(crate) fn write(&mut self, buffer: &mut FileBuffer) -> Result<(), StateError> {
-        self.write_bytes(&buffer.bytes)?;
-        buffer.clear();
+    /// Appends a put of `key` (`prefix` followed by the encoded `key`) to `value`.
+    pub(crate) fn put<K: Serialize, S: Serialize>(
+        &mut self,
+        prefix: &[u8],
+        key: &K,
+        value: &S,
+    ) -> Result<(), StateError> {
+        self.buffer.put(prefix, key, value)?;
+        self.write_if_full()
+    }
+
+    /// Appends a put of `key` (`prefix` followed by the encoded `key`) to an empty value.
+    pub(crate) fn put_empty<K: Serialize>(
+        &mut self,
+        prefix: &[u8],
+        key: &K,
+    ) -> Result<(), StateError> {
+        self.buffer.put_empty(prefix, key)?;
+        self.write_if_full()
+    }
+
+    /// Appends a delete of `key` (`prefix` followed by the encoded `key`).
+    pub(crate) fn delete<K: Serialize>(
+        &mut self,
+        prefix: &[u8],
+        key: &K,
+    ) -> Result<(), StateError> {
+        self.buffer.delete(prefix, key)?;
+        self.write_if_full()
+    }
+
+    fn write_if_full(&mut self) -> Result<(), StateError> {
+        if self.buffer.bytes.len() >= WRITE_CHUNK {
+            self.write_out()?;
+        }
         Ok(())
     }
 
-    fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), StateError> {
-        std::io::Write::write_all(&mut self.file, bytes).map_err(|source| StateError::Io {
-            path: self.path.clone(),
-            source,
+    fn write_out(&mut self) -> Result<(), StateError> {
+        std::io::Write::write_all(&mut self.file, &self.buffer.bytes).map_err(|source| {
+            StateError::Io {
+                path: self.path.clone(),
+                source,
+            }
         })?;
-        self.size += bytes.len() as u64;
+        self.size += self.buffer.bytes.len() as u64;
+        self.buffer.clear();
         Ok(())
     }
 
-    /// The file's size. It is not synced: the checkpoint that first includes it syncs it.
-    pub(crate) fn finish(self) -> u64 {
-        self.size
+    /// Writes what is buffered; returns the file's size. The file is not synced: the
+    /// checkpoint that first includes it syncs it.
+    pub(crate) fn finish(mut self) -> Result<u64, StateError> {
+        self.write_out()?;
+        Ok(self.size)
     }
 }
 
@@ -326,11 +360,14 @@ pub(crate) fn records<'a>(
     })
 }
 
-/// The checkpoint files one operator restores from: their contents, in the order to replay
-/// them, and the key groups whose entries it keeps.
+/// A file's path (for errors) and contents.
+type FileContents = (PathBuf, Vec<u8>);
+
+/// The checkpoint files one operator restores from, and the key groups whose entries it
+/// keeps. A chain is one old worker's files, in the order to replay them: its state is that
+/// of every file replayed in turn, its timers those of its last file.
 pub(crate) struct RestoredFiles {
-    /// Each file's path (for errors) and contents.
-    pub(crate) files: Vec<(PathBuf, Vec<u8>)>,
+    pub(crate) chains: Vec<Vec<FileContents>>,
     pub(crate) keep: Range<KeyGroup>,
 }
 
@@ -338,26 +375,36 @@ impl RestoredFiles {
     /// No files yet; entries of the key groups `keep` are kept.
     pub(crate) fn new(keep: Range<KeyGroup>) -> Self {
         RestoredFiles {
-            files: Vec::new(),
+            chains: Vec::new(),
             keep,
         }
     }
 
-    /// The records to replay, in order, of the key groups kept.
+    /// The records to replay, in order, of the key groups kept: state records of every file,
+    /// timer records of each chain's last file.
     pub(crate) fn records(&self) -> impl Iterator<Item = Result<Record<'_>, StateError>> {
-        self.files
-            .iter()
-            .flat_map(|(path, bytes)| records(path, bytes))
-            .filter(|record| {
-                record.as_ref().map_or(true, |record| {
-                    keys::key_group_of(record.key).is_some_and(|group| self.keep.contains(&group))
+        self.chains.iter().flat_map(move |chain| {
+            chain
+                .iter()
+                .enumerate()
+                .flat_map(move |(index, (path, bytes))| {
+                    let last = index + 1 == chain.len();
+                    records(path, bytes).filter(move |record| {
+                        record.as_ref().map_or(true, |record| {
+                            let timer =
+                                keys::operator_of(record.key).is_some_and(|(_, timer)| timer);
+                            (last || !timer)
+                                && keys::key_group_of(record.key)
+                                    .is_some_and(|group| self.keep.contains(&group))
+                        })
+                    })
                 })
-            })
+        })
     }
 }
 
-/// Adds the files `names` of `dir` to the files each operator restores from, in the order
-/// to replay them, their contents read (and checked) by `read`; an operator new to `restored`
+/// Adds the files `names` of `dir` (one old worker's) as a chain to the files each operator
+/// restores from, their contents read (and checked) by `read`; an operator new to `restored`
 /// keeps the key groups `keep`.
 pub(crate) fn add_files<E: From<StateError>>(
     restored: &mut HashMap<u32, RestoredFiles>,
@@ -366,16 +413,24 @@ pub(crate) fn add_files<E: From<StateError>>(
     keep: &Range<KeyGroup>,
     read: impl Fn(&Path) -> Result<Vec<u8>, E>,
 ) -> Result<(), E> {
-    let mut ordered = names.to_vec();
-    ordered.sort_by_key(|name| (name.operator, name.epoch, name.kind));
-    for name in ordered {
-        let path = dir.join(name.render());
-        let bytes = read(&path)?;
+    let mut chains: BTreeMap<u32, Vec<FileName>> = BTreeMap::new();
+    for name in names {
+        chains.entry(name.operator).or_default().push(*name);
+    }
+    for (operator, mut chain) in chains {
+        chain.sort_by_key(|name| (name.epoch, name.kind));
+        let contents = chain
+            .iter()
+            .map(|name| {
+                let path = dir.join(name.render());
+                read(&path).map(|bytes| (path, bytes))
+            })
+            .collect::<Result<_, _>>()?;
         restored
-            .entry(name.operator)
+            .entry(operator)
             .or_insert_with(|| RestoredFiles::new(keep.clone()))
-            .files
-            .push((path, bytes));
+            .chains
+            .push(contents);
     }
     Ok(())
 }
@@ -413,9 +468,8 @@ pub(crate) fn as_snapshots(
         .into_iter()
         .map(|(operator, buffer)| {
             let mut restored = RestoredFiles::new(keep.clone());
-            restored
-                .files
-                .push((path.to_owned(), [&MAGIC[..], &buffer.bytes].concat()));
+            let contents = [&MAGIC[..], &buffer.bytes].concat();
+            restored.chains.push(vec![(path.to_owned(), contents)]);
             (operator, restored)
         })
         .collect())
@@ -455,21 +509,20 @@ mod tests {
     ) {
         // Each operator's keys in the key group of its number.
         let prefix = keys::state_prefix(operator, operator);
-        let mut buffer = FileBuffer::default();
-        for (key, value) in puts {
-            buffer.put(&prefix, key, value).unwrap();
-        }
-        for key in deletes {
-            buffer.delete(&prefix, key).unwrap();
-        }
         let name = FileName {
             operator,
             epoch,
             kind,
         };
-        let mut file = FileWriter::create(dir, name).unwrap();
-        file.write(&mut buffer).unwrap();
-        file.finish();
+        let mut buffer = FileBuffer::default();
+        let mut file = FileWriter::create(dir, name, &mut buffer).unwrap();
+        for (key, value) in puts {
+            file.put(&prefix, key, value).unwrap();
+        }
+        for key in deletes {
+            file.delete(&prefix, key).unwrap();
+        }
+        file.finish().unwrap();
     }
 
     #[test]

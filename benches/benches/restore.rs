@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use weir::checkpoint::{list_checkpoints, FINAL_EPOCH};
 use weir::{
     BoxError, CheckpointConfig, DiscardSink, EventTime, Job, JobConfig, KeyedContext, KeyedProcess,
-    Restore, Source, SourcePoll, SourceReader, WorkerInfo,
+    PartitionPosition, Positions, Restore, Source, SourcePoll, SourceReader, WorkerInfo,
 };
 
 const PARTITIONS: u32 = 8;
@@ -60,8 +60,11 @@ impl Source for Keys {
             read_all: None,
         })
     }
-    fn resume_from(&mut self, positions: &BTreeMap<u32, u64>) -> Result<(), BoxError> {
-        self.starts = positions.clone();
+    fn resume_from(&mut self, positions: &Positions) -> Result<(), BoxError> {
+        self.starts = positions
+            .iter()
+            .map(|(partition, position)| (*partition, position.next_offset))
+            .collect();
         Ok(())
     }
 }
@@ -91,8 +94,13 @@ impl SourceReader for KeysReader {
             SourcePoll::Idle { watermark: 0 }
         })
     }
-    fn positions(&self) -> Option<BTreeMap<u32, u64>> {
-        Some(self.next.clone())
+    fn positions(&self) -> Option<Positions> {
+        Some(
+            self.next
+                .iter()
+                .map(|(partition, next)| (*partition, PartitionPosition::at(*next)))
+                .collect(),
+        )
     }
 }
 
@@ -199,7 +207,7 @@ fn main() {
             source
                 .partitions
                 .iter()
-                .flat_map(|partitions| partitions.values())
+                .flat_map(|partitions| partitions.values().map(|position| position.next_offset))
         })
         .sum();
     assert_eq!(

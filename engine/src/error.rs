@@ -104,6 +104,25 @@ pub enum EngineError {
     /// A source rejected a record and the job has no dead-letter output (fail-fast).
     #[error("rejected input: {0} (set a dead-letter output to keep running past bad records)")]
     DeadLetter(Box<crate::DeadLetter>),
+    /// Another process of the job failed: the job stops on every process.
+    #[error("process {process} of the job failed: {error}")]
+    PeerFailed {
+        /// The process that failed.
+        process: usize,
+        /// Its error, in words.
+        error: String,
+    },
+    /// Another process of the job ended or became unreachable: the job cannot go on, on
+    /// any of its processes.
+    #[error("process {process} lost process {peer} of the job ({reason}): the job stops on every process; start them all again, restoring from the latest checkpoint to resume")]
+    PeerLost {
+        /// This process's index.
+        process: usize,
+        /// The process it lost.
+        peer: String,
+        /// What the connection reported.
+        reason: String,
+    },
     /// A worker thread panicked: a bug in weir or in user code.
     #[error("a worker panicked: {0}")]
     WorkerPanicked(String),

@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::checkpoint::Checkpoints;
+use crate::checkpoint::{Checkpoints, POLL_INTERVAL};
 use crate::config::JobConfig;
+use crate::control::{self, Control, JOIN_THREAD};
 use crate::error::{BoxError, EngineError};
 use crate::key_group::KeyGroups;
 use crate::metrics::JobMetrics;
@@ -18,6 +19,10 @@ use crate::time::Time;
 /// How long an idle worker parks at most, so that sources notice a failure elsewhere in the
 /// process soon.
 const PARK_TIMEOUT: Duration = Duration::from_millis(10);
+
+/// How long a process of a failed job of several processes goes on stepping, so that its
+/// announcement of the failure reaches the others, before it stops.
+const ANNOUNCE_GRACE: Duration = Duration::from_millis(200);
 
 /// Which worker a piece of code runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +43,8 @@ pub(crate) struct JobShared {
     pub(crate) state_stores: StateStores,
     failure: Mutex<Option<EngineError>>,
     aborted: AtomicBool,
+    /// Whether a worker has taken this process's failure to announce to the others.
+    announced: AtomicBool,
 }
 
 impl JobShared {
@@ -53,6 +60,82 @@ impl JobShared {
 
     pub(crate) fn aborted(&self) -> bool {
         self.aborted.load(Ordering::Relaxed)
+    }
+
+    /// This process's index in the job's cluster (0 for a single process).
+    pub(crate) fn process_index(&self) -> usize {
+        self.config
+            .cluster
+            .as_ref()
+            .map_or(0, |cluster| cluster.process_index)
+    }
+
+    /// Once, for the first worker to ask after this process failed by itself (not because
+    /// another process did): the failure in words, to announce to the other processes.
+    pub(crate) fn take_announcement(&self) -> Option<String> {
+        if !self.aborted() || self.announced.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        let failure = self.failure.lock().ok()?;
+        match failure.as_ref()? {
+            EngineError::PeerFailed { .. } | EngineError::PeerLost { .. } => None,
+            error => Some(error.to_string()),
+        }
+    }
+}
+
+/// Steps a worker until its pipeline has ended and, with checkpoints, the final checkpoint is
+/// committed. After a failure in a single process, sources stop and the dataflow drains. A
+/// job of several processes cannot drain without the others: a process that failed tells
+/// them, and every process stops where it is.
+fn step_to_the_end(
+    worker: &mut timely::worker::Worker,
+    shared: &JobShared,
+    checkpoints: &Checkpoints,
+    control: &mut Control,
+    pipeline: &[usize],
+) {
+    let clustered = shared.config.cluster.is_some();
+    let mut failed = false;
+    let mut aborted_at = None;
+    let mut running = true;
+    loop {
+        // Once the pipeline has ended, the final checkpoint is polled for more often.
+        worker.step_or_park(Some(if running { PARK_TIMEOUT } else { POLL_INTERVAL }));
+        control.poll(shared);
+        if let Some(error) = shared.take_announcement() {
+            control.announce_failure(shared, error);
+        }
+        if clustered && shared.aborted() {
+            // Long enough for the announcement to leave; then stop here.
+            if aborted_at.get_or_insert_with(Instant::now).elapsed() >= ANNOUNCE_GRACE {
+                for dataflow in worker.installed_dataflows() {
+                    worker.drop_dataflow(dataflow);
+                }
+                return;
+            }
+            continue;
+        }
+        running = worker
+            .installed_dataflows()
+            .iter()
+            .any(|dataflow| pipeline.contains(dataflow));
+        let step = if running {
+            checkpoints.after_step().map(|()| false)
+        } else if shared.aborted() {
+            Ok(true)
+        } else {
+            checkpoints.finish_round()
+        };
+        match step {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(error) if !failed => {
+                shared.fail(error);
+                failed = true;
+            }
+            Err(_) => {}
+        }
     }
 }
 
@@ -129,7 +212,11 @@ impl Job {
             state_stores: StateStores::default(),
             failure: Mutex::new(None),
             aborted: AtomicBool::new(false),
+            announced: AtomicBool::new(false),
         });
+        if self.config.cluster.is_some() {
+            control::watch_for_lost_peers(&shared);
+        }
         let worker_shared = Arc::clone(&shared);
         let guards = timely::execute(self.config.timely_config(), move |worker| {
             let shared = Arc::clone(&worker_shared);
@@ -149,21 +236,25 @@ impl Job {
                 }
                 pipeline.finish();
             });
-            // After a failure, sources stop and the dataflow drains; timely steps it to the end.
-            let mut failed = false;
-            while worker.step_or_park(Some(PARK_TIMEOUT)) {
-                if let (false, Err(error)) = (failed, checkpoints.after_step()) {
-                    shared.fail(error);
-                    failed = true;
-                }
-            }
-            if let (false, Err(error)) = (failed, checkpoints.finish()) {
-                shared.fail(error);
-            }
+            let pipeline = worker.installed_dataflows();
+            let mut control = Control::join(worker);
+            checkpoints.set_run(control.run_id(worker, &shared));
+            step_to_the_end(worker, &shared, &checkpoints, &mut control, &pipeline);
         })
         .map_err(EngineError::Launch)?;
-        for result in guards.join() {
-            result.map_err(EngineError::WorkerPanicked)?;
+        let joined = std::thread::Builder::new()
+            .name(JOIN_THREAD.into())
+            .spawn(move || guards.join())
+            .map_err(|error| EngineError::Launch(error.to_string()))?
+            .join();
+        control::unwatch(&shared);
+        // A join that panicked is timely's, over the network threads of a lost process.
+        for result in joined.unwrap_or_default() {
+            if let Err(panic) = result {
+                if !shared.aborted() {
+                    return Err(EngineError::WorkerPanicked(panic));
+                }
+            }
         }
         let failure = shared.failure.lock().map(|mut f| f.take());
         match failure {

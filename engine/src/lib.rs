@@ -6,6 +6,8 @@
 
 pub mod checkpoint;
 mod config;
+mod control;
+mod crash_point;
 mod dead_letter;
 mod error;
 mod iter_source;
@@ -21,6 +23,7 @@ pub mod time;
 
 pub use checkpoint::{CheckpointConfig, CheckpointError, Restore};
 pub use config::{Cluster, JobConfig};
+pub use crash_point::{crash_point, CRASH_POINTS};
 pub use dead_letter::DeadLetter;
 pub use error::{BoxError, ConfigError, EngineError};
 pub use iter_source::{IterReader, IterSource};
@@ -30,7 +33,7 @@ pub use keyed::{KeyedContext, KeyedProcess};
 pub use metrics::JobMetrics;
 pub use pipeline::{KeyedStream, Pipeline, Stream};
 pub use sink::{CollectSink, DiscardSink, Sink, SinkPlacement};
-pub use source::{Source, SourcePoll, SourceReader};
+pub use source::{PartitionPosition, Positions, Source, SourcePoll, SourceReader};
 pub use state::{StateBackend, StateError};
 pub use time::{EventTime, Time, Timestamped};
 

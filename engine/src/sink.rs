@@ -148,7 +148,10 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(stream: StreamVec<'_, Time, T>, sink: S
         checkpoints.register_sink(Box::new(move |step| {
             let mut driven = driven.borrow_mut();
             match step {
-                SinkStep::Commit(epoch) => driven.step(|sink: &mut S| sink.commit(epoch)),
+                SinkStep::Commit(epoch) => {
+                    crate::crash_point("sink.commit");
+                    driven.step(|sink: &mut S| sink.commit(epoch))
+                }
                 SinkStep::Close => {
                     let closed = driven.step(|sink: &mut S| sink.close());
                     driven.state = SinkState::Closed;
@@ -212,6 +215,7 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(stream: StreamVec<'_, Time, T>, sink: S
                 }
                 return;
             }
+            crate::crash_point("sink.pre_commit");
             driven.fail_on(|sink: &mut S| sink.pre_commit(epoch));
             if input_done {
                 checkpoints.done(participant, FINAL_EPOCH);

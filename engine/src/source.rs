@@ -59,13 +59,80 @@ pub trait SourceReader: 'static {
     /// keep the default.
     fn drain_dead_letters(&mut self, _out: &mut Vec<DeadLetter>) {}
 
-    /// Where this reader stands, partition → next offset, for a checkpoint: every record
-    /// before these offsets has been returned by `poll`. `None` (the default) for readers
+    /// Where this reader stands in each of its partitions, for a checkpoint: every record
+    /// before the next offsets has been returned by `poll`. `None` (the default) for readers
     /// that cannot resume.
-    fn positions(&self) -> Option<BTreeMap<u32, u64>> {
+    fn positions(&self) -> Option<Positions> {
         None
     }
+
+    /// The watermark the reader starts at: after a restore, the one its restored partitions
+    /// had reached (so that a restored run judges lateness as the run it continues did).
+    /// Readers that restore no event-time state keep the default, the beginning of time.
+    fn start_watermark(&self) -> EventTime {
+        0
+    }
 }
+
+/// Where a reader stands in one partition, as a checkpoint records it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(from = "PositionRecord")]
+pub struct PartitionPosition {
+    /// The next offset to read: every record before it has been read.
+    pub next_offset: u64,
+    /// For a bounded read, the offset it ends at, fixed when the job first started so that a
+    /// restored run reads the same records (not those appended since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_offset: Option<u64>,
+    /// The greatest event time read from the partition, from which its watermark is rebuilt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_event_time: Option<EventTime>,
+}
+
+impl PartitionPosition {
+    /// A position that records only the next offset.
+    pub fn at(next_offset: u64) -> Self {
+        PartitionPosition {
+            next_offset,
+            ..PartitionPosition::default()
+        }
+    }
+}
+
+/// A partition's position as manifests store it: checkpoints written before positions had
+/// more than an offset hold the offset alone.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum PositionRecord {
+    Offset(u64),
+    Full {
+        next_offset: u64,
+        #[serde(default)]
+        end_offset: Option<u64>,
+        #[serde(default)]
+        max_event_time: Option<EventTime>,
+    },
+}
+
+impl From<PositionRecord> for PartitionPosition {
+    fn from(record: PositionRecord) -> Self {
+        match record {
+            PositionRecord::Offset(next_offset) => PartitionPosition::at(next_offset),
+            PositionRecord::Full {
+                next_offset,
+                end_offset,
+                max_event_time,
+            } => PartitionPosition {
+                next_offset,
+                end_offset,
+                max_event_time,
+            },
+        }
+    }
+}
+
+/// Partition → position: where a source reader stands.
+pub type Positions = BTreeMap<u32, PartitionPosition>;
 
 /// A source of records: opened once on every worker, each worker reading its own share.
 pub trait Source {
@@ -79,10 +146,10 @@ pub trait Source {
     fn open(self, worker: WorkerInfo) -> Result<Self::Reader, BoxError>;
 
     /// Before [`open`](Source::open), when a job restores a checkpoint: makes the reader start
-    /// at `positions` (partition → next offset, merged over every worker of the run that took
-    /// the checkpoint; partitions missing from it start as configured). The default refuses:
-    /// the source cannot resume.
-    fn resume_from(&mut self, _positions: &BTreeMap<u32, u64>) -> Result<(), BoxError> {
+    /// at `positions` (merged over every worker of the run that took the checkpoint;
+    /// partitions missing from it start as configured). The default refuses: the source
+    /// cannot resume.
+    fn resume_from(&mut self, _positions: &Positions) -> Result<(), BoxError> {
         Err("it cannot start from recorded positions".into())
     }
 }
@@ -197,9 +264,10 @@ where
                     Ok(None) => {}
                     Err(error) => fail(error),
                 }
+                pending_watermark = reader.as_ref().map_or(0, S::Reader::start_watermark);
                 if let Some(caps) = capabilities.as_mut() {
                     for capability in caps {
-                        capability.downgrade(&Time::new(epoch, 0));
+                        capability.downgrade(&Time::new(epoch, pending_watermark));
                     }
                 }
             }
@@ -271,7 +339,9 @@ where
             } else {
                 pending_watermark
             };
-            if checkpoint_interval.is_some_and(|interval| epoch_started.elapsed() >= interval) {
+            if checkpoint_interval.is_some_and(|interval| epoch_started.elapsed() >= interval)
+                && checkpoints.may_start_epoch(epoch + 1)
+            {
                 // Every record emitted so far belongs to `epoch`; later ones to the next.
                 checkpoints.source_done(participant, epoch, reader.positions());
                 epoch += 1;

@@ -15,8 +15,8 @@ use std::time::Duration;
 use weir_engine::checkpoint::{list_checkpoints, FINAL_EPOCH};
 use weir_engine::{
     BoxError, CheckpointConfig, CheckpointError, CollectSink, EngineError, EventTime, Job,
-    JobConfig, KeyedContext, KeyedProcess, Restore, Source, SourcePoll, SourceReader, StateBackend,
-    WorkerInfo,
+    JobConfig, KeyedContext, KeyedProcess, PartitionPosition, Positions, Restore, Source,
+    SourcePoll, SourceReader, StateBackend, WorkerInfo,
 };
 
 const PARTITIONS: u32 = 4;
@@ -55,8 +55,11 @@ impl Source for Numbers {
             fail_after: self.fail_after,
         })
     }
-    fn resume_from(&mut self, positions: &BTreeMap<u32, u64>) -> Result<(), BoxError> {
-        self.starts = positions.clone();
+    fn resume_from(&mut self, positions: &Positions) -> Result<(), BoxError> {
+        self.starts = positions
+            .iter()
+            .map(|(partition, position)| (*partition, position.next_offset))
+            .collect();
         Ok(())
     }
 }
@@ -81,8 +84,13 @@ impl SourceReader for NumbersReader {
             SourcePoll::Idle { watermark: 0 }
         })
     }
-    fn positions(&self) -> Option<BTreeMap<u32, u64>> {
-        Some(self.next.clone())
+    fn positions(&self) -> Option<Positions> {
+        Some(
+            self.next
+                .iter()
+                .map(|(partition, next)| (*partition, PartitionPosition::at(*next)))
+                .collect(),
+        )
     }
 }
 
@@ -187,7 +195,7 @@ fn fail_then_restore(
     );
     let restored = taken.last().unwrap().sources[0].partitions.clone().unwrap();
     assert!(
-        restored.values().any(|offset| *offset > 0),
+        restored.values().any(|position| position.next_offset > 0),
         "the checkpoint recorded no progress: {restored:?}"
     );
     let results = run(

@@ -8,12 +8,12 @@
 //! `WEIR_KILL_SEED` the seed of the kill moments (printed on failure).
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use weir::log::Topic;
+use common::{wait_success, weir, Output};
 use weir::nexmark::{write_events_to_topic, GeneratorConfig};
 
 /// Events in the input topic, and the pace a run reads them at (per worker), so that a run
@@ -32,16 +32,6 @@ impl Moments {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % below
     }
-}
-
-fn weir(dir: &Path, args: &[String]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
 }
 
 fn run_args(query: &str, out: &str, checkpoints: Option<&str>) -> Vec<String> {
@@ -77,113 +67,6 @@ fn run_args(query: &str, out: &str, checkpoints: Option<&str>) -> Vec<String> {
         );
     }
     args
-}
-
-/// The exactly-once sinks under test.
-#[derive(Clone, Copy)]
-enum Output {
-    /// A topic of the embedded log.
-    Log,
-    /// A directory of JSON lines part files, one per checkpoint epoch.
-    Files,
-    /// A topic receiving a changelog (`--changelog`): compared as the table it describes, so
-    /// a change written twice or lost shows as a wrong row count or a delete of a row that
-    /// is not there.
-    Changelog,
-}
-
-impl Output {
-    /// The `--out` argument for the directory or topic `name`.
-    fn location(self, name: &str) -> String {
-        match self {
-            Output::Log | Output::Changelog => format!("log:{name}"),
-            Output::Files => name.to_owned(),
-        }
-    }
-
-    /// Every result row committed to the output `dir`, counted.
-    fn committed(self, dir: &Path) -> BTreeMap<String, usize> {
-        match self {
-            Output::Log => committed_to_topic(dir),
-            Output::Files => committed_to_files(dir),
-            Output::Changelog => applied(committed_to_topic(dir)),
-        }
-    }
-
-    /// Extra arguments of the runs.
-    fn args(self) -> Vec<String> {
-        match self {
-            Output::Changelog => vec!["--changelog".to_owned()],
-            Output::Log | Output::Files => Vec::new(),
-        }
-    }
-}
-
-/// The table a changelog of `{"op": "+"|"-", "row": ...}` values describes: each row with its
-/// count. Panics on a delete of a row the table does not hold.
-fn applied(changes: BTreeMap<String, usize>) -> BTreeMap<String, usize> {
-    let mut table: BTreeMap<String, i64> = BTreeMap::new();
-    for (value, times) in changes {
-        let change: serde_json::Value = serde_json::from_str(&value).unwrap();
-        let row = change["row"].to_string();
-        let diff = if change["op"] == "+" { 1 } else { -1 };
-        *table.entry(row).or_default() += diff * times as i64;
-    }
-    assert!(
-        table.values().all(|count| *count >= 0),
-        "the changelog deletes rows it never inserted"
-    );
-    table
-        .into_iter()
-        .filter(|(_, count)| *count > 0)
-        .map(|(row, count)| (row, count as usize))
-        .collect()
-}
-
-/// Every line of the published part files in `dir` (hidden pending and partial files are
-/// not published), counted.
-fn committed_to_files(dir: &Path) -> BTreeMap<String, usize> {
-    let mut lines = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        assert!(name.starts_with("part-"), "unexpected file {name}");
-        for line in std::fs::read_to_string(&path).unwrap().lines() {
-            *lines.entry(line.to_owned()).or_insert(0) += 1;
-        }
-    }
-    lines
-}
-
-/// Every record value committed to the topic in `dir` (JSON, as the file sink writes it),
-/// counted.
-fn committed_to_topic(dir: &Path) -> BTreeMap<String, usize> {
-    let topic = Topic::open(dir).unwrap();
-    let mut values = BTreeMap::new();
-    for partition in 0..topic.partitions() {
-        let mut reader = topic.reader(partition, 0).unwrap();
-        while reader
-            .read(4096, |record| {
-                let value = String::from_utf8(record.value.to_vec()).unwrap();
-                *values.entry(value).or_insert(0) += 1;
-            })
-            .unwrap()
-            > 0
-        {}
-    }
-    values
-}
-
-fn wait_success(child: Child, what: &str) {
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// Runs `query` with kills until one run ends by itself; returns how many kills it took.

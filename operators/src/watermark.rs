@@ -215,6 +215,25 @@ impl PartitionWatermarks {
         }
     }
 
+    /// The greatest event time seen in partition `index`, if any: what a checkpoint keeps
+    /// of the partition's watermark.
+    pub fn max_seen(&self, index: usize) -> Option<EventTime> {
+        self.partitions
+            .get(index)
+            .and_then(|partition| partition.max_seen)
+    }
+
+    /// Restores partition `index` to having seen event times up to `max_seen` (from a
+    /// checkpoint), so that its watermark is where it was.
+    pub fn resume(&mut self, index: usize, max_seen: EventTime) {
+        if let Some(partition) = self.partitions.get_mut(index) {
+            partition.max_seen = Some(max_seen);
+            partition.watermark = partition
+                .watermark
+                .max(self.strategy.watermark_after(max_seen));
+        }
+    }
+
     /// Marks partition `index` as exhausted: it never holds the watermark back again.
     pub fn finish(&mut self, index: usize) {
         if let Some(partition) = self.partitions.get_mut(index) {

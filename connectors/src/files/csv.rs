@@ -1,12 +1,14 @@
 //! CSV files with a header row, mapped to records by field name.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::marker::PhantomData;
 use std::path::PathBuf;
 
 use serde::de::DeserializeOwned;
-use weir_engine::{BoxError, DeadLetter, Source, SourcePoll, SourceReader, WorkerInfo};
+use weir_engine::{
+    BoxError, DeadLetter, PartitionPosition, Positions, Source, SourcePoll, SourceReader,
+    WorkerInfo,
+};
 
 use crate::error::ConnectorError;
 
@@ -91,8 +93,8 @@ impl<T: DeserializeOwned + 'static> Source for CsvSource<T> {
         })
     }
 
-    fn resume_from(&mut self, positions: &BTreeMap<u32, u64>) -> Result<(), BoxError> {
-        self.skip = positions.get(&0).copied().unwrap_or(0);
+    fn resume_from(&mut self, positions: &Positions) -> Result<(), BoxError> {
+        self.skip = positions.get(&0).map_or(0, |position| position.next_offset);
         Ok(())
     }
 }
@@ -178,11 +180,11 @@ impl<T: DeserializeOwned + 'static> SourceReader for CsvReader<T> {
         Ok(SourcePoll::Ready { watermark: 0 })
     }
 
-    fn positions(&self) -> Option<BTreeMap<u32, u64>> {
+    fn positions(&self) -> Option<Positions> {
         // Worker 0 reads the file; the others report no partition.
         Some(match self.state {
-            Some(_) => BTreeMap::from([(0, self.rows)]),
-            None => BTreeMap::new(),
+            Some(_) => Positions::from([(0, PartitionPosition::at(self.rows))]),
+            None => Positions::new(),
         })
     }
 

@@ -97,6 +97,7 @@ impl PartFiles {
         epoch: Epoch,
     ) -> Result<(), ConnectorError> {
         file.seal_as(writer, &self.pending_path(epoch))?;
+        weir_engine::crash_point("file_sink.prepared");
         sync_dir(&self.dir)?;
         self.pending.push(epoch);
         Ok(())
@@ -115,6 +116,7 @@ impl PartFiles {
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound && to.exists() => {}
                 result => result.map_err(|error| ConnectorError::io(&from, error))?,
             }
+            weir_engine::crash_point("file_sink.published");
         }
         self.pending.drain(..due);
         sync_dir(&self.dir)

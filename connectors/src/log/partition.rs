@@ -189,13 +189,55 @@ impl PartitionWriter {
         sync_dir(&self.dir)
     }
 
+    /// Removes every record from `offset` on, durably, and reopens the writer over what is
+    /// left: how the exactly-once sink rewinds its output to an older checkpoint. Later
+    /// segments go first, newest first, so a crash part-way leaves a shorter partition
+    /// without gaps.
+    pub(crate) fn truncate(mut self, offset: u64) -> Result<PartitionWriter, ConnectorError> {
+        self.flush()?;
+        if offset >= self.next_offset {
+            return Ok(self);
+        }
+        let (dir, config, segments) =
+            (self.dir.clone(), self.config.clone(), self.segments.clone());
+        let position = PartitionReader::open(&dir, offset)?;
+        let (base, cut_at) = (position.base, position.cursor.position());
+        // Releases the writer's lock for the reopen below; this sink is the only writer.
+        drop(self);
+        for &later in segments.iter().rev().filter(|&&later| later > base) {
+            let path = segment::segment_path(&dir, later);
+            std::fs::remove_file(&path).map_err(|error| ConnectorError::io(&path, error))?;
+            let _ = std::fs::remove_file(segment::index_path(&dir, later));
+        }
+        let path = segment::segment_path(&dir, base);
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|error| ConnectorError::io(&path, error))?;
+        file.set_len(cut_at)
+            .and_then(|()| file.sync_all())
+            .map_err(|error| ConnectorError::io(&path, error))?;
+        // Rebuilt by the reopen's recovery of the last segment.
+        let _ = std::fs::remove_file(segment::index_path(&dir, base));
+        sync_dir(&dir)?;
+        tracing::info!(partition = %dir.display(), offset, "rewound the partition");
+        PartitionWriter::open(&dir, config)
+    }
+
     fn active_base(&self) -> u64 {
         *self.segments.last().unwrap_or(&0)
     }
 
-    /// Closes the active segment and starts the next one at the next offset.
+    /// Closes the active segment, durably, and starts the next one at the next offset.
+    /// (`sync` reaches the active segment only: a commit that spans a roll relies on the
+    /// closed segment having been synced here.)
     fn roll(&mut self) -> Result<(), ConnectorError> {
         self.flush()?;
+        let closing = segment::segment_path(&self.dir, self.active_base());
+        self.active
+            .sync_data()
+            .and_then(|()| self.active_index.sync_data())
+            .map_err(|error| ConnectorError::io(&closing, error))?;
         let base = self.next_offset;
         let path = segment::segment_path(&self.dir, base);
         self.active = open_append(&path)?;
@@ -361,6 +403,9 @@ pub struct PartitionReader {
     base: u64,
     cursor: SegmentCursor,
     next_offset: u64,
+    /// Whether the end of the current segment was read again after a newer segment
+    /// appeared (see `next_segment`).
+    reread: bool,
 }
 
 impl PartitionReader {
@@ -388,6 +433,7 @@ impl PartitionReader {
             base,
             cursor: SegmentCursor::open(segment::segment_path(dir, base), position)?,
             next_offset: indexed_offset,
+            reread: false,
         };
         // Skip from the indexed record to the asked-for one.
         while reader.next_offset < offset {
@@ -480,6 +526,7 @@ impl PartitionReader {
                 };
                 self.cursor = SegmentCursor::open(segment::segment_path(&self.dir, next), 0)?;
                 self.base = next;
+                self.reread = false;
                 (rest, next)
             }
         };
@@ -504,6 +551,13 @@ impl PartitionReader {
             return Ok(false);
         };
         let path = self.cursor.path().to_owned();
+        if (trailing > 0 || next != self.next_offset) && !self.reread {
+            // The writer may have finished this segment's last record and rolled after the
+            // cursor read the file: read the rest once more before judging it.
+            self.reread = true;
+            self.cursor = SegmentCursor::open(path, self.cursor.position())?;
+            return Ok(true);
+        }
         if trailing > 0 {
             return Err(ConnectorError::Corrupt {
                 path,
@@ -520,6 +574,7 @@ impl PartitionReader {
         }
         self.cursor = SegmentCursor::open(segment::segment_path(&self.dir, next), 0)?;
         self.base = next;
+        self.reread = false;
         Ok(true)
     }
 }

@@ -189,10 +189,14 @@ impl<T: Serialize + 'static> Sink<T> for LogSink<T> {
         let transactions = Transactions::open(&self.dir)?;
         let state = self.opened()?;
         let prepared = transactions.recover(restored)?;
+        match restored {
+            Some(epoch) => transactions.rewind(epoch, &mut state.producer)?,
+            None => transactions.begin_history(&state.producer)?,
+        }
         // Everything left up to the restored checkpoint was pre-committed under a complete
         // checkpoint: commit it now.
-        for (_, path) in &prepared {
-            transactions.commit(path, &mut state.producer)?;
+        for (epoch, path) in &prepared {
+            transactions.commit(*epoch, path, &mut state.producer)?;
         }
         state.transactions = Some(Staging {
             transactions,
@@ -222,8 +226,10 @@ impl<T: Serialize + 'static> Sink<T> for LogSink<T> {
         let due = staging
             .prepared
             .partition_point(|(prepared, _)| *prepared <= epoch);
-        for (_, path) in staging.prepared.drain(..due) {
-            staging.transactions.commit(&path, &mut state.producer)?;
+        for (epoch, path) in staging.prepared.drain(..due) {
+            staging
+                .transactions
+                .commit(epoch, &path, &mut state.producer)?;
         }
         Ok(())
     }

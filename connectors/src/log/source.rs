@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::de::DeserializeOwned;
-use weir_engine::{BoxError, DeadLetter, EventTime, Source, SourcePoll, SourceReader, WorkerInfo};
+use weir_engine::{
+    BoxError, DeadLetter, EventTime, PartitionPosition, Positions, Source, SourcePoll,
+    SourceReader, WorkerInfo,
+};
 use weir_operators::watermark::{CombinedWatermark, PartitionWatermarks, Watermarks};
 
 use crate::codec::Codec;
@@ -77,7 +80,7 @@ pub struct LogSource<T> {
     event_time: Option<EventTimeOf<T>>,
     validate: Option<Validate<T>>,
     /// Positions of a restored checkpoint, before the configured start.
-    resumed: BTreeMap<u32, u64>,
+    resumed: Positions,
     max_rate: Option<u64>,
     _records: PhantomData<fn() -> T>,
 }
@@ -93,7 +96,7 @@ impl<T: DeserializeOwned + 'static> LogSource<T> {
             skip_corrupt: false,
             event_time: None,
             validate: None,
-            resumed: BTreeMap::new(),
+            resumed: Positions::new(),
             max_rate: None,
             _records: PhantomData,
         }
@@ -160,7 +163,7 @@ impl<T: DeserializeOwned + 'static> Source for LogSource<T> {
         self.dir.display().to_string()
     }
 
-    fn resume_from(&mut self, positions: &BTreeMap<u32, u64>) -> Result<(), BoxError> {
+    fn resume_from(&mut self, positions: &Positions) -> Result<(), BoxError> {
         self.resumed = positions.clone();
         Ok(())
     }
@@ -177,18 +180,33 @@ impl<T: DeserializeOwned + 'static> Source for LogSource<T> {
                 StartAt::Offsets(offsets) => offsets.get(&number).copied().unwrap_or(earliest),
                 StartAt::Timestamp(timestamp) => topic.offset_for_time(number, *timestamp)?,
             };
-            let start = self.resumed.get(&number).copied().unwrap_or(configured);
+            let resumed = self.resumed.get(&number);
+            let start = resumed.map_or(configured, |position| position.next_offset);
             let reader = topic.reader(number, start)?;
+            // A bounded read ends where it ended when the job first started, not at records
+            // appended since.
+            let end = self.until_end.then(|| {
+                resumed
+                    .and_then(|position| position.end_offset)
+                    .unwrap_or(latest)
+            });
             partitions.push(OwnedPartition {
                 number,
                 reader,
-                end: self.until_end.then_some(latest),
+                end,
             });
         }
         let now = Instant::now();
         let mut watermarks =
             PartitionWatermarks::new(self.watermarks.clone(), partitions.len(), now);
         for (index, partition) in partitions.iter().enumerate() {
+            if let Some(max_seen) = self
+                .resumed
+                .get(&partition.number)
+                .and_then(|position| position.max_event_time)
+            {
+                watermarks.resume(index, max_seen);
+            }
             if partition
                 .end
                 .is_some_and(|end| partition.reader.next_offset() >= end)
@@ -366,12 +384,27 @@ impl<T: DeserializeOwned + 'static> SourceReader for LogReader<T> {
         out.append(&mut self.rejected);
     }
 
-    fn positions(&self) -> Option<BTreeMap<u32, u64>> {
+    fn positions(&self) -> Option<Positions> {
         Some(
             self.partitions
                 .iter()
-                .map(|partition| (partition.number, partition.reader.next_offset()))
+                .enumerate()
+                .map(|(index, partition)| {
+                    let position = PartitionPosition {
+                        next_offset: partition.reader.next_offset(),
+                        end_offset: partition.end,
+                        max_event_time: self.watermarks.max_seen(index),
+                    };
+                    (partition.number, position)
+                })
                 .collect(),
         )
+    }
+
+    fn start_watermark(&self) -> EventTime {
+        match self.watermarks.watermark(Instant::now()) {
+            CombinedWatermark::Active(watermark) => watermark,
+            CombinedWatermark::Idle | CombinedWatermark::Finished => 0,
+        }
     }
 }

@@ -337,4 +337,17 @@ impl Producer {
     pub fn sync(&mut self) -> Result<(), ConnectorError> {
         self.writers.iter_mut().try_for_each(PartitionWriter::sync)
     }
+
+    /// Removes the records at and after `ends[p]` from each partition `p` (partitions beyond
+    /// `ends` are left alone).
+    pub(crate) fn truncate(&mut self, ends: &[u64]) -> Result<(), ConnectorError> {
+        let writers = std::mem::take(&mut self.writers);
+        for (partition, writer) in writers.into_iter().enumerate() {
+            self.writers.push(match ends.get(partition) {
+                Some(&end) => writer.truncate(end)?,
+                None => writer,
+            });
+        }
+        Ok(())
+    }
 }

@@ -7,12 +7,20 @@
 //! offset in a marker file; a repeated commit appends only the records past what the first
 //! attempt wrote (this sink is the topic's only writer), so committing twice writes once.
 //!
+//! A restore may go back to an older checkpoint (a savepoint) than the newest one committed.
+//! Every commit therefore appends the partitions' end offsets after it to `history`, a JSON
+//! line per epoch after a first line for where the job's output began; restoring epoch `e`
+//! cuts the topic back to the ends of the newest commit up to `e`, so that the restored run's
+//! output follows exactly what the checkpoint had committed.
+//!
 //! Staged file: records `partition u32 | timestamp u64 | key length u32 | value length u32 |
 //! key | value` (little-endian), then `record count u64 | CRC-32C u32` of all bytes before.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use weir_engine::time::Epoch;
 use weir_engine::EventTime;
@@ -31,6 +39,14 @@ pub(crate) struct StagedRef<'a> {
     pub(crate) timestamp: EventTime,
     pub(crate) key: &'a [u8],
     pub(crate) value: &'a [u8],
+}
+
+/// A line of the commit history: the partitions' end offsets once `epoch` was committed
+/// (`None`: before the job's first commit).
+#[derive(Debug, Serialize, Deserialize)]
+struct Committed {
+    epoch: Option<Epoch>,
+    ends: Vec<u64>,
 }
 
 /// The staging directory of one topic.
@@ -54,7 +70,10 @@ impl Transactions {
     /// The staging directory of the topic in `topic_dir`, created if missing.
     pub(crate) fn open(topic_dir: &Path) -> Result<Self, ConnectorError> {
         let dir = topic_dir.join(".transactions");
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            sync_dir(topic_dir)?;
+        }
         Ok(Transactions { dir })
     }
 
@@ -90,6 +109,7 @@ impl Transactions {
             .into_inner()
             .map_err(|error| ConnectorError::io(&path, error.into_error()))?;
         file.sync_all().map_err(io(&path))?;
+        weir_engine::crash_point("log_sink.prepared");
         let prepared = self.prepared_path(epoch);
         std::fs::rename(&path, &prepared).map_err(io(&prepared))?;
         sync_dir(&self.dir)?;
@@ -126,14 +146,123 @@ impl Transactions {
                 std::fs::remove_file(&marker).map_err(io(&marker))?;
             }
         }
+        // The deletions stay deleted: a resurrected transaction of a later epoch would be
+        // committed by a later restore of that epoch.
+        sync_dir(&self.dir)?;
         kept.sort();
         Ok(kept)
     }
 
-    /// Appends a prepared transaction's records to the topic, durably, then deletes it.
-    /// Repeating a commit that a crash cut short appends only what the first attempt did not.
+    fn history_path(&self) -> PathBuf {
+        self.dir.join("history")
+    }
+
+    /// A fresh start: the job's output begins at the topic's current ends.
+    pub(crate) fn begin_history(&self, producer: &Producer) -> Result<(), ConnectorError> {
+        let path = self.history_path();
+        let temporary = path.with_extension("tmp");
+        let mut line = serde_json::to_vec(&Committed {
+            epoch: None,
+            ends: producer.next_offsets(),
+        })
+        .map_err(|error| ConnectorError::io(&path, error.into()))?;
+        line.push(b'\n');
+        let mut file = File::create(&temporary).map_err(io(&temporary))?;
+        file.write_all(&line)
+            .and_then(|()| file.sync_all())
+            .map_err(io(&temporary))?;
+        std::fs::rename(&temporary, &path).map_err(io(&path))?;
+        sync_dir(&self.dir)
+    }
+
+    /// A restore of `restored`: cuts the topic back to the ends of the newest commit up to
+    /// it, removing what later epochs (of the run the restore abandons) committed. A topic
+    /// without a history (written before histories were kept) is left as it is.
+    pub(crate) fn rewind(
+        &self,
+        restored: Epoch,
+        producer: &mut Producer,
+    ) -> Result<(), ConnectorError> {
+        let path = self.history_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(ConnectorError::io(&path, error)),
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        let mut history = Vec::with_capacity(lines.len());
+        for (number, line) in lines.iter().enumerate() {
+            match serde_json::from_str::<Committed>(line) {
+                Ok(committed) => history.push((committed, *line)),
+                // The last line may be torn by a crash while it was appended.
+                Err(_) if number + 1 == lines.len() => {}
+                Err(error) => {
+                    return Err(ConnectorError::BadLog {
+                        path,
+                        reason: format!("line {}: {error}", number + 1),
+                    })
+                }
+            }
+        }
+        let kept = history.partition_point(|(committed, _)| {
+            committed.epoch.is_none_or(|epoch| epoch <= restored)
+        });
+        let Some((target, _)) = kept.checked_sub(1).and_then(|last| history.get(last)) else {
+            return Err(ConnectorError::BadLog {
+                path,
+                reason: format!("no commit up to epoch {restored}: cannot rewind the topic to it"),
+            });
+        };
+        let ahead = producer
+            .next_offsets()
+            .iter()
+            .zip(&target.ends)
+            .any(|(end, target)| end > target);
+        if ahead {
+            producer.truncate(&target.ends)?;
+        }
+        if kept < history.len() {
+            let mut rest = String::new();
+            for (_, line) in &history[..kept] {
+                rest.push_str(line);
+                rest.push('\n');
+            }
+            let temporary = path.with_extension("tmp");
+            let mut file = File::create(&temporary).map_err(io(&temporary))?;
+            file.write_all(rest.as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(io(&temporary))?;
+            std::fs::rename(&temporary, &path).map_err(io(&path))?;
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Appends to the history that `epoch` is committed, with the partitions' ends after it.
+    fn record_commit(&self, epoch: Epoch, producer: &Producer) -> Result<(), ConnectorError> {
+        let path = self.history_path();
+        let mut line = serde_json::to_vec(&Committed {
+            epoch: Some(epoch),
+            ends: producer.next_offsets(),
+        })
+        .map_err(|error| ConnectorError::io(&path, error.into()))?;
+        line.push(b'\n');
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.write_all(&line)
+            .and_then(|()| file.sync_data())
+            .map_err(io(&path))
+    }
+
+    /// Appends the prepared transaction of `epoch` to the topic, durably, records it in the
+    /// history, then deletes it. Repeating a commit that a crash cut short appends only what
+    /// the first attempt did not.
     pub(crate) fn commit(
         &self,
+        epoch: Epoch,
         prepared: &Path,
         producer: &mut Producer,
     ) -> Result<(), ConnectorError> {
@@ -157,6 +286,7 @@ impl Transactions {
                 .map_err(io(&temporary))?;
             std::fs::rename(&temporary, &marker).map_err(io(&marker))?;
             sync_dir(&self.dir)?;
+            weir_engine::crash_point("log_sink.commit_marked");
             starts
         };
         let mut already: Vec<u64> = producer
@@ -187,6 +317,8 @@ impl Transactions {
             Ok(())
         })?;
         producer.sync()?;
+        self.record_commit(epoch, producer)?;
+        weir_engine::crash_point("log_sink.commit_appended");
         // The transaction first: a marker alone means "done", a transaction alone "to do".
         std::fs::remove_file(prepared).map_err(io(prepared))?;
         sync_dir(&self.dir)?;

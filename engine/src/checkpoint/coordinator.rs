@@ -23,12 +23,13 @@ use super::restore::{self, Restored};
 use super::{CheckpointConfig, CheckpointError};
 use crate::error::EngineError;
 use crate::job::{JobShared, WorkerInfo};
+use crate::source::Positions;
 use crate::state::checkpoint_files::{self, RestoredFiles};
 use crate::state::{RocksStore, StateBackend, StateError};
 use crate::time::Epoch;
 
 /// How often a worker looks for manifests other workers write.
-const POLL_INTERVAL: Duration = Duration::from_millis(2);
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(2);
 
 /// What the coordinator asks of a sink, outside the dataflow.
 pub(crate) enum SinkStep {
@@ -40,8 +41,8 @@ pub(crate) enum SinkStep {
 
 type SinkHandle = Box<dyn FnMut(SinkStep) -> Result<(), EngineError>>;
 
-/// Partition → next offset, for each epoch a source finished.
-type PositionsByEpoch = BTreeMap<Epoch, Option<BTreeMap<u32, u64>>>;
+/// Where a source stood at the end of each epoch it finished.
+type PositionsByEpoch = BTreeMap<Epoch, Option<Positions>>;
 
 struct Participant {
     done_through: Option<Epoch>,
@@ -67,6 +68,9 @@ struct Coordinator {
     previous_files: HashMap<String, StateFile>,
     /// The checkpoint being written, if any.
     in_flight: Option<InFlight>,
+    /// This run's id, the same on every worker of every process: manifests of other runs
+    /// (stragglers of a killed one) do not count towards this run's checkpoints.
+    run: u64,
 }
 
 /// Where a worker's state is checkpointed from.
@@ -106,6 +110,9 @@ impl Checkpoints {
         let restored = restore::choose(&config)?;
         let restored_epoch = restored.as_ref().map(|restored| restored.epoch);
         if worker.index == 0 {
+            if let Some(restored) = &restored {
+                restore::adopt(&config.dir, restored)?;
+            }
             restore::clear_after(&config.dir, restored_epoch)?;
         }
         let state_dir = &job.config.state_dir;
@@ -151,6 +158,7 @@ impl Checkpoints {
             last_poll: Instant::now(),
             previous_files: HashMap::new(),
             in_flight: None,
+            run: 0,
         };
         Ok(Checkpoints {
             shared: Some(Rc::new(Shared {
@@ -161,6 +169,23 @@ impl Checkpoints {
                 restore_time: Cell::new(restore_time),
             })),
         })
+    }
+
+    /// Sets this run's id, agreed on by every worker before the dataflow runs.
+    pub(crate) fn set_run(&self, run: u64) {
+        if let Some(shared) = &self.shared {
+            shared.coordinator.borrow_mut().run = run;
+        }
+    }
+
+    /// Whether a source that has finished epoch `next - 1` may start `next`: once its worker
+    /// has checkpointed the epoch before (so at most one checkpoint is in flight behind the
+    /// running epoch). Always without checkpoints.
+    pub(crate) fn may_start_epoch(&self, next: Epoch) -> bool {
+        let Some(shared) = &self.shared else {
+            return true;
+        };
+        next < 2 || shared.coordinator.borrow().checkpointed >= Some(next - 2)
     }
 
     /// Whether the job takes checkpoints.
@@ -226,14 +251,9 @@ impl Checkpoints {
         }
     }
 
-    /// Source participant `id` has finished `epoch`, standing at `positions` (partition →
-    /// next offset; `None` when it cannot resume).
-    pub(crate) fn source_done(
-        &self,
-        id: usize,
-        epoch: Epoch,
-        positions: Option<BTreeMap<u32, u64>>,
-    ) {
+    /// Source participant `id` has finished `epoch`, standing at `positions` (`None` when it
+    /// cannot resume).
+    pub(crate) fn source_done(&self, id: usize, epoch: Epoch, positions: Option<Positions>) {
         if let Some(shared) = &self.shared {
             if let Some(participant) = shared.coordinator.borrow_mut().participants.get_mut(id) {
                 participant.done_through = Some(epoch);
@@ -312,33 +332,28 @@ impl Checkpoints {
         }
     }
 
-    /// After the dataflow has ended: waits until the final checkpoint is complete and
-    /// committed, then closes the sinks. Returns at once if the job failed.
-    pub(crate) fn finish(&self) -> Result<(), EngineError> {
+    /// After the dataflow has ended, one round of finishing: goes on with the final
+    /// checkpoint and its commit, and once both are done closes the sinks and returns true.
+    /// The worker calls it until then (or until the job fails).
+    pub(crate) fn finish_round(&self) -> Result<bool, EngineError> {
         let Some(shared) = &self.shared else {
-            return Ok(());
+            return Ok(true);
         };
-        let job = Arc::clone(&shared.coordinator.borrow().job);
-        while !self.completed() && !job.aborted() {
+        if !self.completed() {
             let mut coordinator = shared.coordinator.borrow_mut();
             coordinator.advance()?;
-            if coordinator.checkpointed == Some(FINAL_EPOCH)
+            let done = coordinator.checkpointed == Some(FINAL_EPOCH)
                 && coordinator.uncommitted.is_empty()
-                && coordinator.unmanifested.is_empty()
-            {
-                break;
+                && coordinator.unmanifested.is_empty();
+            if !done {
+                return Ok(false);
             }
-            drop(coordinator);
-            std::thread::sleep(POLL_INTERVAL);
-        }
-        if job.aborted() {
-            return Ok(());
         }
         let mut coordinator = shared.coordinator.borrow_mut();
         for sink in &mut coordinator.sinks {
             sink(SinkStep::Close)?;
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -351,9 +366,19 @@ impl Coordinator {
             .min()
             .flatten();
         self.poll_in_flight()?;
-        if let Some(through) = through.filter(|through| Some(*through) > self.checkpointed) {
-            if self.in_flight.is_none() {
-                self.take(through);
+        // Every worker checkpoints every epoch, in order: worker 0 completes an epoch only
+        // once all workers have written it, so a worker that skipped one would stall every
+        // later checkpoint. (Sources start a new epoch only once the one before the current
+        // is checkpointed, so a slow checkpoint makes epochs longer, not more numerous.) The
+        // final checkpoint may follow any epoch: it stands for every epoch left.
+        let next = self.checkpointed.map_or(0, |epoch| epoch.saturating_add(1));
+        if let Some(through) = through.filter(|through| *through >= next) {
+            if self.in_flight.is_none() && self.checkpointed != Some(FINAL_EPOCH) {
+                self.take(if through == FINAL_EPOCH {
+                    FINAL_EPOCH
+                } else {
+                    next
+                });
             }
         }
         let due = self.last_poll.elapsed() >= POLL_INTERVAL;
@@ -361,12 +386,7 @@ impl Coordinator {
             self.last_poll = Instant::now();
         }
         if self.worker.index == 0 && (due || self.unmanifested.len() == 1) {
-            while let Some(&epoch) = self.unmanifested.front() {
-                if !self.complete(epoch)? {
-                    break;
-                }
-                self.unmanifested.pop_front();
-            }
+            self.complete_written()?;
         }
         if due || self.worker.index == 0 {
             let newest_complete = self
@@ -374,7 +394,7 @@ impl Coordinator {
                 .iter()
                 .rev()
                 .copied()
-                .find(|epoch| layout::is_complete(&self.checkpoint_path(*epoch)));
+                .find(|epoch| layout::is_committable(&self.checkpoint_path(*epoch)));
             if let Some(epoch) = newest_complete {
                 for sink in &mut self.sinks {
                     sink(SinkStep::Commit(epoch))?;
@@ -413,6 +433,7 @@ impl Coordinator {
             .collect();
         let manifest = WorkerManifest {
             epoch,
+            run: self.run,
             worker: self.worker.index,
             workers: self.worker.peers,
             key_groups: self.job.key_groups.count(),
@@ -485,25 +506,64 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Worker 0: writes the job manifest of `epoch` once every worker's manifest is there,
-    /// then deletes checkpoints beyond the retained ones.
-    fn complete(&mut self, epoch: Epoch) -> Result<bool, CheckpointError> {
-        let checkpoint = self.checkpoint_path(epoch);
-        let all_there = (0..self.worker.peers)
-            .all(|worker| layout::worker_manifest_path(&checkpoint, worker).exists());
-        if !all_there {
-            return Ok(false);
+    /// Worker 0: completes the checkpoints every worker has written, oldest first. A worker
+    /// whose input ended goes straight to the final checkpoint, so once that one is written
+    /// the epochs before it that some worker skipped are abandoned.
+    fn complete_written(&mut self) -> Result<(), CheckpointError> {
+        while let Some(&oldest) = self.unmanifested.front() {
+            if self.all_written(oldest)? {
+                self.complete(oldest)?;
+                self.unmanifested.pop_front();
+            } else if self.unmanifested.back() == Some(&FINAL_EPOCH)
+                && self.all_written(FINAL_EPOCH)?
+            {
+                self.unmanifested.clear();
+                self.complete(FINAL_EPOCH)?;
+            } else {
+                break;
+            }
         }
+        Ok(())
+    }
+
+    /// Whether every worker has written its manifest of `epoch` in this run.
+    fn all_written(&self, epoch: Epoch) -> Result<bool, CheckpointError> {
+        // Written atomically by this run: a manifest that does not parse is someone else's.
+        let checkpoint = self.checkpoint_path(epoch);
+        for worker in 0..self.worker.peers {
+            let path = layout::worker_manifest_path(&checkpoint, worker);
+            if !path.exists() {
+                return Ok(false);
+            }
+            let Ok(manifest) = layout::read_json::<WorkerManifest>(&path) else {
+                return Ok(false);
+            };
+            if manifest.run != self.run || manifest.epoch != epoch || manifest.worker != worker {
+                // A straggler of an earlier run of this job: this run's worker replaces it.
+                tracing::debug!(path = %path.display(), run = manifest.run, "stale worker manifest");
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Worker 0: writes the job manifest of `epoch`, whose worker manifests are all there,
+    /// then deletes checkpoints beyond the retained ones.
+    fn complete(&mut self, epoch: Epoch) -> Result<(), CheckpointError> {
+        let checkpoint = self.checkpoint_path(epoch);
         let manifest = JobManifest {
             epoch,
+            run: self.run,
             workers: self.worker.peers,
             key_groups: self.job.key_groups.count(),
             created_ms: layout::now_ms(),
         };
+        crate::crash_point("checkpoint.job_manifest");
         layout::write_json(&checkpoint.join(layout::JOB_MANIFEST), &manifest)?;
+        layout::mark_committable(&checkpoint)?;
         self.job.metrics.add_checkpoint_completed();
         layout::collect_garbage(&self.config.dir, self.config.retain)?;
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -526,7 +586,12 @@ fn write_worker_checkpoint(
     previous: &HashMap<String, StateFile>,
     started: Instant,
 ) -> CheckpointResult {
-    std::fs::create_dir_all(checkpoint).map_err(CheckpointError::io(checkpoint))?;
+    crate::crash_point("checkpoint.state");
+    if !checkpoint.exists() {
+        std::fs::create_dir_all(checkpoint).map_err(CheckpointError::io(checkpoint))?;
+        // The new directory's entry, so that the manifests written into it survive a crash.
+        layout::sync_dir(checkpoint.parent().unwrap_or(Path::new(".")))?;
+    }
     let state = layout::worker_state_path(checkpoint, manifest.worker);
     if state.exists() {
         // Left by a run that was killed while taking this checkpoint.
@@ -539,6 +604,7 @@ fn write_worker_checkpoint(
     manifest.files = describe_files(&state, previous)?;
     manifest.created_ms = layout::now_ms();
     manifest.duration_ms = started.elapsed().as_millis() as u64;
+    crate::crash_point("checkpoint.worker_manifest");
     layout::write_json(
         &layout::worker_manifest_path(checkpoint, manifest.worker),
         &manifest,

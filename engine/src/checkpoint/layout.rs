@@ -7,6 +7,7 @@
 //!                            and delta files of each operator (see `state::checkpoint_files`)
 //!     worker-0.json          worker 0's manifest: source positions, state files and checksums
 //!     MANIFEST.json          written last, atomically, by worker 0: the checkpoint is complete
+//!     COMMIT                 created by worker 0 once MANIFEST.json is durable: sinks commit
 //! DIR/savepoints/NAME/       a savepoint: a complete checkpoint kept until deleted
 //! ```
 
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::CheckpointError;
+use crate::source::Positions;
 use crate::time::Epoch;
 
 /// The epoch number of the checkpoint taken when every source of a bounded run has finished.
@@ -56,8 +58,8 @@ pub struct SourcePositions {
     pub source: usize,
     /// The source's name.
     pub name: String,
-    /// Partition → next offset to read; `None` when the source cannot resume.
-    pub partitions: Option<BTreeMap<u32, u64>>,
+    /// Partition → where to resume it; `None` when the source cannot resume.
+    pub partitions: Option<Positions>,
 }
 
 /// One file of a worker's state checkpoint.
@@ -91,6 +93,9 @@ pub(crate) fn is_immutable(name: &str) -> bool {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct WorkerManifest {
     pub(crate) epoch: Epoch,
+    /// The id of the run that wrote it.
+    #[serde(default)]
+    pub(crate) run: u64,
     pub(crate) worker: usize,
     pub(crate) workers: usize,
     pub(crate) key_groups: u32,
@@ -106,6 +111,9 @@ pub(crate) struct WorkerManifest {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct JobManifest {
     pub(crate) epoch: Epoch,
+    /// The id of the run that completed it.
+    #[serde(default)]
+    pub(crate) run: u64,
     pub(crate) workers: usize,
     pub(crate) key_groups: u32,
     pub(crate) created_ms: u64,
@@ -230,6 +238,24 @@ pub(crate) fn is_complete(checkpoint: &Path) -> bool {
     checkpoint.join(JOB_MANIFEST).exists()
 }
 
+/// The marker worker 0 creates once the job manifest is durable (its directory synced):
+/// only then may sinks commit, since a commit made visible before a crash that lost the
+/// manifest would be made again by the restored run.
+const COMMITTABLE: &str = "COMMIT";
+
+/// Marks a checkpoint whose job manifest is durable as one sinks may commit.
+pub(crate) fn mark_committable(checkpoint: &Path) -> Result<(), CheckpointError> {
+    let marker = checkpoint.join(COMMITTABLE);
+    std::fs::File::create(&marker)
+        .map(drop)
+        .map_err(CheckpointError::io(&marker))
+}
+
+/// Whether sinks may commit a checkpoint's transactions.
+pub(crate) fn is_committable(checkpoint: &Path) -> bool {
+    checkpoint.join(COMMITTABLE).exists()
+}
+
 /// The newest complete checkpoint under `dir`.
 pub(crate) fn latest_complete(dir: &Path) -> Result<Option<PathBuf>, CheckpointError> {
     Ok(checkpoint_dirs(dir)?
@@ -253,10 +279,33 @@ pub(crate) fn collect_garbage(dir: &Path, retain: usize) -> Result<(), Checkpoin
     };
     for (epoch, path) in all {
         if epoch < oldest_kept {
-            std::fs::remove_dir_all(&path).map_err(CheckpointError::io(&path))?;
+            remove_checkpoint(&path, "checkpoint.gc")?;
         }
     }
     Ok(())
+}
+
+/// Deletes the checkpoint directory `checkpoint` so that a crash part-way never leaves it
+/// looking complete: the job manifest goes first, durably, then the rest. `step` names the
+/// crash point between the two.
+pub(crate) fn remove_checkpoint(
+    checkpoint: &Path,
+    step: &'static str,
+) -> Result<(), CheckpointError> {
+    let mut retracted = false;
+    for marker in [COMMITTABLE, JOB_MANIFEST] {
+        let path = checkpoint.join(marker);
+        match std::fs::remove_file(&path) {
+            Ok(()) => retracted = true,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(CheckpointError::io(&path)(error)),
+        }
+    }
+    if retracted {
+        sync_dir(checkpoint)?;
+    }
+    crate::crash_point(step);
+    std::fs::remove_dir_all(checkpoint).map_err(CheckpointError::io(checkpoint))
 }
 
 /// Reads a complete checkpoint's job manifest and its workers' manifests.
@@ -339,8 +388,60 @@ pub fn save_savepoint(dir: &Path, name: &str) -> Result<PathBuf, CheckpointError
             "a savepoint of that name exists",
         )));
     }
-    link_tree(&latest, &target, false)?;
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).map_err(CheckpointError::io(parent))?;
+    }
+    copy_checkpoint(&latest, &target)?;
     Ok(target)
+}
+
+/// Links the complete checkpoint `from` to the new directory `to` so that neither a crash
+/// nor a deletion of `from` part-way (garbage collection racing a savepoint) leaves `to`
+/// looking complete: the tree is linked under a temporary name, checked to hold every file
+/// its manifests list, synced, and renamed into place.
+pub(crate) fn copy_checkpoint(from: &Path, to: &Path) -> Result<(), CheckpointError> {
+    let temporary = to.with_extension("copying");
+    if temporary.exists() {
+        std::fs::remove_dir_all(&temporary).map_err(CheckpointError::io(&temporary))?;
+    }
+    let copied = link_tree(from, &temporary, false).and_then(|()| check_files(&temporary));
+    if let Err(error) = copied {
+        let _ = std::fs::remove_dir_all(&temporary);
+        return Err(match error {
+            CheckpointError::NotACheckpoint(_) | CheckpointError::Io { .. } => {
+                CheckpointError::Manifest {
+                    path: from.to_owned(),
+                    reason: format!(
+                        "the checkpoint changed while it was copied (deleted by garbage collection?): {error}"
+                    ),
+                }
+            }
+            error => error,
+        });
+    }
+    std::fs::rename(&temporary, to).map_err(CheckpointError::io(to))?;
+    sync_dir(to.parent().unwrap_or(Path::new(".")))
+}
+
+/// Checks that a complete checkpoint holds every file its worker manifests list, at its size.
+fn check_files(checkpoint: &Path) -> Result<(), CheckpointError> {
+    let (_, workers) = read_checkpoint(checkpoint)?;
+    for worker in &workers {
+        let state = worker_state_path(checkpoint, worker.worker);
+        for file in &worker.files {
+            let path = state.join(&file.name);
+            let size = std::fs::metadata(&path)
+                .map_err(CheckpointError::io(&path))?
+                .len();
+            if size != file.size {
+                return Err(CheckpointError::Manifest {
+                    path,
+                    reason: format!("{size} bytes, the manifest records {}", file.size),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Recreates the tree `from` at `to`, hard-linking files (copying where linking fails, as
@@ -366,5 +467,5 @@ pub(crate) fn link_tree(from: &Path, to: &Path, only_sst: bool) -> Result<(), Ch
             std::fs::copy(&source, &target).map_err(CheckpointError::io(&target))?;
         }
     }
-    Ok(())
+    sync_dir(to)
 }

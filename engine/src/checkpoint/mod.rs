@@ -16,7 +16,7 @@ mod restore;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub(crate) use coordinator::{Checkpoints, SinkStep};
+pub(crate) use coordinator::{Checkpoints, SinkStep, POLL_INTERVAL};
 pub use layout::{list_checkpoints, save_savepoint, CheckpointInfo, SourcePositions, FINAL_EPOCH};
 
 use crate::state::StateError;

@@ -51,12 +51,29 @@ pub(crate) fn choose(config: &CheckpointConfig) -> Result<Option<Restored>, Chec
     }))
 }
 
-/// Deletes the checkpoints after `restored` (all of them for a fresh start): this run takes
-/// its own checkpoints under those epochs.
+/// Makes the restored checkpoint the newest complete one in `dir` when it lies elsewhere (a
+/// savepoint, or another job's checkpoint): it is linked in as `dir/chk-EPOCH`, so that a run
+/// that fails before its own first checkpoint restores it again with `Restore::Latest`
+/// instead of starting over (and writing its whole output a second time).
+pub(crate) fn adopt(dir: &Path, restored: &Restored) -> Result<(), CheckpointError> {
+    let target = layout::checkpoint_path(dir, restored.epoch);
+    let canonical = |path: &Path| std::fs::canonicalize(path).ok();
+    if target.exists() && canonical(&target) == canonical(&restored.path) {
+        return Ok(());
+    }
+    if target.exists() {
+        layout::remove_checkpoint(&target, "restore.cleanup")?;
+    }
+    std::fs::create_dir_all(dir).map_err(CheckpointError::io(dir))?;
+    layout::copy_checkpoint(&restored.path, &target)
+}
+
+/// Deletes the checkpoints after `restored` (all of them for a fresh start), newest first:
+/// this run takes its own checkpoints under those epochs.
 pub(crate) fn clear_after(dir: &Path, restored: Option<Epoch>) -> Result<(), CheckpointError> {
-    for (epoch, path) in layout::checkpoint_dirs(dir)? {
+    for (epoch, path) in layout::checkpoint_dirs(dir)?.into_iter().rev() {
         if restored.is_none_or(|restored| epoch > restored) {
-            std::fs::remove_dir_all(&path).map_err(CheckpointError::io(&path))?;
+            layout::remove_checkpoint(&path, "restore.cleanup")?;
         }
     }
     Ok(())

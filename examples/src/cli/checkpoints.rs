@@ -101,8 +101,17 @@ fn describe(checkpoint: &CheckpointInfo) {
         match &source.partitions {
             Some(partitions) => {
                 println!("source {} ({}):", source.source, source.name);
-                for (partition, offset) in partitions {
-                    println!("  partition {partition}: next offset {offset}");
+                for (partition, position) in partitions {
+                    let end = position
+                        .end_offset
+                        .map_or(String::new(), |end| format!(", reads up to {end}"));
+                    let time = position
+                        .max_event_time
+                        .map_or(String::new(), |time| format!(", latest event time {time}"));
+                    println!(
+                        "  partition {partition}: next offset {}{end}{time}",
+                        position.next_offset
+                    );
                 }
             }
             None => println!("source {} ({}): cannot resume", source.source, source.name),

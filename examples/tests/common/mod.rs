@@ -1,0 +1,128 @@
+//! What the process-killing tests share: running `weir`, reading what a run committed to a
+//! topic or a directory of part files, and comparing it with a reference run.
+// Not every test file uses every helper.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use weir::log::Topic;
+
+/// Starts `weir` with `args` in `dir`, standard error captured.
+pub fn weir(dir: &Path, args: &[String]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The exactly-once sinks under test.
+#[derive(Clone, Copy)]
+pub enum Output {
+    /// A topic of the embedded log.
+    Log,
+    /// A directory of JSON lines part files, one per checkpoint epoch.
+    Files,
+    /// A topic receiving a changelog (`--changelog`): compared as the table it describes, so
+    /// a change written twice or lost shows as a wrong row count or a delete of a row that
+    /// is not there.
+    Changelog,
+}
+
+impl Output {
+    /// The `--out` argument for the directory or topic `name`.
+    pub fn location(self, name: &str) -> String {
+        match self {
+            Output::Log | Output::Changelog => format!("log:{name}"),
+            Output::Files => name.to_owned(),
+        }
+    }
+
+    /// Every result row committed to the output `dir`, counted.
+    pub fn committed(self, dir: &Path) -> BTreeMap<String, usize> {
+        match self {
+            Output::Log => committed_to_topic(dir),
+            Output::Files => committed_to_files(dir),
+            Output::Changelog => applied(committed_to_topic(dir)),
+        }
+    }
+
+    /// Extra arguments of the runs.
+    pub fn args(self) -> Vec<String> {
+        match self {
+            Output::Changelog => vec!["--changelog".to_owned()],
+            Output::Log | Output::Files => Vec::new(),
+        }
+    }
+}
+
+/// The table a changelog of `{"op": "+"|"-", "row": ...}` values describes: each row with its
+/// count. Panics on a delete of a row the table does not hold.
+pub fn applied(changes: BTreeMap<String, usize>) -> BTreeMap<String, usize> {
+    let mut table: BTreeMap<String, i64> = BTreeMap::new();
+    for (value, times) in changes {
+        let change: serde_json::Value = serde_json::from_str(&value).unwrap();
+        let row = change["row"].to_string();
+        let diff = if change["op"] == "+" { 1 } else { -1 };
+        *table.entry(row).or_default() += diff * times as i64;
+    }
+    assert!(
+        table.values().all(|count| *count >= 0),
+        "the changelog deletes rows it never inserted"
+    );
+    table
+        .into_iter()
+        .filter(|(_, count)| *count > 0)
+        .map(|(row, count)| (row, count as usize))
+        .collect()
+}
+
+/// Every line of the published part files in `dir` (hidden pending and partial files are
+/// not published), counted.
+pub fn committed_to_files(dir: &Path) -> BTreeMap<String, usize> {
+    let mut lines = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        assert!(name.starts_with("part-"), "unexpected file {name}");
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            *lines.entry(line.to_owned()).or_insert(0) += 1;
+        }
+    }
+    lines
+}
+
+/// Every record value committed to the topic in `dir` (JSON, as the file sink writes it),
+/// counted.
+pub fn committed_to_topic(dir: &Path) -> BTreeMap<String, usize> {
+    let topic = Topic::open(dir).unwrap();
+    let mut values = BTreeMap::new();
+    for partition in 0..topic.partitions() {
+        let mut reader = topic.reader(partition, 0).unwrap();
+        while reader
+            .read(4096, |record| {
+                let value = String::from_utf8(record.value.to_vec()).unwrap();
+                *values.entry(value).or_insert(0) += 1;
+            })
+            .unwrap()
+            > 0
+        {}
+    }
+    values
+}
+
+pub fn wait_success(child: Child, what: &str) {
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

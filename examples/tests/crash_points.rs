@@ -1,0 +1,569 @@
+//! The crash-point sweep: `weir nexmark run` with checkpoints is killed (SIGKILL, by the
+//! process itself) at the N-th named step of the checkpoint and commit path, for every N a
+//! run passes, then restored with `--restore latest` until a run ends by itself; the
+//! committed output must equal that of a run without failures, nothing missing, nothing
+//! twice. The steps are the engine's crash points (`weir_engine::CRASH_POINTS`), armed by
+//! `WEIR_CRASH_AT`; every step the output kind can reach is killed at least once.
+//!
+//! Restores vary what a restore must cope with: another worker count (1, 2 or 3), the RocksDB
+//! backend instead of in-memory state, and a crash in the restore's own clean-up. The output
+//! topic has four partitions and small segments, so commits cross segment rolls; the part
+//! files sweep also writes dead letters (damaged input) under checkpoints.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use common::{committed_to_files, Output};
+use weir::log::{LogConfig, RecordRef, Topic, ValueFormat};
+use weir::nexmark::{write_events_to_topic, GeneratorConfig};
+
+const EVENTS: u64 = 40_000;
+/// Events per second per worker: a run lasts about half a second, ten checkpoints.
+const RATE_PER_WORKER: u64 = 40_000;
+const CHECKPOINT_INTERVAL: &str = "50ms";
+/// The longest a single run may take before the test calls it hung.
+const RUN_DEADLINE: Duration = Duration::from_secs(60);
+/// Records of the input that do not decode: they go to the dead-letter output.
+const DAMAGED: usize = 5;
+
+/// One sweep: a query, an output, and the crash points it must reach.
+struct Sweep {
+    query: &'static str,
+    output: Output,
+    /// Count and kill only these points (all when empty).
+    only: &'static [&'static str],
+    /// Every one of these must be killed at least once.
+    must_reach: &'static [&'static str],
+    /// Also write dead letters under checkpoints.
+    dead_letters: bool,
+}
+
+/// The arguments of a run writing to `out`, checkpointing into `checkpoints`.
+fn run_args(sweep: &Sweep, out: &str, checkpoints: Option<&str>, workers: usize) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "nexmark",
+        "run",
+        "--query",
+        sweep.query,
+        "--from",
+        "log:events",
+        "--out",
+        out,
+        "--no-progress",
+        "--workers",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.push(workers.to_string());
+    match (sweep.dead_letters, checkpoints) {
+        (false, _) => args.push("--fail-fast".into()),
+        (true, Some(dir)) => args.extend(["--dead-letters".into(), format!("{dir}-dead-letters")]),
+        (true, None) => args.extend(["--dead-letters".into(), "reference-dead-letters".into()]),
+    }
+    if let Some(dir) = checkpoints {
+        args.extend(
+            [
+                "--checkpoint-dir",
+                dir,
+                "--checkpoint-interval",
+                CHECKPOINT_INTERVAL,
+                "--state-dir",
+                &format!("{dir}-state"),
+                "--max-rate",
+                &RATE_PER_WORKER.to_string(),
+            ]
+            .map(String::from),
+        );
+    }
+    args
+}
+
+/// Runs `weir` to its end (or its death) within the deadline; returns how it ended and what
+/// it printed on standard error.
+fn run(dir: &Path, args: &[String], env: &[(&str, String)]) -> (ExitStatus, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_weir"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > RUN_DEADLINE {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("weir {} hung for {RUN_DEADLINE:?}", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status, stderr)
+}
+
+/// The crash point a run was killed at, from its last words.
+fn killed_at(stderr: &str) -> Option<String> {
+    stderr.lines().find_map(|line| {
+        line.strip_prefix("weir: crash point ")
+            .and_then(|rest| rest.split(' ').next())
+            .map(str::to_owned)
+    })
+}
+
+/// The input: a 4-partition topic of Nexmark events, with damaged records in partition 1
+/// when the sweep writes dead letters.
+fn write_input(dir: &Path, damaged: bool) {
+    let topic = write_events_to_topic(
+        dir.join("events"),
+        4,
+        &GeneratorConfig {
+            rate: 2_000,
+            ..GeneratorConfig::default()
+        },
+        EVENTS,
+        &Default::default(),
+    )
+    .unwrap();
+    if damaged {
+        let mut writer = topic.writer(1).unwrap();
+        for _ in 0..DAMAGED {
+            writer
+                .append(&RecordRef {
+                    value: b"\xff not an event",
+                    timestamp: 1,
+                    ..RecordRef::default()
+                })
+                .unwrap();
+        }
+        writer.flush().unwrap();
+    }
+}
+
+/// What a run committed: its results, and its dead letters if the sweep writes them.
+fn committed(
+    sweep: &Sweep,
+    dir: &Path,
+    out: &str,
+    dead_letters: &str,
+) -> Vec<BTreeMap<String, usize>> {
+    let mut outputs = vec![sweep.output.committed(&dir.join(out))];
+    if sweep.dead_letters {
+        let path = dir.join(dead_letters);
+        outputs.push(if path.is_dir() {
+            committed_to_files(&path)
+        } else {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let mut lines = BTreeMap::new();
+            for line in text.lines() {
+                *lines.entry(line.to_owned()).or_insert(0) += 1;
+            }
+            lines
+        });
+    }
+    outputs
+}
+
+fn sweep(sweep: &Sweep) {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), sweep.dead_letters);
+    let (status, stderr) = run(
+        dir.path(),
+        &run_args(sweep, &sweep.output.location("reference"), None, 2),
+        &[],
+    );
+    assert!(status.success(), "the reference run failed: {stderr}");
+    let expected = committed(sweep, dir.path(), "reference", "reference-dead-letters");
+    assert!(
+        !expected[0].is_empty(),
+        "{} produced no results",
+        sweep.query
+    );
+    if sweep.dead_letters {
+        assert_eq!(
+            expected[1].len(),
+            DAMAGED,
+            "dead letters of the reference run"
+        );
+    }
+
+    // A run without a crash, recording the points it passes.
+    let log = dir.path().join("points.log");
+    let only = sweep.only.join(",");
+    let mut env = vec![("WEIR_CRASH_LOG", log.display().to_string())];
+    if !only.is_empty() {
+        env.push(("WEIR_CRASH_POINT", only.clone()));
+    }
+    let (status, stderr) = run(
+        dir.path(),
+        &run_args(
+            sweep,
+            &sweep.output.location("recorded"),
+            Some("recorded"),
+            2,
+        ),
+        &env,
+    );
+    assert!(status.success(), "the recording run failed: {stderr}");
+    let points = std::fs::read_to_string(&log).unwrap().lines().count();
+    assert!(points > 0, "the run passed no crash point");
+
+    let mut reached = BTreeSet::new();
+    for n in 1..=points {
+        let (out, checkpoints) = (format!("out-{n}"), format!("checkpoints-{n}"));
+        if matches!(sweep.output, Output::Log | Output::Changelog) {
+            // Four partitions of small segments: commits cross segment rolls.
+            let config = LogConfig {
+                segment_bytes: 4096,
+                ..LogConfig::default()
+            };
+            Topic::create(dir.path().join(&out), 4, ValueFormat::Json, config).unwrap();
+        }
+        let location = sweep.output.location(&out);
+        let mut args = run_args(sweep, &location, Some(&checkpoints), 2);
+        args.extend(sweep.output.args());
+        let mut env = vec![("WEIR_CRASH_AT", n.to_string())];
+        if !only.is_empty() {
+            env.push(("WEIR_CRASH_POINT", only.clone()));
+        }
+        let (status, stderr) = run(dir.path(), &args, &env);
+        if status.signal() == Some(9) {
+            reached.extend(killed_at(&stderr));
+        } else {
+            // This run passed fewer points than the recorded one: it ran to its end.
+            assert!(status.success(), "point {n}: the run failed: {stderr}");
+        }
+        // Restore until a run ends by itself: on 2, 1 or 3 workers, some with RocksDB, some
+        // killed in their own clean-up first.
+        let mut restores = 0;
+        while !status.success() {
+            restores += 1;
+            assert!(restores <= 5, "point {n}: no restore ran to its end");
+            let workers = [2, 1, 3][n % 3];
+            let mut restore_args = run_args(sweep, &location, Some(&checkpoints), workers);
+            restore_args.extend(sweep.output.args());
+            restore_args.extend(["--restore".into(), "latest".into()]);
+            if n % 4 == 0 {
+                restore_args.extend(["--rocksdb-budget-mib".into(), "1".into()]);
+            }
+            let env: Vec<(&str, String)> = if restores == 1 && n % 2 == 1 {
+                vec![
+                    ("WEIR_CRASH_POINT", "restore.cleanup".into()),
+                    ("WEIR_CRASH_AT", "1".into()),
+                ]
+            } else {
+                Vec::new()
+            };
+            let (restored, stderr) = run(dir.path(), &restore_args, &env);
+            if restored.signal() == Some(9) {
+                reached.extend(killed_at(&stderr));
+                continue;
+            }
+            assert!(
+                restored.success(),
+                "point {n}: the restore failed: {stderr}"
+            );
+            break;
+        }
+        let actual = committed(
+            sweep,
+            dir.path(),
+            &out,
+            &format!("{checkpoints}-dead-letters"),
+        );
+        for (expected, actual) in expected.iter().zip(&actual) {
+            let missing: Vec<_> = expected
+                .iter()
+                .filter(|(row, count)| actual.get(*row) < Some(count))
+                .take(3)
+                .collect();
+            let extra: Vec<_> = actual
+                .iter()
+                .filter(|(row, count)| expected.get(*row) < Some(count))
+                .take(3)
+                .collect();
+            assert!(
+                missing.is_empty() && extra.is_empty(),
+                "{}: killed at point {n} of {points}: missing or short {missing:?}, extra or repeated {extra:?}",
+                sweep.query
+            );
+        }
+        // Keep the disk use of a long sweep small.
+        for leftover in [&out, &checkpoints] {
+            let _ = std::fs::remove_dir_all(dir.path().join(leftover));
+        }
+        let _ = std::fs::remove_dir_all(dir.path().join(format!("{checkpoints}-state")));
+    }
+    let missed: Vec<_> = sweep
+        .must_reach
+        .iter()
+        .filter(|point| !reached.contains(**point))
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "the sweep never killed at {missed:?} (killed at {reached:?})"
+    );
+    println!(
+        "{}: {points} crash points, each killed, restored and compared, in {:.0?}; killed at {reached:?}",
+        sweep.query,
+        started.elapsed()
+    );
+}
+
+#[test]
+fn every_crash_point_into_a_topic_loses_and_repeats_nothing() {
+    sweep(&Sweep {
+        query: "q5",
+        output: Output::Log,
+        only: &[],
+        must_reach: &[
+            "sink.pre_commit",
+            "log_sink.prepared",
+            "checkpoint.state",
+            "checkpoint.worker_manifest",
+            "checkpoint.job_manifest",
+            "sink.commit",
+            "log_sink.commit_marked",
+            "log_sink.commit_appended",
+            "checkpoint.gc",
+            "restore.cleanup",
+        ],
+        dead_letters: false,
+    });
+}
+
+#[test]
+fn every_commit_step_of_part_files_and_dead_letters_loses_and_repeats_nothing() {
+    sweep(&Sweep {
+        query: "q5",
+        output: Output::Files,
+        only: &["file_sink.prepared", "file_sink.published", "sink.commit"],
+        must_reach: &["file_sink.prepared", "file_sink.published", "sink.commit"],
+        dead_letters: true,
+    });
+}
+
+/// Two free ports in a row on loopback, for a job of two processes.
+fn free_ports() -> u16 {
+    loop {
+        let first = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if first < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", first + 1)).is_ok() {
+            return first;
+        }
+    }
+}
+
+/// Starts both processes of a two-process job (two workers each); `crash` arms crash points
+/// in one of them.
+fn start_pair(
+    dir: &Path,
+    args: &[String],
+    crash: Option<(usize, &[(&str, String)])>,
+) -> Vec<std::process::Child> {
+    let port = free_ports().to_string();
+    (0..2)
+        .map(|process| {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_weir"));
+            command
+                .args(args)
+                .args(["--processes", "2", "--port", &port, "--process"])
+                .arg(process.to_string())
+                .current_dir(dir)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped());
+            if let Some((_, env)) = crash.filter(|(victim, _)| *victim == process) {
+                for (name, value) in env {
+                    command.env(name, value);
+                }
+            }
+            command.spawn().unwrap()
+        })
+        .collect()
+}
+
+/// Waits for every process of a job within the deadline; returns how each ended and what it
+/// printed.
+fn wait_all(children: Vec<std::process::Child>) -> Vec<(ExitStatus, String)> {
+    let started = Instant::now();
+    let mut children: Vec<_> = children.into_iter().map(|child| (child, None)).collect();
+    while children.iter().any(|(_, status)| status.is_none()) {
+        for (child, status) in &mut children {
+            if status.is_none() {
+                *status = child.try_wait().unwrap();
+            }
+        }
+        if started.elapsed() > RUN_DEADLINE {
+            for (child, _) in &mut children {
+                let _ = child.kill();
+            }
+            panic!("a process of the job hung for {RUN_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    children
+        .into_iter()
+        .map(|(mut child, status)| {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            (status.unwrap(), stderr)
+        })
+        .collect()
+}
+
+#[test]
+fn a_job_of_two_processes_fails_as_one_and_restores_exactly_once() {
+    let sweep = Sweep {
+        query: "q5",
+        output: Output::Log,
+        only: &[],
+        must_reach: &[],
+        dead_letters: false,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), false);
+    let (status, stderr) = run(dir.path(), &run_args(&sweep, "log:reference", None, 2), &[]);
+    assert!(status.success(), "the reference run failed: {stderr}");
+    let expected = committed(&sweep, dir.path(), "reference", "");
+    // Process 1 dies at a checkpoint step, process 0 (which commits the topic) at a commit
+    // step, then both at once (killed from outside).
+    let cases: [(&str, Option<(usize, &str, &str)>); 3] = [
+        (
+            "worker manifest",
+            Some((1, "checkpoint.worker_manifest", "3")),
+        ),
+        ("commit", Some((0, "log_sink.commit_marked", "3"))),
+        ("both", None),
+    ];
+    for (round, (case, crash)) in cases.into_iter().enumerate() {
+        let (out, checkpoints) = (format!("out-{round}"), format!("checkpoints-{round}"));
+        // Created here: both processes would otherwise race to create it.
+        Topic::create(
+            dir.path().join(&out),
+            1,
+            ValueFormat::Json,
+            LogConfig::default(),
+        )
+        .unwrap();
+        let args = run_args(&sweep, &format!("log:{out}"), Some(&checkpoints), 2);
+        let started = Instant::now();
+        match crash {
+            Some((victim, point, at)) => {
+                let env = [
+                    ("WEIR_CRASH_POINT", point.to_owned()),
+                    ("WEIR_CRASH_AT", at.to_owned()),
+                ];
+                let ended = wait_all(start_pair(dir.path(), &args, Some((victim, &env[..]))));
+                let (killed, survivor) = (&ended[victim], &ended[1 - victim]);
+                assert_eq!(killed.0.signal(), Some(9), "{case}: {}", killed.1);
+                assert!(
+                    !survivor.0.success() && survivor.1.contains("lost process"),
+                    "{case}: the other process should fail, naming the lost one: {}",
+                    survivor.1
+                );
+                assert!(
+                    !survivor.1.contains("panicked") && !survivor.1.contains("RUST_BACKTRACE"),
+                    "{case}: the other process panicked: {}",
+                    survivor.1
+                );
+            }
+            None => {
+                let mut children = start_pair(dir.path(), &args, None);
+                std::thread::sleep(Duration::from_millis(400));
+                for child in &mut children {
+                    child.kill().unwrap();
+                }
+                wait_all(children);
+            }
+        }
+        println!(
+            "two processes, {case}: the job ended on both in {:.1?}",
+            started.elapsed()
+        );
+        let mut restore_args = args.clone();
+        restore_args.extend(["--restore".into(), "latest".into()]);
+        for (status, stderr) in wait_all(start_pair(dir.path(), &restore_args, None)) {
+            assert!(status.success(), "{case}: the restore failed: {stderr}");
+        }
+        let actual = committed(&sweep, dir.path(), &out, "");
+        assert_eq!(actual, expected, "{case}: the committed output differs");
+    }
+}
+
+/// Savepoint, restore, kill, restore latest: the scenario that once started over silently
+/// and wrote its output twice. Every run but the last dies at a named step; the savepoint is
+/// taken after the first, the third run restores it and dies before its own first
+/// checkpoint, and the last restores "latest": that must be the savepoint again, with the
+/// topic cut back to what the savepoint had committed.
+#[test]
+fn a_restored_savepoint_survives_a_failure_before_the_next_checkpoint() {
+    let sweep = Sweep {
+        query: "q5",
+        output: Output::Log,
+        only: &[],
+        must_reach: &[],
+        dead_letters: false,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), false);
+    let (status, stderr) = run(dir.path(), &run_args(&sweep, "log:reference", None, 2), &[]);
+    assert!(status.success(), "the reference run failed: {stderr}");
+    let expected = committed(&sweep, dir.path(), "reference", "");
+    let mut args = run_args(&sweep, "log:out", Some("checkpoints"), 2);
+    // Only the newest checkpoint is kept: nothing older than the savepoint survives.
+    args.extend(["--retain-checkpoints".into(), "1".into()]);
+    let restore = |from: &str| {
+        let mut restored = args.clone();
+        restored.extend(["--restore".into(), from.into()]);
+        restored
+    };
+    let crash_at = |point: &str, n: &str| {
+        vec![
+            ("WEIR_CRASH_POINT", point.to_owned()),
+            ("WEIR_CRASH_AT", n.to_owned()),
+        ]
+    };
+    let steps: [(Vec<String>, Vec<(&str, String)>); 3] = [
+        (args.clone(), crash_at("sink.commit", "3")),
+        (restore("latest"), crash_at("sink.commit", "3")),
+        (
+            restore("checkpoints/savepoints/keep"),
+            crash_at("checkpoint.state", "1"),
+        ),
+    ];
+    for (number, (step, env)) in steps.iter().enumerate() {
+        let (status, stderr) = run(dir.path(), step, env);
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "run {number} was meant to die: {stderr}"
+        );
+        if number == 0 {
+            let (status, stderr) = run(
+                dir.path(),
+                &["checkpoints", "savepoint", "checkpoints", "--name", "keep"].map(String::from),
+                &[],
+            );
+            assert!(status.success(), "savepoint: {stderr}");
+        }
+    }
+    let (status, stderr) = run(dir.path(), &restore("latest"), &[]);
+    assert!(status.success(), "the last restore failed: {stderr}");
+    assert_eq!(committed(&sweep, dir.path(), "out", ""), expected);
+}

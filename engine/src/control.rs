@@ -136,8 +136,11 @@ pub(crate) fn watch_for_lost_peers(job: &Arc<JobShared>) {
                         });
                     }
                 }
-                // timely joining the network threads of the lost peer: reported already.
-                _ if name == JOIN_THREAD && jobs.iter().any(|job| job.aborted()) => {}
+                // What the lost connection brings down after it (timely's threads find their
+                // queues poisoned, the join of the network threads fails): reported already.
+                _ if jobs.iter().any(|job| job.aborted())
+                    && (name == JOIN_THREAD
+                        || (name.starts_with("timely:") && message.contains("poisoned"))) => {}
                 _ => previous(info),
             }
         }));

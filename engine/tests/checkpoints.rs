@@ -317,7 +317,7 @@ fn an_incomplete_checkpoint_is_skipped_and_a_damaged_one_refused() {
         .into_iter()
         .filter(|checkpoint| checkpoint.epoch != FINAL_EPOCH)
         .find_map(|checkpoint| {
-            let state_file = std::fs::read_dir(checkpoint.path.join("worker-0"))
+            let state_file = std::fs::read_dir(worker_file(&checkpoint.path, 0, false))
                 .unwrap()
                 .map(|entry| entry.unwrap().path())
                 .find(|path| path.extension().is_some_and(|e| e == "snap"))?;
@@ -344,4 +344,92 @@ fn an_incomplete_checkpoint_is_skipped_and_a_damaged_one_refused() {
         ),
         "{error}"
     );
+}
+
+/// The state directory (`json` false) or manifest of `worker` in `checkpoint`, whatever run
+/// wrote it.
+fn worker_file(checkpoint: &Path, worker: usize, json: bool) -> std::path::PathBuf {
+    std::fs::read_dir(checkpoint)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| {
+            let name = path.file_name().unwrap().to_string_lossy();
+            name.starts_with(&format!("worker-{worker}-run-")) && name.ends_with(".json") == json
+        })
+        .unwrap()
+}
+
+/// A straggler of an earlier run (a process not dead yet) writes its worker manifests into
+/// the checkpoints of the run that replaced it. Worker 0 counts only this run's manifests:
+/// here every stale manifest says its worker's partitions were read to the end, so a
+/// checkpoint completed with one would lose the records after its real positions.
+#[test]
+fn a_straggler_of_an_earlier_run_cannot_complete_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let earlier = dir.path().join("earlier");
+    run(
+        &earlier,
+        2,
+        Numbers::default(),
+        CheckpointConfig::new(earlier.join("checkpoints")),
+        MEMORY,
+    )
+    .unwrap();
+    let stale: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(worker_file(&earlier.join("checkpoints/chk-final"), 1, true)).unwrap(),
+    )
+    .unwrap();
+    let checkpoints = dir.path().join("checkpoints");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let straggler = {
+        let (checkpoints, stop) = (checkpoints.clone(), std::sync::Arc::clone(&stop));
+        std::thread::spawn(move || {
+            // Once the new run has cleaned up and taken its first checkpoint...
+            while !checkpoints.join("chk-000000000000").exists() {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // It goes on writing its own manifest of each epoch, under the name it uses
+            // (with its run id) and under the name manifests had before runs had ids.
+            let stale_name = worker_file(&earlier.join("checkpoints/chk-final"), 1, true);
+            let stale_name = stale_name.file_name().unwrap().to_owned();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for epoch in 0..400u64 {
+                    // Checkpoints in progress: the ones a straggler is still working on.
+                    let checkpoint = checkpoints.join(format!("chk-{epoch:012}"));
+                    if !checkpoint.exists() || checkpoint.join("MANIFEST.json").exists() {
+                        continue;
+                    }
+                    let mut manifest = stale.clone();
+                    manifest["epoch"] = epoch.into();
+                    let bytes = serde_json::to_vec(&manifest).unwrap();
+                    for name in [std::ffi::OsStr::new("worker-1.json"), &stale_name] {
+                        // The directory may be deleted meanwhile (garbage collection).
+                        let _ = std::fs::write(checkpoint.join(name), &bytes);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let failing = Numbers {
+        fail_after: Some(PER_PARTITION * 3 / 2),
+        ..Numbers::default()
+    };
+    let config = checkpoint_config(dir.path());
+    let failed = run(dir.path(), 2, failing, config.clone(), MEMORY);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    straggler.join().unwrap();
+    assert!(failed.is_err());
+    let results = run(
+        dir.path(),
+        2,
+        Numbers::default(),
+        config.restore(Restore::Latest),
+        MEMORY,
+    )
+    .unwrap();
+    assert_eq!(results, reference());
 }

@@ -21,6 +21,8 @@ use weir::nexmark::{write_events_to_topic, GeneratorConfig};
 const EVENTS: u64 = 300_000;
 const RATE_PER_WORKER: u64 = 60_000;
 const CHECKPOINT_INTERVAL_MS: u64 = 100;
+/// The longest a run may take before the test calls it hung (a run takes a few seconds).
+const RUN_DEADLINE: Duration = Duration::from_secs(120);
 
 /// xorshift64*: the kill moments, reproducible from the seed.
 struct Moments(u64);
@@ -88,12 +90,17 @@ fn killed_run(
         // Kills land anywhere from process start to a few checkpoint intervals later.
         let at =
             Instant::now() + Duration::from_millis(moments.next_ms(8 * CHECKPOINT_INTERVAL_MS));
+        let started = Instant::now();
         let finished = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 break Some(status);
             }
             if killed < kills && Instant::now() >= at {
                 break None;
+            }
+            if started.elapsed() > RUN_DEADLINE {
+                child.kill().unwrap();
+                panic!("{query}: a run hung for {RUN_DEADLINE:?} (after {killed} kills)");
             }
             std::thread::sleep(Duration::from_millis(2));
         };

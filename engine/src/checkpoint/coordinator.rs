@@ -531,7 +531,7 @@ impl Coordinator {
         // Written atomically by this run: a manifest that does not parse is someone else's.
         let checkpoint = self.checkpoint_path(epoch);
         for worker in 0..self.worker.peers {
-            let path = layout::worker_manifest_path(&checkpoint, worker);
+            let path = layout::worker_manifest_path(&checkpoint, worker, self.run);
             if !path.exists() {
                 return Ok(false);
             }
@@ -592,7 +592,7 @@ fn write_worker_checkpoint(
         // The new directory's entry, so that the manifests written into it survive a crash.
         layout::sync_dir(checkpoint.parent().unwrap_or(Path::new(".")))?;
     }
-    let state = layout::worker_state_path(checkpoint, manifest.worker);
+    let state = layout::worker_state_path(checkpoint, manifest.worker, manifest.run);
     if state.exists() {
         // Left by a run that was killed while taking this checkpoint.
         std::fs::remove_dir_all(&state).map_err(CheckpointError::io(&state))?;
@@ -606,7 +606,7 @@ fn write_worker_checkpoint(
     manifest.duration_ms = started.elapsed().as_millis() as u64;
     crate::crash_point("checkpoint.worker_manifest");
     layout::write_json(
-        &layout::worker_manifest_path(checkpoint, manifest.worker),
+        &layout::worker_manifest_path(checkpoint, manifest.worker, manifest.run),
         &manifest,
     )?;
     Ok((manifest.files, started.elapsed()))

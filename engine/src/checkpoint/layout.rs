@@ -2,10 +2,11 @@
 //!
 //! ```text
 //! DIR/chk-000000000042/      the checkpoint of epoch 42 (`chk-final`: the end of a bounded run)
-//!     worker-0/              worker 0's state: its RocksDB checkpoint (hard links to immutable
+//!     worker-0-run-RUN/      worker 0's state: its RocksDB checkpoint (hard links to immutable
 //!                            SST files) or, for in-memory state, hard links to the snapshot
-//!                            and delta files of each operator (see `state::checkpoint_files`)
-//!     worker-0.json          worker 0's manifest: source positions, state files and checksums
+//!                            and delta files of each operator (see `state::checkpoint_files`);
+//!                            RUN is the run's id, so a straggler of another run writes beside it
+//!     worker-0-run-RUN.json  worker 0's manifest: source positions, state files and checksums
 //!     MANIFEST.json          written last, atomically, by worker 0: the checkpoint is complete
 //!     COMMIT                 created by worker 0 once MANIFEST.json is durable: sinks commit
 //! DIR/savepoints/NAME/       a savepoint: a complete checkpoint kept until deleted
@@ -43,12 +44,22 @@ fn epoch_of_dir_name(name: &str) -> Option<Epoch> {
     }
 }
 
-pub(crate) fn worker_state_path(checkpoint: &Path, worker: usize) -> PathBuf {
-    checkpoint.join(format!("worker-{worker}"))
+/// A worker's state in a checkpoint. Named by the run that wrote it, so that a straggler of
+/// another run cannot write over this run's files (run 0: written before runs had ids).
+pub(crate) fn worker_state_path(checkpoint: &Path, worker: usize, run: u64) -> PathBuf {
+    checkpoint.join(worker_file_stem(worker, run))
 }
 
-pub(crate) fn worker_manifest_path(checkpoint: &Path, worker: usize) -> PathBuf {
-    checkpoint.join(format!("worker-{worker}.json"))
+/// A worker's manifest in a checkpoint, named by its run as its state is.
+pub(crate) fn worker_manifest_path(checkpoint: &Path, worker: usize, run: u64) -> PathBuf {
+    checkpoint.join(format!("{}.json", worker_file_stem(worker, run)))
+}
+
+fn worker_file_stem(worker: usize, run: u64) -> String {
+    match run {
+        0 => format!("worker-{worker}"),
+        run => format!("worker-{worker}-run-{run:016x}"),
+    }
 }
 
 /// Where one source stood on one worker when an epoch ended.
@@ -317,7 +328,7 @@ pub(crate) fn read_checkpoint(
     }
     let job: JobManifest = read_json(&checkpoint.join(JOB_MANIFEST))?;
     let workers = (0..job.workers)
-        .map(|worker| read_json(&worker_manifest_path(checkpoint, worker)))
+        .map(|worker| read_json(&worker_manifest_path(checkpoint, worker, job.run)))
         .collect::<Result<Vec<WorkerManifest>, _>>()?;
     Ok((job, workers))
 }
@@ -427,7 +438,7 @@ pub(crate) fn copy_checkpoint(from: &Path, to: &Path) -> Result<(), CheckpointEr
 fn check_files(checkpoint: &Path) -> Result<(), CheckpointError> {
     let (_, workers) = read_checkpoint(checkpoint)?;
     for worker in &workers {
-        let state = worker_state_path(checkpoint, worker.worker);
+        let state = worker_state_path(checkpoint, worker.worker, worker.run);
         for file in &worker.files {
             let path = state.join(&file.name);
             let size = std::fs::metadata(&path)

@@ -126,7 +126,7 @@ impl Restored {
         let owned = key_groups.owned_by(worker.index);
         let mut restored = HashMap::new();
         for old in self.sources_for(worker) {
-            let state = layout::worker_state_path(&self.path, old.worker);
+            let state = layout::worker_state_path(&self.path, old.worker, old.run);
             match old.state_format {
                 StateFormat::Files => {
                     let names = old
@@ -134,7 +134,7 @@ impl Restored {
                         .iter()
                         .map(|file| {
                             FileName::parse(&file.name).ok_or_else(|| CheckpointError::Manifest {
-                                path: layout::worker_manifest_path(&self.path, old.worker),
+                                path: layout::worker_manifest_path(&self.path, old.worker, old.run),
                                 reason: format!("{:?} is not a state checkpoint file", file.name),
                             })
                         })
@@ -181,14 +181,15 @@ impl Restored {
             return Ok(RocksStore::create(target)?.write_entries(entries)?);
         }
         if self.workers.len() == worker.peers {
-            let state = layout::worker_state_path(&self.path, worker.index);
+            let own = &self.workers[worker.index];
+            let state = layout::worker_state_path(&self.path, worker.index, own.run);
             layout::verify(&state, &self.workers[worker.index].files)?;
             return layout::link_tree(&state, target, true);
         }
         let store = RocksStore::create(target)?;
         let owned = key_groups.owned_by(worker.index);
         for old in &self.workers {
-            let state = layout::worker_state_path(&self.path, old.worker);
+            let state = layout::worker_state_path(&self.path, old.worker, old.run);
             let copy = private_copy(&state, old, target)?;
             store.copy_key_groups(&copy, owned.clone())?;
             std::fs::remove_dir_all(&copy).map_err(CheckpointError::io(&copy))?;

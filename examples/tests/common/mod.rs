@@ -118,7 +118,16 @@ pub fn committed_to_topic(dir: &Path) -> BTreeMap<String, usize> {
     values
 }
 
-pub fn wait_success(child: Child, what: &str) {
+/// Waits for `child` to succeed, within a deadline.
+pub fn wait_success(mut child: Child, what: &str) {
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(120) {
+            child.kill().unwrap();
+            panic!("{what} hung for two minutes");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let output = child.wait_with_output().unwrap();
     assert!(
         output.status.success(),

@@ -13,7 +13,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{wait_success, weir, Output};
+use common::{assert_same, wait_success, weir, Output};
 use weir::nexmark::{write_events_to_topic, GeneratorConfig};
 
 /// Events in the input topic, and the pace a run reads them at (per worker), so that a run
@@ -178,19 +178,10 @@ fn kill_test(query: &str, output: Output) {
             points - done,
         );
         let actual = output.committed(&dir.path().join(format!("out-{query}-{round}")));
-        let missing: Vec<_> = expected
-            .iter()
-            .filter(|(row, count)| actual.get(*row) < Some(count))
-            .take(3)
-            .collect();
-        let extra: Vec<_> = actual
-            .iter()
-            .filter(|(row, count)| expected.get(*row) < Some(count))
-            .take(3)
-            .collect();
-        assert!(
-            missing.is_empty() && extra.is_empty(),
-            "{query}, seed {seed}, round {round} after {kills} kills: missing or short {missing:?}, extra or repeated {extra:?}"
+        assert_same(
+            &expected,
+            &actual,
+            &format!("{query}, seed {seed}, round {round} after {kills} kills"),
         );
         println!(
             "{query}: round {round}: {kills} kills, {} result rows as expected",

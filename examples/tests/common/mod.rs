@@ -135,3 +135,26 @@ pub fn wait_success(mut child: Child, what: &str) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Fails, naming `what`, unless `actual` holds every row of `expected` as often: nothing
+/// missing, nothing twice.
+pub fn assert_same(
+    expected: &BTreeMap<String, usize>,
+    actual: &BTreeMap<String, usize>,
+    what: &str,
+) {
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|(row, count)| actual.get(*row) < Some(count))
+        .take(3)
+        .collect();
+    let extra: Vec<_> = actual
+        .iter()
+        .filter(|(row, count)| expected.get(*row) < Some(count))
+        .take(3)
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: missing or short {missing:?}, extra or repeated {extra:?}"
+    );
+}

@@ -117,7 +117,7 @@ impl Transactions {
     }
 
     /// After a restart: deletes unprepared records and the transactions of epochs after
-    /// `restored` (all of them for a fresh start); returns the prepared transactions up to
+    /// `restored` (all of them for a fresh start), keeping the commit history; returns the prepared transactions up to
     /// `restored`, oldest first, which a commit must still apply.
     pub(crate) fn recover(
         &self,
@@ -137,6 +137,8 @@ impl Transactions {
                     kept.push((epoch, path));
                 }
                 (Some("committing"), _) => markers.push(path),
+                // The commit history outlives every transaction.
+                _ if path == self.history_path() => {}
                 _ => std::fs::remove_file(&path).map_err(io(&path))?,
             }
         }

@@ -117,8 +117,8 @@ impl Transactions {
     }
 
     /// After a restart: deletes unprepared records and the transactions of epochs after
-    /// `restored` (all of them for a fresh start), keeping the commit history; returns the prepared transactions up to
-    /// `restored`, oldest first, which a commit must still apply.
+    /// `restored` (all of them for a fresh start), keeping the commit history; returns the
+    /// prepared transactions up to `restored`, oldest first, which a commit must still apply.
     pub(crate) fn recover(
         &self,
         restored: Option<Epoch>,

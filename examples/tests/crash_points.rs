@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use common::{assert_same, committed_to_files, Output};
+use common::{assert_same, checkpoint_args, committed_to_files, Output};
 use weir::log::{LogConfig, RecordRef, Topic, ValueFormat};
 use weir::nexmark::{write_events_to_topic, GeneratorConfig};
 use weir::CRASH_POINTS;
@@ -81,19 +81,7 @@ fn run_args(sweep: &Sweep, out: &str, checkpoints: Option<&str>, workers: usize)
         (true, None) => args.extend(["--dead-letters".into(), "reference-dead-letters".into()]),
     }
     if let Some(dir) = checkpoints {
-        args.extend(
-            [
-                "--checkpoint-dir",
-                dir,
-                "--checkpoint-interval",
-                CHECKPOINT_INTERVAL,
-                "--state-dir",
-                &format!("{dir}-state"),
-                "--max-rate",
-                &RATE_PER_WORKER.to_string(),
-            ]
-            .map(String::from),
-        );
+        args.extend(checkpoint_args(dir, CHECKPOINT_INTERVAL, RATE_PER_WORKER));
     }
     args
 }

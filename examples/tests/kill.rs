@@ -13,7 +13,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{assert_same, wait_success, weir, Output};
+use common::{assert_same, checkpoint_args, wait_success, weir, Output};
 use weir::nexmark::{write_events_to_topic, GeneratorConfig};
 
 /// Events in the input topic, and the pace a run reads them at (per worker), so that a run
@@ -54,19 +54,8 @@ fn run_args(query: &str, out: &str, checkpoints: Option<&str>) -> Vec<String> {
     .map(String::from)
     .to_vec();
     if let Some(dir) = checkpoints {
-        args.extend(
-            [
-                "--checkpoint-dir",
-                dir,
-                "--checkpoint-interval",
-                &format!("{CHECKPOINT_INTERVAL_MS}ms"),
-                "--state-dir",
-                &format!("{dir}-state"),
-                "--max-rate",
-                &RATE_PER_WORKER.to_string(),
-            ]
-            .map(String::from),
-        );
+        let interval = format!("{CHECKPOINT_INTERVAL_MS}ms");
+        args.extend(checkpoint_args(dir, &interval, RATE_PER_WORKER));
     }
     args
 }

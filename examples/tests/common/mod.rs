@@ -158,3 +158,20 @@ pub fn assert_same(
         "{what}: missing or short {missing:?}, extra or repeated {extra:?}"
     );
 }
+
+/// The arguments that turn checkpoints on: into `dir` every `interval`, state beside it, the
+/// input read at `rate` events per second per worker so that a run spans several epochs.
+pub fn checkpoint_args(dir: &str, interval: &str, rate: u64) -> Vec<String> {
+    [
+        "--checkpoint-dir",
+        dir,
+        "--checkpoint-interval",
+        interval,
+        "--state-dir",
+        &format!("{dir}-state"),
+        "--max-rate",
+        &rate.to_string(),
+    ]
+    .map(String::from)
+    .to_vec()
+}

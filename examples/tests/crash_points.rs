@@ -19,9 +19,8 @@ use std::path::Path;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use common::{assert_same, checkpoint_args, committed_to_files, Output};
+use common::{assert_same, checkpoint_args, committed_to_files, write_events, Output};
 use weir::log::{LogConfig, RecordRef, Topic, ValueFormat};
-use weir::nexmark::{write_events_to_topic, GeneratorConfig};
 use weir::CRASH_POINTS;
 
 const EVENTS: u64 = 40_000;
@@ -128,17 +127,7 @@ fn killed_at(stderr: &str) -> Option<String> {
 /// The input: a 4-partition topic of Nexmark events, with damaged records in partition 1
 /// when the sweep writes dead letters.
 fn write_input(dir: &Path, damaged: bool) {
-    let topic = write_events_to_topic(
-        dir.join("events"),
-        4,
-        &GeneratorConfig {
-            rate: 2_000,
-            ..GeneratorConfig::default()
-        },
-        EVENTS,
-        &Default::default(),
-    )
-    .unwrap();
+    let topic = write_events(dir, EVENTS);
     if damaged {
         let mut writer = topic.writer(1).unwrap();
         for _ in 0..DAMAGED {

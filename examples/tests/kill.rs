@@ -13,8 +13,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{assert_same, checkpoint_args, wait_success, weir, Output};
-use weir::nexmark::{write_events_to_topic, GeneratorConfig};
+use common::{assert_same, checkpoint_args, wait_success, weir, write_events, Output};
 
 /// Events in the input topic, and the pace a run reads them at (per worker), so that a run
 /// lasts a few seconds and kills land everywhere in it.
@@ -131,18 +130,8 @@ fn kill_test(query: &str, output: Output) {
         | 1;
     println!("{query}: kill seed {seed} (rerun with WEIR_KILL_SEED={seed})");
     let dir = tempfile::tempdir().unwrap();
-    write_events_to_topic(
-        dir.path().join("events"),
-        4,
-        // 2,000 events per second of event time: 150 s of windows and sessions.
-        &GeneratorConfig {
-            rate: 2_000,
-            ..GeneratorConfig::default()
-        },
-        EVENTS,
-        &Default::default(),
-    )
-    .unwrap();
+    // 150 s of event time.
+    write_events(dir.path(), EVENTS);
     let reference_out = format!("log:reference-{query}");
     let mut reference_args = run_args(query, &reference_out, None);
     reference_args.extend(output.args());

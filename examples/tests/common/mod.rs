@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use weir::log::Topic;
+use weir::nexmark::{write_events_to_topic, GeneratorConfig};
 
 /// Starts `weir` with `args` in `dir`, standard error captured.
 pub fn weir(dir: &Path, args: &[String]) -> Child {
@@ -174,4 +175,20 @@ pub fn checkpoint_args(dir: &str, interval: &str, rate: u64) -> Vec<String> {
     ]
     .map(String::from)
     .to_vec()
+}
+
+/// Writes `events` Nexmark events to a new 4-partition topic `dir/events`, 2,000 events per
+/// second of event time (so windows and sessions open and close throughout).
+pub fn write_events(dir: &Path, events: u64) -> Topic {
+    write_events_to_topic(
+        dir.join("events"),
+        4,
+        &GeneratorConfig {
+            rate: 2_000,
+            ..GeneratorConfig::default()
+        },
+        events,
+        &Default::default(),
+    )
+    .unwrap()
 }

@@ -63,6 +63,68 @@ impl Cluster {
     }
 }
 
+/// How a job restarts itself after a retryable failure (an I/O error, a lost peer process):
+/// from its latest checkpoint, after a backoff that doubles with each restart. A fatal failure
+/// (bad configuration, a rejected record under fail-fast, a damaged checkpoint, a panic) ends
+/// the job at once; see [`EngineError::is_retryable`](crate::EngineError::is_retryable).
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_engine::RestartPolicy;
+/// let policy = RestartPolicy::up_to(5).backoff(Duration::from_millis(100), Duration::from_secs(1));
+/// assert_eq!(policy.delay(1), Duration::from_millis(100));
+/// assert_eq!(policy.delay(3), Duration::from_millis(400));
+/// assert_eq!(policy.delay(5), Duration::from_secs(1));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// Restarts allowed over the life of one [`Job::run`](crate::Job::run); 0 never restarts.
+    pub max_restarts: u32,
+    /// The wait before the first restart.
+    pub backoff: Duration,
+    /// The longest wait between restarts, however many there were.
+    pub max_backoff: Duration,
+}
+
+impl RestartPolicy {
+    /// Never restarts: the first failure ends the job.
+    pub fn never() -> Self {
+        RestartPolicy::up_to(0)
+    }
+
+    /// Restarts up to `max_restarts` times, waiting 100 ms before the first and at most 10 s.
+    pub fn up_to(max_restarts: u32) -> Self {
+        RestartPolicy {
+            max_restarts,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+
+    /// Sets the wait before the first restart and the longest wait.
+    pub fn backoff(self, first: Duration, max: Duration) -> Self {
+        RestartPolicy {
+            backoff: first,
+            max_backoff: max,
+            ..self
+        }
+    }
+
+    /// The wait before restart number `restart` (1 for the first).
+    pub fn delay(&self, restart: u32) -> Duration {
+        let doublings = restart.saturating_sub(1).min(31);
+        self.backoff
+            .saturating_mul(1 << doublings)
+            .min(self.max_backoff)
+    }
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy::never()
+    }
+}
+
 /// The configuration of one job run.
 ///
 /// ```
@@ -89,6 +151,8 @@ pub struct JobConfig {
     /// How often sources advance the watermark part of their timestamps (processing time).
     /// Larger values keep batches larger; smaller values lower the latency of window results.
     pub watermark_interval: Duration,
+    /// Whether and how the job restarts itself from its latest checkpoint after a failure.
+    pub restarts: RestartPolicy,
 }
 
 impl Default for JobConfig {
@@ -101,6 +165,7 @@ impl Default for JobConfig {
             state_dir: PathBuf::from("weir-state"),
             state_backend: StateBackend::Memory,
             watermark_interval: Duration::from_millis(100),
+            restarts: RestartPolicy::never(),
         }
     }
 }
@@ -148,6 +213,12 @@ impl JobConfig {
         self
     }
 
+    /// Restarts the job from its latest checkpoint after retryable failures, as `policy` says.
+    pub fn restarts(mut self, policy: RestartPolicy) -> Self {
+        self.restarts = policy;
+        self
+    }
+
     /// Number of processes in the job.
     pub fn processes(&self) -> usize {
         self.cluster.as_ref().map_or(1, |c| c.addresses.len())
@@ -182,6 +253,9 @@ impl JobConfig {
         }
         if self.watermark_interval.is_zero() {
             return Err(ConfigError::ZeroInterval("watermark interval"));
+        }
+        if self.restarts.max_restarts > 0 && self.checkpoints.is_none() {
+            return Err(ConfigError::RestartsNeedCheckpoints);
         }
         if let Some(checkpoints) = &self.checkpoints {
             if checkpoints.interval.is_zero() {
@@ -227,6 +301,12 @@ mod tests {
         assert!(matches!(
             JobConfig::default().workers(4).key_groups(2).validate(),
             Err(ConfigError::TooFewKeyGroups { .. })
+        ));
+        assert!(matches!(
+            JobConfig::default()
+                .restarts(RestartPolicy::up_to(3))
+                .validate(),
+            Err(ConfigError::RestartsNeedCheckpoints)
         ));
         let cluster = Cluster::localhost(2, 2, 4000);
         assert!(matches!(

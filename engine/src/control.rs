@@ -25,8 +25,12 @@ use crate::job::JobShared;
 enum Notice {
     /// The id of this run, from worker 0.
     Run(u64),
-    /// A process's job failed, with its error in words.
-    Failed { process: usize, error: String },
+    /// A process's job failed, with its error in words and whether a restart can get past it.
+    Failed {
+        process: usize,
+        error: String,
+        retryable: bool,
+    },
 }
 
 /// One worker's end of the control channel.
@@ -82,8 +86,16 @@ impl Control {
         for notice in self.received.borrow_mut().drain(..) {
             match notice {
                 Notice::Run(run) => self.run = Some(run),
-                Notice::Failed { process, error } if process != job.process_index() => {
-                    job.fail(EngineError::PeerFailed { process, error });
+                Notice::Failed {
+                    process,
+                    error,
+                    retryable,
+                } if process != job.process_index() => {
+                    job.fail(EngineError::PeerFailed {
+                        process,
+                        error,
+                        retryable,
+                    });
                 }
                 Notice::Failed { .. } => {}
             }
@@ -91,10 +103,11 @@ impl Control {
     }
 
     /// Tells every process that this process's job failed with `error`.
-    pub(crate) fn announce_failure(&mut self, job: &JobShared, error: String) {
+    pub(crate) fn announce_failure(&mut self, job: &JobShared, error: &EngineError) {
         self.input.send(Notice::Failed {
             process: job.process_index(),
-            error,
+            error: error.to_string(),
+            retryable: error.is_retryable(),
         });
         self.input.flush();
     }

@@ -33,6 +33,9 @@ pub enum ConfigError {
     /// `retain` was zero.
     #[error("a job with checkpoints must keep at least one")]
     NoRetainedCheckpoints,
+    /// Restarts were asked for without checkpoints to restart from.
+    #[error("a job restarts from its latest checkpoint: restarts need checkpoints")]
+    RestartsNeedCheckpoints,
     /// An interval was zero.
     #[error("the {0} must be longer than zero")]
     ZeroInterval(&'static str),
@@ -111,6 +114,8 @@ pub enum EngineError {
         process: usize,
         /// Its error, in words.
         error: String,
+        /// Whether its error is one a restart can get past.
+        retryable: bool,
     },
     /// Another process of the job ended or became unreachable: the job cannot go on, on
     /// any of its processes.
@@ -126,4 +131,87 @@ pub enum EngineError {
     /// A worker thread panicked: a bug in weir or in user code.
     #[error("a worker panicked: {0}")]
     WorkerPanicked(String),
+}
+
+impl EngineError {
+    /// Whether a restart from the latest checkpoint can get past this failure: an I/O error
+    /// (of a source, a sink, the state store or the checkpoint directory), a lost or failed
+    /// peer process, workers that could not start. Bad configuration, a rejected record under
+    /// fail-fast, damaged input or checkpoints, and panics are fatal: a restart would meet
+    /// them again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            EngineError::Launch(_) | EngineError::PeerLost { .. } => true,
+            EngineError::PeerFailed { retryable, .. } => *retryable,
+            EngineError::Source { source, .. } | EngineError::Sink { source, .. } => {
+                caused_by_io(source.as_ref())
+            }
+            EngineError::State { source, .. } => state_is_retryable(source),
+            EngineError::Checkpoint(error) => match error {
+                crate::CheckpointError::Io { .. } => true,
+                crate::CheckpointError::State(source) => state_is_retryable(source),
+                _ => false,
+            },
+            EngineError::Config(_)
+            | EngineError::Build(_)
+            | EngineError::DeadLetter(_)
+            | EngineError::WorkerPanicked(_) => false,
+        }
+    }
+}
+
+/// The state store's I/O can fail for a while (a full disk); its data cannot be mended by
+/// reading it again.
+fn state_is_retryable(error: &crate::StateError) -> bool {
+    matches!(
+        error,
+        crate::StateError::Store { .. } | crate::StateError::Io { .. }
+    )
+}
+
+/// Whether an `std::io::Error` is among the causes of a user's source or sink error. Errors
+/// that say the data itself is wrong (`InvalidData`) are not.
+fn caused_by_io(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return io.kind() != std::io::ErrorKind::InvalidData;
+        }
+        cause = error.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source_error(source: BoxError) -> EngineError {
+        EngineError::Source {
+            name: "s".into(),
+            worker: 0,
+            source,
+        }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading {0}")]
+    struct Wrapped(#[source] std::io::Error);
+
+    #[test]
+    fn io_errors_anywhere_in_the_chain_are_retryable_and_bad_data_is_not() {
+        let timeout = std::io::Error::new(std::io::ErrorKind::TimedOut, "slow disk");
+        assert!(source_error(Box::new(Wrapped(timeout))).is_retryable());
+        let bad = std::io::Error::new(std::io::ErrorKind::InvalidData, "not JSON");
+        assert!(!source_error(Box::new(Wrapped(bad))).is_retryable());
+        assert!(!source_error("bad record".into()).is_retryable());
+        assert!(!EngineError::Config(ConfigError::NoWorkers).is_retryable());
+        let peer = |retryable| EngineError::PeerFailed {
+            process: 1,
+            error: "x".into(),
+            retryable,
+        };
+        assert!(peer(true).is_retryable());
+        assert!(!peer(false).is_retryable());
+    }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::checkpoint::{Checkpoints, POLL_INTERVAL};
+use crate::checkpoint::{Checkpoints, Restore, POLL_INTERVAL};
 use crate::config::JobConfig;
 use crate::control::{self, Control, JOIN_THREAD};
 use crate::error::{BoxError, EngineError};
@@ -71,15 +71,16 @@ impl JobShared {
     }
 
     /// Once, for the first worker to ask after this process failed by itself (not because
-    /// another process did): the failure in words, to announce to the other processes.
-    pub(crate) fn take_announcement(&self) -> Option<String> {
+    /// another process did): hands the failure to `announce`, to tell the other processes.
+    pub(crate) fn announce_failure_once(&self, announce: impl FnOnce(&EngineError)) {
         if !self.aborted() || self.announced.swap(true, Ordering::SeqCst) {
-            return None;
+            return;
         }
-        let failure = self.failure.lock().ok()?;
-        match failure.as_ref()? {
-            EngineError::PeerFailed { .. } | EngineError::PeerLost { .. } => None,
-            error => Some(error.to_string()),
+        if let Ok(failure) = self.failure.lock() {
+            match failure.as_ref() {
+                None | Some(EngineError::PeerFailed { .. } | EngineError::PeerLost { .. }) => {}
+                Some(error) => announce(error),
+            }
         }
     }
 }
@@ -103,9 +104,7 @@ fn step_to_the_end(
         // Once the pipeline has ended, the final checkpoint is polled for more often.
         worker.step_or_park(Some(if running { PARK_TIMEOUT } else { POLL_INTERVAL }));
         control.poll(shared);
-        if let Some(error) = shared.take_announcement() {
-            control.announce_failure(shared, error);
-        }
+        shared.announce_failure_once(|error| control.announce_failure(shared, error));
         if clustered && shared.aborted() {
             // Long enough for the announcement to leave; then stop here.
             if aborted_at.get_or_insert_with(Instant::now).elapsed() >= ANNOUNCE_GRACE {
@@ -146,8 +145,10 @@ pub struct JobReport {
     pub records_in: u64,
     /// Records this process's sinks wrote.
     pub records_out: u64,
-    /// Wall-clock time from launch to the end of the last worker.
+    /// Wall-clock time from launch to the end of the last worker, restarts included.
     pub wall: Duration,
+    /// Times the job restarted itself from its latest checkpoint after a failure.
+    pub restarts: u32,
 }
 
 /// A job: a configuration, and [`run`](Job::run) to execute a pipeline with it.
@@ -196,17 +197,58 @@ impl Job {
 
     /// Runs `build` on every worker to construct the pipeline, then runs the pipeline until every
     /// source has finished and every sink has closed. On the first failure in this process
-    /// every source of the process stops, sinks discard their unpublished output instead of
-    /// closing, and the failure is returned.
+    /// every source of the process stops and sinks discard their unpublished output instead of
+    /// closing. A retryable failure restarts the job from its latest checkpoint, as the
+    /// configuration's [`RestartPolicy`](crate::RestartPolicy) allows (`build` runs again);
+    /// otherwise the failure is returned.
     pub fn run<F>(self, build: F) -> Result<JobReport, EngineError>
     where
         F: Fn(&mut Pipeline<'_>) -> Result<(), BoxError> + Send + Sync + 'static,
     {
         self.config.validate()?;
         let started = Instant::now();
+        let build = Arc::new(build);
+        let policy = self.config.restarts;
+        let mut config = self.config.clone();
+        let mut restarts = 0;
+        loop {
+            match self.attempt(&config, Arc::clone(&build)) {
+                Ok(()) => break,
+                Err(error) if error.is_retryable() && restarts < policy.max_restarts => {
+                    restarts += 1;
+                    self.metrics.restarted();
+                    let delay = policy.delay(restarts);
+                    tracing::warn!(
+                        %error,
+                        restart = restarts,
+                        of = policy.max_restarts,
+                        ?delay,
+                        "job failed; restarting from the latest checkpoint"
+                    );
+                    std::thread::sleep(delay);
+                    if let Some(checkpoints) = config.checkpoints.take() {
+                        config.checkpoints = Some(checkpoints.restore(Restore::Latest));
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(JobReport {
+            records_in: self.metrics.records_in(),
+            records_out: self.metrics.records_out(),
+            wall: started.elapsed(),
+            restarts,
+        })
+    }
+
+    /// One run of the pipeline with `config`, from launch until every worker has ended.
+    fn attempt<F>(&self, config: &JobConfig, build: Arc<F>) -> Result<(), EngineError>
+    where
+        F: Fn(&mut Pipeline<'_>) -> Result<(), BoxError> + Send + Sync + 'static,
+    {
         let shared = Arc::new(JobShared {
-            key_groups: KeyGroups::new(self.config.key_groups, self.config.total_workers()),
-            config: self.config.clone(),
+            key_groups: KeyGroups::new(config.key_groups, config.total_workers()),
+            config: config.clone(),
             metrics: Arc::clone(&self.metrics),
             watermarks: WatermarkBoard::default(),
             state_stores: StateStores::default(),
@@ -214,11 +256,11 @@ impl Job {
             aborted: AtomicBool::new(false),
             announced: AtomicBool::new(false),
         });
-        if self.config.cluster.is_some() {
+        if config.cluster.is_some() {
             control::watch_for_lost_peers(&shared);
         }
         let worker_shared = Arc::clone(&shared);
-        let guards = timely::execute(self.config.timely_config(), move |worker| {
+        let guards = timely::execute(config.timely_config(), move |worker| {
             let shared = Arc::clone(&worker_shared);
             let info = WorkerInfo {
                 index: worker.index(),
@@ -259,11 +301,7 @@ impl Job {
         let failure = shared.failure.lock().map(|mut f| f.take());
         match failure {
             Ok(Some(error)) => Err(error),
-            Ok(None) => Ok(JobReport {
-                records_in: self.metrics.records_in(),
-                records_out: self.metrics.records_out(),
-                wall: started.elapsed(),
-            }),
+            Ok(None) => Ok(()),
             Err(_) => Err(EngineError::WorkerPanicked(
                 "a worker panicked while recording a failure".into(),
             )),

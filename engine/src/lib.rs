@@ -22,7 +22,7 @@ mod state;
 pub mod time;
 
 pub use checkpoint::{CheckpointConfig, CheckpointError, Restore};
-pub use config::{Cluster, JobConfig};
+pub use config::{Cluster, JobConfig, RestartPolicy};
 pub use crash_point::{crash_point, CRASH_POINTS};
 pub use dead_letter::DeadLetter;
 pub use error::{BoxError, ConfigError, EngineError};

@@ -16,6 +16,7 @@ pub struct JobMetrics {
     restore_micros: AtomicU64,
     state_keys_created: AtomicU64,
     state_keys_removed: AtomicU64,
+    restarts: AtomicU64,
 }
 
 impl JobMetrics {
@@ -37,6 +38,11 @@ impl JobMetrics {
     /// Records that came later than their operator's allowed lateness (sent to late outputs).
     pub fn late_records(&self) -> u64 {
         self.late_records.load(Ordering::Relaxed)
+    }
+
+    /// Times the job restarted itself from its latest checkpoint after a failure.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
     }
 
     /// Checkpoints this process's worker 0 completed (wrote the job manifest of).
@@ -106,6 +112,10 @@ impl JobMetrics {
         self.checkpoint_bytes.fetch_add(size, Ordering::Relaxed);
         self.checkpoint_bytes
             .fetch_sub(previous_size, Ordering::Relaxed);
+    }
+
+    pub(crate) fn restarted(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn add_checkpoint_completed(&self) {

@@ -10,13 +10,15 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use weir_engine::checkpoint::{list_checkpoints, FINAL_EPOCH};
 use weir_engine::{
     BoxError, CheckpointConfig, CheckpointError, CollectSink, EngineError, EventTime, Job,
-    JobConfig, KeyedContext, KeyedProcess, PartitionPosition, Positions, Restore, Source,
-    SourcePoll, SourceReader, StateBackend, WorkerInfo,
+    JobConfig, JobReport, KeyedContext, KeyedProcess, PartitionPosition, Positions, RestartPolicy,
+    Restore, Source, SourcePoll, SourceReader, StateBackend, WorkerInfo,
 };
 
 const PARTITIONS: u32 = 4;
@@ -29,13 +31,25 @@ const KEYS: u64 = 37;
 struct Numbers {
     /// Fail once this worker has emitted this many records.
     fail_after: Option<u64>,
+    /// Fail with an I/O error (retryable) instead of a plain one (fatal).
+    io_failure: Option<IoFailures>,
     starts: BTreeMap<u32, u64>,
+}
+
+/// In which runs of a restarting job the readers fail with an I/O error.
+#[derive(Clone)]
+enum IoFailures {
+    /// Only in the run whose readers opened before the flag was set (by the first failure).
+    FirstRun(Arc<AtomicBool>),
+    /// In every run.
+    EveryRun,
 }
 
 struct NumbersReader {
     next: BTreeMap<u32, u64>,
     emitted: u64,
     fail_after: Option<u64>,
+    io_failure: Option<IoFailures>,
 }
 
 impl Source for Numbers {
@@ -49,10 +63,15 @@ impl Source for Numbers {
             .filter(|p| *p as usize % worker.peers == worker.index)
             .map(|p| (p, self.starts.get(&p).copied().unwrap_or(0)))
             .collect();
+        let failed_before = matches!(
+            &self.io_failure,
+            Some(IoFailures::FirstRun(failed)) if failed.load(Ordering::SeqCst)
+        );
         Ok(NumbersReader {
             next,
             emitted: 0,
-            fail_after: self.fail_after,
+            fail_after: self.fail_after.filter(|_| !failed_before),
+            io_failure: self.io_failure,
         })
     }
     fn resume_from(&mut self, positions: &Positions) -> Result<(), BoxError> {
@@ -68,7 +87,16 @@ impl SourceReader for NumbersReader {
     type Item = u64;
     fn poll(&mut self, out: &mut Vec<u64>, _max: usize) -> Result<SourcePoll, BoxError> {
         if self.fail_after.is_some_and(|limit| self.emitted >= limit) {
-            return Err("injected failure".into());
+            if let Some(IoFailures::FirstRun(failed)) = &self.io_failure {
+                failed.store(true, Ordering::SeqCst);
+            }
+            return Err(match self.io_failure {
+                Some(_) => Box::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "injected I/O failure",
+                )),
+                None => "injected failure".into(),
+            });
         }
         for (partition, next) in &mut self.next {
             let end = (*next + 200).min(PER_PARTITION);
@@ -127,7 +155,10 @@ impl KeyedProcess<u64, u64> for CountAtEnd {
     }
 }
 
-fn reference() -> Vec<(u64, u64, u64)> {
+/// `(key, count, sum)`: what the counting job emits per key.
+type Count = (u64, u64, u64);
+
+fn reference() -> Vec<Count> {
     let mut counts = BTreeMap::new();
     for n in 0..u64::from(PARTITIONS) * PER_PARTITION {
         let entry = counts.entry(n % KEYS).or_insert((0, 0));
@@ -143,15 +174,20 @@ fn run(
     source: Numbers,
     checkpoints: CheckpointConfig,
     backend: StateBackend,
-) -> Result<Vec<(u64, u64, u64)>, EngineError> {
-    let sink = CollectSink::new();
-    let results = sink.results();
+) -> Result<Vec<Count>, EngineError> {
     let config = JobConfig::default()
         .workers(workers)
         .state_dir(dir.join(format!("state-{workers}")))
         .state_backend(backend)
         .checkpoints(checkpoints);
-    Job::new(config).run(move |p| {
+    run_job(Job::new(config), source).map(|(results, _)| results)
+}
+
+/// Runs the counting job over `source`: its sorted results and its report.
+fn run_job(job: Job, source: Numbers) -> Result<(Vec<Count>, JobReport), EngineError> {
+    let sink = CollectSink::new();
+    let results = sink.results();
+    let report = job.run(move |p| {
         p.source(source.clone())
             .key_by(|n| n % KEYS)
             .process("count", |_| 0, CountAtEnd)
@@ -161,7 +197,7 @@ fn run(
     })?;
     let mut results = results.lock().unwrap().clone();
     results.sort();
-    Ok(results)
+    Ok((results, report))
 }
 
 fn checkpoint_config(dir: &Path) -> CheckpointConfig {
@@ -432,4 +468,75 @@ fn a_straggler_of_an_earlier_run_cannot_complete_a_checkpoint() {
     )
     .unwrap();
     assert_eq!(results, reference());
+}
+
+/// A job configured to restart itself: two workers, 15 ms checkpoints.
+fn restarting_job(dir: &Path, policy: RestartPolicy) -> Job {
+    let config = JobConfig::default()
+        .workers(2)
+        .state_dir(dir.join("state"))
+        .checkpoints(checkpoint_config(dir))
+        .restarts(policy.backoff(Duration::from_millis(5), Duration::from_millis(20)));
+    Job::new(config)
+}
+
+/// An I/O error is retryable: the job restarts itself from its latest checkpoint (not from
+/// the beginning: it reads fewer records than a fresh second run would) and its results are
+/// exactly the reference.
+#[test]
+fn a_retryable_failure_restarts_the_job_from_its_latest_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let failed = Arc::new(AtomicBool::new(false));
+    let failing = Numbers {
+        fail_after: Some(PER_PARTITION * 3 / 2),
+        io_failure: Some(IoFailures::FirstRun(Arc::clone(&failed))),
+        ..Numbers::default()
+    };
+    let job = restarting_job(dir.path(), RestartPolicy::up_to(3));
+    let metrics = job.metrics();
+    let (results, report) = run_job(job, failing).unwrap();
+    assert!(failed.load(Ordering::SeqCst), "the first run did not fail");
+    assert_eq!(results, reference());
+    assert_eq!((report.restarts, metrics.restarts()), (1, 1));
+    // The first run read at least `fail_after` records on the worker that failed.
+    let fresh_rerun = PER_PARTITION * 3 / 2 + u64::from(PARTITIONS) * PER_PARTITION;
+    assert!(
+        report.records_in < fresh_rerun,
+        "{} records read: the restart did not resume from a checkpoint",
+        report.records_in
+    );
+    let last = list_checkpoints(&dir.path().join("checkpoints")).unwrap();
+    assert_eq!(last.last().unwrap().epoch, FINAL_EPOCH);
+}
+
+/// A failure a restart cannot get past (here a plain error from the source, as for damaged
+/// input) ends the job at once, however many restarts are allowed; a retryable one ends it
+/// once the restarts allowed are spent.
+#[test]
+fn fatal_failures_and_spent_restarts_end_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let fatal = Numbers {
+        fail_after: Some(PER_PARTITION / 2),
+        ..Numbers::default()
+    };
+    let job = restarting_job(&dir.path().join("fatal"), RestartPolicy::up_to(3));
+    let metrics = job.metrics();
+    let error = run_job(job, fatal).unwrap_err();
+    assert!(!error.is_retryable(), "{error}");
+    assert_eq!(metrics.restarts(), 0);
+
+    let always = Numbers {
+        fail_after: Some(PER_PARTITION / 2),
+        io_failure: Some(IoFailures::EveryRun),
+        ..Numbers::default()
+    };
+    let job = restarting_job(&dir.path().join("spent"), RestartPolicy::up_to(2));
+    let metrics = job.metrics();
+    let error = run_job(job, always).unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+    assert!(
+        error.to_string().contains("injected I/O failure"),
+        "{error}"
+    );
+    assert_eq!(metrics.restarts(), 2);
 }

@@ -373,25 +373,35 @@ fn start_pair(
     args: &[String],
     crash: Option<(usize, &[(&str, String)])>,
 ) -> Vec<std::process::Child> {
-    let port = free_ports().to_string();
+    let port = free_ports();
     (0..2)
         .map(|process| {
-            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_weir"));
-            command
-                .args(args)
-                .args(["--processes", "2", "--port", &port, "--process"])
-                .arg(process.to_string())
-                .current_dir(dir)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped());
-            if let Some((_, env)) = crash.filter(|(victim, _)| *victim == process) {
-                for (name, value) in env {
-                    command.env(name, value);
-                }
-            }
-            command.spawn().unwrap()
+            let env = crash
+                .filter(|(victim, _)| *victim == process)
+                .map_or(&[][..], |(_, env)| env);
+            start_process(dir, args, port, process, env)
         })
         .collect()
+}
+
+/// Starts process `process` of a job of two processes listening from `port`.
+fn start_process(
+    dir: &Path,
+    args: &[String],
+    port: u16,
+    process: usize,
+    env: &[(&str, String)],
+) -> std::process::Child {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_weir"));
+    command
+        .args(args)
+        .args(["--processes", "2", "--port", &port.to_string(), "--process"])
+        .arg(process.to_string())
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .envs(env.iter().map(|(name, value)| (name, value)));
+    command.spawn().unwrap()
 }
 
 /// Waits for every process of a job within the deadline; returns how each ended and what it
@@ -485,6 +495,50 @@ fn a_job_of_two_processes_fails_as_one_and_restores_exactly_once() {
         let actual = committed(&sweep, dir.path(), &out, "");
         assert_eq!(actual, expected, "{case}: the committed output differs");
     }
+}
+
+/// A process that restarts itself (`--max-restarts`) outlives the loss of its peer: it
+/// restores the latest checkpoint and waits in its launch until the peer is started again
+/// (here with `--restore latest`); the job then ends on both with exactly the output of an
+/// undisturbed run.
+#[test]
+fn a_process_that_restarts_itself_waits_for_its_lost_peer() {
+    let (dir, sweep, expected) = q5_into_a_topic();
+    Topic::create(
+        dir.path().join("out"),
+        1,
+        ValueFormat::Json,
+        LogConfig::default(),
+    )
+    .unwrap();
+    let args = run_args(&sweep, "log:out", Some("checkpoints"), 2);
+    let mut restarting = args.clone();
+    restarting.extend(["--max-restarts".into(), "2".into()]);
+    let port = free_ports();
+    let survivor = start_process(dir.path(), &restarting, port, 0, &[]);
+    let victim = start_process(
+        dir.path(),
+        &args,
+        port,
+        1,
+        &crash_at("checkpoint.worker_manifest", 3),
+    );
+    let (status, stderr) = wait_all(vec![victim]).remove(0);
+    assert_eq!(status.signal(), Some(9), "{stderr}");
+    let mut again = args.clone();
+    again.extend(["--restore".into(), "latest".into()]);
+    let peer = start_process(dir.path(), &again, port, 1, &[]);
+    let ended = wait_all(vec![survivor, peer]);
+    for (status, stderr) in &ended {
+        assert!(status.success(), "{stderr}");
+        assert!(!stderr.contains("panicked"), "a process panicked: {stderr}");
+    }
+    assert!(
+        ended[0].1.contains("lost process 1") && ended[0].1.contains("restarting"),
+        "process 0 should say it lost process 1 and restarted: {}",
+        ended[0].1
+    );
+    assert_eq!(committed(&sweep, dir.path(), "out", ""), expected);
 }
 
 /// Savepoint, restore, kill, restore latest: the scenario that once started over silently

@@ -15,7 +15,8 @@ use weir::operators::changelog::{Change, ChangelogExt};
 use weir::operators::watermark::Watermarks;
 use weir::{
     write_json_lines, CheckpointConfig, Cluster, Data, DiscardSink, Job, JobConfig, JobMetrics,
-    JobReport, JsonLinesSink, JsonLinesSource, Pipeline, Restore, StateBackend, Stream,
+    JobReport, JsonLinesSink, JsonLinesSource, Pipeline, RestartPolicy, Restore, StateBackend,
+    Stream,
 };
 use weir_examples::nexmark::{
     early_bids, q0, q1, q11, q12, q13, q14, q15, q16, q17, q18, q19, q2, q20, q21, q22, q3, q4, q5,
@@ -115,7 +116,9 @@ pub struct RunArgs {
     /// there is none) or the path of a checkpoint or savepoint directory.
     #[arg(long, requires = "checkpoint_dir")]
     restore: Option<String>,
-    /// After a failure, restart from the latest checkpoint up to this many times.
+    /// After a retryable failure (I/O, a lost peer process), restart from the latest
+    /// checkpoint up to this many times, waiting 100 ms before the first restart and twice as
+    /// long before each next one (at most 10 s).
     #[arg(long, default_value_t = 0, requires = "checkpoint_dir")]
     max_restarts: u32,
     /// Read at most this many events per second per worker from a topic (to replay a topic
@@ -266,6 +269,9 @@ fn job_config(args: &RunArgs) -> anyhow::Result<JobConfig> {
         }
         config = config.checkpoints(checkpoints);
     }
+    if args.max_restarts > 0 {
+        config = config.restarts(RestartPolicy::up_to(args.max_restarts));
+    }
     if args.processes > 1 || args.hostfile.is_some() {
         let cluster = match &args.hostfile {
             Some(path) => Cluster::from_host_file(path, args.process)?,
@@ -294,7 +300,7 @@ fn ensure_topic(location: Option<&Location>) -> anyhow::Result<()> {
 }
 
 fn run_query(args: &RunArgs) -> anyhow::Result<()> {
-    let mut config = job_config(args)?;
+    let config = job_config(args)?;
     let events = match &args.from {
         None => args.generator.events()?,
         Some(_) if args.generator.events.is_some() => {
@@ -308,25 +314,9 @@ fn run_query(args: &RunArgs) -> anyhow::Result<()> {
     let dead_letters = (!args.fail_fast).then(|| args.dead_letters.clone());
     ensure_topic(dead_letters.as_ref())?;
     ensure_topic(args.out.as_ref())?;
-    let mut restarts = 0;
-    let report = loop {
-        let job = Job::new(config.clone());
-        let metrics = job.metrics();
-        match run_job(args, job, events, dead_letters.clone()) {
-            Ok(report) => break (report, metrics),
-            Err(error) if restarts < args.max_restarts => {
-                restarts += 1;
-                eprintln!(
-                    "job failed: {error:#}; restarting from the latest checkpoint ({restarts} of {})",
-                    args.max_restarts
-                );
-                if let Some(checkpoints) = config.checkpoints.take() {
-                    config = config.checkpoints(checkpoints.restore(Restore::Latest));
-                }
-            }
-            Err(error) => return Err(error),
-        }
-    };
+    let job = Job::new(config.clone());
+    let metrics = job.metrics();
+    let report = (run_job(args, job, events, dead_letters)?, metrics);
     summarize(args, &config, events, report)
 }
 
@@ -438,6 +428,12 @@ fn summarize(
         let restore = metrics.restore_duration();
         if !restore.is_zero() {
             println!("restored state in {:.1} ms", restore.as_secs_f64() * 1e3);
+        }
+        if report.restarts > 0 {
+            println!(
+                "restarted {} times from the latest checkpoint (events read again are counted again)",
+                report.restarts
+            );
         }
     }
     let rejected = metrics.dead_letters();

@@ -274,6 +274,7 @@ where
         job,
         worker,
         checkpoints,
+        operators,
     } = cx;
     let input_scope = input.scope();
     let mut builder = OperatorBuilder::new(name.to_owned(), input_scope);
@@ -287,10 +288,13 @@ where
     let activator = input_scope.activator_for(Rc::clone(&info.address));
     checkpoints.wake_on_checkpoint(input_scope.activator_for(Rc::clone(&info.address)));
     let participant = checkpoints.register();
-    let operator_name = name.to_owned();
     let durable = checkpoints.enabled();
-    // The operator's id is its place in the dataflow: the same on every run.
-    let id = info.global_id as u32;
+    // State is keyed by an id derived from the operator's stable name.
+    let named = operators.borrow_mut().name(name);
+    let (operator_name, id) = named.unwrap_or_else(|collision| {
+        job.fail(EngineError::Build(Box::new(collision)));
+        (name.to_owned(), 0)
+    });
     let restoring = Instant::now();
     let opened = match (job.config.state_backend, checkpoints.state_files_dir()) {
         (StateBackend::Memory, None) => Ok(StateCache::in_memory()),

@@ -15,6 +15,7 @@ mod job;
 mod key_group;
 mod keyed;
 mod metrics;
+mod operator_names;
 mod pipeline;
 mod sink;
 mod source;

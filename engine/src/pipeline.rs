@@ -1,7 +1,9 @@
 //! The typed pipeline API: [`Pipeline`] makes sources, [`Stream`] and [`KeyedStream`] chain
 //! transformations and end in sinks. timely's scopes and containers stay inside this module.
 
+use std::cell::RefCell;
 use std::hash::Hash;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use timely::dataflow::channels::pact::Pipeline as PipelinePact;
@@ -14,6 +16,7 @@ use crate::checkpoint::Checkpoints;
 use crate::job::{JobShared, WorkerInfo};
 use crate::key_group::KeyGroups;
 use crate::keyed::{self, KeyedProcess};
+use crate::operator_names::OperatorNames;
 use crate::sink::{self, Sink};
 use crate::source::{self, Source};
 use crate::time::{frontier_watermark, EventTime, Time};
@@ -25,6 +28,8 @@ pub(crate) struct Context {
     pub(crate) job: Arc<JobShared>,
     pub(crate) worker: WorkerInfo,
     pub(crate) checkpoints: Checkpoints,
+    /// The stateful operators built so far, by their stable names.
+    pub(crate) operators: Rc<RefCell<OperatorNames>>,
 }
 
 /// The handle a pipeline-building closure receives: makes sources on this worker.
@@ -52,6 +57,7 @@ impl<'s> Pipeline<'s> {
                 job,
                 worker,
                 checkpoints,
+                operators: Rc::default(),
             },
             sources: 0,
             dead_letters: Vec::new(),
@@ -96,8 +102,13 @@ impl<'s> Pipeline<'s> {
         }
     }
 
-    /// Routes the dead letters once the user's pipeline is built.
+    /// Routes the dead letters once the user's pipeline is built, and checks that a restored
+    /// checkpoint holds state for exactly this pipeline's stateful operators.
     pub(crate) fn finish(mut self) {
+        let operators = self.cx.operators.borrow().ids().clone();
+        if let Err(error) = self.cx.checkpoints.set_operators(operators) {
+            self.cx.job.fail(error.into());
+        }
         let merged = self
             .scope
             .concatenate(std::mem::take(&mut self.dead_letters));

@@ -126,6 +126,7 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(stream: StreamVec<'_, Time, T>, sink: S
         job,
         worker,
         checkpoints,
+        ..
     } = cx;
     let name = sink.name();
     let operator_name = format!("sink {name}");

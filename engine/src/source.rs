@@ -209,6 +209,7 @@ where
         job,
         worker,
         checkpoints,
+        ..
     } = cx;
     let name = source.name();
     let participant = checkpoints.register_source(number, name.clone());

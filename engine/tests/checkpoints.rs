@@ -18,7 +18,7 @@ use weir_engine::checkpoint::{list_checkpoints, FINAL_EPOCH};
 use weir_engine::{
     BoxError, CheckpointConfig, CheckpointError, CollectSink, EngineError, EventTime, Job,
     JobConfig, JobReport, KeyedContext, KeyedProcess, PartitionPosition, Positions, RestartPolicy,
-    Restore, Source, SourcePoll, SourceReader, StateBackend, WorkerInfo,
+    Restore, Source, SourcePoll, SourceReader, StateBackend, Stream, WorkerInfo,
 };
 
 const PARTITIONS: u32 = 4;
@@ -183,16 +183,51 @@ fn run(
     run_job(Job::new(config), source).map(|(results, _)| results)
 }
 
+/// The counting job's pipeline, and the changes to it that restores meet.
+#[derive(Clone, Copy, Debug)]
+enum Shape {
+    /// Source, key by, the stateful "count", sink.
+    Counting,
+    /// The same with stateless operators before the count (operator indices shift).
+    StatelessUpstream,
+    /// The count under another name.
+    Renamed,
+    /// No stateful operator at all.
+    Stateless,
+}
+
 /// Runs the counting job over `source`: its sorted results and its report.
 fn run_job(job: Job, source: Numbers) -> Result<(Vec<Count>, JobReport), EngineError> {
+    run_shaped(job, source, Shape::Counting)
+}
+
+/// Counts and sums the numbers per key in the operator `name`.
+fn count<'s>(numbers: Stream<'s, u64>, name: &str) -> Stream<'s, Count> {
+    numbers
+        .key_by(|n| n % KEYS)
+        .process(name, |_| 0, CountAtEnd)
+        .0
+}
+
+fn run_shaped(
+    job: Job,
+    source: Numbers,
+    shape: Shape,
+) -> Result<(Vec<Count>, JobReport), EngineError> {
     let sink = CollectSink::new();
     let results = sink.results();
     let report = job.run(move |p| {
-        p.source(source.clone())
-            .key_by(|n| n % KEYS)
-            .process("count", |_| 0, CountAtEnd)
-            .0
-            .sink(sink.clone());
+        let numbers = p.source(source.clone());
+        let counts = match shape {
+            Shape::Counting => count(numbers, "count"),
+            Shape::StatelessUpstream => count(
+                numbers.map(|n| n + 1).filter(|n| *n > 0).map(|n| n - 1),
+                "count",
+            ),
+            Shape::Renamed => count(numbers, "tally"),
+            Shape::Stateless => numbers.map(|n| (n % KEYS, 1, n)),
+        };
+        counts.sink(sink.clone());
         Ok(())
     })?;
     let mut results = results.lock().unwrap().clone();
@@ -539,4 +574,94 @@ fn fatal_failures_and_spent_restarts_end_the_job() {
         "{error}"
     );
     assert_eq!(metrics.restarts(), 2);
+}
+
+/// Fails a counting run on two workers part-way; returns the configuration to restore it.
+fn failed_counting_run(dir: &Path) -> JobConfig {
+    let config = JobConfig::default()
+        .workers(2)
+        .state_dir(dir.join("state"))
+        .checkpoints(checkpoint_config(dir));
+    let failing = Numbers {
+        fail_after: Some(PER_PARTITION * 3 / 2),
+        ..Numbers::default()
+    };
+    run_job(Job::new(config.clone()), failing).unwrap_err();
+    let checkpoints = config.checkpoints.clone().unwrap();
+    config.checkpoints(checkpoints.restore(Restore::Latest))
+}
+
+/// State is keyed by operator name, not by the operator's place in the dataflow: a restore
+/// into a pipeline with more stateless operators upstream finds the count's state.
+#[test]
+fn adding_stateless_operators_upstream_keeps_state_where_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let restore = failed_counting_run(dir.path());
+    let (results, _) = run_shaped(
+        Job::new(restore),
+        Numbers::default(),
+        Shape::StatelessUpstream,
+    )
+    .unwrap();
+    assert_eq!(results, reference());
+}
+
+/// A restore whose checkpoint holds state the job has no operator for, or lacks state for an
+/// operator the job has, fails and names them; allowing removed operators drops their state.
+#[test]
+fn a_restore_names_the_operators_whose_state_does_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let restore = failed_counting_run(dir.path());
+    let error = run_shaped(
+        Job::new(restore.clone()),
+        Numbers::default(),
+        Shape::Renamed,
+    )
+    .unwrap_err();
+    match &error {
+        EngineError::Checkpoint(CheckpointError::Operators { removed, added, .. }) => {
+            assert_eq!(
+                (&removed[..], &added[..]),
+                (&["count".to_owned()][..], &["tally".to_owned()][..])
+            );
+        }
+        other => panic!("expected an operator mismatch, got {other}"),
+    }
+    assert!(!error.is_retryable());
+    let error = run_shaped(
+        Job::new(restore.clone()),
+        Numbers::default(),
+        Shape::Stateless,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&error, EngineError::Checkpoint(CheckpointError::Operators { removed, added, .. })
+            if removed == &["count"] && added.is_empty()),
+        "{error}"
+    );
+    let allowing = |config: &JobConfig| {
+        let mut config = config.clone();
+        config.checkpoints = config
+            .checkpoints
+            .map(|checkpoints| checkpoints.allow_removed_operators(true));
+        config
+    };
+    // Renaming is not removing: the new name has no state to start from.
+    let error = run_shaped(
+        Job::new(allowing(&restore)),
+        Numbers::default(),
+        Shape::Renamed,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&error, EngineError::Checkpoint(CheckpointError::Operators { added, .. })
+            if added == &["tally"]),
+        "{error}"
+    );
+    run_shaped(
+        Job::new(allowing(&restore)),
+        Numbers::default(),
+        Shape::Stateless,
+    )
+    .unwrap();
 }

@@ -71,6 +71,8 @@ struct Coordinator {
     /// This run's id, the same on every worker of every process: manifests of other runs
     /// (stragglers of a killed one) do not count towards this run's checkpoints.
     run: u64,
+    /// The pipeline's stateful operators, by stable name, for the job manifest.
+    operators: BTreeMap<String, u32>,
 }
 
 /// Where a worker's state is checkpointed from.
@@ -159,6 +161,7 @@ impl Checkpoints {
             previous_files: HashMap::new(),
             in_flight: None,
             run: 0,
+            operators: BTreeMap::new(),
         };
         Ok(Checkpoints {
             shared: Some(Rc::new(Shared {
@@ -186,6 +189,23 @@ impl Checkpoints {
             return true;
         };
         next < 2 || shared.coordinator.borrow().checkpointed >= Some(next - 2)
+    }
+
+    /// Records the pipeline's stateful operators (for the job manifest), once it is built, and
+    /// checks that the restored checkpoint holds state for exactly them.
+    pub(crate) fn set_operators(
+        &self,
+        operators: BTreeMap<String, u32>,
+    ) -> Result<(), CheckpointError> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let mut coordinator = shared.coordinator.borrow_mut();
+        if let Some(restored) = &shared.restored {
+            restored.check_operators(&operators, coordinator.config.allow_removed_operators)?;
+        }
+        coordinator.operators = operators;
+        Ok(())
     }
 
     /// Whether the job takes checkpoints.
@@ -557,6 +577,7 @@ impl Coordinator {
             workers: self.worker.peers,
             key_groups: self.job.key_groups.count(),
             created_ms: layout::now_ms(),
+            operators: Some(self.operators.clone()),
         };
         crate::crash_point("checkpoint.job_manifest");
         layout::write_json(&checkpoint.join(layout::JOB_MANIFEST), &manifest)?;

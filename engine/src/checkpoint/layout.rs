@@ -128,6 +128,10 @@ pub(crate) struct JobManifest {
     pub(crate) workers: usize,
     pub(crate) key_groups: u32,
     pub(crate) created_ms: u64,
+    /// The job's stateful operators, by stable name, with the ids their state is keyed by;
+    /// `None` in checkpoints of weir before operators had names.
+    #[serde(default)]
+    pub(crate) operators: Option<BTreeMap<String, u32>>,
 }
 
 /// A complete checkpoint, as `weir checkpoints list|describe` shows it.

@@ -42,6 +42,10 @@ pub struct CheckpointConfig {
     pub retain: usize,
     /// Restore from a checkpoint instead of starting from the beginning.
     pub restore: Option<Restore>,
+    /// Restore even when the checkpoint holds state of stateful operators the job no longer
+    /// has, dropping that state (Flink's `allowNonRestoredState`). Without it such a restore
+    /// fails, naming the operators.
+    pub allow_removed_operators: bool,
 }
 
 impl CheckpointConfig {
@@ -52,6 +56,7 @@ impl CheckpointConfig {
             interval: Duration::from_secs(5),
             retain: 3,
             restore: None,
+            allow_removed_operators: false,
         }
     }
 
@@ -63,6 +68,15 @@ impl CheckpointConfig {
     /// Sets how many complete checkpoints are kept.
     pub fn retain(self, retain: usize) -> Self {
         CheckpointConfig { retain, ..self }
+    }
+
+    /// Allows restoring a checkpoint with state of operators the job no longer has, and drops
+    /// that state.
+    pub fn allow_removed_operators(self, allow: bool) -> Self {
+        CheckpointConfig {
+            allow_removed_operators: allow,
+            ..self
+        }
     }
 
     /// Restores from a checkpoint when the job starts.
@@ -120,6 +134,16 @@ pub enum CheckpointError {
         dir: PathBuf,
         /// The newest complete checkpoint.
         newest: PathBuf,
+    },
+    /// A restored checkpoint's state does not fit the job's stateful operators.
+    #[error("checkpoint {checkpoint} does not fit this job's stateful operators: it holds state of operators the job lacks: {removed:?} (allow removed operators to drop their state); the job has operators it holds no state for: {added:?} (restore with the pipeline that wrote it)")]
+    Operators {
+        /// The checkpoint.
+        checkpoint: PathBuf,
+        /// Operators with state in the checkpoint that the job does not have.
+        removed: Vec<String>,
+        /// Operators of the job without state in the checkpoint.
+        added: Vec<String>,
     },
     /// A source cannot resume from recorded positions.
     #[error("source {name:?} cannot resume from checkpoint {checkpoint}: {reason}")]

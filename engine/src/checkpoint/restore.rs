@@ -2,7 +2,7 @@
 //! (moving key groups between workers when the worker count changed), and the positions the
 //! sources resume from.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::layout::{self, SourcePositions, StateFile, StateFormat, WorkerManifest};
@@ -20,6 +20,8 @@ pub(crate) struct Restored {
     pub(crate) sources: Vec<SourcePositions>,
     key_groups: u32,
     workers: Vec<WorkerManifest>,
+    /// The stateful operators whose state the checkpoint holds, by name.
+    operators: Option<BTreeMap<String, u32>>,
 }
 
 /// The checkpoint the configuration asks to restore; `None` for a fresh start. A fresh start
@@ -46,9 +48,56 @@ pub(crate) fn choose(config: &CheckpointConfig) -> Result<Option<Restored>, Chec
         epoch: job.epoch,
         sources: layout::merged_sources(&workers),
         key_groups: job.key_groups,
+        operators: job.operators,
         workers,
         path,
     }))
+}
+
+impl Restored {
+    /// Checks that the checkpoint holds state for exactly the stateful operators `job` has
+    /// (by name and id); with `allow_removed`, state of operators the job no longer has is
+    /// dropped instead.
+    pub(crate) fn check_operators(
+        &self,
+        job: &BTreeMap<String, u32>,
+        allow_removed: bool,
+    ) -> Result<(), CheckpointError> {
+        let checkpointed = match &self.operators {
+            Some(operators) => operators,
+            // A job without state restores from any checkpoint.
+            None if job.is_empty() => return Ok(()),
+            None => {
+                return Err(CheckpointError::Manifest {
+                    path: self.path.join(layout::JOB_MANIFEST),
+                    reason: "the checkpoint names no operators (written by an older weir): its \
+                             state cannot be matched to this job's operators"
+                        .into(),
+                })
+            }
+        };
+        let missing_from = |these: &BTreeMap<String, u32>, those: &BTreeMap<String, u32>| {
+            these
+                .iter()
+                .filter(|(name, id)| those.get(*name) != Some(id))
+                .map(|(name, _)| name.clone())
+                .collect::<Vec<_>>()
+        };
+        let removed = missing_from(checkpointed, job);
+        let added = missing_from(job, checkpointed);
+        if added.is_empty() && (removed.is_empty() || allow_removed) {
+            if !removed.is_empty() {
+                tracing::warn!(?removed, checkpoint = %self.path.display(),
+                    "dropping the checkpointed state of operators the job no longer has");
+            }
+            return Ok(());
+        }
+        Err(CheckpointError::Operators {
+            checkpoint: self.path.clone(),
+            removed,
+            added,
+        })
+    }
 }
 
 /// Makes the restored checkpoint the newest complete one in `dir` when it lies elsewhere (a

@@ -116,6 +116,10 @@ pub struct RunArgs {
     /// there is none) or the path of a checkpoint or savepoint directory.
     #[arg(long, requires = "checkpoint_dir")]
     restore: Option<String>,
+    /// Restore even if the checkpoint holds state of stateful operators this query no longer
+    /// has, dropping that state (without it such a restore fails, naming the operators).
+    #[arg(long, requires = "restore")]
+    allow_removed_operators: bool,
     /// After a retryable failure (I/O, a lost peer process), restart from the latest
     /// checkpoint up to this many times, waiting 100 ms before the first restart and twice as
     /// long before each next one (at most 10 s).
@@ -261,7 +265,8 @@ fn job_config(args: &RunArgs) -> anyhow::Result<JobConfig> {
     if let Some(dir) = &args.checkpoint_dir {
         let mut checkpoints = CheckpointConfig::new(dir)
             .interval(args.checkpoint_interval)
-            .retain(args.retain_checkpoints);
+            .retain(args.retain_checkpoints)
+            .allow_removed_operators(args.allow_removed_operators);
         match args.restore.as_deref() {
             None => {}
             Some("latest") => checkpoints = checkpoints.restore(Restore::Latest),

@@ -20,7 +20,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use timely::order::PartialOrder;
 
-use crate::checkpoint::FINAL_EPOCH;
+use crate::checkpoint::{EpochCursor, EpochStatus, HeldInput};
 use crate::error::EngineError;
 use crate::job::JobShared;
 use crate::pipeline::Context;
@@ -245,7 +245,6 @@ fn wall_clock_ms() -> u64 {
 
 /// A batch of input and the capabilities its results and late records go out with.
 struct Batch<D> {
-    time: Time,
     results: Capability<Time>,
     late: Capability<Time>,
     records: Vec<D>,
@@ -287,7 +286,7 @@ where
     let info = builder.operator_info();
     let activator = input_scope.activator_for(Rc::clone(&info.address));
     checkpoints.wake_on_checkpoint(input_scope.activator_for(Rc::clone(&info.address)));
-    let participant = checkpoints.register();
+    let mut cursor = EpochCursor::new(&checkpoints);
     let durable = checkpoints.enabled();
     // State is keyed by an id derived from the operator's stable name.
     let named = operators.borrow_mut().name(name);
@@ -330,7 +329,7 @@ where
         // Pending timers by time, each with the keys that set it and capabilities at its time.
         let mut timers = Timers::default();
         let mut processing_timers = Timers::default();
-        let mut epoch = checkpoints.first_epoch();
+        let epoch = cursor.epoch();
         let restored = if checkpoints.restored_epoch().is_some() {
             states.restored_timers()
         } else {
@@ -362,7 +361,7 @@ where
             .flatten();
         drop(capabilities);
         // Input not handled yet: of later epochs, or waiting for a checkpoint.
-        let mut held: Vec<Batch<(K, T)>> = Vec::new();
+        let mut held: HeldInput<Batch<(K, T)>> = HeldInput::default();
         let mut finished = false;
         let mut cx = KeyedContext::new();
         move |frontiers| {
@@ -371,12 +370,12 @@ where
             cx.now = wall_clock_ms();
             input.for_each(|capability, records| {
                 if let Some(time) = capability.stamp().iter().next().cloned() {
-                    held.push(Batch {
+                    let batch = Batch {
                         results: capability.delayed(&time, 0),
                         late: capability.delayed(&time, 1),
-                        time,
                         records: std::mem::take(records),
-                    });
+                    };
+                    held.hold(time, batch);
                 }
             });
             let frontier = frontiers[0].frontier();
@@ -392,9 +391,9 @@ where
             loop {
                 // Evictions write to the store: only once the last flushed epoch is
                 // checkpointed. Until then this epoch's state stays in memory.
-                states.allow_evictions(checkpoints.may_write(epoch));
-                for mut batch in held.extract_if(.., |batch| batch.time.epoch <= epoch) {
-                    cx.watermark = batch.time.watermark;
+                states.allow_evictions(cursor.may_write());
+                for (time, mut batch) in held.take_through(cursor.epoch()) {
+                    cx.watermark = time.watermark;
                     let capabilities_at =
                         |when: &Time| (batch.results.delayed(when), batch.late.delayed(when));
                     for (key, record) in batch.records.drain(..) {
@@ -414,13 +413,13 @@ where
                         }
                         for timer in cx.timers.drain(..) {
                             // A timer behind the record's own time fires at the record's time.
-                            let when = Time::new(batch.time.epoch, timer.max(batch.time.watermark));
+                            let when = Time::new(time.epoch, timer.max(time.watermark));
                             if timers.add(timer, &key, &when, &capabilities_at) {
                                 note(&mut states, EVENT_TIMER, timer, &key, true, &fail);
                             }
                         }
                         for timer in cx.processing_timers.drain(..) {
-                            if processing_timers.add(timer, &key, &batch.time, &capabilities_at) {
+                            if processing_timers.add(timer, &key, &time, &capabilities_at) {
                                 note(&mut states, PROCESSING_TIMER, timer, &key, true, &fail);
                             }
                         }
@@ -433,12 +432,13 @@ where
                 }
                 // Held batches are input not yet handled: they hold the watermark back too.
                 let watermark = frontier_watermark(frontier.as_ref()).min(
-                    held.iter()
-                        .map(|b| b.time.watermark)
+                    held.times()
+                        .map(|time| time.watermark)
                         .min()
                         .unwrap_or(END_OF_TIME),
                 );
-                let input_ended = frontier.is_empty() && held.is_empty();
+                let status = held.status(cursor.epoch(), frontier.as_ref());
+                let input_ended = status == EpochStatus::Ended;
                 fire_timers(
                     &mut timers,
                     &mut processing_timers,
@@ -454,15 +454,10 @@ where
                 if !durable || finished {
                     break;
                 }
-                let oldest_input = frontier
-                    .iter()
-                    .map(|time| time.epoch)
-                    .chain(held.iter().map(|batch| batch.time.epoch))
-                    .min();
-                if oldest_input.is_some_and(|oldest| oldest <= epoch) {
+                if status == EpochStatus::Open {
                     break;
                 }
-                if !checkpoints.may_write(epoch) {
+                if !cursor.may_write() {
                     // The previous epoch's checkpoint is still being taken: this epoch's
                     // changes wait for it (woken when it is done).
                     break;
@@ -471,17 +466,16 @@ where
                 let pending = timers
                     .pending(EVENT_TIMER)
                     .chain(processing_timers.pending(PROCESSING_TIMER));
-                if let Err(error) = states.flush(epoch, pending) {
+                if let Err(error) = states.flush(cursor.epoch(), pending) {
                     fail(error);
                 }
+                cursor.finish(input_ended);
                 if input_ended {
                     finished = true;
                     keepalive = None;
-                    checkpoints.done(participant, FINAL_EPOCH);
                     break;
                 }
-                checkpoints.done(participant, epoch);
-                epoch += 1;
+                let epoch = cursor.epoch();
                 if let Some(keepalive) = &mut keepalive {
                     keepalive.downgrade(&Time::new(epoch, END_OF_TIME));
                 }

@@ -11,7 +11,7 @@ use timely::dataflow::operators::generic::{InputHandleCore, Operator};
 use timely::dataflow::StreamVec;
 use timely::progress::frontier::MutableAntichain;
 
-use crate::checkpoint::{SinkStep, FINAL_EPOCH};
+use crate::checkpoint::{EpochCursor, EpochStatus, HeldInput, SinkStep};
 use crate::error::{BoxError, EngineError};
 use crate::job::{JobShared, WorkerInfo};
 use crate::pipeline::Context;
@@ -117,8 +117,8 @@ impl<S> Driven<S> {
     }
 }
 
-/// Input batches with their epochs.
-type Batches<T> = Vec<(Epoch, Vec<T>)>;
+/// Input batches with their times.
+type Batches<T> = Vec<(Time, Vec<T>)>;
 
 /// Builds the timely operator that drives `sink` on this worker.
 pub(crate) fn drive<T: Data, S: Sink<T>>(stream: StreamVec<'_, Time, T>, sink: S, cx: Context) {
@@ -143,7 +143,7 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(stream: StreamVec<'_, Time, T>, sink: S
         job: Arc::clone(&job),
         worker,
     }));
-    let participant = checkpoints.register();
+    let mut cursor = EpochCursor::new(&checkpoints);
     {
         let driven = Rc::clone(&driven);
         checkpoints.register_sink(Box::new(move |step| {
@@ -161,9 +161,8 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(stream: StreamVec<'_, Time, T>, sink: S
             }
         }));
     }
-    let mut epoch = checkpoints.first_epoch();
     // Batches of later epochs, held until this sink has pre-committed the current one.
-    let mut held: Batches<T> = Vec::new();
+    let mut held: HeldInput<Vec<T>> = HeldInput::default();
     let mut logic = move |batches: &mut Batches<T>, frontier: &[Time]| {
         let mut driven = driven.borrow_mut();
         if let SinkState::Unopened = driven.state {
@@ -178,22 +177,19 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(stream: StreamVec<'_, Time, T>, sink: S
                 Ok(())
             });
         }
-        held.append(batches);
+        for (time, records) in batches.drain(..) {
+            held.hold(time, records);
+        }
         loop {
-            for (_, records) in held.extract_if(.., |(batch_epoch, _)| *batch_epoch <= epoch) {
+            for (_, records) in held.take_through(cursor.epoch()) {
                 if matches!(driven.state, SinkState::Open) {
                     job.metrics.add_records_out(records.len());
                 }
                 driven.fail_on(|sink: &mut S| sink.write(&records));
             }
-            let oldest_input = frontier
-                .iter()
-                .map(|time| time.epoch)
-                .chain(held.iter().map(|(batch_epoch, _)| *batch_epoch))
-                .min();
-            let input_done = frontier.is_empty() && held.is_empty();
+            let status = held.status(cursor.epoch(), frontier);
             if !checkpoints.enabled() {
-                if input_done && matches!(driven.state, SinkState::Open) {
+                if status == EpochStatus::Ended && matches!(driven.state, SinkState::Open) {
                     // A failed job's input also ends (its sources stop); its output must not
                     // be published as if it were complete.
                     if job.aborted() {
@@ -206,7 +202,7 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(stream: StreamVec<'_, Time, T>, sink: S
                 }
                 return;
             }
-            if oldest_input.is_some_and(|oldest| oldest <= epoch) {
+            if status == EpochStatus::Open {
                 return;
             }
             if job.aborted() {
@@ -217,13 +213,12 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(stream: StreamVec<'_, Time, T>, sink: S
                 return;
             }
             crate::crash_point("sink.pre_commit");
-            driven.fail_on(|sink: &mut S| sink.pre_commit(epoch));
-            if input_done {
-                checkpoints.done(participant, FINAL_EPOCH);
+            driven.fail_on(|sink: &mut S| sink.pre_commit(cursor.epoch()));
+            let ended = status == EpochStatus::Ended;
+            cursor.finish(ended);
+            if ended {
                 return;
             }
-            checkpoints.done(participant, epoch);
-            epoch += 1;
         }
     };
     let mut batches = Vec::new();
@@ -246,18 +241,19 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(stream: StreamVec<'_, Time, T>, sink: S
     }
 }
 
-/// Moves every input batch into `batches`, with its epoch.
+/// Moves every input batch into `batches`, with its time.
 fn receive<T, P>(input: &mut InputHandleCore<Time, Vec<T>, P>, batches: &mut Batches<T>)
 where
     P: Pull<Message<Time, Vec<T>>>,
 {
     input.for_each(|capability, records| {
-        let epoch = capability
+        let time = capability
             .stamp()
             .iter()
             .next()
-            .map_or(0, |time| time.epoch);
-        batches.push((epoch, std::mem::take(records)));
+            .cloned()
+            .unwrap_or_default();
+        batches.push((time, std::mem::take(records)));
     });
 }
 

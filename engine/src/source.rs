@@ -13,7 +13,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, StreamVec};
 
-use crate::checkpoint::{CheckpointError, Checkpoints, FINAL_EPOCH};
+use crate::checkpoint::{CheckpointError, Checkpoints, EpochCursor};
 use crate::dead_letter::DeadLetter;
 use crate::error::{BoxError, EngineError};
 use crate::job::WorkerInfo;
@@ -212,7 +212,7 @@ where
         ..
     } = cx;
     let name = source.name();
-    let participant = checkpoints.register_source(number, name.clone());
+    let mut cursor = EpochCursor::for_source(&checkpoints, number, name.clone());
     let checkpoint_interval = job.config.checkpoints.as_ref().map(|c| c.interval);
     let watermark_interval = job.config.watermark_interval;
     let fail = {
@@ -242,17 +242,13 @@ where
         let mut rejected = Vec::new();
         let mut pending_watermark = 0;
         let mut last_advance = Instant::now();
-        let mut epoch = checkpoints.first_epoch();
         let mut epoch_started = Instant::now();
         let board = Arc::clone(&job);
-        let progress = checkpoints.clone();
-        let finish = move |capabilities: &mut Option<Vec<_>>, reader: Option<&S::Reader>| {
+        let finish = move |capabilities: &mut Option<Vec<_>>,
+                           cursor: &mut EpochCursor,
+                           reader: Option<&S::Reader>| {
             if capabilities.is_some() {
-                progress.source_done(
-                    participant,
-                    FINAL_EPOCH,
-                    reader.and_then(|reader| reader.positions()),
-                );
+                cursor.finish_source(true, reader.and_then(|reader| reader.positions()));
             }
             // Dropping the capabilities moves this source's watermark to the end of time.
             *capabilities = None;
@@ -268,7 +264,7 @@ where
                 pending_watermark = reader.as_ref().map_or(0, S::Reader::start_watermark);
                 if let Some(caps) = capabilities.as_mut() {
                     for capability in caps {
-                        capability.downgrade(&Time::new(epoch, pending_watermark));
+                        capability.downgrade(&Time::new(cursor.epoch(), pending_watermark));
                     }
                 }
             }
@@ -280,11 +276,11 @@ where
             ) else {
                 // Failed to open (or nothing left to read): finish at once, as every source
                 // does when the job fails.
-                finish(&mut capabilities, None);
+                finish(&mut capabilities, &mut cursor, None);
                 return;
             };
             if job.aborted() {
-                finish(&mut capabilities, None);
+                finish(&mut capabilities, &mut cursor, None);
                 return;
             }
             let mut records_handle = records_output.activate();
@@ -329,7 +325,7 @@ where
                     }
                     SourcePoll::Finished => {
                         drop((records_handle, dead_handle));
-                        finish(&mut capabilities, Some(reader));
+                        finish(&mut capabilities, &mut cursor, Some(reader));
                         return;
                     }
                 }
@@ -341,23 +337,23 @@ where
                 pending_watermark
             };
             if checkpoint_interval.is_some_and(|interval| epoch_started.elapsed() >= interval)
-                && checkpoints.may_start_epoch(epoch + 1)
+                && cursor.may_start_next()
             {
-                // Every record emitted so far belongs to `epoch`; later ones to the next.
-                checkpoints.source_done(participant, epoch, reader.positions());
-                epoch += 1;
+                // Every record emitted so far belongs to the current epoch; later ones to the
+                // next.
+                cursor.finish_source(false, reader.positions());
                 epoch_started = Instant::now();
             }
             let advance_watermark = target > records_cap.time().watermark
                 && last_advance.elapsed() >= watermark_interval;
-            if advance_watermark || epoch > records_cap.time().epoch {
+            if advance_watermark || cursor.epoch() > records_cap.time().epoch {
                 let watermark = if advance_watermark {
                     last_advance = Instant::now();
                     target
                 } else {
                     records_cap.time().watermark
                 };
-                let time = Time::new(epoch, watermark);
+                let time = Time::new(cursor.epoch(), watermark);
                 records_cap.downgrade(&time);
                 dead_cap.downgrade(&time);
             }

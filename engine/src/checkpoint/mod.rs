@@ -10,6 +10,7 @@
 //! then do sinks commit `e`. See `docs/operations.md`.
 
 mod coordinator;
+mod epoch;
 mod layout;
 mod restore;
 
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub(crate) use coordinator::{Checkpoints, SinkStep, POLL_INTERVAL};
+pub(crate) use epoch::{EpochCursor, EpochStatus, HeldInput};
 pub use layout::{list_checkpoints, save_savepoint, CheckpointInfo, SourcePositions, FINAL_EPOCH};
 
 use crate::state::StateError;

@@ -58,6 +58,13 @@ impl JobShared {
         self.aborted.store(true, Ordering::SeqCst);
     }
 
+    /// Whether this process's job failed because another process was lost.
+    fn lost_peer(&self) -> bool {
+        self.failure
+            .lock()
+            .is_ok_and(|failure| matches!(*failure, Some(EngineError::PeerLost { .. })))
+    }
+
     pub(crate) fn aborted(&self) -> bool {
         self.aborted.load(Ordering::Relaxed)
     }
@@ -106,8 +113,15 @@ fn step_to_the_end(
         control.poll(shared);
         shared.announce_failure_once(|error| control.announce_failure(shared, error));
         if clustered && shared.aborted() {
-            // Long enough for the announcement to leave; then stop here.
-            if aborted_at.get_or_insert_with(Instant::now).elapsed() >= ANNOUNCE_GRACE {
+            // Long enough for the announcement to leave; then stop here. After a lost peer
+            // at once: its connections are broken, and every further step risks a panic in
+            // timely's channels to it (a second one while unwinding aborts the process).
+            let grace = if shared.lost_peer() {
+                Duration::ZERO
+            } else {
+                ANNOUNCE_GRACE
+            };
+            if aborted_at.get_or_insert_with(Instant::now).elapsed() >= grace {
                 for dataflow in worker.installed_dataflows() {
                     worker.drop_dataflow(dataflow);
                 }

@@ -213,3 +213,28 @@ fn q13_temporal_join_with_a_file_table_survives_kills_exactly_once() {
 fn early_bids_interval_join_survives_kills_exactly_once() {
     kill_test("early-bids", Output::Log);
 }
+
+/// The changelog check replays changes in order: a replayed epoch (`-a +b` committed twice)
+/// fails at the second `-a`, although the table a count of changes ends in would pass.
+#[test]
+#[should_panic(expected = "does not hold")]
+fn a_changelog_with_a_replayed_epoch_fails_the_check() {
+    use weir::log::{LogConfig, RecordRef, Topic, ValueFormat};
+    let dir = tempfile::tempdir().unwrap();
+    let topic = Topic::create(dir.path(), 1, ValueFormat::Json, LogConfig::default()).unwrap();
+    let mut producer = topic.producer().unwrap();
+    let (a, b) = (r#"{"k":1,"v":"a"}"#, r#"{"k":1,"v":"b"}"#);
+    for (op, row) in [("+", a), ("-", a), ("+", b), ("-", a), ("+", b)] {
+        let value = format!(r#"{{"op":"{op}","row":{row}}}"#);
+        producer
+            .send(&RecordRef {
+                key: b"",
+                value: value.as_bytes(),
+                timestamp: 0,
+                headers: &[],
+            })
+            .unwrap();
+    }
+    producer.flush().unwrap();
+    Output::Changelog.committed(dir.path());
+}

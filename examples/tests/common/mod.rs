@@ -28,9 +28,8 @@ pub enum Output {
     Log,
     /// A directory of JSON lines part files, one per checkpoint epoch.
     Files,
-    /// A topic receiving a changelog (`--changelog`): compared as the table it describes, so
-    /// a change written twice or lost shows as a wrong row count or a delete of a row that
-    /// is not there.
+    /// A topic receiving a changelog (`--changelog`): replayed change by change in commit
+    /// order (see [`applied_in_order`]) and compared as the table it ends in.
     Changelog,
 }
 
@@ -48,7 +47,7 @@ impl Output {
         match self {
             Output::Log => committed_to_topic(dir),
             Output::Files => committed_to_files(dir),
-            Output::Changelog => applied(committed_to_topic(dir)),
+            Output::Changelog => applied_in_order(dir),
         }
     }
 
@@ -61,25 +60,46 @@ impl Output {
     }
 }
 
-/// The table a changelog of `{"op": "+"|"-", "row": ...}` values describes: each row with its
-/// count. Panics on a delete of a row the table does not hold.
-pub fn applied(changes: BTreeMap<String, usize>) -> BTreeMap<String, usize> {
-    let mut table: BTreeMap<String, i64> = BTreeMap::new();
-    for (value, times) in changes {
-        let change: serde_json::Value = serde_json::from_str(&value).unwrap();
-        let row = change["row"].to_string();
-        let diff = if change["op"] == "+" { 1 } else { -1 };
-        *table.entry(row).or_default() += diff * times as i64;
-    }
-    assert!(
-        table.values().all(|count| *count >= 0),
-        "the changelog deletes rows it never inserted"
-    );
-    table
-        .into_iter()
-        .filter(|(_, count)| *count > 0)
-        .map(|(row, count)| (row, count as usize))
-        .collect()
+/// The table that the changelog committed to the topic in `dir` (`{"op": "+"|"-", "row":
+/// ...}` values, one partition) ends in, replayed change by change in commit order. Each row
+/// is a member of a set (the changelogs compared here carry their upsert key in the row), so
+/// an insert of a row the table already holds, or a delete of one it does not hold, panics
+/// with the change's offset: a change committed twice or lost shows where it happened, not
+/// only in the final table. (A replayed `+r -r` pair next to the original is the one
+/// duplicate that leaves no trace in order; the epoch protocol commits whole epochs, so a
+/// replay repeats every change of an epoch, and with them the deletes that no longer fit.)
+pub fn applied_in_order(dir: &Path) -> BTreeMap<String, usize> {
+    let topic = Topic::open(dir).unwrap();
+    assert_eq!(topic.partitions(), 1, "a changelog is read in one order");
+    let mut table = std::collections::BTreeSet::new();
+    let mut reader = topic.reader(0, 0).unwrap();
+    let mut offset = 0u64;
+    while reader
+        .read(4096, |record| {
+            let change: serde_json::Value = serde_json::from_slice(&record.value[..]).unwrap();
+            let row = change["row"].to_string();
+            let fits = match change["op"].as_str() {
+                Some("+") => table.insert(row.clone()),
+                Some("-") => table.remove(&row),
+                other => panic!("offset {offset}: not a change: {other:?}"),
+            };
+            assert!(
+                fits,
+                "{}, offset {offset}: {} of row {row}, which the table {}",
+                dir.display(),
+                change["op"],
+                if change["op"] == "+" {
+                    "already holds"
+                } else {
+                    "does not hold"
+                }
+            );
+            offset += 1;
+        })
+        .unwrap()
+        > 0
+    {}
+    table.into_iter().map(|row| (row, 1)).collect()
 }
 
 /// Every line of the published part files in `dir` (hidden pending and partial files are

@@ -239,24 +239,20 @@ fn a_changelog_with_a_replayed_epoch_fails_the_check() {
     common::applied_in_order(dir.path());
 }
 
-/// KNOWN DEFECT, found by the in-order check and not fixed yet: after a kill and a restore on
-/// two workers, q4's committed changelog deletes a row it never inserted (the restored run's
-/// changes for a category do not continue the chain committed before the kill), although the
-/// table it ends in matches the reference. One worker passes; the commit before operator
-/// names and the epoch type fails the same way, so it is older than both. Run with
+/// KNOWN DEFECT, found by the in-order check and not fixed yet: with checkpoints on two
+/// workers, q4's committed changelog deletes a row before the insert of that row (within one
+/// epoch, a later part of a category's chain is committed before an earlier part), although
+/// the table it ends in matches the reference. No kill is needed: an undisturbed run with
+/// 100 ms or 1 s checkpoints shows it; without checkpoints, or on one worker, the changelog is
+/// valid; both state backends fail; it predates operator names and the epoch type. Run with
 /// `cargo test --release --test kill -- --ignored`.
 #[test]
-#[ignore = "known defect: q4's changelog after a restore on two workers is not a valid sequence"]
-fn q4_changelog_after_a_restore_is_a_valid_sequence() {
+#[ignore = "known defect: q4's changelog with checkpoints on two workers is out of order"]
+fn q4_changelog_with_checkpoints_is_a_valid_sequence() {
     let dir = tempfile::tempdir().unwrap();
     write_events(dir.path(), EVENTS);
     let mut args = run_args("q4", "log:out", Some("checkpoints"));
     args.extend(Output::Changelog.args());
-    let mut child = weir(dir.path(), &args);
-    std::thread::sleep(Duration::from_millis(1500));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    args.extend(["--restore".to_owned(), "latest".to_owned()]);
-    wait_success(weir(dir.path(), &args), "the restored run");
+    wait_success(weir(dir.path(), &args), "the run");
     common::applied_in_order(&dir.path().join("out"));
 }

@@ -164,3 +164,60 @@ fn bad_input_gets_one_clear_line_and_a_failure_code() {
     assert!(last.starts_with("error: "), "{stderr}");
     assert!(last.contains("/nonexistent-dir/r.jsonl"), "{stderr}");
 }
+
+/// `weir checkpoints describe` names the stateful operators a checkpoint holds state for; a
+/// restore into a query without them fails naming them, unless `--allow-removed-operators`.
+#[test]
+fn checkpoints_name_their_operators_and_restores_check_them() {
+    let dir = scratch("operators");
+    let topic = format!("log:{}", dir.join("events").display());
+    let checkpoints = dir.join("checkpoints");
+    let checkpoints = checkpoints.to_str().unwrap();
+    assert_success(&weir(&[
+        "nexmark",
+        "generate",
+        "--events",
+        "20000",
+        "--partitions",
+        "2",
+        "--out",
+        &topic,
+    ]));
+    let run = |query: &str, extra: &[&str]| {
+        let mut args = vec![
+            "nexmark",
+            "run",
+            "--query",
+            query,
+            "--from",
+            &topic,
+            "--checkpoint-dir",
+            checkpoints,
+        ];
+        args.extend(extra);
+        weir(&args)
+    };
+    assert_success(&run("q5", &[]));
+    let described = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["checkpoints", "describe", checkpoints])
+        .output()
+        .unwrap();
+    assert_success(&described);
+    let described = String::from_utf8_lossy(&described.stdout);
+    assert!(
+        described.contains("operators:   window, window#2"),
+        "{described}"
+    );
+    let refused = run("q1", &["--restore", "latest"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(r#"operators the job lacks: ["window", "window#2"]"#),
+        "{stderr}"
+    );
+    assert_success(&run(
+        "q1",
+        &["--restore", "latest", "--allow-removed-operators"],
+    ));
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -155,6 +155,9 @@ pub struct CheckpointInfo {
     pub duration_ms: u64,
     /// Positions of every source, merged over the workers.
     pub sources: Vec<SourcePositions>,
+    /// The stateful operators it holds state for, by name (`None` for checkpoints of weir
+    /// from before operators had names).
+    pub operators: Option<Vec<String>>,
 }
 
 /// The current wall-clock time in ms since the Unix epoch.
@@ -383,6 +386,9 @@ pub fn list_checkpoints(dir: &Path) -> Result<Vec<CheckpointInfo>, CheckpointErr
             incremental_size,
             duration_ms: workers.iter().map(|w| w.duration_ms).max().unwrap_or(0),
             sources: merged_sources(&workers),
+            operators: job
+                .operators
+                .map(|operators| operators.into_keys().collect()),
             path,
         });
         previous = names;

@@ -97,6 +97,11 @@ fn describe(checkpoint: &CheckpointInfo) {
         "duration:    {} ms (slowest worker)",
         checkpoint.duration_ms
     );
+    match &checkpoint.operators {
+        Some(operators) if operators.is_empty() => println!("operators:   none with state"),
+        Some(operators) => println!("operators:   {}", operators.join(", ")),
+        None => println!("operators:   not recorded (an older checkpoint)"),
+    }
     for source in &checkpoint.sources {
         match &source.partitions {
             Some(partitions) => {

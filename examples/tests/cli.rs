@@ -171,8 +171,8 @@ fn bad_input_gets_one_clear_line_and_a_failure_code() {
 fn checkpoints_name_their_operators_and_restores_check_them() {
     let dir = scratch("operators");
     let topic = format!("log:{}", dir.join("events").display());
-    let checkpoints = dir.join("checkpoints");
-    let checkpoints = checkpoints.to_str().unwrap();
+    let (checkpoints, state) = (dir.join("checkpoints"), dir.join("state"));
+    let (checkpoints, state) = (checkpoints.to_str().unwrap(), state.to_str().unwrap());
     assert_success(&weir(&[
         "nexmark",
         "generate",
@@ -193,6 +193,10 @@ fn checkpoints_name_their_operators_and_restores_check_them() {
             &topic,
             "--checkpoint-dir",
             checkpoints,
+            "--state-dir",
+            state,
+            // No dead-letter output in the working directory, which other tests share.
+            "--fail-fast",
         ];
         args.extend(extra);
         weir(&args)

@@ -220,11 +220,23 @@ fn sweep(sweep: &Sweep) {
         &env,
     );
     assert!(status.success(), "the recording run failed: {stderr}");
-    let points = std::fs::read_to_string(&log).unwrap().lines().count();
+    // Each kill names its point and which hit of it, so that a run faster or slower than the
+    // recording one still dies at every point (the N-th point of all would drift with timing).
+    let recorded = std::fs::read_to_string(&log).unwrap();
+    let mut hits: BTreeMap<&str, usize> = BTreeMap::new();
+    let kills: Vec<(&str, usize)> = recorded
+        .lines()
+        .map(|name| {
+            let hit = hits.entry(name).or_insert(0);
+            *hit += 1;
+            (name, *hit)
+        })
+        .collect();
+    let points = kills.len();
     assert!(points > 0, "the run passed no crash point");
 
     let mut reached = BTreeSet::new();
-    for n in 1..=points {
+    for (n, (point, hit)) in (1..).zip(kills) {
         let (out, checkpoints) = (format!("out-{n}"), format!("checkpoints-{n}"));
         if matches!(sweep.output, Output::Log | Output::Changelog) {
             // Four partitions of small segments: commits cross segment rolls.
@@ -237,10 +249,10 @@ fn sweep(sweep: &Sweep) {
         let location = sweep.output.location(&out);
         let mut args = run_args(sweep, &location, Some(&checkpoints), 2);
         args.extend(sweep.output.args());
-        let mut env = vec![("WEIR_CRASH_AT", n.to_string())];
-        if !only.is_empty() {
-            env.push(("WEIR_CRASH_POINT", only.clone()));
-        }
+        let env = [
+            ("WEIR_CRASH_POINT", point.to_owned()),
+            ("WEIR_CRASH_AT", hit.to_string()),
+        ];
         let (status, stderr) = run(dir.path(), &args, &env);
         if status.signal() == Some(9) {
             reached.extend(killed_at(&stderr));

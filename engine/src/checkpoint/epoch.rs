@@ -45,17 +45,25 @@ impl EpochCursor {
     /// Reports the current epoch done and moves to the next; with `last`, reports the final
     /// epoch instead (the participant's input has ended).
     pub(crate) fn finish(&mut self, last: bool) {
-        let done = if last { FINAL_EPOCH } else { self.epoch };
-        self.checkpoints.done(self.participant, done);
+        self.checkpoints
+            .done(self.participant, self.done_epoch(last));
         self.epoch += 1;
+    }
+
+    /// The epoch a finish reports: the current one, or the final epoch with `last`.
+    fn done_epoch(&self, last: bool) -> Epoch {
+        if last {
+            FINAL_EPOCH
+        } else {
+            self.epoch
+        }
     }
 
     /// A source: reports the current epoch done at `positions` (the final epoch with `last`)
     /// and moves to the next.
     pub(crate) fn finish_source(&mut self, last: bool, positions: Option<Positions>) {
-        let done = if last { FINAL_EPOCH } else { self.epoch };
         self.checkpoints
-            .source_done(self.participant, done, positions);
+            .source_done(self.participant, self.done_epoch(last), positions);
         self.epoch += 1;
     }
 
@@ -101,10 +109,9 @@ impl<B> HeldInput<B> {
     }
 
     /// Takes the batches of `epoch` and earlier, in arrival order.
-    pub(crate) fn take_through(&mut self, epoch: Epoch) -> Vec<(Time, B)> {
+    pub(crate) fn take_through(&mut self, epoch: Epoch) -> impl Iterator<Item = (Time, B)> + '_ {
         self.batches
-            .extract_if(.., |(time, _)| time.epoch <= epoch)
-            .collect()
+            .extract_if(.., move |(time, _)| time.epoch <= epoch)
     }
 
     /// The times of the batches held.

@@ -10,6 +10,7 @@ mod control;
 mod crash_point;
 mod dead_letter;
 mod error;
+mod in_order;
 mod iter_source;
 mod job;
 mod key_group;

@@ -6,13 +6,13 @@ use std::hash::Hash;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use timely::dataflow::channels::pact::Pipeline as PipelinePact;
+use timely::dataflow::channels::pact::{Exchange, Pipeline as PipelinePact};
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::vec::{Filter, Map};
-use timely::dataflow::operators::{Concat, Concatenate, Exchange, Inspect};
+use timely::dataflow::operators::{Concat, Concatenate};
 use timely::dataflow::{Scope, StreamVec};
 
 use crate::checkpoint::Checkpoints;
+use crate::in_order::each_batch;
 use crate::job::{JobShared, WorkerInfo};
 use crate::key_group::KeyGroups;
 use crate::keyed::{self, KeyedProcess};
@@ -171,27 +171,45 @@ impl<'s, T: Data> Stream<'s, T> {
     /// }).unwrap();
     /// assert_eq!(*results.lock().unwrap(), [1, 2]);
     /// ```
-    pub fn map<U: Data>(self, logic: impl FnMut(T) -> U + 'static) -> Stream<'s, U> {
-        self.with(|inner| inner.map(logic))
+    pub fn map<U: Data>(self, mut logic: impl FnMut(T) -> U + 'static) -> Stream<'s, U> {
+        self.with(|inner| {
+            each_batch(inner, PipelinePact, "map", move |records, out| {
+                out.extend(records.drain(..).map(&mut logic));
+            })
+        })
     }
 
     /// Keeps the records for which `predicate` holds.
-    pub fn filter(self, predicate: impl FnMut(&T) -> bool + 'static) -> Stream<'s, T> {
-        self.with(|inner| inner.filter(predicate))
+    pub fn filter(self, mut predicate: impl FnMut(&T) -> bool + 'static) -> Stream<'s, T> {
+        self.with(|inner| {
+            each_batch(inner, PipelinePact, "filter", move |records, out| {
+                records.retain(|record| predicate(record));
+                std::mem::swap(records, out);
+            })
+        })
     }
 
     /// Replaces every record with the records `logic` returns for it (none, one or many).
-    pub fn flat_map<I>(self, logic: impl FnMut(T) -> I + 'static) -> Stream<'s, I::Item>
+    pub fn flat_map<I>(self, mut logic: impl FnMut(T) -> I + 'static) -> Stream<'s, I::Item>
     where
         I: IntoIterator,
         I::Item: Data,
     {
-        self.with(|inner| inner.flat_map(logic))
+        self.with(|inner| {
+            each_batch(inner, PipelinePact, "flat_map", move |records, out| {
+                out.extend(records.drain(..).flat_map(&mut logic));
+            })
+        })
     }
 
     /// Calls `observe` on every record as it passes, without changing the stream.
-    pub fn inspect(self, observe: impl FnMut(&T) + 'static) -> Stream<'s, T> {
-        self.with(|inner| inner.inspect(observe))
+    pub fn inspect(self, mut observe: impl FnMut(&T) + 'static) -> Stream<'s, T> {
+        self.with(|inner| {
+            each_batch(inner, PipelinePact, "inspect", move |records, out| {
+                records.iter().for_each(&mut observe);
+                std::mem::swap(records, out);
+            })
+        })
     }
 
     /// The records of this stream and of `other`, as one stream. Its watermark is the lower of
@@ -227,13 +245,14 @@ impl<'s, T: Data> Stream<'s, T> {
         K: Data + Hash,
     {
         let key_groups: KeyGroups = self.cx.job.key_groups;
-        let stream = self.with(|inner| {
-            inner
-                .map(move |record| (key_of(&record), record))
+        let stream = self
+            .map(move |record| (key_of(&record), record))
+            .with(|inner| {
                 // The exchange "hash" is the target worker itself: timely routes by
                 // `hash % peers`.
-                .exchange(move |(key, _): &(K, T)| key_groups.worker_of_key(key) as u64)
-        });
+                let to_worker = move |(key, _): &(K, T)| key_groups.worker_of_key(key) as u64;
+                each_batch(inner, Exchange::new(to_worker), "key_by", std::mem::swap)
+            });
         KeyedStream { stream }
     }
 

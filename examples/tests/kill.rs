@@ -239,17 +239,13 @@ fn a_changelog_with_a_replayed_epoch_fails_the_check() {
     common::applied_in_order(dir.path());
 }
 
-/// KNOWN DEFECT, found by the in-order check and not fixed yet: with checkpoints on two
-/// workers, q4's committed changelog deletes a row before the insert of that row (within one
-/// epoch, a later part of a category's chain is committed before an earlier part), although
-/// the table it ends in matches the reference. No kill is needed: an undisturbed run with
-/// 100 ms or 1 s checkpoints shows it; without checkpoints, or on one worker, the changelog is
-/// valid; both state backends fail, and the part-file sink as well as the topic; a run
-/// without `--max-rate` (few, large epochs) passed; it predates operator names and the epoch
-/// type, so it lies upstream of the sinks' own code (operators or the epoch protocol). Run with
-/// `cargo test --release --test kill -- --ignored`.
+/// Regression test: with checkpoints on two workers, q4's changelog reached the topic out of
+/// order (a delete of a row before its insert, within one epoch), although the table it ended
+/// in was right. A keyed operator's changes carry the times of the records that caused them,
+/// whose watermarks differ between upstream workers, and timely's own `map` and `exchange`
+/// regroup an activation's batches by time; weir's stateless steps now keep arrival order
+/// (`engine/src/in_order.rs`). Failed at the first check before that change, with no kill.
 #[test]
-#[ignore = "known defect: q4's changelog with checkpoints on two workers is out of order"]
 fn q4_changelog_with_checkpoints_is_a_valid_sequence() {
     let dir = tempfile::tempdir().unwrap();
     write_events(dir.path(), EVENTS);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what building weir needs beyond the Rust toolchain: clang and libclang, which the
-# rocksdb crate uses to generate its bindings. Safe to run again; does nothing when they are there.
+# Installs what building and testing weir need beyond the Rust toolchain: clang and libclang,
+# which the rocksdb crate uses to generate its bindings, and strace, which the power-loss test
+# (examples/tests/durability_order.rs) traces weir's system calls with. Safe to run again; does
+# nothing when they are there.
 set -euo pipefail
 
 missing=()
@@ -11,11 +13,13 @@ if ! compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null && \
    ! compgen -G "/usr/lib/*-linux-gnu/libclang-[0-9]*.so*" >/dev/null; then
     missing+=(libclang-dev)
 fi
+command -v strace >/dev/null 2>&1 || missing+=(strace)
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
 
-echo "installing ${missing[*]} (needed to build RocksDB's bindings)" >&2
+echo "installing ${missing[*]} (clang and libclang build RocksDB's bindings; strace runs the" \
+     "durability-order test)" >&2
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
     sudo="sudo"

@@ -9,6 +9,7 @@ mod config;
 mod control;
 mod crash_point;
 mod dead_letter;
+pub mod durable;
 mod error;
 mod in_order;
 mod iter_source;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use weir_engine::time::Epoch;
 
 use super::staged_file::StagedFile;
-use crate::durable::sync_dir;
+use crate::durable::{create_dir_all, sync_dir};
 use crate::error::ConnectorError;
 
 const PART_PREFIX: &str = "part-";
@@ -49,7 +49,7 @@ impl PartFiles {
         extension: &str,
         restored: Option<Epoch>,
     ) -> Result<Self, ConnectorError> {
-        std::fs::create_dir_all(dir).map_err(|error| ConnectorError::io(dir, error))?;
+        create_dir_all(dir)?;
         let mut parts = PartFiles {
             dir: dir.to_owned(),
             extension: if extension.is_empty() {

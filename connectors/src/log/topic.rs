@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use weir_engine::EventTime;
 
+use crate::durable::{create_dir_all, sync_dir};
 use crate::error::ConnectorError;
 
 use super::partition::{self, LogConfig, PartitionReader, PartitionWriter};
@@ -84,11 +85,11 @@ impl Topic {
         };
         for partition in 0..partitions {
             let partition_dir = topic.partition_dir(partition);
-            std::fs::create_dir_all(&partition_dir)
-                .map_err(|error| ConnectorError::io(&partition_dir, error))?;
+            create_dir_all(&partition_dir)?;
             // An empty first segment, so that readers can wait on it before any writer came.
             let first = segment::segment_path(&partition_dir, 0);
             std::fs::File::create(&first).map_err(|error| ConnectorError::io(&first, error))?;
+            sync_dir(&partition_dir)?;
         }
         let json = serde_json::to_vec_pretty(&topic.metadata).map_err(|source| {
             ConnectorError::Encode {
@@ -96,11 +97,18 @@ impl Topic {
                 source,
             }
         })?;
-        // Written last, under a temporary name: a topic exists once its metadata does.
+        // Written last, under a temporary name: a topic exists once its metadata does (and
+        // survives a power loss once the directory holding it is synced).
         let temporary = topic.dir.join(".topic.json.tmp");
-        std::fs::write(&temporary, json).map_err(|error| ConnectorError::io(&temporary, error))?;
+        std::fs::File::create(&temporary)
+            .and_then(|mut file| {
+                std::io::Write::write_all(&mut file, &json)?;
+                file.sync_all()
+            })
+            .map_err(|error| ConnectorError::io(&temporary, error))?;
         std::fs::rename(&temporary, &metadata_path)
             .map_err(|error| ConnectorError::io(&metadata_path, error))?;
+        sync_dir(&topic.dir)?;
         Ok(topic)
     }
 

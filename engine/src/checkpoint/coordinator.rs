@@ -608,11 +608,9 @@ fn write_worker_checkpoint(
     started: Instant,
 ) -> CheckpointResult {
     crate::crash_point("checkpoint.state");
-    if !checkpoint.exists() {
-        std::fs::create_dir_all(checkpoint).map_err(CheckpointError::io(checkpoint))?;
-        // The new directory's entry, so that the manifests written into it survive a crash.
-        layout::sync_dir(checkpoint.parent().unwrap_or(Path::new(".")))?;
-    }
+    // The new directories' entries (the checkpoint directory's too, on the first
+    // checkpoint), so that the manifests written into them survive a power loss.
+    crate::durable::create_dir_all(checkpoint).map_err(CheckpointError::io(checkpoint))?;
     let state = layout::worker_state_path(checkpoint, manifest.worker, manifest.run);
     if state.exists() {
         // Left by a run that was killed while taking this checkpoint.

@@ -166,22 +166,7 @@ fn traced_run(dir: &Path, out: &str, name: &str, topic: bool) -> Report {
     let existing = existing_names(dir);
     let trace =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("durability_order-{name}.strace"));
-    let mut args: Vec<String> = [
-        "nexmark",
-        "run",
-        "--query",
-        "q5",
-        "--from",
-        "log:events",
-        "--workers",
-        "2",
-        "--out",
-        out,
-        "--no-progress",
-        "--fail-fast",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut args = common::run_args("q5", out);
     args.extend(checkpoint_args(
         "checkpoints",
         CHECKPOINT_INTERVAL,

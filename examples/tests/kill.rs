@@ -36,22 +36,7 @@ impl Moments {
 }
 
 fn run_args(query: &str, out: &str, checkpoints: Option<&str>) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "nexmark",
-        "run",
-        "--query",
-        query,
-        "--from",
-        "log:events",
-        "--workers",
-        "2",
-        "--out",
-        out,
-        "--no-progress",
-        "--fail-fast",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut args = common::run_args(query, out);
     if let Some(dir) = checkpoints {
         let interval = format!("{CHECKPOINT_INTERVAL_MS}ms");
         args.extend(checkpoint_args(dir, &interval, RATE_PER_WORKER));

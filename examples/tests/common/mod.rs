@@ -181,6 +181,27 @@ pub fn assert_same(
     );
 }
 
+/// `weir nexmark run` of `query` from the topic `events` into `out` on two workers, stopping
+/// at the first record it cannot decode.
+pub fn run_args(query: &str, out: &str) -> Vec<String> {
+    [
+        "nexmark",
+        "run",
+        "--query",
+        query,
+        "--from",
+        "log:events",
+        "--workers",
+        "2",
+        "--out",
+        out,
+        "--no-progress",
+        "--fail-fast",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// The arguments that turn checkpoints on: into `dir` every `interval`, state beside it, the
 /// input read at `rate` events per second per worker so that a run spans several epochs.
 pub fn checkpoint_args(dir: &str, interval: &str, rate: u64) -> Vec<String> {

@@ -425,3 +425,94 @@ fn a_restored_reader_starts_at_the_watermark_it_had_reached() {
     // A record of time 100 read now is late, as it would have been without the restore.
     assert_eq!(reader.start_watermark(), watermark);
 }
+
+/// Cuts the first segment of `partition` of the topic in `dir` to `keep` of its bytes.
+fn cut_segment(dir: &Path, partition: u32, keep: impl FnOnce(u64) -> u64) -> PathBuf {
+    let segment = dir
+        .join("rows")
+        .join(format!("partition-{partition}"))
+        .join(format!("{:020}.log", 0));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap();
+    let len = file.metadata().unwrap().len();
+    file.set_len(keep(len)).unwrap();
+    segment
+}
+
+/// Regression test: with a partition's only segment cut in half (its offset index still
+/// listing records past the cut), a bounded read waited for ever for the records the index
+/// promised. Now the end offset counts the records that are there, the job ends with them,
+/// and `describe` reports the bytes after the last whole record.
+#[test]
+fn a_bounded_read_of_a_segment_cut_in_half_ends_with_its_whole_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LogConfig {
+        index_interval_bytes: 256,
+        ..LogConfig::default()
+    };
+    let topic = json_topic(dir.path(), 2, log);
+    append_rows(&topic, 0, rows(0..1000));
+    append_rows(&topic, 1, rows(0..1000));
+    let segment = cut_segment(dir.path(), 0, |len| len / 2 + 3);
+    let end = topic.offsets(0).unwrap().1;
+    assert!(
+        (400..600).contains(&end),
+        "end offset {end}: whole records only"
+    );
+    let description = topic.describe().unwrap();
+    assert_eq!(description[0].end_offset, end);
+    let tail = description[0]
+        .torn_tail
+        .clone()
+        .expect("the cut is reported");
+    assert_eq!(tail.segment, segment);
+    assert!(tail.bytes > 0);
+
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let topic_dir = dir.path().join("rows");
+    std::thread::spawn(move || sender.send(run(topic_dir, 2, |source| source)));
+    let (read, letters) = receiver
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the bounded read of a cut segment hung")
+        .unwrap();
+    assert!(letters.is_empty());
+    let mut expected: Vec<Row> = rows(0..end).chain(rows(0..1000)).collect();
+    expected.sort();
+    assert_eq!(read, expected);
+}
+
+/// A restored bounded read whose end lies beyond records cut off since fails, naming the
+/// segment and the offset, instead of waiting for records that will never come.
+#[test]
+fn a_restored_bounded_read_whose_records_were_cut_off_fails_naming_the_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = json_topic(dir.path(), 1, LogConfig::default());
+    append_rows(&topic, 0, rows(0..1000));
+    let (_, positions, _) = read_then_checkpoint(
+        LogSource::<Row>::new(dir.path().join("rows")).until_end(),
+        100,
+    );
+    let segment = cut_segment(dir.path(), 0, |len| len / 2 + 3);
+    let mut resumed = LogSource::<Row>::new(dir.path().join("rows")).until_end();
+    resumed.resume_from(&positions).unwrap();
+    let mut reader = resumed.open(WorkerInfo { index: 0, peers: 1 }).unwrap();
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    let error = loop {
+        match reader.poll(&mut rows, 1000) {
+            Ok(SourcePoll::Finished) => panic!("finished after {} rows of 900", rows.len()),
+            Ok(_) => assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the read waits for records that are gone"
+            ),
+            Err(error) => break error.to_string(),
+        }
+    };
+    assert!(
+        error.contains(&segment.display().to_string()) && error.contains("before offset 1000"),
+        "{error}"
+    );
+    assert!(rows.len() < 900);
+}

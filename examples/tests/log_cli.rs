@@ -338,3 +338,78 @@ fn undecodable_events_go_to_the_dead_letter_file_or_stop_a_fail_fast_run() {
         "{error}"
     );
 }
+
+/// A topic whose segment was cut in half, as a user meets it: `describe` and `consume` agree
+/// on the records that are there and both name the bytes after them; `consume` says so on
+/// standard error; a bounded query reads the whole records and ends.
+#[test]
+fn a_cut_segment_is_reported_and_read_up_to_its_last_whole_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| ok(weir_in(dir.path(), args, b""));
+    run(&[
+        "nexmark",
+        "generate",
+        "--events",
+        "20000",
+        "--partitions",
+        "2",
+        "--out",
+        "log:events",
+        "--no-progress",
+    ]);
+    let segment = dir
+        .path()
+        .join("events/partition-0/00000000000000000000.log");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap();
+    file.set_len(file.metadata().unwrap().len() / 2).unwrap();
+
+    let described = run(&["log", "describe", "events"]);
+    let records_of_partition_0: u64 = described
+        .lines()
+        .find_map(|line| {
+            let columns: Vec<&str> = line.split_whitespace().collect();
+            (columns.first() == Some(&"0")).then(|| columns[3].parse().unwrap())
+        })
+        .unwrap();
+    assert!(
+        described.contains("partition 0: events/partition-0/00000000000000000000.log")
+            && described.contains("are not a whole record"),
+        "{described}"
+    );
+
+    let consumed = weir_in(dir.path(), &["log", "consume", "events"], b"");
+    let stderr = String::from_utf8_lossy(&consumed.stderr).into_owned();
+    let lines = ok(consumed).lines().count() as u64;
+    assert_eq!(lines, records_of_partition_0 + 10_000);
+    assert!(
+        stderr.contains(&format!(
+            "partition 0: stopped at offset {records_of_partition_0}: "
+        )),
+        "{stderr}"
+    );
+
+    let mut query = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["nexmark", "run", "--query", "q0", "--from", "log:events"])
+        .args(["--workers", "2", "--no-progress"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while query.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            query.kill().unwrap();
+            panic!("the query over the cut topic hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let summary = ok(query.wait_with_output().unwrap());
+    assert!(
+        summary.contains(&format!("{} events in", records_of_partition_0 + 10_000)),
+        "{summary}"
+    );
+}

@@ -31,7 +31,7 @@ mod source;
 mod topic;
 mod transaction;
 
-pub use partition::{LogConfig, PartitionReader, PartitionWriter, Skipped};
+pub use partition::{LogConfig, PartitionReader, PartitionWriter, Skipped, TornTail};
 pub use record::{RecordRef, RecordView};
 pub use sink::LogSink;
 pub use source::{LogReader, LogSource, StartAt};

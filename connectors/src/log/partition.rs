@@ -406,6 +406,8 @@ pub struct PartitionReader {
     /// Whether the end of the current segment was read again after a newer segment
     /// appeared (see `next_segment`).
     reread: bool,
+    /// Bytes after the last whole record of the last segment, where the last read stopped.
+    torn_tail: Option<TornTail>,
 }
 
 impl PartitionReader {
@@ -426,7 +428,7 @@ impl PartitionReader {
             .partition_point(|&base| base <= offset)
             .saturating_sub(1);
         let base = segments.get(at).copied().unwrap_or(0);
-        let index = SparseIndex::load(&segment::index_path(dir, base));
+        let index = SparseIndex::load(dir, base)?;
         let (indexed_offset, position) = index.lookup(base, offset);
         let mut reader = PartitionReader {
             dir: dir.to_owned(),
@@ -434,12 +436,13 @@ impl PartitionReader {
             cursor: SegmentCursor::open(segment::segment_path(dir, base), position)?,
             next_offset: indexed_offset,
             reread: false,
+            torn_tail: None,
         };
         // Skip from the indexed record to the asked-for one.
         while reader.next_offset < offset {
             let wanted = (offset - reader.next_offset) as usize;
             if reader.read(wanted, |_| {})? == 0 {
-                break;
+                return Err(reader.ends_before(offset));
             }
         }
         Ok(reader)
@@ -450,6 +453,34 @@ impl PartitionReader {
         self.next_offset
     }
 
+    /// The bytes after the last whole record of the partition, if the last read stopped in
+    /// front of some: a segment truncated or torn by a crash, or a record its writer is still
+    /// appending.
+    pub fn torn_tail(&self) -> Option<&TornTail> {
+        self.torn_tail.as_ref()
+    }
+
+    /// The error of a reader that must reach offset `end` (a bounded read, a reader opened
+    /// at `end`) but found no more records before it: the partition was truncated or is
+    /// damaged at its end. Names the segment, the offset and, for a torn tail, its bytes.
+    pub fn ends_before(&self, end: u64) -> ConnectorError {
+        let tail = self
+            .torn_tail
+            .as_ref()
+            .map(|tail| {
+                format!(
+                    " ({} bytes at byte {} are not a whole record)",
+                    tail.bytes, tail.position
+                )
+            })
+            .unwrap_or_default();
+        ConnectorError::Corrupt {
+            path: self.cursor.path().to_owned(),
+            offset: self.next_offset,
+            reason: format!("the partition's records end before offset {end}{tail}"),
+        }
+    }
+
     /// Hands up to `max` records to `each` in offset order and returns how many; 0 means
     /// nothing more is written yet.
     pub fn read(
@@ -457,6 +488,7 @@ impl PartitionReader {
         max: usize,
         mut each: impl FnMut(RecordView<'_>),
     ) -> Result<usize, ConnectorError> {
+        self.torn_tail = None;
         let mut handed = 0;
         while handed < max {
             let mut out_of_order = None;
@@ -488,6 +520,11 @@ impl PartitionReader {
                 }
                 CursorStop::End { trailing } => {
                     if !self.next_segment(trailing)? {
+                        self.torn_tail = (trailing > 0).then(|| TornTail {
+                            segment: self.cursor.path().to_owned(),
+                            position: self.cursor.position(),
+                            bytes: trailing,
+                        });
                         break;
                     }
                 }
@@ -579,6 +616,30 @@ impl PartitionReader {
     }
 }
 
+/// Bytes at the end of a partition's last segment that do not make a whole record.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TornTail {
+    /// The segment file.
+    pub segment: PathBuf,
+    /// The byte position where the incomplete record starts.
+    pub position: u64,
+    /// How many bytes follow the last whole record.
+    pub bytes: u64,
+}
+
+impl std::fmt::Display for TornTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} bytes from byte {} are not a whole record (a truncated or torn segment, \
+             or a record its writer is still appending)",
+            self.segment.display(),
+            self.bytes,
+            self.position
+        )
+    }
+}
+
 /// Damaged records a reader stepped over.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Skipped {
@@ -595,7 +656,7 @@ pub(crate) fn offset_range(dir: &Path, segments: &[u64]) -> Result<(u64, u64), C
     let (Some(&first), Some(&last)) = (segments.first(), segments.last()) else {
         return Ok((0, 0));
     };
-    let index = SparseIndex::load(&segment::index_path(dir, last));
+    let index = SparseIndex::load(dir, last)?;
     let (mut end, position) = index.lookup(last, u64::MAX);
     let mut cursor = SegmentCursor::open(segment::segment_path(dir, last), position)?;
     // Damage is reported where it is read; the range ends before it.

@@ -55,10 +55,34 @@ pub(crate) struct SparseIndex {
 }
 
 impl SparseIndex {
-    /// Loads an index file; a missing or unreadable one yields an empty index (positions are
-    /// then found by scanning from the segment's start, which is slower but still right).
-    pub(crate) fn load(path: &Path) -> SparseIndex {
-        let bytes = std::fs::read(path).unwrap_or_default();
+    /// Loads the index of the segment at `base` in the partition `dir`; a missing or
+    /// unreadable one yields an empty index (positions are then found by scanning from the
+    /// segment's start, which is slower but still right). Entries past the segment's end (a
+    /// segment truncated after its index was written) are dropped, so that a lookup never
+    /// lands beyond the records that are there.
+    pub(crate) fn load(dir: &Path, base: u64) -> Result<SparseIndex, ConnectorError> {
+        let segment = segment_path(dir, base);
+        let segment_len = std::fs::metadata(&segment)
+            .map_err(|error| ConnectorError::io(&segment, error))?
+            .len();
+        let path = index_path(dir, base);
+        let mut index = SparseIndex::decode(&path, &std::fs::read(&path).unwrap_or_default());
+        let entries = index.entries.len();
+        index
+            .entries
+            .retain(|&(_, position)| u64::from(position) < segment_len);
+        if index.entries.len() < entries {
+            tracing::warn!(
+                path = %path.display(),
+                segment_len,
+                "ignoring offset index entries past the end of the segment"
+            );
+        }
+        Ok(index)
+    }
+
+    /// The index stored in `bytes` (read from `path`).
+    fn decode(path: &Path, bytes: &[u8]) -> SparseIndex {
         let entries = bytes
             .chunks_exact(INDEX_ENTRY)
             .map(|entry| {

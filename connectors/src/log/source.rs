@@ -337,6 +337,13 @@ impl<T: DeserializeOwned + 'static> LogReader<T> {
             }
             Err(error) => return Err(error),
         };
+        if let Some(end) = partition.end {
+            // A bounded read's end was counted from whole records when the job first started:
+            // records that are gone now will never come (the partition was truncated).
+            if read == 0 && partition.reader.next_offset() < end {
+                return Err(partition.reader.ends_before(end));
+            }
+        }
         if partition
             .end
             .is_some_and(|end| partition.reader.next_offset() >= end)

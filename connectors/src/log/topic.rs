@@ -9,7 +9,7 @@ use weir_engine::EventTime;
 use crate::durable::{create_dir_all, sync_dir};
 use crate::error::ConnectorError;
 
-use super::partition::{self, LogConfig, PartitionReader, PartitionWriter};
+use super::partition::{self, LogConfig, PartitionReader, PartitionWriter, TornTail};
 use super::record::RecordRef;
 use super::segment;
 
@@ -246,9 +246,11 @@ impl Topic {
                         *max = (*max).max(record.timestamp);
                     })?;
                     if read == 0 {
-                        break;
+                        return Err(reader.ends_before(end));
                     }
                 }
+                // One more read, to find bytes after the last whole record.
+                reader.read(1, |_| {})?;
                 Ok(PartitionDescription {
                     partition,
                     start_offset: start,
@@ -256,6 +258,7 @@ impl Topic {
                     segments: segments.len(),
                     bytes,
                     time_range,
+                    torn_tail: reader.torn_tail().cloned(),
                 })
             })
             .collect()
@@ -277,6 +280,8 @@ pub struct PartitionDescription {
     pub bytes: u64,
     /// The smallest and largest record timestamps, if there are records.
     pub time_range: Option<(EventTime, EventTime)>,
+    /// Bytes after the last whole record, if any (not counted in the offsets).
+    pub torn_tail: Option<TornTail>,
 }
 
 /// The partition a keyed record goes to: a fixed hash of the key, stable across runs and

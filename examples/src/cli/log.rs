@@ -313,6 +313,12 @@ fn consume(args: &ConsumeArgs) -> anyhow::Result<()> {
                 }
             })?;
             if read == 0 {
+                if let Some(tail) = reader.torn_tail() {
+                    eprintln!(
+                        "partition {partition}: stopped at offset {}: {tail}",
+                        reader.next_offset()
+                    );
+                }
                 break;
             }
             left -= read as u64;
@@ -363,5 +369,10 @@ fn describe(dir: &Path) -> anyhow::Result<()> {
         "{:>9} {:>12} {:>12} {records:>12} {:>8} {bytes:>14}",
         "total", "", "", ""
     );
+    for partition in &partitions {
+        if let Some(tail) = &partition.torn_tail {
+            println!("partition {}: {tail}", partition.partition);
+        }
+    }
     Ok(())
 }

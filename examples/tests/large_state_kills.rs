@@ -213,14 +213,15 @@ fn large_state_survives_kills_at_every_slow_checkpoint_step() {
         .collect();
     let (passes, took) = passes_per_point();
     // Each worker passes `checkpoint.worker_manifest` once an epoch. Were checkpoints as fast
-    // as the interval, a run would take an epoch per interval; they set the pace instead.
+    // as the interval, a run would take an epoch per interval; they set the pace instead (seen:
+    // 11 to 50 epochs in 1.1 to 2 s), so an epoch lasts at least two intervals on average.
     let epochs = passes
         .get("checkpoint.worker_manifest")
         .copied()
         .unwrap_or(0)
         / 2;
     assert!(
-        (epochs as u32) * INTERVAL * 3 < took,
+        (epochs as u32) * INTERVAL * 2 < took,
         "{epochs} epochs in {took:?}: the checkpoints were meant to outlast the {INTERVAL:?} interval"
     );
     println!("a run without failures: {epochs} epochs in {took:.1?} ({INTERVAL:?} interval)");
@@ -235,14 +236,23 @@ fn large_state_survives_kills_at_every_slow_checkpoint_step() {
         );
         [(*point, passed / 2), (*point, passed * 3 / 4)]
     });
-    for (point, nth) in kills {
-        let dir = tempfile::tempdir().unwrap();
-        write_keys(dir.path());
-        let started = Instant::now();
-        assert!(
-            run_child(dir.path(), Some((point, nth))),
-            "the run ended before its {nth}th {point}"
-        );
+    for (point, planned) in kills {
+        // Runs pass a point a varying number of times (checkpoints set the pace): a run that
+        // ends before its kill is tried again, killed earlier.
+        let mut nth = planned;
+        let (dir, started) = loop {
+            let dir = tempfile::tempdir().unwrap();
+            write_keys(dir.path());
+            let started = Instant::now();
+            if run_child(dir.path(), Some((point, nth))) {
+                break (dir, started);
+            }
+            assert!(
+                nth > planned / 4,
+                "runs keep ending before their {nth}th {point}"
+            );
+            nth = nth * 2 / 3;
+        };
         // The checkpoint the restore starts from.
         let restored = list_checkpoints(&dir.path().join("checkpoints"))
             .unwrap()

@@ -455,7 +455,10 @@ fn a_job_of_two_processes_fails_as_one_and_restores_exactly_once() {
             "worker manifest",
             Some((1, crash_at("checkpoint.worker_manifest", 3))),
         ),
-        ("commit", Some((0, crash_at("log_sink.commit_marked", 3)))),
+        // The first commit that appends records: how many epochs have any (q5's windows
+        // close in bursts) varies with the machine's pace, and a run that ended before its
+        // third such commit failed the test under load.
+        ("commit", Some((0, crash_at("log_sink.commit_marked", 1)))),
         ("both", None),
     ];
     // KNOWN DEFECT, not fixed (see the note on the epoch-protocol issue): rarely, under load,

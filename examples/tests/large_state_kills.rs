@@ -168,17 +168,8 @@ fn wait(mut command: Command, crash: Option<(&str, usize)>) -> bool {
             .env("WEIR_CRASH_AT", nth.to_string());
     }
     let mut child = command.spawn().unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > RUN_DEADLINE {
-            child.kill().unwrap();
-            panic!("a run hung for {RUN_DEADLINE:?} (crash plan {crash:?})");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let what = format!("a run (crash plan {crash:?})");
+    let status = common::wait_within(&mut child, RUN_DEADLINE, &what);
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     if stderr.contains("weir: crash point") {

@@ -2,6 +2,8 @@
 //! them.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
@@ -399,14 +401,11 @@ fn a_cut_segment_is_reported_and_read_up_to_its_last_whole_record() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    while query.try_wait().unwrap().is_none() {
-        if started.elapsed() > std::time::Duration::from_secs(60) {
-            query.kill().unwrap();
-            panic!("the query over the cut topic hung");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::wait_within(
+        &mut query,
+        std::time::Duration::from_secs(60),
+        "the query over the cut topic",
+    );
     let summary = ok(query.wait_with_output().unwrap());
     assert!(
         summary.contains(&format!("{} events in", records_of_partition_0 + 10_000)),

@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use weir::log::Topic;
 use weir::nexmark::{write_events_to_topic, GeneratorConfig};
@@ -140,16 +141,25 @@ pub fn committed_to_topic(dir: &Path) -> BTreeMap<String, usize> {
     values
 }
 
+/// Waits for `child` to end within `deadline`; kills it and panics, naming `what`, if it
+/// does not.
+pub fn wait_within(child: &mut Child, deadline: Duration, what: &str) -> ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > deadline {
+            child.kill().unwrap();
+            panic!("{what} hung for {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Waits for `child` to succeed, within a deadline.
 pub fn wait_success(mut child: Child, what: &str) {
-    let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > std::time::Duration::from_secs(120) {
-            child.kill().unwrap();
-            panic!("{what} hung for two minutes");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    wait_within(&mut child, Duration::from_secs(120), what);
     let output = child.wait_with_output().unwrap();
     assert!(
         output.status.success(),

@@ -70,12 +70,13 @@ impl Control {
         }
     }
 
-    /// Steps `worker` until worker 0's run id has arrived, and returns it.
-    pub(crate) fn run_id(&mut self, worker: &mut Worker, job: &JobShared) -> u64 {
+    /// Steps `worker` until worker 0's run id has arrived, and returns it; `None` if a process
+    /// of the job was lost first (worker 0 may have been in it).
+    pub(crate) fn run_id(&mut self, worker: &mut Worker, job: &JobShared) -> Option<u64> {
         loop {
             self.poll(job);
-            if let Some(run) = self.run {
-                return run;
+            if self.run.is_some() || job.lost_peer() {
+                return self.run;
             }
             worker.step_or_park(Some(Duration::from_millis(10)));
         }
@@ -113,6 +114,9 @@ impl Control {
     }
 }
 
+/// How long a network thread that lost its peer waits for the workers to stop before it unwinds.
+const WORKERS_STOP_WITHIN: Duration = Duration::from_secs(30);
+
 /// The jobs running in this process that a lost peer process fails.
 static WATCHED: Mutex<Vec<Weak<JobShared>>> = Mutex::new(Vec::new());
 static HOOK: Once = Once::new();
@@ -141,12 +145,19 @@ pub(crate) fn watch_for_lost_peers(job: &Arc<JobShared>) {
                 .unwrap_or_default();
             match (lost, peer) {
                 (Some(reason), Some(peer)) if !jobs.is_empty() => {
-                    for job in jobs {
+                    for job in &jobs {
                         job.fail(EngineError::PeerLost {
                             process: job.process_index(),
                             peer: peer.to_owned(),
                             reason: reason.to_owned(),
                         });
+                    }
+                    // This network thread poisons its queues as it unwinds, and a worker still
+                    // stepping would panic on them, then again in a destructor of timely's
+                    // while unwinding, which aborts the process. So the thread waits here
+                    // until the workers have stopped and dropped their channels.
+                    for job in &jobs {
+                        job.wait_for_workers(WORKERS_STOP_WITHIN);
                     }
                 }
                 // What the lost connection brings down after it (timely's threads find their

@@ -1,8 +1,9 @@
 //! Launching a job: worker threads (and processes, through timely's cluster mode), each
 //! building the same pipeline and stepping it until every source has finished.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::checkpoint::{Checkpoints, Restore, POLL_INTERVAL};
@@ -45,6 +46,9 @@ pub(crate) struct JobShared {
     aborted: AtomicBool,
     /// Whether a worker has taken this process's failure to announce to the others.
     announced: AtomicBool,
+    /// This process's worker threads that have not ended yet (see [`WorkerThread`]).
+    workers_left: Mutex<usize>,
+    workers_ended: Condvar,
 }
 
 impl JobShared {
@@ -59,7 +63,7 @@ impl JobShared {
     }
 
     /// Whether this process's job failed because another process was lost.
-    fn lost_peer(&self) -> bool {
+    pub(crate) fn lost_peer(&self) -> bool {
         self.failure
             .lock()
             .is_ok_and(|failure| matches!(*failure, Some(EngineError::PeerLost { .. })))
@@ -67,6 +71,17 @@ impl JobShared {
 
     pub(crate) fn aborted(&self) -> bool {
         self.aborted.load(Ordering::Relaxed)
+    }
+
+    /// Waits up to `limit` until every worker thread of this process has ended, its channels
+    /// dropped; returns whether they all did.
+    pub(crate) fn wait_for_workers(&self, limit: Duration) -> bool {
+        let Ok(left) = self.workers_left.lock() else {
+            return false;
+        };
+        self.workers_ended
+            .wait_timeout_while(left, limit, |left| *left > 0)
+            .is_ok_and(|(_, timeout)| !timeout.timed_out())
     }
 
     /// This process's index in the job's cluster (0 for a single process).
@@ -89,6 +104,31 @@ impl JobShared {
                 Some(error) => announce(error),
             }
         }
+    }
+}
+
+thread_local! {
+    static WORKER_THREAD: RefCell<Option<WorkerThread>> = const { RefCell::new(None) };
+}
+
+/// Counts a worker thread of a job as ended when the thread ends: thread-local values are
+/// dropped after everything the thread's function owned, so by then timely's worker and its
+/// channels to other processes are gone too.
+struct WorkerThread(Arc<JobShared>);
+
+impl WorkerThread {
+    /// Registers the calling worker thread of `job`.
+    fn register(job: &Arc<JobShared>) {
+        WORKER_THREAD.with(|thread| *thread.borrow_mut() = Some(WorkerThread(Arc::clone(job))));
+    }
+}
+
+impl Drop for WorkerThread {
+    fn drop(&mut self) {
+        if let Ok(mut left) = self.0.workers_left.lock() {
+            *left = left.saturating_sub(1);
+        }
+        self.0.workers_ended.notify_all();
     }
 }
 
@@ -122,9 +162,7 @@ fn step_to_the_end(
                 ANNOUNCE_GRACE
             };
             if aborted_at.get_or_insert_with(Instant::now).elapsed() >= grace {
-                for dataflow in worker.installed_dataflows() {
-                    worker.drop_dataflow(dataflow);
-                }
+                drop_dataflows(worker);
                 return;
             }
             continue;
@@ -149,6 +187,14 @@ fn step_to_the_end(
             }
             Err(_) => {}
         }
+    }
+}
+
+/// Drops every dataflow of `worker`, so that timely's wrapper of the worker does not step it
+/// again.
+fn drop_dataflows(worker: &mut timely::worker::Worker) {
+    for dataflow in worker.installed_dataflows() {
+        worker.drop_dataflow(dataflow);
     }
 }
 
@@ -269,6 +315,8 @@ impl Job {
             failure: Mutex::new(None),
             aborted: AtomicBool::new(false),
             announced: AtomicBool::new(false),
+            workers_left: Mutex::new(config.workers),
+            workers_ended: Condvar::new(),
         });
         if config.cluster.is_some() {
             control::watch_for_lost_peers(&shared);
@@ -276,6 +324,7 @@ impl Job {
         let worker_shared = Arc::clone(&shared);
         let guards = timely::execute(config.timely_config(), move |worker| {
             let shared = Arc::clone(&worker_shared);
+            WorkerThread::register(&shared);
             let info = WorkerInfo {
                 index: worker.index(),
                 peers: worker.peers(),
@@ -294,8 +343,13 @@ impl Job {
             });
             let pipeline = worker.installed_dataflows();
             let mut control = Control::join(worker);
-            checkpoints.set_run(control.run_id(worker, &shared));
-            step_to_the_end(worker, &shared, &checkpoints, &mut control, &pipeline);
+            match control.run_id(worker, &shared) {
+                Some(run) => {
+                    checkpoints.set_run(run);
+                    step_to_the_end(worker, &shared, &checkpoints, &mut control, &pipeline);
+                }
+                None => drop_dataflows(worker),
+            }
         })
         .map_err(EngineError::Launch)?;
         let joined = std::thread::Builder::new()

@@ -46,9 +46,8 @@ pub(crate) struct JobShared {
     aborted: AtomicBool,
     /// Whether a worker has taken this process's failure to announce to the others.
     announced: AtomicBool,
-    /// This process's worker threads that have not ended yet (see [`WorkerThread`]).
-    workers_left: Mutex<usize>,
-    workers_ended: Condvar,
+    /// This process's worker threads that have not ended yet.
+    workers_left: Arc<WorkersLeft>,
 }
 
 impl JobShared {
@@ -76,10 +75,11 @@ impl JobShared {
     /// Waits up to `limit` until every worker thread of this process has ended, its channels
     /// dropped; returns whether they all did.
     pub(crate) fn wait_for_workers(&self, limit: Duration) -> bool {
-        let Ok(left) = self.workers_left.lock() else {
+        let Ok(left) = self.workers_left.count.lock() else {
             return false;
         };
-        self.workers_ended
+        self.workers_left
+            .ended
             .wait_timeout_while(left, limit, |left| *left > 0)
             .is_ok_and(|(_, timeout)| !timeout.timed_out())
     }
@@ -107,28 +107,36 @@ impl JobShared {
     }
 }
 
+/// A count of the worker threads of a process that have not ended yet.
+#[derive(Debug, Default)]
+struct WorkersLeft {
+    count: Mutex<usize>,
+    ended: Condvar,
+}
+
 thread_local! {
     static WORKER_THREAD: RefCell<Option<WorkerThread>> = const { RefCell::new(None) };
 }
 
-/// Counts a worker thread of a job as ended when the thread ends: thread-local values are
-/// dropped after everything the thread's function owned, so by then timely's worker and its
-/// channels to other processes are gone too.
-struct WorkerThread(Arc<JobShared>);
+/// Counts a worker thread as ended when the thread ends: thread-local values are dropped after
+/// everything the thread's function owned, so by then timely's worker and its channels to
+/// other processes are gone too. (Only the count, not the job's state, lives that long.)
+struct WorkerThread(Arc<WorkersLeft>);
 
 impl WorkerThread {
     /// Registers the calling worker thread of `job`.
-    fn register(job: &Arc<JobShared>) {
-        WORKER_THREAD.with(|thread| *thread.borrow_mut() = Some(WorkerThread(Arc::clone(job))));
+    fn register(job: &JobShared) {
+        let left = Arc::clone(&job.workers_left);
+        WORKER_THREAD.with(|thread| *thread.borrow_mut() = Some(WorkerThread(left)));
     }
 }
 
 impl Drop for WorkerThread {
     fn drop(&mut self) {
-        if let Ok(mut left) = self.0.workers_left.lock() {
-            *left = left.saturating_sub(1);
+        if let Ok(mut count) = self.0.count.lock() {
+            *count = count.saturating_sub(1);
         }
-        self.0.workers_ended.notify_all();
+        self.0.ended.notify_all();
     }
 }
 
@@ -315,8 +323,10 @@ impl Job {
             failure: Mutex::new(None),
             aborted: AtomicBool::new(false),
             announced: AtomicBool::new(false),
-            workers_left: Mutex::new(config.workers),
-            workers_ended: Condvar::new(),
+            workers_left: Arc::new(WorkersLeft {
+                count: Mutex::new(config.workers),
+                ended: Condvar::new(),
+            }),
         });
         if config.cluster.is_some() {
             control::watch_for_lost_peers(&shared);

@@ -259,6 +259,7 @@ fn fail_then_restore(
     )
     .unwrap_err();
     assert!(error.to_string().contains("injected failure"), "{error}");
+    assert_nothing_changes_after_the_run(dir.path());
     let taken = list_checkpoints(&dir.path().join("checkpoints")).unwrap();
     assert!(
         !taken.is_empty(),
@@ -284,6 +285,37 @@ fn fail_then_restore(
     );
     let last = list_checkpoints(&dir.path().join("checkpoints")).unwrap();
     assert_eq!(last.last().unwrap().epoch, FINAL_EPOCH);
+}
+
+/// Nothing of a run that has returned goes on writing under `dir`: a checkpoint thread left
+/// behind by a failed run wrote into a checkpoint and held the state store open while the
+/// restore after it deleted and reopened them.
+fn assert_nothing_changes_after_the_run(dir: &Path) {
+    fn files(dir: &Path, into: &mut BTreeMap<std::path::PathBuf, u64>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let metadata = entry.metadata().unwrap();
+            if metadata.is_dir() {
+                files(&entry.path(), into);
+            } else {
+                into.insert(entry.path(), metadata.len());
+            }
+        }
+    }
+    let mut before = BTreeMap::new();
+    files(dir, &mut before);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut after = BTreeMap::new();
+    files(dir, &mut after);
+    let changed: Vec<_> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|path| before.get(*path) != after.get(*path))
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "files changed after the run returned: {changed:?}"
+    );
 }
 
 const MEMORY: StateBackend = StateBackend::Memory;

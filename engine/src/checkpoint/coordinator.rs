@@ -75,6 +75,18 @@ struct Coordinator {
     operators: BTreeMap<String, u32>,
 }
 
+impl Drop for Coordinator {
+    /// Waits for the checkpoint in flight: a failed run's thread would otherwise go on writing
+    /// into a checkpoint directory, holding the state store open, while a restart in the same
+    /// process restores (deleting that directory, reopening that store).
+    fn drop(&mut self) {
+        if let Some(InFlight::Running(_, thread)) = self.in_flight.take() {
+            // Its result no longer matters: the run is over.
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Where a worker's state is checkpointed from.
 #[derive(Clone)]
 enum WorkerState {

@@ -361,7 +361,21 @@ impl Job {
                 None => drop_dataflows(worker),
             }
         })
-        .map_err(EngineError::Launch)?;
+        .map_err(|error| {
+            // Name this process's address: the usual cause is a port in use.
+            EngineError::Launch(match &config.cluster {
+                Some(cluster) => format!(
+                    "process {} of {}, listening at {}: {error}",
+                    cluster.process_index,
+                    cluster.addresses.len(),
+                    cluster
+                        .addresses
+                        .get(cluster.process_index)
+                        .map_or("?", String::as_str)
+                ),
+                None => error,
+            })
+        })?;
         let joined = std::thread::Builder::new()
             .name(JOIN_THREAD.into())
             .spawn(move || guards.join())

@@ -51,7 +51,24 @@ fn main() {
         Command::Checkpoints(command) => cli::checkpoints::run(command),
     };
     if let Err(error) = result {
-        eprintln!("error: {error:#}");
+        eprintln!("error: {}", one_line(&error));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes on one line, `outer: inner`, leaving out a cause whose words the
+/// line already holds (weir's errors name their source in their own message too).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }

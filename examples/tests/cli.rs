@@ -4,19 +4,47 @@
 // Test helpers panic on purpose: a failed set-up step is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::HashMap;
+use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use weir::nexmark::{Event, Generator, GeneratorConfig};
 
+/// Runs `weir` with `args` and `--no-progress`.
 fn weir(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
+    weir_as_given(&[args, &["--no-progress"]].concat())
+}
+
+/// Runs `weir` with `args` to its end, within a deadline (a command that hangs fails the test).
+fn weir_as_given(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
         .args(args)
-        .arg("--no-progress")
-        .output()
-        .unwrap()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read while waiting, so that a full pipe cannot stall the command.
+    let stdout = read_on_a_thread(child.stdout.take().unwrap());
+    let stderr = read_on_a_thread(child.stderr.take().unwrap());
+    let status = common::wait_within(&mut child, Duration::from_secs(120), &format!("{args:?}"));
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+fn read_on_a_thread(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        pipe.read_to_end(&mut bytes).unwrap();
+        bytes
+    })
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -117,7 +145,7 @@ fn one_worker_two_workers_and_two_processes_agree() {
             })
             .collect();
         for process in processes {
-            assert!(process.wait_with_output().unwrap().status.success());
+            common::wait_success(process, &format!("{query} on two processes"));
         }
         assert!(
             line_counts(&out) == one,
@@ -202,10 +230,7 @@ fn checkpoints_name_their_operators_and_restores_check_them() {
         weir(&args)
     };
     assert_success(&run("q5", &[]));
-    let described = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["checkpoints", "describe", checkpoints])
-        .output()
-        .unwrap();
+    let described = weir_as_given(&["checkpoints", "describe", checkpoints]);
     assert_success(&described);
     let described = String::from_utf8_lossy(&described.stdout);
     assert!(
@@ -223,5 +248,95 @@ fn checkpoints_name_their_operators_and_restores_check_them() {
         "q1",
         &["--restore", "latest", "--allow-removed-operators"],
     ));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A bad flag or a directory that does not fit ends the command at once, with an error whose
+/// first line names the flag or the path and says what is wrong.
+#[test]
+fn bad_arguments_end_with_one_line_naming_what_is_wrong() {
+    let dir = scratch("arguments");
+    let topic = format!("log:{}", dir.join("events").display());
+    assert_success(&weir(&[
+        "nexmark", "generate", "--events", "2000", "--out", &topic,
+    ]));
+    let checkpoints = dir.join("checkpoints");
+    let checkpoints = checkpoints.to_str().unwrap();
+    let state = dir.join("state");
+    let state = state.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "nexmark",
+            "run",
+            "--query",
+            "q5",
+            "--from",
+            &topic,
+            "--fail-fast",
+            "--state-dir",
+            state,
+        ];
+        args.extend(extra);
+        let output = weir(&args);
+        assert!(!output.status.success(), "{extra:?} ran");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        stderr.lines().next().unwrap_or_default().to_owned()
+    };
+    let expect = |extra: &[&str], words: &[&str]| {
+        let first = run(extra);
+        assert!(first.starts_with("error: "), "{extra:?}: {first}");
+        for word in words {
+            assert!(first.contains(word), "{extra:?}: {first:?} lacks {word:?}");
+        }
+    };
+    expect(&["--max-rate", "-5"], &["'-5'", "--max-rate"]);
+    expect(&["--max-rate", "0"], &["'0'", "--max-rate"]);
+    let interval = ["--checkpoint-dir", checkpoints, "--checkpoint-interval"];
+    expect(
+        &[&interval[..], &["-1s"]].concat(),
+        &["--checkpoint-interval", "cannot be negative"],
+    );
+    expect(
+        &[&interval[..], &["5parsecs"]].concat(),
+        &["--checkpoint-interval", "ms, s or m"],
+    );
+    expect(
+        &[&interval[..], &["0s"]].concat(),
+        &["checkpoint interval must be longer than zero"],
+    );
+    expect(
+        &["--checkpoint-dir", checkpoints, "--restore", "/"],
+        &["/ holds no complete checkpoint"],
+    );
+    // A port in use: this process's listening address is named.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    expect(
+        &["--processes", "2", "--process", "0", "--port", &port],
+        &[&format!("127.0.0.1:{port}"), "in use"],
+    );
+    // The checkpoint directory of another run: a fresh run refuses it, naming it.
+    assert_success(&weir(&[
+        "nexmark",
+        "run",
+        "--query",
+        "q5",
+        "--from",
+        &topic,
+        "--fail-fast",
+        "--state-dir",
+        state,
+        "--checkpoint-dir",
+        checkpoints,
+        "--out",
+        dir.join("out.jsonl").to_str().unwrap(),
+    ]));
+    expect(
+        &["--checkpoint-dir", checkpoints],
+        &[checkpoints, "an earlier run"],
+    );
+    // The message says each thing once.
+    let first = run(&["--checkpoint-dir", checkpoints]);
+    assert_eq!(first.matches("earlier run").count(), 1, "{first}");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -138,7 +138,10 @@ pub enum CheckpointError {
         newest: PathBuf,
     },
     /// A restored checkpoint's state does not fit the job's stateful operators.
-    #[error("checkpoint {checkpoint} does not fit this job's stateful operators: it holds state of operators the job lacks: {removed:?} (allow removed operators to drop their state); the job has operators it holds no state for: {added:?} (restore with the pipeline that wrote it)")]
+    #[error(
+        "checkpoint {checkpoint} does not fit this job's stateful operators: {}",
+        operator_mismatch(removed, added)
+    )]
     Operators {
         /// The checkpoint.
         checkpoint: PathBuf,
@@ -164,4 +167,20 @@ impl CheckpointError {
         let path = path.into();
         move |source| CheckpointError::Io { path, source }
     }
+}
+
+/// What a restore found wrong with a checkpoint's operators, naming only the lists that are
+/// not empty.
+fn operator_mismatch(removed: &[String], added: &[String]) -> String {
+    let removed = (!removed.is_empty()).then(|| {
+        format!("it holds state of operators the job lacks: {removed:?} (allow removed operators to drop their state)")
+    });
+    let added = (!added.is_empty()).then(|| {
+        format!("the job has operators it holds no state for: {added:?} (restore with the pipeline that wrote it)")
+    });
+    removed
+        .into_iter()
+        .chain(added)
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -16,10 +16,13 @@ use weir::{Codec, EventTime};
 #[derive(Subcommand)]
 pub enum LogCommand {
     /// Creates a topic.
+    #[command(allow_negative_numbers = true)]
     Create(CreateArgs),
     /// Appends JSON lines from standard input to a JSON topic.
+    #[command(allow_negative_numbers = true)]
     Produce(ProduceArgs),
     /// Prints a topic's records as JSON lines.
+    #[command(allow_negative_numbers = true)]
     Consume(ConsumeArgs),
     /// Shows a topic's partitions: offsets, sizes, time ranges.
     Describe {

@@ -30,8 +30,10 @@ use super::progress;
 #[derive(Subcommand)]
 pub enum NexmarkCommand {
     /// Writes generated events to a JSON lines file or a log topic.
+    #[command(allow_negative_numbers = true)]
     Generate(GenerateArgs),
     /// Runs a query over generated events, a log topic or a JSON lines file.
+    #[command(allow_negative_numbers = true)]
     Run(Box<RunArgs>),
 }
 
@@ -107,7 +109,7 @@ pub struct RunArgs {
     #[arg(long)]
     checkpoint_dir: Option<PathBuf>,
     /// How often to checkpoint, as `500ms`, `1s` or `2m`.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, requires = "checkpoint_dir")]
+    #[arg(long, default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true, requires = "checkpoint_dir")]
     checkpoint_interval: Duration,
     /// Complete checkpoints to keep.
     #[arg(long, default_value_t = 3, requires = "checkpoint_dir")]
@@ -127,7 +129,7 @@ pub struct RunArgs {
     max_restarts: u32,
     /// Read at most this many events per second per worker from a topic (to replay a topic
     /// at a steady pace).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_rate: Option<u64>,
     /// Write input that cannot be decoded here, with the reason and the place it was found:
     /// a JSON lines file (left out when there is none; a directory of part files with
@@ -456,6 +458,9 @@ fn summarize(
 
 /// Parses `500ms`, `1s`, `2m` or a plain number of seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
+    if text.starts_with('-') {
+        return Err(format!("{text:?}: a duration cannot be negative"));
+    }
     let (number, unit) = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .map_or((text, "s"), |at| text.split_at(at));

@@ -443,10 +443,11 @@ fn cut_segment(dir: &Path, partition: u32, keep: impl FnOnce(u64) -> u64) -> Pat
 
 /// Regression test: with a partition's only segment cut in half (its offset index still
 /// listing records past the cut), a bounded read waited for ever for the records the index
-/// promised. Now the end offset counts the records that are there, the job ends with them,
-/// and `describe` reports the bytes after the last whole record.
+/// promised. Now every read of the partition fails at once, naming the segment and the
+/// first offset lost; a cut inside the last record only (a torn append) is read up to the
+/// whole records before it, and `describe` reports the bytes after them.
 #[test]
-fn a_bounded_read_of_a_segment_cut_in_half_ends_with_its_whole_records() {
+fn a_segment_cut_in_half_fails_every_read_and_a_torn_last_record_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let log = LogConfig {
         index_interval_bytes: 256,
@@ -455,32 +456,32 @@ fn a_bounded_read_of_a_segment_cut_in_half_ends_with_its_whole_records() {
     let topic = json_topic(dir.path(), 2, log);
     append_rows(&topic, 0, rows(0..1000));
     append_rows(&topic, 1, rows(0..1000));
-    let segment = cut_segment(dir.path(), 0, |len| len / 2 + 3);
-    let end = topic.offsets(0).unwrap().1;
-    assert!(
-        (400..600).contains(&end),
-        "end offset {end}: whole records only"
-    );
-    let description = topic.describe().unwrap();
-    assert_eq!(description[0].end_offset, end);
-    let tail = description[0]
+    // Partition 1 loses the last 3 bytes: its last record is torn.
+    let torn = cut_segment(dir.path(), 1, |len| len - 3);
+    assert_eq!(topic.offsets(1).unwrap().1, 999);
+    let tail = topic.describe().unwrap()[1]
         .torn_tail
         .clone()
-        .expect("the cut is reported");
-    assert_eq!(tail.segment, segment);
+        .expect("the tear is reported");
+    assert_eq!(tail.segment, torn);
     assert!(tail.bytes > 0);
 
+    let segment = cut_segment(dir.path(), 0, |len| len / 2 + 3);
+    let cut_off = |error: String| {
+        assert!(
+            error.contains(&segment.display().to_string()) && error.contains("were cut off"),
+            "{error}"
+        );
+    };
+    cut_off(topic.offsets(0).unwrap_err().to_string());
+    cut_off(topic.describe().unwrap_err().to_string());
     let (sender, receiver) = std::sync::mpsc::channel();
     let topic_dir = dir.path().join("rows");
     std::thread::spawn(move || sender.send(run(topic_dir, 2, |source| source)));
-    let (read, letters) = receiver
+    let result = receiver
         .recv_timeout(Duration::from_secs(60))
-        .expect("the bounded read of a cut segment hung")
-        .unwrap();
-    assert!(letters.is_empty());
-    let mut expected: Vec<Row> = rows(0..end).chain(rows(0..1000)).collect();
-    expected.sort();
-    assert_eq!(read, expected);
+        .expect("the bounded read of a cut segment hung");
+    cut_off(result.unwrap_err().to_string());
 }
 
 /// A restored bounded read whose end lies beyond records cut off since fails, naming the
@@ -497,21 +498,23 @@ fn a_restored_bounded_read_whose_records_were_cut_off_fails_naming_the_segment()
     let segment = cut_segment(dir.path(), 0, |len| len / 2 + 3);
     let mut resumed = LogSource::<Row>::new(dir.path().join("rows")).until_end();
     resumed.resume_from(&positions).unwrap();
-    let mut reader = resumed.open(WorkerInfo { index: 0, peers: 1 }).unwrap();
     let started = Instant::now();
     let mut rows = Vec::new();
-    let error = loop {
-        match reader.poll(&mut rows, 1000) {
-            Ok(SourcePoll::Finished) => panic!("finished after {} rows of 900", rows.len()),
-            Ok(_) => assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "the read waits for records that are gone"
-            ),
-            Err(error) => break error.to_string(),
-        }
+    let error = match resumed.open(WorkerInfo { index: 0, peers: 1 }) {
+        Err(error) => error.to_string(),
+        Ok(mut reader) => loop {
+            match reader.poll(&mut rows, 1000) {
+                Ok(SourcePoll::Finished) => panic!("finished after {} rows of 900", rows.len()),
+                Ok(_) => assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "the read waits for records that are gone"
+                ),
+                Err(error) => break error.to_string(),
+            }
+        },
     };
     assert!(
-        error.contains(&segment.display().to_string()) && error.contains("before offset 1000"),
+        error.contains(&segment.display().to_string()) && error.contains("were cut off"),
         "{error}"
     );
     assert!(rows.len() < 900);

@@ -341,11 +341,12 @@ fn undecodable_events_go_to_the_dead_letter_file_or_stop_a_fail_fast_run() {
     );
 }
 
-/// A topic whose segment was cut in half, as a user meets it: `describe` and `consume` agree
-/// on the records that are there and both name the bytes after them; `consume` says so on
-/// standard error; a bounded query reads the whole records and ends.
+/// A topic whose segment was cut in half, as a user meets it: `describe`, `consume` and a
+/// query each fail at once with one line naming the segment and the first offset lost (a
+/// query over it once waited for ever). A segment that lost only part of its last record
+/// (a torn append) is read up to the whole records before it, and the tear is reported.
 #[test]
-fn a_cut_segment_is_reported_and_read_up_to_its_last_whole_record() {
+fn a_cut_segment_fails_every_command_naming_it_and_a_torn_tail_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| ok(weir_in(dir.path(), args, b""));
     run(&[
@@ -359,56 +360,68 @@ fn a_cut_segment_is_reported_and_read_up_to_its_last_whole_record() {
         "log:events",
         "--no-progress",
     ]);
-    let segment = dir
-        .path()
-        .join("events/partition-0/00000000000000000000.log");
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&segment)
-        .unwrap();
-    file.set_len(file.metadata().unwrap().len() / 2).unwrap();
+    let cut = |partition: u32, keep: fn(u64) -> u64| {
+        let segment = format!("events/partition-{partition}/00000000000000000000.log");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join(&segment))
+            .unwrap();
+        file.set_len(keep(file.metadata().unwrap().len())).unwrap();
+        segment
+    };
+    let query = || {
+        let mut query = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["nexmark", "run", "--query", "q0", "--from", "log:events"])
+            .args(["--workers", "2", "--no-progress", "--fail-fast"])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        common::wait_within(
+            &mut query,
+            std::time::Duration::from_secs(60),
+            "the query over the cut topic",
+        );
+        query.wait_with_output().unwrap()
+    };
 
+    // Partition 1 loses its last 3 bytes.
+    let torn = cut(1, |len| len - 3);
     let described = run(&["log", "describe", "events"]);
-    let records_of_partition_0: u64 = described
-        .lines()
-        .find_map(|line| {
-            let columns: Vec<&str> = line.split_whitespace().collect();
-            (columns.first() == Some(&"0")).then(|| columns[3].parse().unwrap())
-        })
-        .unwrap();
     assert!(
-        described.contains("partition 0: events/partition-0/00000000000000000000.log")
+        described.contains(&format!("partition 1: {torn}"))
             && described.contains("are not a whole record"),
         "{described}"
     );
-
     let consumed = weir_in(dir.path(), &["log", "consume", "events"], b"");
     let stderr = String::from_utf8_lossy(&consumed.stderr).into_owned();
-    let lines = ok(consumed).lines().count() as u64;
-    assert_eq!(lines, records_of_partition_0 + 10_000);
+    let lines = ok(consumed).lines().count();
+    assert_eq!(lines, 19_999);
     assert!(
-        stderr.contains(&format!(
-            "partition 0: stopped at offset {records_of_partition_0}: "
-        )),
+        stderr.contains("partition 1: stopped at offset "),
         "{stderr}"
     );
+    let summary = ok(query());
+    assert!(summary.contains("19999 events in"), "{summary}");
 
-    let mut query = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["nexmark", "run", "--query", "q0", "--from", "log:events"])
-        .args(["--workers", "2", "--no-progress"])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    common::wait_within(
-        &mut query,
-        std::time::Duration::from_secs(60),
-        "the query over the cut topic",
-    );
-    let summary = ok(query.wait_with_output().unwrap());
-    assert!(
-        summary.contains(&format!("{} events in", records_of_partition_0 + 10_000)),
-        "{summary}"
-    );
+    // Partition 0 loses half its bytes, records its index still lists among them.
+    let segment = cut(0, |len| len / 2);
+    let names_the_cut = |line: String| {
+        assert!(
+            line.starts_with("error: ") && line.contains(&segment) && line.contains("were cut off"),
+            "{line}"
+        );
+    };
+    names_the_cut(failure(weir_in(
+        dir.path(),
+        &["log", "describe", "events"],
+        b"",
+    )));
+    names_the_cut(failure(weir_in(
+        dir.path(),
+        &["log", "consume", "events"],
+        b"",
+    )));
+    names_the_cut(failure(query()));
 }

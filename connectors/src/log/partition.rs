@@ -653,13 +653,33 @@ pub struct Skipped {
 
 /// The first offset kept and the next offset to be written in a partition.
 pub(crate) fn offset_range(dir: &Path, segments: &[u64]) -> Result<(u64, u64), ConnectorError> {
+    if let Some(index) = segment::orphan_index(dir, segments.last().copied())? {
+        return Err(ConnectorError::Corrupt {
+            path: index,
+            offset: 0,
+            reason: "an offset index without its segment: the partition's newest segment is gone"
+                .into(),
+        });
+    }
     let (Some(&first), Some(&last)) = (segments.first(), segments.last()) else {
         return Ok((0, 0));
     };
     let index = SparseIndex::load(dir, last)?;
     let (mut end, position) = index.lookup(last, u64::MAX);
-    let mut cursor = SegmentCursor::open(segment::segment_path(dir, last), position)?;
+    let path = segment::segment_path(dir, last);
+    let mut cursor = SegmentCursor::open(path.clone(), position)?;
     // Damage is reported where it is read; the range ends before it.
     while cursor.read(usize::MAX, |_, _| end += 1)? == CursorStop::Full {}
+    if let Some((offset, position)) = index.cut_off().filter(|(offset, _)| *offset >= end) {
+        return Err(ConnectorError::Corrupt {
+            path,
+            offset: end,
+            reason: format!(
+                "the segment's records end at byte {}, but its index places offset {offset} \
+                 at byte {position}: records from offset {end} on were cut off",
+                cursor.position()
+            ),
+        });
+    }
     Ok((first, end))
 }

@@ -48,10 +48,38 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>, ConnectorError> {
     Ok(bases)
 }
 
+/// An index file in `dir` newer than the newest segment `last` (or any, without segments):
+/// its segment is gone. (Retention deletes a segment before its index, so an index older
+/// than the segments left is a crash's leftover, not damage.)
+pub(crate) fn orphan_index(
+    dir: &Path,
+    last: Option<u64>,
+) -> Result<Option<PathBuf>, ConnectorError> {
+    let entries = std::fs::read_dir(dir).map_err(|error| ConnectorError::io(dir, error))?;
+    for entry in entries {
+        let entry = entry.map_err(|error| ConnectorError::io(dir, error))?;
+        let name = entry.file_name();
+        let Some(base) = name
+            .to_str()
+            .and_then(|name| name.strip_suffix(".index"))
+            .and_then(|stem| stem.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if last.is_none_or(|last| base > last) {
+            return Ok(Some(entry.path()));
+        }
+    }
+    Ok(None)
+}
+
 /// The sparse index of one segment: sorted `(relative offset, position)` pairs.
 #[derive(Debug, Default)]
 pub(crate) struct SparseIndex {
     entries: Vec<(u32, u32)>,
+    /// The first entry dropped because it lies past the segment's end, as `(offset,
+    /// position)`: proof that records the segment once held are gone.
+    cut_off: Option<(u64, u64)>,
 }
 
 impl SparseIndex {
@@ -59,7 +87,8 @@ impl SparseIndex {
     /// unreadable one yields an empty index (positions are then found by scanning from the
     /// segment's start, which is slower but still right). Entries past the segment's end (a
     /// segment truncated after its index was written) are dropped, so that a lookup never
-    /// lands beyond the records that are there.
+    /// lands beyond the records that are there, and the first of them is kept as
+    /// [`cut_off`](Self::cut_off).
     pub(crate) fn load(dir: &Path, base: u64) -> Result<SparseIndex, ConnectorError> {
         let segment = segment_path(dir, base);
         let segment_len = std::fs::metadata(&segment)
@@ -67,18 +96,23 @@ impl SparseIndex {
             .len();
         let path = index_path(dir, base);
         let mut index = SparseIndex::decode(&path, &std::fs::read(&path).unwrap_or_default());
-        let entries = index.entries.len();
-        index
+        let kept = index
             .entries
-            .retain(|&(_, position)| u64::from(position) < segment_len);
-        if index.entries.len() < entries {
-            tracing::warn!(
-                path = %path.display(),
-                segment_len,
-                "ignoring offset index entries past the end of the segment"
-            );
-        }
+            .partition_point(|&(_, position)| u64::from(position) < segment_len);
+        index.cut_off = index
+            .entries
+            .get(kept)
+            .map(|&(relative, position)| (base + u64::from(relative), u64::from(position)));
+        index.entries.truncate(kept);
         Ok(index)
+    }
+
+    /// The first record the index places past the segment's end, as `(offset, position)`:
+    /// records were cut off the segment after they were written (the writer hands a
+    /// segment's bytes to the OS before its index entries, and rewrites the index when it
+    /// reopens the segment, so a live or recovered partition never shows this).
+    pub(crate) fn cut_off(&self) -> Option<(u64, u64)> {
+        self.cut_off
     }
 
     /// The index stored in `bytes` (read from `path`).
@@ -94,7 +128,10 @@ impl SparseIndex {
             .collect::<Vec<_>>();
         // An index is only a hint: one that is not sorted (damaged) is ignored.
         if entries.windows(2).all(|pair| pair[0] < pair[1]) {
-            SparseIndex { entries }
+            SparseIndex {
+                entries,
+                cut_off: None,
+            }
         } else {
             tracing::warn!(path = %path.display(), "ignoring an unsorted offset index");
             SparseIndex::default()

@@ -11,14 +11,16 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use weir_engine::checkpoint::{list_checkpoints, FINAL_EPOCH};
+use weir_engine::time::Epoch;
 use weir_engine::{
     BoxError, CheckpointConfig, CheckpointError, CollectSink, EngineError, EventTime, Job,
     JobConfig, JobReport, KeyedContext, KeyedProcess, PartitionPosition, Positions, RestartPolicy,
-    Restore, Source, SourcePoll, SourceReader, StateBackend, Stream, WorkerInfo,
+    Restore, Sink, SinkPlacement, Source, SourcePoll, SourceReader, StateBackend, Stream,
+    WorkerInfo,
 };
 
 const PARTITIONS: u32 = 4;
@@ -696,4 +698,70 @@ fn a_restore_names_the_operators_whose_state_does_not_fit() {
         Shape::Stateless,
     )
     .unwrap();
+}
+
+/// A sink (on the first worker) whose pre-commit of its second epoch fails, as on a full
+/// disk; it records the epoch that failed.
+#[derive(Clone, Default)]
+struct FailsSecondPreCommit {
+    pre_commits: usize,
+    failed: Arc<Mutex<Option<Epoch>>>,
+}
+
+impl Sink<Count> for FailsSecondPreCommit {
+    fn name(&self) -> String {
+        "staging".into()
+    }
+    fn placement(&self) -> SinkPlacement {
+        SinkPlacement::FirstWorker
+    }
+    fn open(&mut self, _worker: WorkerInfo) -> Result<(), BoxError> {
+        Ok(())
+    }
+    fn write(&mut self, _records: &[Count]) -> Result<(), BoxError> {
+        Ok(())
+    }
+    fn pre_commit(&mut self, epoch: Epoch) -> Result<(), BoxError> {
+        self.pre_commits += 1;
+        if self.pre_commits == 2 {
+            *self.failed.lock().unwrap() = Some(epoch);
+            return Err("No space left on device".into());
+        }
+        Ok(())
+    }
+    fn close(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// A sink that failed to stage an epoch never lets that epoch's checkpoint complete: the
+/// restore would take the epoch as staged and the sink would never publish its records.
+#[test]
+fn an_epoch_whose_sink_failed_to_stage_it_never_completes_a_checkpoint() {
+    for workers in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = FailsSecondPreCommit::default();
+        let failed = Arc::clone(&sink.failed);
+        let config = JobConfig::default()
+            .workers(workers)
+            .state_dir(dir.path().join("state"))
+            .checkpoints(checkpoint_config(dir.path()));
+        let error = Job::new(config)
+            .run(move |p| {
+                count(p.source(Numbers::default()), "count").sink(sink.clone());
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(error.to_string().contains("No space left"), "{error}");
+        let failed = failed.lock().unwrap().expect("no pre-commit failed");
+        let taken = list_checkpoints(&dir.path().join("checkpoints")).unwrap();
+        assert!(
+            taken.iter().all(|checkpoint| checkpoint.epoch < failed),
+            "{workers} workers: epoch {failed} failed to stage, yet checkpoints {:?} completed",
+            taken
+                .iter()
+                .map(|checkpoint| checkpoint.epoch)
+                .collect::<Vec<_>>()
+        );
+    }
 }

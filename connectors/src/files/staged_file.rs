@@ -65,7 +65,8 @@ impl StagedFile {
         let _ = std::fs::remove_file(&self.partial);
     }
 
+    /// An error writing the partial file, naming it (the file that exists on disk).
     fn error(&self, error: std::io::Error) -> ConnectorError {
-        ConnectorError::io(&self.path, error)
+        ConnectorError::io(&self.partial, error)
     }
 }

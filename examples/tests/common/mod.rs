@@ -180,14 +180,32 @@ pub fn assert_same(
         .filter(|(row, count)| actual.get(*row) < Some(count))
         .take(3)
         .collect();
-    let extra: Vec<_> = actual
-        .iter()
-        .filter(|(row, count)| expected.get(*row) < Some(count))
-        .take(3)
-        .collect();
+    let extra = extra_rows(expected, actual);
     assert!(
         missing.is_empty() && extra.is_empty(),
         "{what}: missing or short {missing:?}, extra or repeated {extra:?}"
+    );
+}
+
+/// Up to three rows of `actual` that `expected` lacks or holds fewer times.
+fn extra_rows<'a>(
+    expected: &BTreeMap<String, usize>,
+    actual: &'a BTreeMap<String, usize>,
+) -> Vec<(&'a String, &'a usize)> {
+    actual
+        .iter()
+        .filter(|(row, count)| expected.get(*row) < Some(count))
+        .take(3)
+        .collect()
+}
+
+/// Fails unless every row of `actual` is a row of `expected`, none more often: what a failed
+/// run committed is whole results, none twice.
+pub fn assert_part_of(expected: &BTreeMap<String, usize>, actual: &BTreeMap<String, usize>) {
+    let extra = extra_rows(expected, actual);
+    assert!(
+        extra.is_empty(),
+        "committed rows not in the reference, or repeated: {extra:?}"
     );
 }
 

@@ -186,11 +186,14 @@ impl<T: Serialize + 'static> Sink<T> for LogSink<T> {
     }
 
     fn start_transactions(&mut self, restored: Option<Epoch>) -> Result<(), BoxError> {
-        let transactions = Transactions::open(&self.dir)?;
+        let mut transactions = Transactions::open(&self.dir)?;
         let state = self.opened()?;
         let prepared = transactions.recover(restored)?;
         match restored {
-            Some(epoch) => transactions.rewind(epoch, &mut state.producer)?,
+            Some(epoch) => {
+                let committed = transactions.rewind(epoch, &mut state.producer)?;
+                transactions.check_staged(committed, epoch, &prepared)?;
+            }
             None => transactions.begin_history(&state.producer)?,
         }
         // Everything left up to the restored checkpoint was pre-committed under a complete
@@ -210,10 +213,14 @@ impl<T: Serialize + 'static> Sink<T> for LogSink<T> {
         let state = self.opened()?;
         state.drain_stage()?;
         if let Some(staging) = &mut state.transactions {
-            if let Some(open) = staging.open.take() {
-                let prepared = staging.transactions.prepare(open, epoch)?;
-                staging.prepared.push((epoch, prepared));
-            }
+            // An epoch without records stages an empty transaction: a restore then knows
+            // that every epoch has one.
+            let open = match staging.open.take() {
+                Some(open) => open,
+                None => staging.transactions.begin()?,
+            };
+            let prepared = staging.transactions.prepare(open, epoch)?;
+            staging.prepared.push((epoch, prepared));
         }
         Ok(())
     }

@@ -3,6 +3,13 @@
 //! and appended to the partitions once the checkpoint of that epoch is complete (commit).
 //! Readers of the topic never see staged records.
 //!
+//! Every epoch stages a transaction, an empty one too, so that a restore knows which must be
+//! there: those of the epochs after the last committed one up to the restored checkpoint. One
+//! that is missing (deleted, lost with a disk) fails the restore naming it, where committing
+//! the others would silently leave its records out. Each transaction carries the id of the
+//! output that staged it (from the first line of the history), so that one copied from
+//! another output is refused.
+//!
 //! A commit can be cut short by a crash. Before appending, it records every partition's end
 //! offset in a marker file; a repeated commit appends only the records past what the first
 //! attempt wrote (this sink is the topic's only writer), so committing twice writes once.
@@ -13,15 +20,22 @@
 //! cuts the topic back to the ends of the newest commit up to `e`, so that the restored run's
 //! output follows exactly what the checkpoint had committed.
 //!
+//! The history keeps a line per committed epoch; once it grows past [`HISTORY_LINES`] it is
+//! rewritten without the lines of epochs that appended nothing (a rewind to such an epoch
+//! finds the same ends on the line before it).
+//!
 //! Staged file: records `partition u32 | timestamp u64 | key length u32 | value length u32 |
-//! key | value` (little-endian), then `record count u64 | CRC-32C u32` of all bytes before.
+//! key | value` (little-endian), then `output id u64 | record count u64 | CRC-32C u32` of all
+//! bytes before.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use weir_engine::checkpoint::FINAL_EPOCH;
 use weir_engine::time::Epoch;
 use weir_engine::EventTime;
 
@@ -31,7 +45,9 @@ use crate::durable::sync_dir;
 use crate::error::ConnectorError;
 
 const RECORD_HEADER: usize = 4 + 8 + 4 + 4;
-const TRAILER: usize = 8 + 4;
+const TRAILER: usize = 8 + 8 + 4;
+/// History lines past which the history is compacted.
+const HISTORY_LINES: usize = 1024;
 
 /// A record as the sink staged it.
 pub(crate) struct StagedRef<'a> {
@@ -42,16 +58,22 @@ pub(crate) struct StagedRef<'a> {
 }
 
 /// A line of the commit history: the partitions' end offsets once `epoch` was committed
-/// (`None`: before the job's first commit).
+/// (`None`: before the job's first commit, a line that also holds the output's id).
 #[derive(Debug, Serialize, Deserialize)]
 struct Committed {
     epoch: Option<Epoch>,
     ends: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    output: Option<u64>,
 }
 
 /// The staging directory of one topic.
 pub(crate) struct Transactions {
     dir: PathBuf,
+    /// The output's id, stamped into every transaction (known once the history is read).
+    output: u64,
+    /// Lines in the history file.
+    history_lines: usize,
 }
 
 /// The transaction being written: records of the current epoch.
@@ -74,7 +96,11 @@ impl Transactions {
             std::fs::create_dir_all(&dir).map_err(io(&dir))?;
             sync_dir(topic_dir)?;
         }
-        Ok(Transactions { dir })
+        Ok(Transactions {
+            dir,
+            output: 0,
+            history_lines: 0,
+        })
     }
 
     fn prepared_path(&self, epoch: Epoch) -> PathBuf {
@@ -100,8 +126,10 @@ impl Transactions {
         epoch: Epoch,
     ) -> Result<PathBuf, ConnectorError> {
         let mut trailer = [0; TRAILER];
-        trailer[..8].copy_from_slice(&transaction.count.to_le_bytes());
-        trailer[8..].copy_from_slice(&transaction.crc.to_le_bytes());
+        trailer[..8].copy_from_slice(&self.output.to_le_bytes());
+        trailer[8..16].copy_from_slice(&transaction.count.to_le_bytes());
+        let crc = crc32c::crc32c_append(transaction.crc, &trailer[..16]);
+        trailer[16..].copy_from_slice(&crc.to_le_bytes());
         let path = transaction.path.clone();
         transaction.file.write_all(&trailer).map_err(io(&path))?;
         let file = transaction
@@ -159,45 +187,54 @@ impl Transactions {
         self.dir.join("history")
     }
 
-    /// A fresh start: the job's output begins at the topic's current ends.
-    pub(crate) fn begin_history(&self, producer: &Producer) -> Result<(), ConnectorError> {
-        let path = self.history_path();
-        let temporary = path.with_extension("tmp");
-        let mut line = serde_json::to_vec(&Committed {
+    /// A fresh start: the job's output, under a new id, begins at the topic's current ends.
+    pub(crate) fn begin_history(&mut self, producer: &Producer) -> Result<(), ConnectorError> {
+        self.output = new_output_id();
+        let first = Committed {
             epoch: None,
             ends: producer.next_offsets(),
-        })
-        .map_err(|error| ConnectorError::io(&path, error.into()))?;
-        line.push(b'\n');
+            output: Some(self.output),
+        };
+        self.write_history(&[first])
+    }
+
+    /// Replaces the history by `lines`, atomically.
+    fn write_history(&mut self, lines: &[Committed]) -> Result<(), ConnectorError> {
+        let path = self.history_path();
+        let temporary = path.with_extension("tmp");
+        let mut text = Vec::new();
+        for line in lines {
+            serde_json::to_writer(&mut text, line)
+                .map_err(|error| ConnectorError::io(&path, error.into()))?;
+            text.push(b'\n');
+        }
         let mut file = File::create(&temporary).map_err(io(&temporary))?;
-        file.write_all(&line)
+        file.write_all(&text)
             .and_then(|()| file.sync_all())
             .map_err(io(&temporary))?;
         std::fs::rename(&temporary, &path).map_err(io(&path))?;
-        sync_dir(&self.dir)
+        sync_dir(&self.dir)?;
+        self.history_lines = lines.len();
+        Ok(())
     }
 
-    /// A restore of `restored`: cuts the topic back to the ends of the newest commit up to
-    /// it, removing what later epochs (of the run the restore abandons) committed. A topic
-    /// without a history (written before histories were kept) is left as it is.
-    pub(crate) fn rewind(
-        &self,
-        restored: Epoch,
-        producer: &mut Producer,
-    ) -> Result<(), ConnectorError> {
+    /// The history's lines; the last may be torn by a crash while it was appended and is then
+    /// left out.
+    fn read_history(&self) -> Result<Vec<Committed>, ConnectorError> {
         let path = self.history_path();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(error) => return Err(ConnectorError::io(&path, error)),
-        };
+        let text = std::fs::read_to_string(&path).map_err(|error| ConnectorError::BadLog {
+            path: path.clone(),
+            reason: format!(
+                "the output's commit history cannot be read ({error}): the restored \
+                 checkpoint wrote this topic, so its history must be there"
+            ),
+        })?;
         let lines: Vec<&str> = text.lines().collect();
         let mut history = Vec::with_capacity(lines.len());
         for (number, line) in lines.iter().enumerate() {
             match serde_json::from_str::<Committed>(line) {
-                Ok(committed) => history.push((committed, *line)),
-                // The last line may be torn by a crash while it was appended.
-                Err(_) if number + 1 == lines.len() => {}
+                Ok(committed) => history.push(committed),
+                Err(_) if number + 1 == lines.len() && number > 0 => {}
                 Err(error) => {
                     return Err(ConnectorError::BadLog {
                         path,
@@ -206,12 +243,35 @@ impl Transactions {
                 }
             }
         }
-        let kept = history.partition_point(|(committed, _)| {
-            committed.epoch.is_none_or(|epoch| epoch <= restored)
-        });
-        let Some((target, _)) = kept.checked_sub(1).and_then(|last| history.get(last)) else {
-            return Err(ConnectorError::BadLog {
+        match history.first() {
+            Some(Committed {
+                epoch: None,
+                output: Some(_),
+                ..
+            }) => Ok(history),
+            _ => Err(ConnectorError::BadLog {
                 path,
+                reason: "the first line is not the start of an output's history".into(),
+            }),
+        }
+    }
+
+    /// A restore of `restored`: cuts the topic back to the ends of the newest commit up to
+    /// it, removing what later epochs (of the run the restore abandons) committed. Returns
+    /// the last epoch committed after it (`None`: none yet).
+    pub(crate) fn rewind(
+        &mut self,
+        restored: Epoch,
+        producer: &mut Producer,
+    ) -> Result<Option<Epoch>, ConnectorError> {
+        let mut history = self.read_history()?;
+        self.output = history.first().and_then(|first| first.output).unwrap_or(0);
+        self.history_lines = history.len();
+        let kept = history
+            .partition_point(|committed| committed.epoch.is_none_or(|epoch| epoch <= restored));
+        let Some(target) = kept.checked_sub(1).and_then(|last| history.get(last)) else {
+            return Err(ConnectorError::BadLog {
+                path: self.history_path(),
                 reason: format!("no commit up to epoch {restored}: cannot rewind the topic to it"),
             });
         };
@@ -223,29 +283,89 @@ impl Transactions {
         if ahead {
             producer.truncate(&target.ends)?;
         }
-        if kept < history.len() {
-            let mut rest = String::new();
-            for (_, line) in &history[..kept] {
-                rest.push_str(line);
-                rest.push('\n');
-            }
-            let temporary = path.with_extension("tmp");
-            let mut file = File::create(&temporary).map_err(io(&temporary))?;
-            file.write_all(rest.as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(io(&temporary))?;
-            std::fs::rename(&temporary, &path).map_err(io(&path))?;
-            sync_dir(&self.dir)?;
+        if kept == history.len() {
+            return Ok(target.epoch);
         }
-        Ok(())
+        // Epochs after `restored` were committed, so every one up to it was: the history ends
+        // at `restored` (its ends are those of the newest line before it).
+        let ends = target.ends.clone();
+        history.truncate(kept);
+        if history.last().and_then(|last| last.epoch) != Some(restored) {
+            history.push(Committed {
+                epoch: Some(restored),
+                ends,
+                output: None,
+            });
+        }
+        self.write_history(&history)?;
+        Ok(Some(restored))
     }
 
-    /// Appends to the history that `epoch` is committed, with the partitions' ends after it.
-    fn record_commit(&self, epoch: Epoch, producer: &Producer) -> Result<(), ConnectorError> {
+    /// Checks that the transactions left after a restore of `restored` (from
+    /// [`recover`](Self::recover)) are the ones its commits still need: one per epoch from
+    /// the one after `committed` up to `restored` (to the last staged, for the final
+    /// checkpoint of a bounded run), and none of an epoch committed already unless its
+    /// commit was cut short.
+    pub(crate) fn check_staged(
+        &self,
+        committed: Option<Epoch>,
+        restored: Epoch,
+        staged: &[(Epoch, PathBuf)],
+    ) -> Result<(), ConnectorError> {
+        let first = committed.map_or(0, |epoch| epoch + 1);
+        let mut expected = first;
+        for (epoch, path) in staged {
+            if *epoch < first {
+                // Left by a commit cut short after its history line: it has a marker, or it
+                // is empty (an empty one needs none).
+                let empty = std::fs::metadata(path).is_ok_and(|file| file.len() == TRAILER as u64);
+                if !empty && !path.with_extension("committing").exists() {
+                    return Err(ConnectorError::BadLog {
+                        path: path.clone(),
+                        reason: format!(
+                            "a staged transaction of epoch {epoch}, which the output's history \
+                             already commits: it does not belong here"
+                        ),
+                    });
+                }
+                continue;
+            }
+            if *epoch != expected {
+                break;
+            }
+            expected += 1;
+        }
+        let complete = restored == FINAL_EPOCH || expected > restored;
+        let next_staged = staged.iter().any(|(epoch, _)| *epoch >= expected);
+        if complete && !next_staged {
+            return Ok(());
+        }
+        Err(ConnectorError::BadLog {
+            path: self.prepared_path(expected),
+            reason: format!(
+                "the staged transaction of epoch {expected} is missing: checkpoint {} is \
+                 complete, so every epoch from {first} on was staged, and the output's history \
+                 commits none of them",
+                if restored == FINAL_EPOCH {
+                    "final".to_owned()
+                } else {
+                    restored.to_string()
+                }
+            ),
+        })
+    }
+
+    /// Appends to the history that `epoch` is committed, with the partitions' ends after it;
+    /// compacts the history when it has grown long.
+    fn record_commit(&mut self, epoch: Epoch, producer: &Producer) -> Result<(), ConnectorError> {
+        if self.history_lines >= HISTORY_LINES {
+            self.compact_history()?;
+        }
         let path = self.history_path();
         let mut line = serde_json::to_vec(&Committed {
             epoch: Some(epoch),
             ends: producer.next_offsets(),
+            output: None,
         })
         .map_err(|error| ConnectorError::io(&path, error.into()))?;
         line.push(b'\n');
@@ -256,18 +376,44 @@ impl Transactions {
             .map_err(io(&path))?;
         file.write_all(&line)
             .and_then(|()| file.sync_data())
-            .map_err(io(&path))
+            .map_err(io(&path))?;
+        self.history_lines += 1;
+        Ok(())
+    }
+
+    /// Rewrites the history without the lines whose ends equal those of the line before
+    /// (epochs that appended nothing), keeping the first and the last.
+    fn compact_history(&mut self) -> Result<(), ConnectorError> {
+        let history = self.read_history()?;
+        let last = history.len().saturating_sub(1);
+        let mut kept: Vec<Committed> = Vec::with_capacity(history.len());
+        for (number, line) in history.into_iter().enumerate() {
+            let repeats = kept.last().is_some_and(|before| before.ends == line.ends);
+            if !repeats || number == last {
+                kept.push(line);
+            }
+        }
+        self.write_history(&kept)
     }
 
     /// Appends the prepared transaction of `epoch` to the topic, durably, records it in the
     /// history, then deletes it. Repeating a commit that a crash cut short appends only what
     /// the first attempt did not.
     pub(crate) fn commit(
-        &self,
+        &mut self,
         epoch: Epoch,
         prepared: &Path,
         producer: &mut Producer,
     ) -> Result<(), ConnectorError> {
+        let bytes = std::fs::read(prepared).map_err(io(prepared))?;
+        if bytes.len() == TRAILER {
+            // An empty transaction appends nothing, so it needs no marker: checked, recorded
+            // and deleted (a repeated commit records it again, which changes nothing).
+            for_each_staged(prepared, &bytes, self.output, |_| Ok(()))?;
+            self.record_commit(epoch, producer)?;
+            std::fs::remove_file(prepared).map_err(io(prepared))?;
+            return sync_dir(&self.dir);
+        }
         let marker = prepared.with_extension("committing");
         let starts: Vec<u64> = if marker.exists() {
             let bytes = std::fs::read(&marker).map_err(io(&marker))?;
@@ -297,8 +443,7 @@ impl Transactions {
             .zip(starts.iter().chain(std::iter::repeat(&0)))
             .map(|(end, start)| end.saturating_sub(*start))
             .collect();
-        let bytes = std::fs::read(prepared).map_err(io(prepared))?;
-        for_each_staged(prepared, &bytes, |record| {
+        for_each_staged(prepared, &bytes, self.output, |record| {
             let skip = already
                 .get_mut(record.partition as usize)
                 .filter(|left| **left > 0);
@@ -357,6 +502,7 @@ impl OpenTransaction {
 fn for_each_staged(
     path: &Path,
     bytes: &[u8],
+    output: u64,
     mut each: impl FnMut(StagedRef<'_>) -> Result<(), ConnectorError>,
 ) -> Result<(), ConnectorError> {
     let damaged = |reason: String| ConnectorError::BadLog {
@@ -374,9 +520,15 @@ fn for_each_staged(
             .rev()
             .fold(0, |value, byte| (value << 8) | u64::from(*byte))
     };
-    let (count, crc) = (number(0..8, trailer), number(8..12, trailer) as u32);
-    if crc32c::crc32c(body) != crc {
+    let (staged_by, count) = (number(0..8, trailer), number(8..16, trailer));
+    let crc = number(16..20, trailer) as u32;
+    if crc32c::crc32c(&bytes[..bytes.len() - 4]) != crc {
         return Err(damaged("checksum mismatch".into()));
+    }
+    if staged_by != output {
+        return Err(damaged(format!(
+            "staged by output {staged_by:016x}, not by this topic's output {output:016x}"
+        )));
     }
     let mut at = 0;
     let mut seen = 0;
@@ -406,4 +558,17 @@ fn for_each_staged(
         return Err(damaged(format!("{seen} records, the trailer says {count}")));
     }
     Ok(())
+}
+
+/// A new output's id: random enough that two outputs (two runs started fresh) never share it.
+fn new_output_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
 }

@@ -85,8 +85,7 @@ struct Driven<S> {
 }
 
 impl<S> Driven<S> {
-    /// Runs `step` on the sink if it is open; on error aborts it and fails the job (the sink
-    /// is then [`Failed`](SinkState::Failed)).
+    /// Runs `step` on the sink if it is open; on error aborts it and fails the job.
     fn step<T>(
         &mut self,
         step: impl FnOnce(&mut S) -> Result<(), BoxError>,
@@ -99,7 +98,7 @@ impl<S> Driven<S> {
         }
         step(&mut self.sink).map_err(|source| {
             self.sink.abort();
-            self.state = SinkState::Failed;
+            self.state = SinkState::Closed;
             EngineError::Sink {
                 name: self.name.clone(),
                 worker: self.worker.index,
@@ -215,11 +214,6 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(stream: StreamVec<'_, Time, T>, sink: S
             }
             crate::crash_point("sink.pre_commit");
             driven.fail_on(|sink: &mut S| sink.pre_commit(cursor.epoch()));
-            if matches!(driven.state, SinkState::Failed) {
-                // The epoch is not staged: it must never count as finished, or its
-                // checkpoint would complete and a restore take its records as staged.
-                return;
-            }
             let ended = status == EpochStatus::Ended;
             cursor.finish(ended);
             if ended {
@@ -265,13 +259,11 @@ where
 
 /// Where a sink on this worker stands.
 enum SinkState {
-    /// Opened with the first input.
+    /// Not opened yet: it opens with the first input.
     Unopened,
     Open,
-    /// Closed, aborted, or not written on this worker (by its placement).
+    /// Closed, aborted (a step failed), or not written on this worker (by its placement).
     Closed,
-    /// A step failed and the job is failing: no epoch may be reported finished from now on.
-    Failed,
 }
 
 /// A sink that collects every record into a shared vector: for tests and small programs that

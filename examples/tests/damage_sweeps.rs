@@ -10,10 +10,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::wait_within;
 use weir::nexmark::{write_events_to_topic, GeneratorConfig};
 
 /// The longest one run over a damaged copy may take (an undamaged one takes about a second).
@@ -108,16 +106,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Runs `weir` in `dir` within the deadline: whether it succeeded, and its standard error.
 fn run(dir: &Path, args: &[String], what: &str) -> (bool, String) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status = wait_within(&mut child, RUN_DEADLINE, what);
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = common::run_within(dir, args, &[], RUN_DEADLINE, what);
     (status.success(), stderr)
 }
 
@@ -304,16 +293,17 @@ fn every_damage_to_a_killed_jobs_checkpoints_fails_naming_the_file_or_restores_e
     for job in ["killed", "other"] {
         let job = dir.path().join(job);
         std::fs::create_dir(&job).unwrap();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(args(true))
-            .env("WEIR_CRASH_POINT", "log_sink.commit_marked")
-            .env("WEIR_CRASH_AT", "3")
-            .current_dir(&job)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let status = wait_within(&mut child, RUN_DEADLINE, "a run to be killed");
+        let crash = [
+            ("WEIR_CRASH_POINT", "log_sink.commit_marked"),
+            ("WEIR_CRASH_AT", "3"),
+        ];
+        let (status, _) = common::run_within(
+            &job,
+            &args(true),
+            &crash,
+            RUN_DEADLINE,
+            "a run to be killed",
+        );
         assert_eq!(
             std::os::unix::process::ExitStatusExt::signal(&status),
             Some(9),

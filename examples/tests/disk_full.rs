@@ -130,19 +130,7 @@ fn args(query: &str, output: Output, out: &str, checkpoints: &str, restore: bool
 
 /// Runs `weir` within the deadline: whether it succeeded, and its standard error.
 fn run(dir: &Path, args: &[String], env: &[(&str, &str)]) -> (bool, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
-    command
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let mut child = command.spawn().unwrap();
-    let status = wait_within(&mut child, RUN_DEADLINE, &args.join(" "));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = common::run_within(dir, args, env, RUN_DEADLINE, &args.join(" "));
     (status.success(), stderr)
 }
 

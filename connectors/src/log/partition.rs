@@ -204,10 +204,18 @@ impl PartitionWriter {
         let (base, cut_at) = (position.base, position.cursor.position());
         // Releases the writer's lock for the reopen below; this sink is the only writer.
         drop(self);
+        // Each index before its segment: an index left without its segment would say that
+        // the segment was lost.
         for &later in segments.iter().rev().filter(|&&later| later > base) {
+            let index = segment::index_path(&dir, later);
+            match std::fs::remove_file(&index) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(ConnectorError::io(&index, error));
+                }
+                _ => {}
+            }
             let path = segment::segment_path(&dir, later);
             std::fs::remove_file(&path).map_err(|error| ConnectorError::io(&path, error))?;
-            let _ = std::fs::remove_file(segment::index_path(&dir, later));
         }
         let path = segment::segment_path(&dir, base);
         let file = OpenOptions::new()
@@ -653,14 +661,6 @@ pub struct Skipped {
 
 /// The first offset kept and the next offset to be written in a partition.
 pub(crate) fn offset_range(dir: &Path, segments: &[u64]) -> Result<(u64, u64), ConnectorError> {
-    if let Some(index) = segment::orphan_index(dir, segments.last().copied())? {
-        return Err(ConnectorError::Corrupt {
-            path: index,
-            offset: 0,
-            reason: "an offset index without its segment: the partition's newest segment is gone"
-                .into(),
-        });
-    }
     let (Some(&first), Some(&last)) = (segments.first(), segments.last()) else {
         return Ok((0, 0));
     };

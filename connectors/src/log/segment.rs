@@ -28,14 +28,74 @@ pub(crate) fn index_path(dir: &Path, base: u64) -> PathBuf {
     dir.join(format!("{base:020}.index"))
 }
 
-/// The base offsets of the segments in `dir`, in order.
+/// The base offsets of the segments in `dir`, in order. An index newer than the newest
+/// segment (or any index, without segments) fails: its segment, the partition's newest
+/// records, is gone. (A writer creates a segment before its index, retention deletes a
+/// segment before its index, a rewind an index before its segment: only an index older than
+/// the segments left is a crash's leftover. A listing that races a roll may see the new
+/// index without its segment, so an orphan is judged on the next listing.)
 pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>, ConnectorError> {
+    let mut suspect = None;
+    loop {
+        match list_files(dir)? {
+            Listing {
+                bases,
+                orphan: None,
+            } => return Ok(bases),
+            // Orphaned on two listings in a row: not a roll in progress.
+            Listing {
+                orphan: Some((base, path)),
+                ..
+            } if suspect == Some(base) => {
+                return Err(ConnectorError::Corrupt {
+                    path,
+                    offset: base,
+                    reason: "an offset index without its segment: the partition's newest \
+                             segment is gone"
+                        .into(),
+                })
+            }
+            // A newer orphan each time means the writer rolled meanwhile: list again.
+            Listing {
+                orphan: Some((base, _)),
+                ..
+            } => suspect = Some(base),
+        }
+    }
+}
+
+/// What one listing of a partition's directory found.
+struct Listing {
+    /// The segments' base offsets, sorted.
+    bases: Vec<u64>,
+    /// The newest index, if it is newer than every segment: its base and path.
+    orphan: Option<(u64, PathBuf)>,
+}
+
+/// Lists the segments and indexes in `dir`.
+fn list_files(dir: &Path) -> Result<Listing, ConnectorError> {
     let entries = std::fs::read_dir(dir).map_err(|error| ConnectorError::io(dir, error))?;
     let mut bases = Vec::new();
+    let mut newest_index: Option<(u64, PathBuf)> = None;
     for entry in entries {
         let entry = entry.map_err(|error| ConnectorError::io(dir, error))?;
         let name = entry.file_name();
-        let Some(stem) = name.to_str().and_then(|name| name.strip_suffix(".log")) else {
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if let Some(base) = name
+            .strip_suffix(".index")
+            .and_then(|stem| stem.parse::<u64>().ok())
+        {
+            if newest_index
+                .as_ref()
+                .is_none_or(|(newest, _)| base > *newest)
+            {
+                newest_index = Some((base, entry.path()));
+            }
+            continue;
+        }
+        let Some(stem) = name.strip_suffix(".log") else {
             continue;
         };
         let base = stem.parse().map_err(|_| ConnectorError::BadLog {
@@ -45,32 +105,8 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>, ConnectorError> {
         bases.push(base);
     }
     bases.sort_unstable();
-    Ok(bases)
-}
-
-/// An index file in `dir` newer than the newest segment `last` (or any, without segments):
-/// its segment is gone. (Retention deletes a segment before its index, so an index older
-/// than the segments left is a crash's leftover, not damage.)
-pub(crate) fn orphan_index(
-    dir: &Path,
-    last: Option<u64>,
-) -> Result<Option<PathBuf>, ConnectorError> {
-    let entries = std::fs::read_dir(dir).map_err(|error| ConnectorError::io(dir, error))?;
-    for entry in entries {
-        let entry = entry.map_err(|error| ConnectorError::io(dir, error))?;
-        let name = entry.file_name();
-        let Some(base) = name
-            .to_str()
-            .and_then(|name| name.strip_suffix(".index"))
-            .and_then(|stem| stem.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        if last.is_none_or(|last| base > last) {
-            return Ok(Some(entry.path()));
-        }
-    }
-    Ok(None)
+    let orphan = newest_index.filter(|(base, _)| bases.last().is_none_or(|last| base > last));
+    Ok(Listing { bases, orphan })
 }
 
 /// The sparse index of one segment: sorted `(relative offset, position)` pairs.

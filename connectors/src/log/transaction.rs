@@ -202,12 +202,7 @@ impl Transactions {
     fn write_history(&mut self, lines: &[Committed]) -> Result<(), ConnectorError> {
         let path = self.history_path();
         let temporary = path.with_extension("tmp");
-        let mut text = Vec::new();
-        for line in lines {
-            serde_json::to_writer(&mut text, line)
-                .map_err(|error| ConnectorError::io(&path, error.into()))?;
-            text.push(b'\n');
-        }
+        let text = encode_lines(lines, &path)?;
         let mut file = File::create(&temporary).map_err(io(&temporary))?;
         file.write_all(&text)
             .and_then(|()| file.sync_all())
@@ -218,9 +213,9 @@ impl Transactions {
         Ok(())
     }
 
-    /// The history's lines; the last may be torn by a crash while it was appended and is then
-    /// left out.
-    fn read_history(&self) -> Result<Vec<Committed>, ConnectorError> {
+    /// The output's id and the history's lines; the last line may be torn by a crash while it
+    /// was appended and is then left out.
+    fn read_history(&self) -> Result<(u64, Vec<Committed>), ConnectorError> {
         let path = self.history_path();
         let text = std::fs::read_to_string(&path).map_err(|error| ConnectorError::BadLog {
             path: path.clone(),
@@ -246,9 +241,9 @@ impl Transactions {
         match history.first() {
             Some(Committed {
                 epoch: None,
-                output: Some(_),
+                output: Some(output),
                 ..
-            }) => Ok(history),
+            }) => Ok((*output, history)),
             _ => Err(ConnectorError::BadLog {
                 path,
                 reason: "the first line is not the start of an output's history".into(),
@@ -264,8 +259,8 @@ impl Transactions {
         restored: Epoch,
         producer: &mut Producer,
     ) -> Result<Option<Epoch>, ConnectorError> {
-        let mut history = self.read_history()?;
-        self.output = history.first().and_then(|first| first.output).unwrap_or(0);
+        let (output, mut history) = self.read_history()?;
+        self.output = output;
         self.history_lines = history.len();
         let kept = history
             .partition_point(|committed| committed.epoch.is_none_or(|epoch| epoch <= restored));
@@ -362,13 +357,12 @@ impl Transactions {
             self.compact_history()?;
         }
         let path = self.history_path();
-        let mut line = serde_json::to_vec(&Committed {
+        let line = Committed {
             epoch: Some(epoch),
             ends: producer.next_offsets(),
             output: None,
-        })
-        .map_err(|error| ConnectorError::io(&path, error.into()))?;
-        line.push(b'\n');
+        };
+        let line = encode_lines(&[line], &path)?;
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -384,7 +378,7 @@ impl Transactions {
     /// Rewrites the history without the lines whose ends equal those of the line before
     /// (epochs that appended nothing), keeping the first and the last.
     fn compact_history(&mut self) -> Result<(), ConnectorError> {
-        let history = self.read_history()?;
+        let (_, history) = self.read_history()?;
         let last = history.len().saturating_sub(1);
         let mut kept: Vec<Committed> = Vec::with_capacity(history.len());
         for (number, line) in history.into_iter().enumerate() {
@@ -560,6 +554,17 @@ fn for_each_staged(
     Ok(())
 }
 
+/// History `lines` as JSON lines, for the history file at `path`.
+fn encode_lines(lines: &[Committed], path: &Path) -> Result<Vec<u8>, ConnectorError> {
+    let mut text = Vec::new();
+    for line in lines {
+        serde_json::to_writer(&mut text, line)
+            .map_err(|error| ConnectorError::io(path, error.into()))?;
+        text.push(b'\n');
+    }
+    Ok(text)
+}
+
 /// A new output's id: random enough that two outputs (two runs started fresh) never share it.
 fn new_output_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -571,4 +576,88 @@ fn new_output_id() -> u64 {
     );
     hasher.write_u32(std::process::id());
     hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{LogConfig, Topic, ValueFormat};
+
+    /// Stages and commits epochs `0..epochs`, each with one record when `with_record` says so.
+    fn commit_epochs(
+        transactions: &mut Transactions,
+        producer: &mut Producer,
+        epochs: std::ops::Range<Epoch>,
+        with_record: impl Fn(Epoch) -> bool,
+    ) {
+        for epoch in epochs {
+            let mut open = transactions.begin().unwrap();
+            if with_record(epoch) {
+                let value = epoch.to_string();
+                open.append(&StagedRef {
+                    partition: 0,
+                    timestamp: epoch,
+                    key: b"",
+                    value: value.as_bytes(),
+                })
+                .unwrap();
+            }
+            let prepared = transactions.prepare(open, epoch).unwrap();
+            transactions.commit(epoch, &prepared, producer).unwrap();
+        }
+    }
+
+    /// A long run's history is compacted, and a rewind into the epochs whose lines were
+    /// dropped still finds the ends they committed.
+    #[test]
+    fn a_compacted_history_rewinds_to_the_ends_of_any_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let topic = Topic::create(dir.path(), 1, ValueFormat::Json, LogConfig::default()).unwrap();
+        let mut producer = topic.producer().unwrap();
+        let mut transactions = Transactions::open(dir.path()).unwrap();
+        transactions.begin_history(&producer).unwrap();
+        commit_epochs(&mut transactions, &mut producer, 0..1100, |epoch| {
+            epoch % 100 == 0
+        });
+        assert_eq!(producer.next_offsets(), [11]);
+        let lines = std::fs::read_to_string(transactions.history_path())
+            .unwrap()
+            .lines()
+            .count();
+        assert!(lines < 1024, "the history was not compacted: {lines} lines");
+
+        // Epoch 450's line was dropped: its ends are those of epoch 400, five records.
+        let committed = transactions.rewind(450, &mut producer).unwrap();
+        assert_eq!(committed, Some(450));
+        assert_eq!(producer.next_offsets(), [5]);
+        transactions.check_staged(committed, 450, &[]).unwrap();
+    }
+
+    /// A restore needs the transaction of every epoch after the last commit up to the
+    /// checkpoint: one missing fails it, naming the epoch.
+    #[test]
+    fn a_missing_transaction_fails_the_restore_naming_its_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let transactions = Transactions::open(dir.path()).unwrap();
+        let staged = |epochs: &[Epoch]| -> Vec<(Epoch, PathBuf)> {
+            epochs
+                .iter()
+                .map(|&epoch| (epoch, transactions.prepared_path(epoch)))
+                .collect()
+        };
+        transactions
+            .check_staged(Some(3), 6, &staged(&[4, 5, 6]))
+            .unwrap();
+        for (left, missing) in [(&[4, 6][..], 5), (&[4, 5][..], 6), (&[5, 6][..], 4)] {
+            let error = transactions
+                .check_staged(Some(3), 6, &staged(left))
+                .unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .contains(&format!("epoch {missing} is missing")),
+                "{left:?}: {error}"
+            );
+        }
+    }
 }

@@ -276,23 +276,33 @@ impl Checkpoints {
 
     /// Participant `id` has finished every epoch up to `epoch` ([`FINAL_EPOCH`]: all of them).
     pub(crate) fn done(&self, id: usize, epoch: Epoch) {
-        if let Some(shared) = &self.shared {
-            if let Some(participant) = shared.coordinator.borrow_mut().participants.get_mut(id) {
-                participant.done_through = Some(epoch);
-            }
-        }
+        self.report(id, epoch, |_| {});
     }
 
     /// Source participant `id` has finished `epoch`, standing at `positions` (`None` when it
     /// cannot resume).
     pub(crate) fn source_done(&self, id: usize, epoch: Epoch, positions: Option<Positions>) {
-        if let Some(shared) = &self.shared {
-            if let Some(participant) = shared.coordinator.borrow_mut().participants.get_mut(id) {
-                participant.done_through = Some(epoch);
-                if let Some((_, _, by_epoch)) = &mut participant.source {
-                    by_epoch.insert(epoch, positions);
-                }
+        self.report(id, epoch, |participant| {
+            if let Some((_, _, by_epoch)) = &mut participant.source {
+                by_epoch.insert(epoch, positions);
             }
+        });
+    }
+
+    /// Records that participant `id` finished `epoch`, unless the job has failed: a failing
+    /// operator may report an epoch whose part it could not do (a sink that could not stage
+    /// it, state that could not be written), and no checkpoint may complete on that.
+    fn report(&self, id: usize, epoch: Epoch, and: impl FnOnce(&mut Participant)) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let mut coordinator = shared.coordinator.borrow_mut();
+        if coordinator.job.aborted() {
+            return;
+        }
+        if let Some(participant) = coordinator.participants.get_mut(id) {
+            participant.done_through = Some(epoch);
+            and(participant);
         }
     }
 

@@ -13,13 +13,37 @@ use weir::nexmark::{write_events_to_topic, GeneratorConfig};
 
 /// Starts `weir` with `args` in `dir`, standard error captured.
 pub fn weir(dir: &Path, args: &[String]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
+    command(dir, args).spawn().unwrap()
+}
+
+/// `weir` with `args` in `dir`, standard output dropped, standard error captured.
+fn command(dir: &Path, args: &[String]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+    command
         .args(args)
         .current_dir(dir)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs `weir` with `args` and the environment `env` in `dir` to its end within `deadline`
+/// (a hang fails the test, naming `what`): how it ended, and its standard error.
+pub fn run_within(
+    dir: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+    deadline: Duration,
+    what: &str,
+) -> (ExitStatus, String) {
+    let mut child = command(dir, args)
+        .envs(env.iter().copied())
         .spawn()
-        .unwrap()
+        .unwrap();
+    let status = wait_within(&mut child, deadline, what);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status, stderr)
 }
 
 /// The exactly-once sinks under test.

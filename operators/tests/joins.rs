@@ -643,3 +643,24 @@ fn an_interval_join_keeps_records_the_other_inputs_lagging_watermark_can_still_m
     assert_eq!(outcome.pairs, vec![(1, 0, 1, 2)]);
     assert!(outcome.late.is_empty());
 }
+
+/// Found by the property test: the timer of a record before every version used to drop a
+/// lone delete that lay in the future, so a later record still joined the deleted row.
+#[test]
+fn a_delete_after_a_record_still_ends_the_row_for_later_records() {
+    let r = |key, at, id, left| Rec { key, at, id, left };
+    let changes = vec![
+        Change::Insert(r(0, 36, 2, false)),
+        Change::Insert(r(2, 5, 0, true)),
+        Change::Delete(r(0, 27, 1, false)),
+        Change::Insert(r(0, 51, 3, false)),
+        Change::Delete(r(2, 124, 6, false)),
+        Change::Insert(r(2, 81, 4, false)),
+        Change::Insert(r(2, 95, 5, true)),
+        Change::Insert(r(2, 163, 7, true)),
+    ];
+    let (joined, late) = run_temporal(scripts(&changes, 1, BOUND));
+    assert_eq!(late, 0);
+    assert_eq!(joined, temporal_reference(&changes));
+    assert_eq!(joined, [(2, 0, None), (2, 5, Some(4)), (2, 7, None)]);
+}

@@ -107,8 +107,10 @@ where
         // newer ones can matter.
         let valid = state.versions.partition_point(|(from, _)| *from <= time);
         state.versions.drain(..valid.saturating_sub(1));
-        if let [(_, None)] = state.versions.as_slice() {
-            state.versions.clear();
+        // A delete valid at `time` joins like no version at all. (Only one valid at `time`:
+        // a delete later than `time` still ends the row before it for records to come.)
+        if matches!(state.versions.first(), Some((from, None)) if *from <= time) {
+            state.versions.remove(0);
         }
     }
 

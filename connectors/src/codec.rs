@@ -27,9 +27,15 @@ impl Codec {
     /// Decodes one value; the error says what was wrong.
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, String> {
         match self {
-            Codec::Binary => {
-                postcard::from_bytes(bytes).map_err(|error| format!("binary decode: {error}"))
-            }
+            Codec::Binary => match postcard::take_from_bytes(bytes) {
+                Ok((value, [])) => Ok(value),
+                Ok((_, rest)) => Err(format!(
+                    "binary decode: {} bytes follow the value's {}",
+                    rest.len(),
+                    bytes.len() - rest.len()
+                )),
+                Err(error) => Err(format!("binary decode: {error}")),
+            },
             Codec::Json => {
                 serde_json::from_slice(bytes).map_err(|error| format!("JSON decode: {error}"))
             }
@@ -71,6 +77,11 @@ mod tests {
             assert_eq!(codec.decode::<Row>(&bytes).unwrap(), row);
             assert!(codec.decode::<Row>(&bytes[..bytes.len() - 2]).is_err());
         }
+        let mut trailing = Vec::new();
+        Codec::Binary.encode(&row, &mut trailing).unwrap();
+        trailing.push(0);
+        let error = Codec::Binary.decode::<Row>(&trailing).unwrap_err();
+        assert!(error.contains("1 bytes follow the value's"), "{error}");
         let missing = Codec::Json.decode::<Row>(br#"{"id": 1}"#).unwrap_err();
         assert!(missing.contains("missing field `name`"), "{missing}");
         let mistyped = Codec::Json

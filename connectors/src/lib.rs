@@ -6,6 +6,8 @@ pub mod datetime;
 mod durable;
 mod error;
 pub mod files;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod log;
 pub mod nexmark;
 

@@ -11,6 +11,8 @@ mod crash_point;
 mod dead_letter;
 pub mod durable;
 mod error;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 mod in_order;
 mod iter_source;
 mod job;

@@ -23,13 +23,13 @@
 //! ```
 
 mod partition;
-mod record;
+pub(crate) mod record;
 mod retention;
-mod segment;
+pub(crate) mod segment;
 mod sink;
 mod source;
 mod topic;
-mod transaction;
+pub(crate) mod transaction;
 
 pub use partition::{LogConfig, PartitionReader, PartitionWriter, Skipped, TornTail};
 pub use record::{RecordRef, RecordView};

@@ -47,6 +47,16 @@ struct TopicMetadata {
     log: LogConfig,
 }
 
+impl TopicMetadata {
+    /// Checks what a topic cannot work with: no partitions, or log settings out of range.
+    fn validate(&self) -> Result<(), String> {
+        if self.partitions == 0 {
+            return Err("a topic needs at least one partition".into());
+        }
+        self.log.validate()
+    }
+}
+
 /// A topic of the embedded log.
 #[derive(Clone, Debug)]
 pub struct Topic {
@@ -67,22 +77,17 @@ impl Topic {
             path: dir.clone(),
             reason,
         };
-        if partitions == 0 {
-            return Err(bad("a topic needs at least one partition".into()));
-        }
-        log.validate().map_err(bad)?;
+        let metadata = TopicMetadata {
+            partitions,
+            value_format,
+            log,
+        };
+        metadata.validate().map_err(bad)?;
         let metadata_path = dir.join(METADATA_FILE);
         if metadata_path.exists() {
             return Err(bad("a topic already exists here".into()));
         }
-        let topic = Topic {
-            metadata: TopicMetadata {
-                partitions,
-                value_format,
-                log,
-            },
-            dir,
-        };
+        let topic = Topic { metadata, dir };
         for partition in 0..partitions {
             let partition_dir = topic.partition_dir(partition);
             create_dir_all(&partition_dir)?;
@@ -128,10 +133,12 @@ impl Topic {
                 ConnectorError::io(&metadata_path, error)
             }
         })?;
-        let metadata: TopicMetadata =
-            serde_json::from_slice(&bytes).map_err(|error| ConnectorError::BadLog {
+        let metadata = serde_json::from_slice::<TopicMetadata>(&bytes)
+            .map_err(|error| error.to_string())
+            .and_then(|metadata| metadata.validate().map(|()| metadata))
+            .map_err(|reason| ConnectorError::BadLog {
                 path: metadata_path.clone(),
-                reason: error.to_string(),
+                reason,
             })?;
         Ok(Topic { dir, metadata })
     }

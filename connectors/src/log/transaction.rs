@@ -565,6 +565,71 @@ fn encode_lines(lines: &[Committed], path: &Path) -> Result<Vec<u8>, ConnectorEr
     Ok(text)
 }
 
+/// Fuzzer entry: `data` as a prepared transaction file (its trailer's checksum recomputed
+/// when `fix_checksum`, so that the records behind it are reached): it is refused naming the
+/// damage, or its records staged again make the same bytes.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_prepared(data: &[u8], fix_checksum: bool) {
+    let mut bytes = data.to_vec();
+    if fix_checksum && bytes.len() >= TRAILER {
+        let end = bytes.len() - 4;
+        let crc = crc32c::crc32c(&bytes[..end]);
+        bytes[end..].copy_from_slice(&crc.to_le_bytes());
+    }
+    let scratch = weir_engine::fuzzing::ScratchDir::new();
+    let mut transactions = Transactions::open(scratch.path()).expect("a scratch staging dir");
+    transactions.output = bytes
+        .len()
+        .checked_sub(TRAILER)
+        .and_then(|at| bytes.get(at..at + 8))
+        .map_or(0, |id| {
+            u64::from_le_bytes(id.try_into().expect("eight bytes"))
+        });
+    let path = scratch.path().join("epoch-00000000000000000001.txn");
+    let mut staged = transactions.begin().expect("a scratch transaction");
+    let decoded = for_each_staged(&path, &bytes, transactions.output, |record| {
+        staged.append(&record)
+    });
+    match decoded {
+        Ok(()) => {
+            let prepared = transactions
+                .prepare(staged, 1)
+                .expect("a scratch transaction");
+            let again = std::fs::read(prepared).expect("the prepared transaction");
+            assert_eq!(again, bytes, "a transaction changes when staged again");
+        }
+        Err(error) => {
+            assert!(
+                error.to_string().contains("epoch-00000000000000000001.txn"),
+                "{error}"
+            );
+            staged.discard();
+        }
+    }
+}
+
+/// Fuzzer entry: `data` as an output's commit history: it is refused naming the file and
+/// line, or it is read, and written back it reads the same.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_history(data: &[u8]) {
+    let scratch = weir_engine::fuzzing::ScratchDir::new();
+    let mut transactions = Transactions::open(scratch.path()).expect("a scratch staging dir");
+    std::fs::write(transactions.history_path(), data).expect("a scratch history");
+    match transactions.read_history() {
+        Ok((output, lines)) => {
+            transactions
+                .write_history(&lines)
+                .expect("a scratch history");
+            let (output_again, lines_again) = transactions
+                .read_history()
+                .expect("a history written back reads");
+            assert_eq!(output, output_again);
+            assert_eq!(format!("{lines:?}"), format!("{lines_again:?}"));
+        }
+        Err(error) => assert!(error.to_string().contains("history"), "{error}"),
+    }
+}
+
 /// A new output's id: random enough that two outputs (two runs started fresh) never share it.
 fn new_output_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};

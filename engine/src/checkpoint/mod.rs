@@ -11,7 +11,7 @@
 
 mod coordinator;
 mod epoch;
-mod layout;
+pub(crate) mod layout;
 mod restore;
 
 use std::path::PathBuf;

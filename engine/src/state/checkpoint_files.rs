@@ -191,6 +191,29 @@ impl FileBuffer {
     }
 }
 
+/// The encoder of records as [`records`] reads them back, for the fuzzers' round trips.
+#[cfg(fuzzing)]
+impl FileBuffer {
+    /// Appends `record`.
+    pub(crate) fn push_record(&mut self, record: &Record<'_>) -> Result<(), StateError> {
+        match record.value {
+            Some(value) => self.put_stored(record.key, value),
+            None => {
+                self.bytes.push(DELETE);
+                self.encoded(|bytes| {
+                    bytes.extend_from_slice(record.key);
+                    Ok(())
+                })
+            }
+        }
+    }
+
+    /// The contents of a file holding the records appended.
+    pub(crate) fn file_bytes(&self) -> Vec<u8> {
+        [&MAGIC[..], &self.bytes].concat()
+    }
+}
+
 /// Encoded records a file writer buffers before writing them out.
 const WRITE_CHUNK: usize = 4 << 20;
 

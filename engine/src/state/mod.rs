@@ -4,7 +4,7 @@
 
 mod cache;
 pub(crate) mod checkpoint_files;
-mod keys;
+pub(crate) mod keys;
 mod store;
 
 use std::collections::HashMap;

@@ -11,6 +11,7 @@ use weir::datetime;
 use weir::log::{LogConfig, RecordRef, RecordView, Topic, ValueFormat};
 use weir::nexmark::{Event, EVENT_SCHEMA};
 use weir::{Codec, EventTime};
+use weir_examples::arguments::parse_time;
 
 /// The `weir log` commands.
 #[derive(Subcommand)]
@@ -129,13 +130,6 @@ fn create(args: &CreateArgs) -> anyhow::Result<()> {
         topic.partitions()
     );
     Ok(())
-}
-
-/// Parses an event time given as milliseconds or as "YYYY-MM-DD HH:MM:SS.mmm".
-fn parse_time(text: &str) -> Result<EventTime, String> {
-    text.parse::<EventTime>()
-        .or_else(|_| datetime::parse(text))
-        .map_err(|_| format!("{text:?} is neither milliseconds nor YYYY-MM-DD HH:MM:SS.mmm"))
 }
 
 /// The value at a dotted path of a JSON document.

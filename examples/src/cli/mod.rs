@@ -1,7 +1,6 @@
 //! The command line's parts: one module per command group.
 
 pub mod checkpoints;
-pub mod location;
 pub mod log;
 pub mod nexmark;
 pub mod progress;

@@ -18,12 +18,12 @@ use weir::{
     JobReport, JsonLinesSink, JsonLinesSource, Pipeline, RestartPolicy, Restore, StateBackend,
     Stream,
 };
+use weir_examples::arguments::{parse_duration, Location};
 use weir_examples::nexmark::{
     early_bids, q0, q1, q11, q12, q13, q14, q15, q16, q17, q18, q19, q2, q20, q21, q22, q3, q4, q5,
     q7, q8, q9, write_side_input, Q4Row, Q9Row, Query,
 };
 
-use super::location::Location;
 use super::progress;
 
 /// The `weir nexmark` commands.
@@ -454,26 +454,6 @@ fn summarize(
         bail!("no events were read");
     }
     Ok(())
-}
-
-/// Parses `500ms`, `1s`, `2m` or a plain number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    if text.starts_with('-') {
-        return Err(format!("{text:?}: a duration cannot be negative"));
-    }
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((text, "s"), |at| text.split_at(at));
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 500ms, 1s or 2m"))?;
-    let seconds = match unit {
-        "ms" => value / 1e3,
-        "s" => value,
-        "m" => value * 60.0,
-        _ => return Err(format!("{text:?}: the unit must be ms, s or m")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|error| format!("{text:?}: {error}"))
 }
 
 /// Writes a changelog query's results: the changes themselves with `changelog`, otherwise

@@ -1,0 +1,313 @@
+//! Entry points of the coverage-guided fuzzers (`fuzz/`) into the connectors' decoders of
+//! outside bytes: the log's record frame, its segments and sparse index as a reader and a
+//! recovering writer see them, `topic.json`, the binary and JSON event codecs, the JSON lines
+//! and CSV readers, and the log sink's transaction and history files. Each takes arbitrary
+//! bytes and asserts what must hold for any input. Compiled only by `cargo fuzz`, which sets
+//! `cfg(fuzzing)`; see `fuzz/README.md`.
+
+use serde::Deserialize;
+use weir_engine::fuzzing::{parts, ScratchDir};
+use weir_engine::{DeadLetter, Source, SourcePoll, SourceReader, WorkerInfo};
+
+use crate::files::{CsvSource, JsonLinesSource};
+use crate::log::record::{self, Frame};
+use crate::log::ValueFormat;
+use crate::log::{segment, transaction, LogConfig, PartitionWriter, RecordRef, Topic};
+use crate::nexmark::Event;
+use crate::Codec;
+
+/// Polls that a reader of a small input may take before it counts as hung.
+const POLL_LIMIT: usize = 100_000;
+
+/// Recomputes the checksums of the record frames in `bytes`, frame after frame, so that the
+/// fuzzer reaches the parsing behind them.
+fn with_valid_checksums(bytes: &[u8]) -> Vec<u8> {
+    let mut bytes = bytes.to_vec();
+    let mut at = 0;
+    while at + record::FRAME_HEADER <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("four bytes")) as usize;
+        let body = at + record::FRAME_HEADER..at + record::FRAME_HEADER + len;
+        if let Some(body_bytes) = bytes.get(body.clone()) {
+            let crc = crc32c::crc32c(body_bytes);
+            bytes[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+        }
+        let crc = crc32c::crc32c(&bytes[at..at + 8]);
+        bytes[at + 8..at + 12].copy_from_slice(&crc.to_le_bytes());
+        at = body.end;
+    }
+    bytes
+}
+
+/// Record frames decoded one after the other: a whole record re-encodes to its own bytes, a
+/// frame cut short asks for more than is there.
+pub fn record_frames(data: &[u8]) {
+    let fixed = with_valid_checksums(data.get(1..).unwrap_or_default());
+    let bytes = if data.first().is_some_and(|flags| flags & 1 == 1) {
+        &fixed[..]
+    } else {
+        data
+    };
+    let mut at = 0;
+    loop {
+        match record::decode(bytes, at) {
+            Frame::Record(view, end) => {
+                assert!(end > at, "a record must advance the position");
+                let headers: Vec<(&str, &[u8])> = view.headers().collect();
+                let record = RecordRef {
+                    key: view.key,
+                    value: view.value,
+                    timestamp: view.timestamp,
+                    headers: &headers,
+                };
+                record::check_limits(&record).expect("a decoded record is within the limits");
+                let mut encoded = Vec::new();
+                record::encode(&mut encoded, view.offset, &record);
+                assert_eq!(encoded, bytes[at..end], "a record changes when re-encoded");
+                at = end;
+            }
+            Frame::Incomplete { needed } => {
+                let left = bytes.len() - at.min(bytes.len());
+                assert!(
+                    needed.is_none_or(|needed| needed > left),
+                    "{needed:?} of {left}"
+                );
+                return;
+            }
+            Frame::Damaged(_) => return,
+        }
+    }
+}
+
+/// A one-partition topic whose segments and sparse index are the input's parts (the segment
+/// frames' checksums recomputed when the first byte's low bit is set). Reading it ends in
+/// an error naming a file or in records of consecutive offsets; `describe` agrees with what
+/// a reader reads; a writer that recovers the partition leaves it whole, and appends to it.
+pub fn log_partition(data: &[u8]) {
+    let [flags, first, index, second] = parts(data, 4)[..] else {
+        unreachable!("parts returns as many parts as asked");
+    };
+    let fix = flags.first().is_some_and(|flags| flags & 1 == 1);
+    let (first, second) = if fix {
+        (with_valid_checksums(first), with_valid_checksums(second))
+    } else {
+        (first.to_vec(), second.to_vec())
+    };
+    let scratch = ScratchDir::new();
+    let topic = Topic::create(
+        scratch.path().join("topic"),
+        1,
+        ValueFormat::Json,
+        LogConfig::default(),
+    )
+    .expect("a scratch topic");
+    let dir = topic.partition_dir(0);
+    std::fs::write(segment::segment_path(&dir, 0), &first).expect("scratch segment");
+    if !index.is_empty() {
+        std::fs::write(segment::index_path(&dir, 0), index).expect("scratch index");
+    }
+    let second_base = u64::from(flags.get(1).copied().unwrap_or(0));
+    let one_segment = second.is_empty() || second_base == 0;
+    if !one_segment {
+        std::fs::write(segment::segment_path(&dir, second_base), &second).expect("scratch");
+    }
+
+    let described = topic.describe();
+    let read = read_all(&topic);
+    if let (Ok(described), Ok(read)) = (&described, &read) {
+        let whole = &described[0];
+        assert_eq!(
+            whole.end_offset - whole.start_offset,
+            *read,
+            "describe and a reader disagree on {whole:?}"
+        );
+    }
+    let Ok(mut writer) = PartitionWriter::open(&dir, LogConfig::default()) else {
+        return;
+    };
+    let next = writer.next_offset();
+    let appended = RecordRef {
+        key: b"key",
+        value: b"appended after recovery",
+        timestamp: 1,
+        headers: &[],
+    };
+    assert_eq!(writer.append(&appended).expect("append"), next);
+    writer.flush().expect("flush");
+    drop(writer);
+    if one_segment {
+        let described = topic.describe().expect("a recovered partition describes");
+        assert_eq!(described[0].end_offset, next + 1);
+        assert_eq!(
+            read_all(&topic).expect("a recovered partition reads"),
+            next + 1 - described[0].start_offset
+        );
+    }
+    let mut reader = topic.reader(0, next).expect("the appended record's offset");
+    let mut values = Vec::new();
+    reader
+        .read(10, |record| values.push(record.value.to_vec()))
+        .expect("read");
+    assert_eq!(values, [appended.value.to_vec()]);
+}
+
+/// Reads partition 0 from its start to its end: the number of records, or the first error.
+fn read_all(topic: &Topic) -> Result<u64, crate::ConnectorError> {
+    let (start, end) = topic.offsets(0)?;
+    let mut reader = topic.reader(0, start)?;
+    let mut count = 0;
+    for _ in 0..POLL_LIMIT {
+        let mut expected = reader.next_offset();
+        let read = reader.read(1000, |record| {
+            assert_eq!(record.offset, expected, "offsets must be consecutive");
+            expected += 1;
+        })?;
+        count += read as u64;
+        if read == 0 {
+            assert!(reader.next_offset() <= end, "read past the end {end}");
+            return Ok(count);
+        }
+    }
+    panic!("a partition of a few bytes takes more than {POLL_LIMIT} reads");
+}
+
+/// `topic.json`: a topic opens only with metadata it can use, and then describes itself or
+/// fails naming the file.
+pub fn topic_metadata(data: &[u8]) {
+    let scratch = ScratchDir::new();
+    let dir = scratch.path().join("topic");
+    scratch.write("topic/topic.json", data);
+    std::fs::create_dir_all(dir.join("0")).expect("scratch partition");
+    let Ok(topic) = Topic::open(&dir) else {
+        return;
+    };
+    assert!(topic.partitions() > 0);
+    let _ = crate::log::partition_for_key(b"key", topic.partitions());
+    if let Err(error) = topic.producer() {
+        assert!(!error.to_string().is_empty());
+    }
+}
+
+/// An event value in either codec: one that decodes encodes to a value that decodes to the
+/// same event, and in the binary codec to at most the bytes it was decoded from (no trailing
+/// bytes are accepted; a varint may have been written longer than it needs).
+pub fn event_codecs(data: &[u8]) {
+    for codec in [Codec::Binary, Codec::Json] {
+        let Ok(event) = codec.decode::<Event>(data) else {
+            continue;
+        };
+        let mut encoded = Vec::new();
+        codec
+            .encode(&event, &mut encoded)
+            .expect("a decoded event encodes");
+        assert_eq!(codec.decode::<Event>(&encoded).as_ref(), Ok(&event));
+        if codec == Codec::Binary {
+            assert!(
+                encoded.len() <= data.len(),
+                "a binary event grows when re-encoded"
+            );
+        }
+    }
+}
+
+/// What a file source read: its records and the line numbers of its dead letters.
+struct SourceRead<T> {
+    records: Vec<T>,
+    dead_lines: Vec<u64>,
+}
+
+/// Reads every worker's share of a source, worker after worker.
+fn read_source<S: Source>(open: impl Fn() -> S, peers: usize) -> SourceRead<S::Item> {
+    let mut read = SourceRead {
+        records: Vec::new(),
+        dead_lines: Vec::new(),
+    };
+    for index in 0..peers {
+        let mut reader = open()
+            .open(WorkerInfo { index, peers })
+            .expect("a scratch file opens");
+        let mut dead = Vec::<DeadLetter>::new();
+        let mut finished = false;
+        for _ in 0..POLL_LIMIT {
+            let poll = reader.poll(&mut read.records, 64).expect("a file reads");
+            reader.drain_dead_letters(&mut dead);
+            if poll == SourcePoll::Finished {
+                finished = true;
+                break;
+            }
+        }
+        assert!(finished, "a reader of a small file never finished");
+        read.dead_lines.extend(
+            dead.iter()
+                .map(|letter| letter.line.expect("a line number")),
+        );
+    }
+    read
+}
+
+/// A JSON lines file of events: split over one to three workers, the readers return each
+/// non-blank line once, as its event or as a dead letter with its line number, in order.
+pub fn json_lines(data: &[u8]) {
+    let mut expected = SourceRead {
+        records: Vec::new(),
+        dead_lines: Vec::new(),
+    };
+    for (number, line) in data.split(|byte| *byte == b'\n').enumerate() {
+        let line = line.trim_ascii();
+        if line.is_empty() {
+            continue;
+        }
+        match std::str::from_utf8(line).map(serde_json::from_str::<Event>) {
+            Ok(Ok(event)) => expected.records.push(event),
+            _ => expected.dead_lines.push(number as u64 + 1),
+        }
+    }
+    let scratch = ScratchDir::new();
+    let path = scratch.write("events.jsonl", data);
+    for peers in 1..=3 {
+        let read = read_source(|| JsonLinesSource::<Event>::new(&path), peers);
+        assert_eq!(
+            read.records, expected.records,
+            "records read by {peers} workers"
+        );
+        assert_eq!(
+            read.dead_lines, expected.dead_lines,
+            "dead letters of {peers} workers"
+        );
+    }
+}
+
+/// A row of the CSV fuzzer's files.
+#[derive(Debug, Deserialize)]
+#[allow(dead_code, reason = "the fields are decoded, not read")]
+struct Row {
+    id: u64,
+    name: String,
+    price: Option<f64>,
+}
+
+/// A CSV file: its reader finishes, and every row it rejects is a dead letter naming a line
+/// of the file.
+pub fn csv(data: &[u8]) {
+    let scratch = ScratchDir::new();
+    let path = scratch.write("rows.csv", data);
+    let read = read_source(|| CsvSource::<Row>::new(&path), 2);
+    let lines = data.split(|byte| *byte == b'\n').count() as u64;
+    for line in read.dead_lines {
+        assert!(
+            (1..=lines).contains(&line),
+            "dead letter at line {line} of {lines}"
+        );
+    }
+}
+
+/// A prepared transaction of the log sink, as written (first byte even) or with its checksum
+/// recomputed (odd).
+pub fn log_transaction(data: &[u8]) {
+    let fix = data.first().is_some_and(|flags| flags & 1 == 1);
+    transaction::fuzz_prepared(data.get(1..).unwrap_or_default(), fix);
+}
+
+/// The commit history of a log sink's output.
+pub fn commit_history(data: &[u8]) {
+    transaction::fuzz_history(data);
+}

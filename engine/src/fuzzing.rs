@@ -1,0 +1,174 @@
+//! Entry points of the coverage-guided fuzzers (`fuzz/`) into the engine's decoders of bytes
+//! read from disk: checkpoint manifests, the checkpoint files of keyed state, and stored state
+//! keys. Each takes arbitrary bytes and asserts what must hold for any input: no panic, and a
+//! decode that succeeds encodes back to the same bytes (or value, for JSON). Compiled only by
+//! `cargo fuzz`, which sets `cfg(fuzzing)`; see `fuzz/README.md`.
+//!
+//! [`parts`] and [`ScratchDir`] are shared with the other crates' entry points.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::checkpoint::layout::{self, JobManifest, WorkerManifest};
+use crate::state::checkpoint_files::{self, FileBuffer, FileName, RestoredFiles};
+use crate::state::keys;
+
+/// Splits fuzzer input into `n` parts: each but the last is prefixed by its length as a
+/// little-endian `u16` (cut short where the input ends); the last part is what remains.
+pub fn parts(mut data: &[u8], n: usize) -> Vec<&[u8]> {
+    let mut parts = Vec::with_capacity(n);
+    for _ in 1..n {
+        let (length, rest) = match data {
+            [low, high, rest @ ..] => (usize::from(u16::from_le_bytes([*low, *high])), rest),
+            _ => (0, &[][..]),
+        };
+        let (part, rest) = rest.split_at(length.min(rest.len()));
+        parts.push(part);
+        data = rest;
+    }
+    parts.push(data);
+    parts
+}
+
+/// A directory of its own for one fuzz input (in memory where `/dev/shm` exists), removed
+/// when dropped.
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    /// Creates a new, empty directory.
+    pub fn new() -> ScratchDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let base = Path::new("/dev/shm");
+        let base = if base.is_dir() {
+            base.to_owned()
+        } else {
+            std::env::temp_dir()
+        };
+        let path = base.join(format!(
+            "weir-fuzz-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        // A leftover of a crashed input of the same number is replaced.
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("the scratch directory can be created");
+        ScratchDir(path)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes `bytes` to `name` under the directory (creating the folders on the way).
+    pub fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.0.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("scratch folders can be created");
+        }
+        std::fs::write(&path, bytes).expect("scratch files can be written");
+        path
+    }
+}
+
+impl Default for ScratchDir {
+    fn default() -> Self {
+        ScratchDir::new()
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// JSON that decodes as `T` encodes to JSON that decodes to the same encoding again.
+fn json_round_trips<T: serde::Serialize + serde::de::DeserializeOwned>(bytes: &[u8]) {
+    if let Ok(value) = serde_json::from_slice::<T>(bytes) {
+        let encoded = serde_json::to_vec(&value).expect("a decoded manifest encodes");
+        let again: T = serde_json::from_slice(&encoded).expect("an encoded manifest decodes");
+        let encoded_again = serde_json::to_vec(&again).expect("a decoded manifest encodes");
+        assert_eq!(encoded, encoded_again, "a manifest changes when re-encoded");
+    }
+}
+
+/// A checkpoint directory whose job manifest and two worker manifests are the input's three
+/// parts: listing it ends in an error or a listing, and each manifest that decodes alone
+/// re-encodes to itself.
+pub fn checkpoint_manifests(data: &[u8]) {
+    let [job, worker_0, worker_1] = parts(data, 3)[..] else {
+        unreachable!("parts returns as many parts as asked");
+    };
+    json_round_trips::<JobManifest>(job);
+    json_round_trips::<WorkerManifest>(worker_0);
+    json_round_trips::<WorkerManifest>(worker_1);
+    let scratch = ScratchDir::new();
+    let checkpoint = layout::checkpoint_path(scratch.path(), 7);
+    let run = serde_json::from_slice::<JobManifest>(job).map_or(0, |job| job.run);
+    std::fs::create_dir_all(&checkpoint).expect("scratch folders can be created");
+    std::fs::write(checkpoint.join(layout::JOB_MANIFEST), job).expect("scratch files");
+    for (worker, bytes) in [worker_0, worker_1].into_iter().enumerate() {
+        std::fs::write(
+            layout::worker_manifest_path(&checkpoint, worker, run),
+            bytes,
+        )
+        .expect("scratch files");
+    }
+    if let Ok(listed) = layout::list_checkpoints(scratch.path()) {
+        assert_eq!(
+            listed.len(),
+            1,
+            "one checkpoint was written, {listed:?} listed"
+        );
+    }
+}
+
+/// A checkpoint file of keyed state: its records decode up to the first malformed one, and a
+/// file that decodes whole is re-encoded to the same bytes; a replay of it with a second file
+/// (the rest of the input) applies every record or fails naming the file.
+pub fn state_file(data: &[u8]) {
+    let [first, second] = parts(data, 2)[..] else {
+        unreachable!("parts returns as many parts as asked");
+    };
+    let path = Path::new("op-0000000001-000000000002.delta");
+    let mut buffer = FileBuffer::default();
+    let mut whole = true;
+    for record in checkpoint_files::records(path, first) {
+        match record {
+            Ok(record) => {
+                let _ = (
+                    keys::operator_of(record.key),
+                    keys::key_group_of(record.key),
+                );
+                let _ = keys::decode_state_key::<(u64, String)>(record.key);
+                let _ = keys::decode_timer::<u64>(record.key);
+                buffer
+                    .push_record(&record)
+                    .expect("a decoded record encodes");
+            }
+            Err(error) => {
+                assert!(error.to_string().contains("op-0000000001"), "{error}");
+                whole = false;
+            }
+        }
+    }
+    if whole {
+        assert_eq!(
+            buffer.file_bytes(),
+            first,
+            "a state file changes when re-encoded"
+        );
+    }
+    let mut restored = RestoredFiles::new(0..u32::MAX);
+    restored.chains.push(vec![
+        (path.to_owned(), first.to_vec()),
+        (path.with_extension("snap"), second.to_vec()),
+    ]);
+    let _ = checkpoint_files::replay_all([&restored]);
+    if let Ok(name) = std::str::from_utf8(second) {
+        if let Some(parsed) = FileName::parse(name) {
+            assert_eq!(FileName::parse(&parsed.render()), Some(parsed));
+        }
+    }
+}

@@ -331,7 +331,12 @@ impl Transactions {
             expected += 1;
         }
         let complete = restored == FINAL_EPOCH || expected > restored;
-        let next_staged = staged.iter().any(|(epoch, _)| *epoch >= expected);
+        // The final checkpoint's own transaction, staged under the final epoch, follows the
+        // last numbered one: a bounded run can end in any epoch.
+        let final_transaction = |epoch: Epoch| restored == FINAL_EPOCH && epoch == FINAL_EPOCH;
+        let next_staged = staged
+            .iter()
+            .any(|(epoch, _)| *epoch >= expected && !final_transaction(*epoch));
         if complete && !next_staged {
             return Ok(());
         }
@@ -724,5 +729,16 @@ mod tests {
                 "{left:?}: {error}"
             );
         }
+        // The final checkpoint's transaction follows the last numbered one, which may be any:
+        // a bounded run killed before committing it restores the final checkpoint.
+        for left in [&[FINAL_EPOCH][..], &[4, 5, FINAL_EPOCH]] {
+            transactions
+                .check_staged(Some(3), FINAL_EPOCH, &staged(left))
+                .unwrap();
+        }
+        let error = transactions
+            .check_staged(Some(3), FINAL_EPOCH, &staged(&[5, FINAL_EPOCH]))
+            .unwrap_err();
+        assert!(error.to_string().contains("epoch 4 is missing"), "{error}");
     }
 }

@@ -6,7 +6,7 @@
 //! `cfg(fuzzing)`; see `fuzz/README.md`.
 
 use serde::Deserialize;
-use weir_engine::fuzzing::{parts, ScratchDir};
+use weir_engine::fuzzing::{parts, scratch_dir, write_file};
 use weir_engine::{DeadLetter, Source, SourcePoll, SourceReader, WorkerInfo};
 
 use crate::files::{CsvSource, JsonLinesSource};
@@ -41,12 +41,13 @@ fn with_valid_checksums(bytes: &[u8]) -> Vec<u8> {
 /// Record frames decoded one after the other: a whole record re-encodes to its own bytes, a
 /// frame cut short asks for more than is there.
 pub fn record_frames(data: &[u8]) {
-    let fixed = with_valid_checksums(data.get(1..).unwrap_or_default());
-    let bytes = if data.first().is_some_and(|flags| flags & 1 == 1) {
-        &fixed[..]
-    } else {
-        data
+    let bytes = match data.split_first() {
+        Some((flags, rest)) if flags & 1 == 1 => {
+            std::borrow::Cow::Owned(with_valid_checksums(rest))
+        }
+        _ => std::borrow::Cow::Borrowed(data),
     };
+    let bytes = &bytes[..];
     let mut at = 0;
     loop {
         match record::decode(bytes, at) {
@@ -92,7 +93,7 @@ pub fn log_partition(data: &[u8]) {
     } else {
         (first.to_vec(), second.to_vec())
     };
-    let scratch = ScratchDir::new();
+    let scratch = scratch_dir();
     let topic = Topic::create(
         scratch.path().join("topic"),
         1,
@@ -173,9 +174,9 @@ fn read_all(topic: &Topic) -> Result<u64, crate::ConnectorError> {
 /// `topic.json`: a topic opens only with metadata it can use, and then describes itself or
 /// fails naming the file.
 pub fn topic_metadata(data: &[u8]) {
-    let scratch = ScratchDir::new();
+    let scratch = scratch_dir();
     let dir = scratch.path().join("topic");
-    scratch.write("topic/topic.json", data);
+    write_file(scratch.path(), "topic/topic.json", data);
     std::fs::create_dir_all(dir.join("0")).expect("scratch partition");
     let Ok(topic) = Topic::open(&dir) else {
         return;
@@ -261,8 +262,8 @@ pub fn json_lines(data: &[u8]) {
             _ => expected.dead_lines.push(number as u64 + 1),
         }
     }
-    let scratch = ScratchDir::new();
-    let path = scratch.write("events.jsonl", data);
+    let scratch = scratch_dir();
+    let path = write_file(scratch.path(), "events.jsonl", data);
     for peers in 1..=3 {
         let read = read_source(|| JsonLinesSource::<Event>::new(&path), peers);
         assert_eq!(
@@ -288,8 +289,8 @@ struct Row {
 /// A CSV file: its reader finishes, and every row it rejects is a dead letter naming a line
 /// of the file.
 pub fn csv(data: &[u8]) {
-    let scratch = ScratchDir::new();
-    let path = scratch.write("rows.csv", data);
+    let scratch = scratch_dir();
+    let path = write_file(scratch.path(), "rows.csv", data);
     let read = read_source(|| CsvSource::<Row>::new(&path), 2);
     let lines = data.split(|byte| *byte == b'\n').count() as u64;
     for line in read.dead_lines {

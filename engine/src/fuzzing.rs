@@ -4,10 +4,9 @@
 //! decode that succeeds encodes back to the same bytes (or value, for JSON). Compiled only by
 //! `cargo fuzz`, which sets `cfg(fuzzing)`; see `fuzz/README.md`.
 //!
-//! [`parts`] and [`ScratchDir`] are shared with the other crates' entry points.
+//! [`parts`], [`scratch_dir`] and [`write_file`] are shared with the other crates' entry points.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::checkpoint::layout::{self, JobManifest, WorkerManifest};
 use crate::state::checkpoint_files::{self, FileBuffer, FileName, RestoredFiles};
@@ -30,57 +29,26 @@ pub fn parts(mut data: &[u8], n: usize) -> Vec<&[u8]> {
     parts
 }
 
-/// A directory of its own for one fuzz input (in memory where `/dev/shm` exists), removed
+/// A new, empty directory for one fuzz input (in memory where `/dev/shm` exists), removed
 /// when dropped.
-pub struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    /// Creates a new, empty directory.
-    pub fn new() -> ScratchDir {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let base = Path::new("/dev/shm");
-        let base = if base.is_dir() {
-            base.to_owned()
-        } else {
-            std::env::temp_dir()
-        };
-        let path = base.join(format!(
-            "weir-fuzz-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        // A leftover of a crashed input of the same number is replaced.
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("the scratch directory can be created");
-        ScratchDir(path)
-    }
-
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// Writes `bytes` to `name` under the directory (creating the folders on the way).
-    pub fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.0.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).expect("scratch folders can be created");
-        }
-        std::fs::write(&path, bytes).expect("scratch files can be written");
-        path
-    }
+pub fn scratch_dir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    let made = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    };
+    made.expect("a scratch directory can be created")
 }
 
-impl Default for ScratchDir {
-    fn default() -> Self {
-        ScratchDir::new()
+/// Writes `bytes` to `name` under `dir`, creating the folders on the way.
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("scratch folders can be created");
     }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    std::fs::write(&path, bytes).expect("scratch files can be written");
+    path
 }
 
 /// JSON that decodes as `T` encodes to JSON that decodes to the same encoding again.
@@ -103,7 +71,7 @@ pub fn checkpoint_manifests(data: &[u8]) {
     json_round_trips::<JobManifest>(job);
     json_round_trips::<WorkerManifest>(worker_0);
     json_round_trips::<WorkerManifest>(worker_1);
-    let scratch = ScratchDir::new();
+    let scratch = scratch_dir();
     let checkpoint = layout::checkpoint_path(scratch.path(), 7);
     let run = serde_json::from_slice::<JobManifest>(job).map_or(0, |job| job.run);
     std::fs::create_dir_all(&checkpoint).expect("scratch folders can be created");

@@ -581,7 +581,7 @@ pub(crate) fn fuzz_prepared(data: &[u8], fix_checksum: bool) {
         let crc = crc32c::crc32c(&bytes[..end]);
         bytes[end..].copy_from_slice(&crc.to_le_bytes());
     }
-    let scratch = weir_engine::fuzzing::ScratchDir::new();
+    let scratch = weir_engine::fuzzing::scratch_dir();
     let mut transactions = Transactions::open(scratch.path()).expect("a scratch staging dir");
     transactions.output = bytes
         .len()
@@ -617,7 +617,7 @@ pub(crate) fn fuzz_prepared(data: &[u8], fix_checksum: bool) {
 /// line, or it is read, and written back it reads the same.
 #[cfg(fuzzing)]
 pub(crate) fn fuzz_history(data: &[u8]) {
-    let scratch = weir_engine::fuzzing::ScratchDir::new();
+    let scratch = weir_engine::fuzzing::scratch_dir();
     let mut transactions = Transactions::open(scratch.path()).expect("a scratch staging dir");
     std::fs::write(transactions.history_path(), data).expect("a scratch history");
     match transactions.read_history() {

@@ -13,3 +13,9 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), ConnectorError> {
 pub(crate) fn create_dir_all(dir: &Path) -> Result<(), ConnectorError> {
     weir_engine::durable::create_dir_all(dir).map_err(|error| ConnectorError::io(dir, error))
 }
+
+/// Replaces the file `path` with `bytes` so that a crash leaves the old file or the new one.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ConnectorError> {
+    weir_engine::durable::write_atomically(path, bytes)
+        .map_err(|error| ConnectorError::io(path, error))
+}

@@ -58,7 +58,9 @@ pub trait Sink<T>: 'static {
     /// Writes a batch of records.
     fn write(&mut self, records: &[T]) -> Result<(), BoxError>;
     /// Makes the records written since the last pre-commit durable, as the transaction of
-    /// `epoch`, without making them visible.
+    /// `epoch`, without making them visible. When a bounded run's input ends, its last
+    /// records are the transaction of [`FINAL_EPOCH`](crate::checkpoint::FINAL_EPOCH), so a
+    /// restore of the final checkpoint knows that transaction must be there.
     fn pre_commit(&mut self, _epoch: Epoch) -> Result<(), BoxError> {
         Ok(())
     }
@@ -213,8 +215,11 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(stream: StreamVec<'_, Time, T>, sink: S
                 return;
             }
             crate::crash_point("sink.pre_commit");
-            driven.fail_on(|sink: &mut S| sink.pre_commit(cursor.epoch()));
             let ended = status == EpochStatus::Ended;
+            // The records after the last numbered epoch of a bounded run are the final
+            // checkpoint's transaction, staged under its epoch.
+            let epoch = cursor.done_epoch(ended);
+            driven.fail_on(|sink: &mut S| sink.pre_commit(epoch));
             cursor.finish(ended);
             if ended {
                 return;

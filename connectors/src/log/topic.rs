@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use weir_engine::EventTime;
 
-use crate::durable::{create_dir_all, sync_dir};
+use crate::durable::{create_dir_all, sync_dir, write_atomically};
 use crate::error::ConnectorError;
 
 use super::partition::{self, LogConfig, PartitionReader, PartitionWriter, TornTail};
@@ -102,18 +102,8 @@ impl Topic {
                 source,
             }
         })?;
-        // Written last, under a temporary name: a topic exists once its metadata does (and
-        // survives a power loss once the directory holding it is synced).
-        let temporary = topic.dir.join(".topic.json.tmp");
-        std::fs::File::create(&temporary)
-            .and_then(|mut file| {
-                std::io::Write::write_all(&mut file, &json)?;
-                file.sync_all()
-            })
-            .map_err(|error| ConnectorError::io(&temporary, error))?;
-        std::fs::rename(&temporary, &metadata_path)
-            .map_err(|error| ConnectorError::io(&metadata_path, error))?;
-        sync_dir(&topic.dir)?;
+        // Written last, atomically: a topic exists once its metadata does.
+        write_atomically(&metadata_path, &json)?;
         Ok(topic)
     }
 

@@ -51,7 +51,7 @@ impl EpochCursor {
     }
 
     /// The epoch a finish reports: the current one, or the final epoch with `last`.
-    fn done_epoch(&self, last: bool) -> Epoch {
+    pub(crate) fn done_epoch(&self, last: bool) -> Epoch {
         if last {
             FINAL_EPOCH
         } else {

@@ -13,7 +13,7 @@
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +24,15 @@ use crate::time::Epoch;
 
 /// The epoch number of the checkpoint taken when every source of a bounded run has finished.
 pub const FINAL_EPOCH: Epoch = Epoch::MAX;
+
+/// An epoch as messages and file names show it: its number, or `final` for [`FINAL_EPOCH`].
+pub fn epoch_name(epoch: Epoch) -> String {
+    if epoch == FINAL_EPOCH {
+        "final".to_owned()
+    } else {
+        epoch.to_string()
+    }
+}
 
 /// The file whose presence makes a checkpoint complete.
 pub(crate) const JOB_MANIFEST: &str = "MANIFEST.json";
@@ -170,13 +179,7 @@ pub(crate) fn now_ms() -> u64 {
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the new one: a
 /// temporary file, synced, renamed into place, and the directory synced.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let temporary = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&temporary).map_err(CheckpointError::io(&temporary))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(CheckpointError::io(&temporary))?;
-    std::fs::rename(&temporary, path).map_err(CheckpointError::io(path))?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    crate::durable::write_atomically(path, bytes).map_err(CheckpointError::io(path))
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {

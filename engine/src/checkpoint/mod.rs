@@ -19,7 +19,9 @@ use std::time::Duration;
 
 pub(crate) use coordinator::{Checkpoints, SinkStep, POLL_INTERVAL};
 pub(crate) use epoch::{EpochCursor, EpochStatus, HeldInput};
-pub use layout::{list_checkpoints, save_savepoint, CheckpointInfo, SourcePositions, FINAL_EPOCH};
+pub use layout::{
+    epoch_name, list_checkpoints, save_savepoint, CheckpointInfo, SourcePositions, FINAL_EPOCH,
+};
 
 use crate::state::StateError;
 

@@ -35,13 +35,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use weir_engine::checkpoint::FINAL_EPOCH;
+use weir_engine::checkpoint::{epoch_name, FINAL_EPOCH};
 use weir_engine::time::Epoch;
 use weir_engine::EventTime;
 
 use super::record::RecordRef;
 use super::topic::Producer;
-use crate::durable::sync_dir;
+use crate::durable::{sync_dir, write_atomically};
 use crate::error::ConnectorError;
 
 const RECORD_HEADER: usize = 4 + 8 + 4 + 4;
@@ -201,14 +201,7 @@ impl Transactions {
     /// Replaces the history by `lines`, atomically.
     fn write_history(&mut self, lines: &[Committed]) -> Result<(), ConnectorError> {
         let path = self.history_path();
-        let temporary = path.with_extension("tmp");
-        let text = encode_lines(lines, &path)?;
-        let mut file = File::create(&temporary).map_err(io(&temporary))?;
-        file.write_all(&text)
-            .and_then(|()| file.sync_all())
-            .map_err(io(&temporary))?;
-        std::fs::rename(&temporary, &path).map_err(io(&path))?;
-        sync_dir(&self.dir)?;
+        write_atomically(&path, &encode_lines(lines, &path)?)?;
         self.history_lines = lines.len();
         Ok(())
     }
@@ -298,19 +291,19 @@ impl Transactions {
 
     /// Checks that the transactions left after a restore of `restored` (from
     /// [`recover`](Self::recover)) are the ones its commits still need: one per epoch from
-    /// the one after `committed` up to `restored` (to the last staged, for the final
-    /// checkpoint of a bounded run), and none of an epoch committed already unless its
-    /// commit was cut short.
+    /// the one after `committed` up to `restored` (for the final checkpoint of a bounded run:
+    /// up to the last numbered one staged, then the final epoch's own), and none of an epoch
+    /// committed already unless its commit was cut short.
     pub(crate) fn check_staged(
         &self,
         committed: Option<Epoch>,
         restored: Epoch,
         staged: &[(Epoch, PathBuf)],
     ) -> Result<(), ConnectorError> {
-        let first = committed.map_or(0, |epoch| epoch + 1);
-        let mut expected = first;
+        let is_committed = |epoch: Epoch| committed.is_some_and(|committed| epoch <= committed);
+        let mut expected = committed.map_or(0, |epoch| epoch.saturating_add(1));
         for (epoch, path) in staged {
-            if *epoch < first {
+            if is_committed(*epoch) {
                 // Left by a commit cut short after its history line: it has a marker, or it
                 // is empty (an empty one needs none).
                 let empty = std::fs::metadata(path).is_ok_and(|file| file.len() == TRAILER as u64);
@@ -323,34 +316,36 @@ impl Transactions {
                         ),
                     });
                 }
-                continue;
+            } else if *epoch == expected && *epoch != FINAL_EPOCH {
+                expected += 1;
             }
-            if *epoch != expected {
-                break;
-            }
-            expected += 1;
         }
-        let complete = restored == FINAL_EPOCH || expected > restored;
-        // The final checkpoint's own transaction, staged under the final epoch, follows the
-        // last numbered one: a bounded run can end in any epoch.
-        let final_transaction = |epoch: Epoch| restored == FINAL_EPOCH && epoch == FINAL_EPOCH;
-        let next_staged = staged
+        // A staged numbered epoch past `expected` means the one at `expected` is missing.
+        let gap = staged
             .iter()
-            .any(|(epoch, _)| *epoch >= expected && !final_transaction(*epoch));
-        if complete && !next_staged {
+            .any(|(epoch, _)| *epoch > expected && *epoch != FINAL_EPOCH && !is_committed(*epoch));
+        let missing = if restored == FINAL_EPOCH {
+            let final_staged = staged.iter().any(|(epoch, _)| *epoch == FINAL_EPOCH);
+            if gap || is_committed(FINAL_EPOCH) || final_staged {
+                gap.then_some(expected)
+            } else {
+                Some(FINAL_EPOCH)
+            }
+        } else {
+            (gap || expected <= restored).then_some(expected)
+        };
+        let Some(missing) = missing else {
             return Ok(());
-        }
+        };
         Err(ConnectorError::BadLog {
-            path: self.prepared_path(expected),
+            path: self.prepared_path(missing),
             reason: format!(
-                "the staged transaction of epoch {expected} is missing: checkpoint {} is \
-                 complete, so every epoch from {first} on was staged, and the output's history \
-                 commits none of them",
-                if restored == FINAL_EPOCH {
-                    "final".to_owned()
-                } else {
-                    restored.to_string()
-                }
+                "the staged transaction of epoch {} is missing: checkpoint {} is complete, so \
+                 every epoch from {} on was staged, and the output's history commits none of \
+                 them",
+                epoch_name(missing),
+                epoch_name(restored),
+                committed.map_or(0, |epoch| epoch.saturating_add(1)),
             ),
         })
     }
@@ -736,9 +731,20 @@ mod tests {
                 .check_staged(Some(3), FINAL_EPOCH, &staged(left))
                 .unwrap();
         }
-        let error = transactions
-            .check_staged(Some(3), FINAL_EPOCH, &staged(&[5, FINAL_EPOCH]))
-            .unwrap_err();
-        assert!(error.to_string().contains("epoch 4 is missing"), "{error}");
+        for (left, missing) in [(&[5, FINAL_EPOCH][..], "4"), (&[4, 5][..], "final")] {
+            let error = transactions
+                .check_staged(Some(3), FINAL_EPOCH, &staged(left))
+                .unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .contains(&format!("epoch {missing} is missing")),
+                "{left:?}: {error}"
+            );
+        }
+        // Once the final transaction is committed, nothing is left to check.
+        transactions
+            .check_staged(Some(FINAL_EPOCH), FINAL_EPOCH, &[])
+            .unwrap();
     }
 }

@@ -38,6 +38,15 @@ pub enum ConnectorError {
         /// What is wrong.
         reason: String,
     },
+    /// The output of an exactly-once file sink that is not what the restored checkpoint
+    /// needs (a staged part missing or damaged, its ledger lost).
+    #[error("{path}: {reason}")]
+    BadOutput {
+        /// The part file or the sink's ledger.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A damaged record in a log segment (not a torn tail, which is repaired on open).
     #[error("{path}: corrupt record at offset {offset}: {reason}")]
     Corrupt {

@@ -8,6 +8,7 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::RowAccessor;
 use serde::{Deserialize, Serialize};
 use weir_connectors::{CsvSink, CsvSource, JsonLinesSink, JsonLinesSource, ParquetSink};
+use weir_engine::checkpoint::FINAL_EPOCH;
 use weir_engine::{CollectSink, DeadLetter, Job, JobConfig, Sink, Source, WorkerInfo};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -246,18 +247,16 @@ fn two_phase_commit_survives_a_crash<K: Sink<Trade>>(
     restored.commit(4).unwrap();
     restored.close().unwrap();
     assert_eq!(published(&out, &read_part), vec![ids(1), ids(2), ids(3)]);
-    let hidden = std::fs::read_dir(&out)
+    let hidden: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
-        .filter(|entry| {
-            entry
-                .as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with('.')
-        })
-        .count();
-    assert_eq!(hidden, 0, "no pending or partial file is left");
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.'))
+        .collect();
+    assert_eq!(
+        hidden,
+        [".ledger.json"],
+        "no pending or partial file is left"
+    );
 
     let mut fresh = make_sink(&out);
     fresh.open(worker).unwrap();
@@ -312,4 +311,160 @@ fn parquet_parts_are_committed_exactly_once() {
                 .collect()
         },
     );
+}
+
+/// A JSON lines sink left by a crash after pre-committing epochs 1 (records), 2 (none), 3
+/// (records) and, with `last`, the final epoch (records), having committed epoch 1 when
+/// `committed`.
+fn crashed_parts(out: &Path, committed: bool, last: bool) {
+    let records = trades(30);
+    let mut sink = JsonLinesSink::create(out);
+    Sink::<Trade>::open(&mut sink, WorkerInfo { index: 0, peers: 1 }).unwrap();
+    Sink::<Trade>::start_transactions(&mut sink, None).unwrap();
+    sink.write(&records[..10]).unwrap();
+    Sink::<Trade>::pre_commit(&mut sink, 1).unwrap();
+    if committed {
+        Sink::<Trade>::commit(&mut sink, 1).unwrap();
+    }
+    Sink::<Trade>::pre_commit(&mut sink, 2).unwrap();
+    sink.write(&records[10..20]).unwrap();
+    Sink::<Trade>::pre_commit(&mut sink, 3).unwrap();
+    if last {
+        sink.write(&records[20..]).unwrap();
+        Sink::<Trade>::pre_commit(&mut sink, FINAL_EPOCH).unwrap();
+    }
+}
+
+/// Restores the JSON lines sink in `out` from checkpoint `epoch`.
+fn restore_parts(out: &Path, epoch: u64) -> Result<(), String> {
+    let mut sink = JsonLinesSink::create(out);
+    Sink::<Trade>::open(&mut sink, WorkerInfo { index: 0, peers: 1 }).unwrap();
+    Sink::<Trade>::start_transactions(&mut sink, Some(epoch)).map_err(|error| error.to_string())
+}
+
+/// The pending name of the part of `epoch` (20 digits, or `final`) of a JSON lines sink.
+fn pending(epoch: &str) -> String {
+    format!(".part-{epoch}.jsonl.pending")
+}
+
+/// The pending part of epoch 3, as [`crashed_parts`] leaves it.
+fn third_pending(out: &Path) -> PathBuf {
+    out.join(pending(&format!("{:020}", 3)))
+}
+
+/// A damage done to a crashed sink's output, and what its restore must say.
+struct Damaged {
+    case: &'static str,
+    /// Epoch 1 committed before the crash.
+    committed: bool,
+    /// The final epoch staged before the crash.
+    last: bool,
+    damage: fn(&Path),
+    restored: u64,
+    /// Words of the error, or `None` where the restore must succeed.
+    expected: Option<&'static str>,
+}
+
+/// A restore needs every part staged up to its checkpoint, as it was staged: a pending part
+/// that was deleted or changed, or a lost ledger, fails it naming the file and the epoch,
+/// where publishing the rest would leave records out without a word. Epochs without records
+/// and parts that readers took away after their commit are no loss.
+#[test]
+fn a_restore_refuses_a_staged_part_that_is_missing_or_damaged() {
+    let cases = [
+        Damaged {
+            case: "untouched",
+            committed: false,
+            last: false,
+            damage: |_| {},
+            restored: 3,
+            expected: None,
+        },
+        Damaged {
+            case: "part 3 deleted",
+            committed: false,
+            last: false,
+            damage: |out| std::fs::remove_file(third_pending(out)).unwrap(),
+            restored: 3,
+            expected: Some(
+                ".part-00000000000000000003.jsonl.pending: the staged part of epoch 3 is missing",
+            ),
+        },
+        Damaged {
+            case: "part 3 deleted, checkpoint 2 restored",
+            committed: false,
+            last: false,
+            damage: |out| std::fs::remove_file(third_pending(out)).unwrap(),
+            restored: 2,
+            expected: None,
+        },
+        Damaged {
+            case: "part 3 damaged",
+            committed: false,
+            last: false,
+            damage: |out| {
+                let path = third_pending(out);
+                let mut bytes = std::fs::read(&path).unwrap();
+                bytes[5] ^= 1;
+                std::fs::write(path, bytes).unwrap();
+            },
+            restored: 3,
+            expected: Some("the staged part of epoch 3 is damaged"),
+        },
+        Damaged {
+            case: "ledger deleted",
+            committed: false,
+            last: false,
+            damage: |out| std::fs::remove_file(out.join(".ledger.json")).unwrap(),
+            restored: 3,
+            expected: Some(".ledger.json: the sink's ledger cannot be read"),
+        },
+        Damaged {
+            case: "final part deleted",
+            committed: false,
+            last: true,
+            damage: |out| std::fs::remove_file(out.join(pending("final"))).unwrap(),
+            restored: FINAL_EPOCH,
+            expected: Some("the staged part of epoch final is missing"),
+        },
+        Damaged {
+            case: "committed part taken by a reader",
+            committed: true,
+            last: false,
+            damage: |out| std::fs::remove_file(out.join(format!("part-{:020}.jsonl", 1))).unwrap(),
+            restored: 3,
+            expected: None,
+        },
+    ];
+    for damaged in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        crashed_parts(&out, damaged.committed, damaged.last);
+        (damaged.damage)(&out);
+        let case = damaged.case;
+        match (restore_parts(&out, damaged.restored), damaged.expected) {
+            (Ok(()), None) => {}
+            (Err(error), Some(expected)) => {
+                assert!(error.contains(expected), "{case}: {error}")
+            }
+            (result, expected) => panic!("{case}: {result:?}, expected {expected:?}"),
+        }
+    }
+
+    // The final part is published under its own name, after the numbered ones.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    crashed_parts(&out, false, true);
+    restore_parts(&out, FINAL_EPOCH).unwrap();
+    let read = |path: &Path| -> Vec<u64> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str::<Trade>(line).unwrap().volume)
+            .collect()
+    };
+    let parts = published(&out, read);
+    assert_eq!(parts.len(), 3);
+    assert_eq!(parts.concat(), (0..30).map(|n| n * 7).collect::<Vec<_>>());
+    assert!(out.join("part-final.jsonl").exists());
 }

@@ -6,6 +6,7 @@ mod csv;
 mod format;
 mod json_lines;
 mod part_files;
+mod part_ledger;
 mod sink;
 mod staged_file;
 

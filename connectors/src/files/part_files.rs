@@ -1,25 +1,31 @@
 //! The output of a file sink in a job with checkpoints: a directory with one part file per
-//! checkpoint epoch, `part-EPOCH.EXT`, published by its commit.
+//! checkpoint epoch with records, `part-EPOCH.EXT` (`part-final.EXT` for the records after a
+//! bounded run's last numbered epoch), published by its commit.
 //!
 //! Records of the running epoch go to a hidden partial file. When the epoch ends (pre-commit)
-//! the file is completed, synced and renamed to a hidden pending name; once the checkpoint of
-//! the epoch is complete (commit) the pending file is renamed to its part name. Renames are
-//! atomic, so a reader listing the directory sees whole parts of committed epochs only, and
-//! committing again after a crash finds the part already in place.
+//! the file is completed, synced and renamed to a hidden pending name, and the sink's
+//! [ledger](super::part_ledger) records the epoch with the part's length and checksum; once
+//! the checkpoint of the epoch is complete (commit) the pending file is renamed to its part
+//! name. Renames are atomic, so a reader listing the directory sees whole parts of committed
+//! epochs only, and committing again after a crash finds the part already in place.
 
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
+use weir_engine::checkpoint::{epoch_name, FINAL_EPOCH};
 use weir_engine::time::Epoch;
 
+use super::part_ledger::{Ledger, StagedPart, LEDGER_FILE};
 use super::staged_file::StagedFile;
-use crate::durable::{create_dir_all, sync_dir};
+use crate::durable::create_dir_all;
 use crate::error::ConnectorError;
 
 const PART_PREFIX: &str = "part-";
 const PENDING_PREFIX: &str = ".part-";
 const PENDING_SUFFIX: &str = ".pending";
+/// The final epoch's part, `part-final.EXT`, sorts after every numbered one.
+const FINAL_NAME: &str = "final";
 
 /// The part files of one sink's output directory.
 #[derive(Debug)]
@@ -27,8 +33,8 @@ pub(crate) struct PartFiles {
     dir: PathBuf,
     /// The parts' file name extension with its dot (`.jsonl`), or empty.
     extension: String,
-    /// Epochs pre-committed by this run and not committed yet.
-    pending: Vec<Epoch>,
+    /// What the ledger on disk records, with the commits since its last write.
+    ledger: Ledger,
 }
 
 /// What a file name in the output directory is.
@@ -40,15 +46,21 @@ enum Entry {
 }
 
 impl PartFiles {
-    /// Opens (creating) the output directory `dir` after a crash or for a fresh start: commits
-    /// the pending parts up to `restored` (the epoch of the checkpoint the job restored) and
-    /// deletes later parts, pending or not, which the restored job writes again. A fresh start
-    /// (`None`) deletes every part. Files that are not parts are left alone.
+    /// Opens (creating) the output directory `dir` after a crash or for a fresh start.
+    ///
+    /// A restore of `restored` (the epoch of the checkpoint the job restored) checks that
+    /// every part the ledger records up to it is there and intact, publishes the pending ones,
+    /// and deletes later parts, pending or not, which the restored job writes again. A fresh
+    /// start (`None`) deletes every part. Files that are not parts are left alone. With
+    /// `removed_when_empty`, a directory missing at the restore of a bounded run's final
+    /// checkpoint was removed by its close for holding no part.
     pub(crate) fn recover(
         dir: &Path,
         extension: &str,
         restored: Option<Epoch>,
+        removed_when_empty: bool,
     ) -> Result<Self, ConnectorError> {
+        let closed_empty = removed_when_empty && restored == Some(FINAL_EPOCH) && !dir.exists();
         create_dir_all(dir)?;
         let mut parts = PartFiles {
             dir: dir.to_owned(),
@@ -57,28 +69,82 @@ impl PartFiles {
             } else {
                 format!(".{extension}")
             },
-            pending: Vec::new(),
+            ledger: Ledger::default(),
+        };
+        let needed = match restored {
+            Some(restored) if !closed_empty => {
+                let ledger = Ledger::read(dir, restored)?;
+                let needed = ledger.needed_by(dir, restored)?.to_vec();
+                for part in &needed {
+                    parts.check(part, restored)?;
+                }
+                needed
+            }
+            _ => Vec::new(),
         };
         let kept = |epoch: Epoch| restored.is_some_and(|restored| epoch <= restored);
         for name in parts.names()? {
             let path = dir.join(&name);
             match parts.classify(&name) {
-                Entry::Pending(epoch) if kept(epoch) => parts.pending.push(epoch),
+                Entry::Pending(epoch)
+                    if kept(epoch) && !needed.iter().any(|part| part.epoch == epoch) =>
+                {
+                    return Err(ConnectorError::BadOutput {
+                        path,
+                        reason: format!(
+                            "a pending part of epoch {} that the sink's ledger {} does not \
+                             list: it does not belong to this output",
+                            epoch_name(epoch),
+                            dir.join(LEDGER_FILE).display()
+                        ),
+                    });
+                }
                 Entry::Part(epoch) | Entry::Pending(epoch) if !kept(epoch) => {
                     std::fs::remove_file(&path).map_err(|error| ConnectorError::io(&path, error))?
                 }
                 Entry::Partial => {
                     std::fs::remove_file(&path).map_err(|error| ConnectorError::io(&path, error))?
                 }
+                // Kept parts, and pending ones the ledger lists: the commit below publishes
+                // those.
                 _ => {}
             }
         }
-        parts.pending.sort_unstable();
+        parts.ledger = Ledger {
+            committed: None,
+            staged_through: restored,
+            parts: needed,
+        };
         if let Some(restored) = restored {
             parts.commit(restored)?;
         }
-        sync_dir(dir)?;
+        // Records the restore, and makes the deletions durable.
+        parts.ledger.write(dir)?;
         Ok(parts)
+    }
+
+    /// Checks that the part a restore of `restored` needs is there, pending or published by
+    /// a commit cut short, as it was staged.
+    fn check(&self, part: &StagedPart, restored: Epoch) -> Result<(), ConnectorError> {
+        let ledger = self.dir.join(LEDGER_FILE);
+        let pending = self.pending_path(part.epoch);
+        if pending.exists() {
+            return part.verify(&pending, &ledger);
+        }
+        let published = self.part_path(part.epoch);
+        if published.exists() {
+            return part.verify(&published, &ledger);
+        }
+        Err(ConnectorError::BadOutput {
+            path: pending,
+            reason: format!(
+                "the staged part of epoch {} is missing: the sink's ledger {} lists it, \
+                 checkpoint {} is complete, and the part was never published",
+                epoch_name(part.epoch),
+                ledger.display(),
+                epoch_name(restored)
+            ),
+        })
     }
 
     /// The file that records of the running epoch are written to.
@@ -89,28 +155,39 @@ impl PartFiles {
         )
     }
 
-    /// Makes the completed `file` durable as the pending part of `epoch`.
+    /// Makes the completed `file`, if the epoch wrote one, durable as the pending part of
+    /// `epoch`, and records the epoch as staged.
     pub(crate) fn pre_commit(
         &mut self,
-        file: &StagedFile,
-        writer: BufWriter<File>,
+        file: Option<(StagedFile, BufWriter<File>)>,
         epoch: Epoch,
     ) -> Result<(), ConnectorError> {
-        file.seal_as(writer, &self.pending_path(epoch))?;
-        weir_engine::crash_point("file_sink.prepared");
-        sync_dir(&self.dir)?;
-        self.pending.push(epoch);
-        Ok(())
+        if let Some((file, writer)) = file {
+            let pending = self.pending_path(epoch);
+            file.seal_as(writer, &pending)?;
+            weir_engine::crash_point("file_sink.prepared");
+            self.ledger
+                .parts
+                .push(StagedPart::measure(epoch, &pending)?);
+        }
+        self.ledger.staged_through = Some(epoch);
+        // Syncs the directory too, which makes the pending part's name durable.
+        self.ledger.write(&self.dir)
     }
 
     /// Publishes every pending part up to `epoch`.
     pub(crate) fn commit(&mut self, epoch: Epoch) -> Result<(), ConnectorError> {
-        let due = self.pending.partition_point(|&pending| pending <= epoch);
+        self.ledger.committed = Some(epoch);
+        let due = self
+            .ledger
+            .parts
+            .partition_point(|part| part.epoch <= epoch);
         if due == 0 {
+            // Nothing published: the ledger on disk may lag, its parts are all later.
             return Ok(());
         }
-        for &pending in &self.pending[..due] {
-            let (from, to) = (self.pending_path(pending), self.part_path(pending));
+        for part in &self.ledger.parts[..due] {
+            let (from, to) = (self.pending_path(part.epoch), self.part_path(part.epoch));
             match std::fs::rename(&from, &to) {
                 // Committed by an attempt that crashed before it was recorded.
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound && to.exists() => {}
@@ -118,14 +195,18 @@ impl PartFiles {
             }
             weir_engine::crash_point("file_sink.published");
         }
-        self.pending.drain(..due);
-        sync_dir(&self.dir)
+        self.ledger.parts.drain(..due);
+        // Records the commit (and syncs the renames), so that a reader taking the published
+        // parts away does not fail a later restore for missing them.
+        self.ledger.write(&self.dir)
     }
 
-    /// Removes the directory if it holds nothing (as for a dead-letter output of a run
-    /// without bad input).
+    /// Removes the directory if it holds no part (as for a dead-letter output of a run
+    /// without bad input), with the sink's ledger.
     pub(crate) fn remove_if_empty(&self) -> Result<(), ConnectorError> {
-        if self.names()?.is_empty() {
+        if self.names()?.iter().all(|name| name == LEDGER_FILE) {
+            let ledger = self.dir.join(LEDGER_FILE);
+            std::fs::remove_file(&ledger).map_err(|error| ConnectorError::io(&ledger, error))?;
             std::fs::remove_dir(&self.dir).map_err(|error| ConnectorError::io(&self.dir, error))?;
         }
         Ok(())
@@ -147,23 +228,28 @@ impl PartFiles {
     }
 
     fn part_path(&self, epoch: Epoch) -> PathBuf {
-        self.dir
-            .join(format!("{PART_PREFIX}{epoch:020}{}", self.extension))
+        self.dir.join(format!(
+            "{PART_PREFIX}{}{}",
+            epoch_in_name(epoch),
+            self.extension
+        ))
     }
 
     fn pending_path(&self, epoch: Epoch) -> PathBuf {
         self.dir.join(format!(
-            "{PENDING_PREFIX}{epoch:020}{}{PENDING_SUFFIX}",
+            "{PENDING_PREFIX}{}{}{PENDING_SUFFIX}",
+            epoch_in_name(epoch),
             self.extension
         ))
     }
 
     fn classify(&self, name: &str) -> Entry {
-        // Epochs are written with 20 digits: a name with other text is not a part.
-        let epoch = |digits: Option<&str>| {
-            digits
+        // Epochs are written with 20 digits (or `final`): a name with other text is not a part.
+        let epoch = |digits: Option<&str>| match digits {
+            Some(FINAL_NAME) => Some(FINAL_EPOCH),
+            digits => digits
                 .filter(|digits| digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|digits| digits.parse::<Epoch>().ok())
+                .and_then(|digits| digits.parse::<Epoch>().ok()),
         };
         if let Some(epoch) = epoch(
             name.strip_prefix(PENDING_PREFIX)
@@ -182,5 +268,14 @@ impl PartFiles {
             Some(epoch) => Entry::Part(epoch),
             None => Entry::Other,
         }
+    }
+}
+
+/// The epoch as part names write it: 20 digits, so that names sort by epoch, or `final`.
+fn epoch_in_name(epoch: Epoch) -> String {
+    if epoch == FINAL_EPOCH {
+        FINAL_NAME.to_owned()
+    } else {
+        format!("{epoch:020}")
     }
 }

@@ -164,6 +164,7 @@ impl<T: 'static, F: EncodeRecords<T>> Sink<T> for FileSink<F> {
             &self.path,
             extension(&self.path),
             restored,
+            self.skip_empty,
         )?);
         Ok(())
     }
@@ -184,10 +185,9 @@ impl<T: 'static, F: EncodeRecords<T>> Sink<T> for FileSink<F> {
         if self.parts.is_none() {
             return Ok(());
         }
-        if let Some((file, writer)) = self.finish()? {
-            if let Some(parts) = &mut self.parts {
-                parts.pre_commit(&file, writer, epoch)?;
-            }
+        let file = self.finish()?;
+        if let Some(parts) = &mut self.parts {
+            parts.pre_commit(file, epoch)?;
         }
         Ok(())
     }

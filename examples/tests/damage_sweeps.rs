@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::Output;
 use weir::nexmark::{write_events_to_topic, GeneratorConfig};
 
 /// The longest one run over a damaged copy may take (an undamaged one takes about a second).
@@ -243,10 +244,6 @@ fn every_damage_to_a_topic_fails_naming_the_file_or_changes_nothing() {
     report("topic", &outcomes);
 }
 
-/// The files of a killed job that a restore reads: its checkpoint directory and the output
-/// topic's staged transactions.
-const RESTORED_DIRS: [&str; 2] = ["checkpoints", "out/.transactions"];
-
 /// The run id in the names of a killed job's checkpoint files (`worker-0-run-ID.json`).
 fn run_id(checkpoints: &Path) -> String {
     files_under(checkpoints)
@@ -259,47 +256,52 @@ fn run_id(checkpoints: &Path) -> String {
         .unwrap()
 }
 
-/// q5 into a topic with checkpoints every 50 ms, killed in the middle of a commit (its log
-/// sink has marked an epoch's transaction committed but not appended it); every damage to
-/// every file that `--restore latest` reads, and each such file replaced by its namesake from
+/// A job killed at a step of its commit, and what of it to damage.
+struct Killed {
+    /// Where the job writes (the reference run writes a topic).
+    output: Output,
+    /// The crash point the job is killed at, and which hit of it.
+    crash_at: (&'static str, &'static str),
+    /// The files to damage: those a restore reads, by the directories under the job's.
+    damaged: fn(&Path) -> Vec<PathBuf>,
+}
+
+/// q5 with checkpoints every 50 ms, killed at `job.crash_at`; every damage to every file that
+/// `--restore latest` reads (`job.damaged`), and each such file replaced by its namesake from
 /// another run of the same job killed at the same step (a stale file of another run).
-#[test]
-fn every_damage_to_a_killed_jobs_checkpoints_fails_naming_the_file_or_restores_exactly_once() {
+fn sweep_a_killed_job(sweep: &str, job: Killed) {
     let dir = tempfile::tempdir().unwrap();
     let events = common::write_events(dir.path(), 20_000);
     let events = events.dir().to_owned();
-    let args = |checkpoints: bool| -> Vec<String> {
-        let mut args = common::run_args(
-            "q5",
-            if checkpoints {
-                "log:out"
-            } else {
-                "log:reference"
-            },
-        );
+    let args = |output: Option<Output>| -> Vec<String> {
+        let out = match output {
+            Some(output) => output.location("out"),
+            None => Output::Log.location("reference"),
+        };
+        let mut args = common::run_args("q5", &out);
         let from = args.iter().position(|arg| arg == "--from").unwrap() + 1;
         args[from] = format!("log:{}", events.display());
-        if checkpoints {
+        if output.is_some() {
             args.extend(common::checkpoint_args("checkpoints", "50ms", 5_000));
         }
         args
     };
-    let (ok, stderr) = run(dir.path(), &args(false), "reference");
+    let (ok, stderr) = run(dir.path(), &args(None), "reference");
     assert!(ok, "the reference run failed: {stderr}");
     let reference = common::committed_to_topic(&dir.path().join("reference"));
     assert!(!reference.is_empty(), "q5 produced no results");
 
     // Two runs killed at the same step: the one damaged, and another whose files are stale.
-    for job in ["killed", "other"] {
-        let job = dir.path().join(job);
-        std::fs::create_dir(&job).unwrap();
+    for name in ["killed", "other"] {
+        let path = dir.path().join(name);
+        std::fs::create_dir(&path).unwrap();
         let crash = [
-            ("WEIR_CRASH_POINT", "log_sink.commit_marked"),
-            ("WEIR_CRASH_AT", "3"),
+            ("WEIR_CRASH_POINT", job.crash_at.0),
+            ("WEIR_CRASH_AT", job.crash_at.1),
         ];
         let (status, _) = common::run_within(
-            &job,
-            &args(true),
+            &path,
+            &args(Some(job.output)),
             &crash,
             RUN_DEADLINE,
             "a run to be killed",
@@ -317,7 +319,7 @@ fn every_damage_to_a_killed_jobs_checkpoints_fails_naming_the_file_or_restores_e
         run_id(&other.join("checkpoints")),
     );
     let restore = {
-        let mut restore = args(true);
+        let mut restore = args(Some(job.output));
         let rate = restore.iter().position(|arg| arg == "--max-rate").unwrap();
         restore.drain(rate..rate + 2);
         restore.extend(["--restore".into(), "latest".into()]);
@@ -330,46 +332,86 @@ fn every_damage_to_a_killed_jobs_checkpoints_fails_naming_the_file_or_restores_e
     assert!(ok, "the undamaged restore failed: {stderr}");
     common::assert_same(
         &reference,
-        &common::committed_to_topic(&case.path().join("out")),
+        &job.output.committed(&case.path().join("out")),
         "undamaged restore",
     );
 
     let mut outcomes = Vec::new();
     let mut stale_files = 0;
-    for root in RESTORED_DIRS {
-        for file in files_under(&killed.join(root)) {
-            let relative = file.strip_prefix(&killed).unwrap().to_owned();
-            let stale = other.join(relative.display().to_string().replace(&ids.0, &ids.1));
-            let mut damages: Vec<Option<Damage>> = Damage::all().into_iter().map(Some).collect();
-            if stale.exists() {
-                damages.push(None);
-                stale_files += 1;
-            }
-            for damage in damages {
-                let case = tempfile::tempdir().unwrap();
-                copy_dir(&killed, case.path());
-                match damage {
-                    Some(damage) => damage.apply(&case.path().join(&relative)),
-                    None => {
-                        std::fs::copy(&stale, case.path().join(&relative)).unwrap();
-                    }
+    for file in (job.damaged)(&killed) {
+        let relative = file.strip_prefix(&killed).unwrap().to_owned();
+        let stale = other.join(relative.display().to_string().replace(&ids.0, &ids.1));
+        let mut damages: Vec<Option<Damage>> = Damage::all().into_iter().map(Some).collect();
+        if stale.exists() {
+            damages.push(None);
+            stale_files += 1;
+        }
+        for damage in damages {
+            let case = tempfile::tempdir().unwrap();
+            copy_dir(&killed, case.path());
+            match damage {
+                Some(damage) => damage.apply(&case.path().join(&relative)),
+                None => {
+                    std::fs::copy(&stale, case.path().join(&relative)).unwrap();
                 }
-                let what = format!("{} {damage:?}", relative.display());
-                let ended = run(case.path(), &restore, &what);
-                outcomes.push(judge(
-                    &what,
-                    ended,
-                    &names_of(&relative),
-                    || common::committed_to_topic(&case.path().join("out")),
-                    &reference,
-                ));
             }
+            let what = format!("{} {damage:?}", relative.display());
+            let ended = run(case.path(), &restore, &what);
+            outcomes.push(judge(
+                &what,
+                ended,
+                &names_of(&relative),
+                || job.output.committed(&case.path().join("out")),
+                &reference,
+            ));
         }
     }
-    report("checkpoints", &outcomes);
-    println!("checkpoints: {stale_files} files replaced by their namesakes of another run");
+    report(sweep, &outcomes);
+    println!("{sweep}: {stale_files} files replaced by their namesakes of another run");
     assert!(
         stale_files > 0,
         "the other run left no namesakes to make stale files of"
+    );
+}
+
+/// The log sink killed in the middle of a commit (it has marked an epoch's transaction
+/// committed but not appended it): the checkpoints and the output topic's staged
+/// transactions.
+#[test]
+fn every_damage_to_a_killed_jobs_checkpoints_fails_naming_the_file_or_restores_exactly_once() {
+    sweep_a_killed_job(
+        "checkpoints",
+        Killed {
+            output: Output::Log,
+            crash_at: ("log_sink.commit_marked", "3"),
+            damaged: |job| {
+                let mut files = files_under(&job.join("checkpoints"));
+                files.extend(files_under(&job.join("out/.transactions")));
+                files
+            },
+        },
+    );
+}
+
+/// The file sink killed before a commit, with staged parts pending: its ledger and pending
+/// parts (the hidden files of its output directory; the published parts are its readers').
+#[test]
+fn every_damage_to_a_killed_file_sinks_staged_parts_fails_naming_the_file_or_restores_exactly_once()
+{
+    sweep_a_killed_job(
+        "part files",
+        Killed {
+            output: Output::Files,
+            crash_at: ("sink.commit", "3"),
+            damaged: |job| {
+                files_under(&job.join("out"))
+                    .into_iter()
+                    .filter(|file| {
+                        file.file_name()
+                            .is_some_and(|name| name.as_encoded_bytes().starts_with(b"."))
+                    })
+                    .collect()
+            },
+        },
     );
 }

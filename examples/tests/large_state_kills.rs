@@ -205,14 +205,16 @@ fn large_state_survives_kills_at_every_slow_checkpoint_step() {
     let (passes, took) = passes_per_point();
     // Each worker passes `checkpoint.worker_manifest` once an epoch. Were checkpoints as fast
     // as the interval, a run would take an epoch per interval; they set the pace instead (seen:
-    // 11 to 50 epochs in 1.1 to 2 s), so an epoch lasts at least two intervals on average.
+    // 11 to 53 epochs in 1.0 to 2 s), so an epoch lasts well over an interval on average. The
+    // margin is wide because a fast machine writes the state quickly: this checks the test's
+    // premise, not the engine's speed.
     let epochs = passes
         .get("checkpoint.worker_manifest")
         .copied()
         .unwrap_or(0)
         / 2;
     assert!(
-        (epochs as u32) * INTERVAL * 2 < took,
+        (epochs as u32) * INTERVAL * 3 < took * 2,
         "{epochs} epochs in {took:?}: the checkpoints were meant to outlast the {INTERVAL:?} interval"
     );
     println!("a run without failures: {epochs} epochs in {took:.1?} ({INTERVAL:?} interval)");

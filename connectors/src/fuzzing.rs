@@ -1,7 +1,8 @@
 //! Entry points of the coverage-guided fuzzers (`fuzz/`) into the connectors' decoders of
 //! outside bytes: the log's record frame, its segments and sparse index as a reader and a
 //! recovering writer see them, `topic.json`, the binary and JSON event codecs, the JSON lines
-//! and CSV readers, and the log sink's transaction and history files. Each takes arbitrary
+//! and CSV readers, the log sink's transaction and history files, and the file sink's ledger and parts at a
+//! restore. Each takes arbitrary
 //! bytes and asserts what must hold for any input. Compiled only by `cargo fuzz`, which sets
 //! `cfg(fuzzing)`; see `fuzz/README.md`.
 
@@ -311,4 +312,12 @@ pub fn log_transaction(data: &[u8]) {
 /// The commit history of a log sink's output.
 pub fn commit_history(data: &[u8]) {
     transaction::fuzz_history(data);
+}
+
+/// A file sink's output directory at a restore: its ledger, one part and the flags of
+/// `part_files::fuzz_recover`, split by [`parts`].
+pub fn part_ledger(data: &[u8]) {
+    let split = parts(data, 3);
+    let flags = split[0].first().copied().unwrap_or_default();
+    crate::files::fuzz_recover(split[1], split[2], flags);
 }

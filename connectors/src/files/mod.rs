@@ -13,4 +13,6 @@ mod staged_file;
 pub use self::csv::{CsvReader, CsvSource};
 pub use self::format::{Csv, EncodeRecords, FileFormat, JsonLines, Parquet};
 pub use self::json_lines::{write_json_lines, JsonLinesReader, JsonLinesSource};
+#[cfg(fuzzing)]
+pub(crate) use self::part_files::fuzz_recover;
 pub use self::sink::{CsvSink, FileSink, JsonLinesSink, ParquetSink};

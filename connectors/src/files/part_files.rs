@@ -271,6 +271,77 @@ impl PartFiles {
     }
 }
 
+/// Fuzzer entry: `ledger` as the sink's ledger and `part` as the part of epoch 1 (pending
+/// when `flags` bit 1 is clear, published when set) in an output directory restored to epoch
+/// `flags >> 2` (above 3: the final epoch). With `flags` bit 0 set and a ledger that decodes,
+/// its parts are made to record `part`'s length and checksum, so that the fuzzer reaches the
+/// restore behind the check. The restore fails naming a file of the directory, or every
+/// part the ledger needed is published with the bytes it recorded and nothing stays pending.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_recover(ledger: &[u8], part: &[u8], flags: u8) {
+    let scratch = weir_engine::fuzzing::scratch_dir();
+    let dir = scratch.path().join("out");
+    let mut ledger = ledger.to_vec();
+    if flags & 1 == 1 {
+        if let Ok(mut decoded) = serde_json::from_slice::<Ledger>(&ledger) {
+            let crc32c = crc32c::crc32c(part);
+            for staged in &mut decoded.parts {
+                (staged.bytes, staged.crc32c) = (part.len() as u64, crc32c);
+            }
+            ledger = serde_json::to_vec(&decoded).expect("a ledger encodes");
+        }
+    }
+    let files = PartFiles {
+        dir: dir.clone(),
+        extension: ".jsonl".into(),
+        ledger: Ledger::default(),
+    };
+    let part_path = if flags & 2 == 0 {
+        files.pending_path(1)
+    } else {
+        files.part_path(1)
+    };
+    weir_engine::fuzzing::write_file(&dir, LEDGER_FILE, &ledger);
+    weir_engine::fuzzing::write_file(
+        &dir,
+        &part_path.file_name().expect("a name").to_string_lossy(),
+        part,
+    );
+    let restored = match flags >> 2 {
+        epoch @ 0..=3 => Epoch::from(epoch),
+        _ => FINAL_EPOCH,
+    };
+    match PartFiles::recover(&dir, "jsonl", Some(restored), false) {
+        Ok(recovered) => {
+            let needed = serde_json::from_slice::<Ledger>(&ledger)
+                .expect("a restore read the ledger")
+                .parts
+                .into_iter()
+                .filter(|staged| staged.epoch <= restored);
+            for staged in needed {
+                let published = recovered.part_path(staged.epoch);
+                assert_eq!(
+                    StagedPart::measure(staged.epoch, &published).expect("a published part"),
+                    staged
+                );
+            }
+            for name in recovered.names().expect("the output directory") {
+                assert!(
+                    !matches!(
+                        recovered.classify(&name),
+                        Entry::Pending(_) | Entry::Partial
+                    ),
+                    "{name} is left pending after a restore"
+                );
+            }
+        }
+        Err(error) => assert!(
+            error.to_string().contains(&*dir.to_string_lossy()),
+            "{error}"
+        ),
+    }
+}
+
 /// The epoch as part names write it: 20 digits, so that names sort by epoch, or `final`.
 fn epoch_in_name(epoch: Epoch) -> String {
     if epoch == FINAL_EPOCH {

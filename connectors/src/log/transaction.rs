@@ -710,12 +710,9 @@ mod tests {
                 .map(|&epoch| (epoch, transactions.prepared_path(epoch)))
                 .collect()
         };
-        transactions
-            .check_staged(Some(3), 6, &staged(&[4, 5, 6]))
-            .unwrap();
-        for (left, missing) in [(&[4, 6][..], 5), (&[4, 5][..], 6), (&[5, 6][..], 4)] {
+        let fails_missing = |restored: Epoch, left: &[Epoch], missing: &str| {
             let error = transactions
-                .check_staged(Some(3), 6, &staged(left))
+                .check_staged(Some(3), restored, &staged(left))
                 .unwrap_err();
             assert!(
                 error
@@ -723,6 +720,12 @@ mod tests {
                     .contains(&format!("epoch {missing} is missing")),
                 "{left:?}: {error}"
             );
+        };
+        transactions
+            .check_staged(Some(3), 6, &staged(&[4, 5, 6]))
+            .unwrap();
+        for (left, missing) in [(&[4, 6][..], "5"), (&[4, 5][..], "6"), (&[5, 6][..], "4")] {
+            fails_missing(6, left, missing);
         }
         // The final checkpoint's transaction follows the last numbered one, which may be any:
         // a bounded run killed before committing it restores the final checkpoint.
@@ -732,15 +735,7 @@ mod tests {
                 .unwrap();
         }
         for (left, missing) in [(&[5, FINAL_EPOCH][..], "4"), (&[4, 5][..], "final")] {
-            let error = transactions
-                .check_staged(Some(3), FINAL_EPOCH, &staged(left))
-                .unwrap_err();
-            assert!(
-                error
-                    .to_string()
-                    .contains(&format!("epoch {missing} is missing")),
-                "{left:?}: {error}"
-            );
+            fails_missing(FINAL_EPOCH, left, missing);
         }
         // Once the final transaction is committed, nothing is left to check.
         transactions

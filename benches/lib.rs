@@ -6,11 +6,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
-use weir::log::LogSource;
-use weir::nexmark::{write_events_to_topic, Event, GeneratorConfig};
-use weir::operators::watermark::Watermarks;
-use weir::{Data, DiscardSink, Job, JobReport, Stream};
+use weir::{Job, JobReport};
+use weir_nexmark::{write_events_to_topic, EventInput, GeneratorConfig, Output};
 
 /// The benchmarks allocate with mimalloc, as the `weir` binary does.
 #[global_allocator]
@@ -68,24 +67,32 @@ pub fn nexmark_topic(events: u64) -> PathBuf {
     topic
 }
 
-/// Runs `query` as `job` over every event of the topic at `topic` (to its end, watermarks
-/// following the event times), discarding the results; checks that every one of `events`
-/// was read.
-pub fn run_on_topic<T: Data>(
-    job: Job,
-    topic: &Path,
-    events: u64,
-    query: impl for<'s> Fn(Stream<'s, Event>) -> Stream<'s, T> + Send + Sync + 'static,
-) -> JobReport {
-    let topic = topic.to_owned();
+/// Runs the registry's query `name` as `job` over every event of the topic at `topic` (to
+/// its end, watermarks following the event times); see [`run_query`].
+pub fn run_on_topic(job: Job, topic: &Path, events: u64, name: &str) -> JobReport {
+    let input = EventInput::Log {
+        topic: topic.to_owned(),
+        disorder: Duration::ZERO,
+        max_rate: None,
+    };
+    run_query(job, input, events, name)
+}
+
+/// Runs the registry's query `name` as `job` over `input`, discarding its results (an
+/// updating query's changes as they come, without building its final view); checks that
+/// every one of `events` was read.
+pub fn run_query(job: Job, input: EventInput, events: u64, name: &str) -> JobReport {
+    let Some(query) = weir_nexmark::query(name) else {
+        panic!("the registry has no query {name}");
+    };
+    let output = Output {
+        changelog: true,
+        ..Output::discard()
+    };
     let report = job
         .run(move |p| {
-            let events = p.source(
-                LogSource::<Event>::new(&topic)
-                    .watermarks(Watermarks::monotonic())
-                    .until_end(),
-            );
-            query(events).sink(DiscardSink);
+            let events = input.stream(p);
+            (query.build)(p, events, &output);
             Ok(())
         })
         .expect("the benchmark job runs");

@@ -50,7 +50,7 @@ smoke)
     # The entry points exist only under cfg(fuzzing), where the workspace's clippy run does
     # not look: lint them here, in a build directory of their own.
     RUSTFLAGS="--cfg fuzzing" CARGO_TARGET_DIR="$target_dir/fuzz-clippy" cargo clippy \
-        -p weir-engine -p weir-connectors -p weir-examples --release -- -D warnings
+        -p weir-engine -p weir-connectors -p weir-nexmark -p weir-cli --release -- -D warnings
     fuzz build "${build_flags[@]}"
     for target in $(targets); do
         # A copy: a smoke run checks the committed corpus, it does not grow it.

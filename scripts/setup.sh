@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing weir need beyond the Rust toolchain: clang and libclang,
 # which the rocksdb crate uses to generate its bindings, and strace, which the power-loss test
-# (examples/tests/durability_order.rs) traces weir's system calls with. Safe to run again; does
+# (cli/tests/durability_order.rs) traces weir's system calls with. Safe to run again; does
 # nothing when they are there.
 set -euo pipefail
 

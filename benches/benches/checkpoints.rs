@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use weir::checkpoint::{list_checkpoints, FINAL_EPOCH};
 use weir::{CheckpointConfig, Job, JobConfig, JobMetrics, StateBackend};
-use weir_examples::nexmark::q5;
 
 const WORKERS: usize = 2;
 
@@ -31,7 +30,7 @@ fn run_q5(topic: &Path, work: &Path, events: u64, config: JobConfig) -> Outcome 
     let _ = std::fs::remove_dir_all(work);
     let job = Job::new(config.workers(WORKERS).state_dir(work.join("state")));
     let metrics: std::sync::Arc<JobMetrics> = job.metrics();
-    let report = weir_benches::run_on_topic(job, topic, events, q5);
+    let report = weir_benches::run_on_topic(job, topic, events, "q5");
     let checkpoints: Vec<_> = list_checkpoints(&work.join("checkpoints"))
         .expect("the checkpoints are listed")
         .into_iter()

@@ -2,8 +2,8 @@
 
 // Links the benchmarks crate, which sets the global allocator.
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use weir::nexmark::{Generator, GeneratorConfig};
 use weir_benches as _;
+use weir_nexmark::{Generator, GeneratorConfig};
 
 fn generator(c: &mut Criterion) {
     let generator = Generator::new(GeneratorConfig::default());

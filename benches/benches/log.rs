@@ -9,11 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use weir::log::LogSource;
-use weir::nexmark::{Event, Generator, GeneratorConfig};
-use weir::operators::watermark::Watermarks;
-use weir::{write_json_lines, Data, DiscardSink, Job, JobConfig, JsonLinesSource, Stream};
-use weir_examples::nexmark::{q0, q1, q11, q17, q5};
+use weir::{write_json_lines, Job, JobConfig};
+use weir_nexmark::{EventInput, Generator, GeneratorConfig};
 
 /// The benchmark's input: a topic and a JSON lines file of the same events.
 struct Input {
@@ -58,39 +55,23 @@ fn bytes_under(path: &Path) -> u64 {
         .sum()
 }
 
-/// Runs `query` on `workers` workers over the topic or the file; returns the wall time.
-fn run<T: Data>(
-    input: &Path,
-    from_log: bool,
-    workers: usize,
-    events: u64,
-    query: for<'s> fn(Stream<'s, Event>) -> Stream<'s, T>,
-) -> Duration {
-    let input = input.to_owned();
-    let report = Job::new(JobConfig::default().workers(workers))
-        .run(move |p| {
-            let events = if from_log {
-                p.source(
-                    LogSource::<Event>::new(&input)
-                        .watermarks(Watermarks::monotonic())
-                        .until_end(),
-                )
-            } else {
-                p.source(JsonLinesSource::<Event>::new(&input).event_time(0, Event::date_time))
-            };
-            query(events).sink(DiscardSink);
-            Ok(())
-        })
-        .expect("the benchmark job runs");
-    assert_eq!(report.records_in, events, "every event was read");
-    report.wall
-}
-
-/// Runs one query over an input (log or file) on a number of workers.
-type Measure = Box<dyn Fn(&Path, bool, usize) -> Duration>;
-
-fn measure<T: Data>(events: u64, query: for<'s> fn(Stream<'s, Event>) -> Stream<'s, T>) -> Measure {
-    Box::new(move |path, from_log, workers| run(path, from_log, workers, events, query))
+/// Runs the query `name` on `workers` workers over the topic or the file; returns the wall
+/// time.
+fn run(input: &Path, from_log: bool, workers: usize, events: u64, name: &str) -> Duration {
+    let input = if from_log {
+        EventInput::Log {
+            topic: input.to_owned(),
+            disorder: Duration::ZERO,
+            max_rate: None,
+        }
+    } else {
+        EventInput::JsonLines {
+            path: input.to_owned(),
+            disorder: Duration::ZERO,
+        }
+    };
+    let job = Job::new(JobConfig::default().workers(workers));
+    weir_benches::run_query(job, input, events, name).wall
 }
 
 fn main() {
@@ -108,18 +89,12 @@ fn main() {
         "{:<16} {:>8} {:>12} {:>10}",
         "query / input", "workers", "M events/s", "MB/s"
     );
-    let queries: [(&str, Measure); 5] = [
-        ("q0", measure(events, q0)),
-        ("q1", measure(events, q1)),
-        ("q5", measure(events, q5)),
-        ("q11", measure(events, q11)),
-        ("q17", measure(events, q17)),
-    ];
+    let queries = ["q0", "q1", "q5", "q11", "q17"];
     for (source, path, from_log) in sources {
         let bytes = bytes_under(path) as f64;
-        for (name, query) in &queries {
+        for name in queries {
             for workers in [1, 2] {
-                let wall = query(path, from_log, workers).as_secs_f64();
+                let wall = run(path, from_log, workers, events, name).as_secs_f64();
                 println!(
                     "{:<16} {workers:>8} {:>12.2} {:>10.0}",
                     format!("{name} / {source}"),

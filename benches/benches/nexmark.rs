@@ -13,26 +13,19 @@ use weir_benches as _;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::{source, Operator};
-use weir::nexmark::{Event, GeneratorConfig, NexmarkSource};
-use weir::{Data, DiscardSink, Job, JobConfig, Stream};
-use weir_examples::nexmark::{q0, q1, q2};
+use weir::{Job, JobConfig};
+use weir_nexmark::{EventInput, GeneratorConfig};
 
 /// Events per second of one benchmark on a number of workers.
 type Measure = Box<dyn Fn(usize) -> f64>;
 
-fn run_query<T: Data>(
-    workers: usize,
-    events: u64,
-    query: for<'s> fn(Stream<'s, Event>) -> Stream<'s, T>,
-) -> f64 {
-    let report = Job::new(JobConfig::default().workers(workers))
-        .run(move |p| {
-            let input = p.source(NexmarkSource::new(GeneratorConfig::default(), events));
-            query(input).sink(DiscardSink);
-            Ok(())
-        })
-        .expect("the benchmark job runs");
-    assert_eq!(report.records_in, events, "every event was read");
+fn run_query(workers: usize, events: u64, name: &str) -> f64 {
+    let input = EventInput::Generated {
+        config: GeneratorConfig::default(),
+        events,
+    };
+    let job = Job::new(JobConfig::default().workers(workers));
+    let report = weir_benches::run_query(job, input, events, name);
     events as f64 / report.wall.as_secs_f64()
 }
 
@@ -120,9 +113,9 @@ fn main() {
     println!("Nexmark from the generator, {events} events, events/s (M):");
     println!("{:<34} {:>10} {:>10}", "", "1 worker", "2 workers");
     let queries: [(&str, Measure); 4] = [
-        ("q0", Box::new(move |w| run_query(w, events, q0))),
-        ("q1", Box::new(move |w| run_query(w, events, q1))),
-        ("q2", Box::new(move |w| run_query(w, events, q2))),
+        ("q0", Box::new(move |w| run_query(w, events, "q0"))),
+        ("q1", Box::new(move |w| run_query(w, events, "q1"))),
+        ("q2", Box::new(move |w| run_query(w, events, "q2"))),
         (
             "ceiling: timely keyed 10 s count",
             Box::new(move |w| ceiling(w, events)),

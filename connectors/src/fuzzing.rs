@@ -1,24 +1,19 @@
 //! Entry points of the coverage-guided fuzzers (`fuzz/`) into the connectors' decoders of
 //! outside bytes: the log's record frame, its segments and sparse index as a reader and a
-//! recovering writer see them, `topic.json`, the binary and JSON event codecs, the JSON lines
-//! and CSV readers, the log sink's transaction and history files, and the file sink's ledger and parts at a
-//! restore. Each takes arbitrary
+//! recovering writer see them, `topic.json`, the CSV reader, the log sink's transaction and
+//! history files, and the file sink's ledger and parts at a restore. Each takes arbitrary
 //! bytes and asserts what must hold for any input. Compiled only by `cargo fuzz`, which sets
-//! `cfg(fuzzing)`; see `fuzz/README.md`.
+//! `cfg(fuzzing)`; see `fuzz/README.md`. (The event codecs and the JSON lines reader are
+//! fuzzed with Nexmark's events, from `weir-nexmark`.)
 
 use serde::Deserialize;
-use weir_engine::fuzzing::{parts, scratch_dir, write_file};
-use weir_engine::{DeadLetter, Source, SourcePoll, SourceReader, WorkerInfo};
+use weir_engine::fuzzing::{parts, read_source, scratch_dir, write_file, POLL_LIMIT};
+use weir_engine::{SourcePoll, SourceReader, WorkerInfo};
 
-use crate::files::{CsvSource, JsonLinesSource};
+use crate::files::CsvSource;
 use crate::log::record::{self, Frame};
 use crate::log::ValueFormat;
 use crate::log::{segment, transaction, LogConfig, PartitionWriter, RecordRef, Topic};
-use crate::nexmark::Event;
-use crate::Codec;
-
-/// Polls that a reader of a small input may take before it counts as hung.
-const POLL_LIMIT: usize = 100_000;
 
 /// Recomputes the checksums of the record frames in `bytes`, frame after frame, so that the
 /// fuzzer reaches the parsing behind them.
@@ -186,95 +181,6 @@ pub fn topic_metadata(data: &[u8]) {
     let _ = crate::log::partition_for_key(b"key", topic.partitions());
     if let Err(error) = topic.producer() {
         assert!(!error.to_string().is_empty());
-    }
-}
-
-/// An event value in either codec: one that decodes encodes to a value that decodes to the
-/// same event, and in the binary codec to at most the bytes it was decoded from (no trailing
-/// bytes are accepted; a varint may have been written longer than it needs).
-pub fn event_codecs(data: &[u8]) {
-    for codec in [Codec::Binary, Codec::Json] {
-        let Ok(event) = codec.decode::<Event>(data) else {
-            continue;
-        };
-        let mut encoded = Vec::new();
-        codec
-            .encode(&event, &mut encoded)
-            .expect("a decoded event encodes");
-        assert_eq!(codec.decode::<Event>(&encoded).as_ref(), Ok(&event));
-        if codec == Codec::Binary {
-            assert!(
-                encoded.len() <= data.len(),
-                "a binary event grows when re-encoded"
-            );
-        }
-    }
-}
-
-/// What a file source read: its records and the line numbers of its dead letters.
-struct SourceRead<T> {
-    records: Vec<T>,
-    dead_lines: Vec<u64>,
-}
-
-/// Reads every worker's share of a source, worker after worker.
-fn read_source<S: Source>(open: impl Fn() -> S, peers: usize) -> SourceRead<S::Item> {
-    let mut read = SourceRead {
-        records: Vec::new(),
-        dead_lines: Vec::new(),
-    };
-    for index in 0..peers {
-        let mut reader = open()
-            .open(WorkerInfo { index, peers })
-            .expect("a scratch file opens");
-        let mut dead = Vec::<DeadLetter>::new();
-        let mut finished = false;
-        for _ in 0..POLL_LIMIT {
-            let poll = reader.poll(&mut read.records, 64).expect("a file reads");
-            reader.drain_dead_letters(&mut dead);
-            if poll == SourcePoll::Finished {
-                finished = true;
-                break;
-            }
-        }
-        assert!(finished, "a reader of a small file never finished");
-        read.dead_lines.extend(
-            dead.iter()
-                .map(|letter| letter.line.expect("a line number")),
-        );
-    }
-    read
-}
-
-/// A JSON lines file of events: split over one to three workers, the readers return each
-/// non-blank line once, as its event or as a dead letter with its line number, in order.
-pub fn json_lines(data: &[u8]) {
-    let mut expected = SourceRead {
-        records: Vec::new(),
-        dead_lines: Vec::new(),
-    };
-    for (number, line) in data.split(|byte| *byte == b'\n').enumerate() {
-        let line = line.trim_ascii();
-        if line.is_empty() {
-            continue;
-        }
-        match std::str::from_utf8(line).map(serde_json::from_str::<Event>) {
-            Ok(Ok(event)) => expected.records.push(event),
-            _ => expected.dead_lines.push(number as u64 + 1),
-        }
-    }
-    let scratch = scratch_dir();
-    let path = write_file(scratch.path(), "events.jsonl", data);
-    for peers in 1..=3 {
-        let read = read_source(|| JsonLinesSource::<Event>::new(&path), peers);
-        assert_eq!(
-            read.records, expected.records,
-            "records read by {peers} workers"
-        );
-        assert_eq!(
-            read.dead_lines, expected.dead_lines,
-            "dead letters of {peers} workers"
-        );
     }
 }
 

@@ -1,5 +1,5 @@
-//! weir's connectors: the embedded partitioned log, files, dead letters and the Nexmark
-//! generator.
+//! weir's connectors: the embedded partitioned log, files (JSON lines, CSV, Parquet) and dead
+//! letters.
 
 mod codec;
 pub mod datetime;
@@ -9,7 +9,6 @@ pub mod files;
 #[cfg(fuzzing)]
 pub mod fuzzing;
 pub mod log;
-pub mod nexmark;
 
 pub use codec::Codec;
 pub use error::ConnectorError;

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use weir_connectors::log::{LogConfig, LogSink, LogSource, RecordRef, StartAt, Topic, ValueFormat};
+use weir_engine::watermark::Watermarks;
 use weir_engine::{
     CollectSink, DeadLetter, EngineError, Job, JobConfig, Source, SourcePoll, SourceReader,
     WorkerInfo,
 };
-use weir_operators::watermark::Watermarks;
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 struct Row {

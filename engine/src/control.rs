@@ -18,7 +18,7 @@ use timely::dataflow::InputHandle;
 use timely::worker::Worker;
 
 use crate::error::EngineError;
-use crate::job::JobShared;
+use crate::runtime::job::JobShared;
 
 /// What travels on the control channel.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

@@ -4,13 +4,17 @@
 //! decode that succeeds encodes back to the same bytes (or value, for JSON). Compiled only by
 //! `cargo fuzz`, which sets `cfg(fuzzing)`; see `fuzz/README.md`.
 //!
-//! [`parts`], [`scratch_dir`] and [`write_file`] are shared with the other crates' entry points.
+//! [`parts`], [`scratch_dir`], [`write_file`] and [`read_source`] are shared with the other crates' entry points.
 
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint::layout::{self, JobManifest, WorkerManifest};
 use crate::state::checkpoint_files::{self, FileBuffer, FileName, RestoredFiles};
 use crate::state::keys;
+use crate::{DeadLetter, Source, SourcePoll, SourceReader, WorkerInfo};
+
+/// Polls that a reader of a small input may take before it counts as hung.
+pub const POLL_LIMIT: usize = 100_000;
 
 /// Splits fuzzer input into `n` parts: each but the last is prefixed by its length as a
 /// little-endian `u16` (cut short where the input ends); the last part is what remains.
@@ -139,4 +143,41 @@ pub fn state_file(data: &[u8]) {
             assert_eq!(FileName::parse(&parsed.render()), Some(parsed));
         }
     }
+}
+
+/// What a file source read: its records and the line numbers of its dead letters.
+pub struct SourceRead<T> {
+    /// The records, worker after worker.
+    pub records: Vec<T>,
+    /// The line numbers of the dead letters, worker after worker.
+    pub dead_lines: Vec<u64>,
+}
+
+/// Reads every worker's share of a source, worker after worker.
+pub fn read_source<S: Source>(open: impl Fn() -> S, peers: usize) -> SourceRead<S::Item> {
+    let mut read = SourceRead {
+        records: Vec::new(),
+        dead_lines: Vec::new(),
+    };
+    for index in 0..peers {
+        let mut reader = open()
+            .open(WorkerInfo { index, peers })
+            .expect("a scratch file opens");
+        let mut dead = Vec::<DeadLetter>::new();
+        let mut finished = false;
+        for _ in 0..POLL_LIMIT {
+            let poll = reader.poll(&mut read.records, 64).expect("a file reads");
+            reader.drain_dead_letters(&mut dead);
+            if poll == SourcePoll::Finished {
+                finished = true;
+                break;
+            }
+        }
+        assert!(finished, "a reader of a small file never finished");
+        read.dead_lines.extend(
+            dead.iter()
+                .map(|letter| letter.line.expect("a line number")),
+        );
+    }
+    read
 }

@@ -1,7 +1,7 @@
 //! A source over an in-memory iterator: for tests, examples and small programs.
 
 use crate::error::BoxError;
-use crate::job::WorkerInfo;
+use crate::runtime::job::WorkerInfo;
 use crate::source::{Source, SourcePoll, SourceReader};
 use crate::time::Time;
 use timely::progress::Timestamp;

@@ -22,8 +22,8 @@ use timely::order::PartialOrder;
 
 use crate::checkpoint::{EpochCursor, EpochStatus, HeldInput};
 use crate::error::EngineError;
-use crate::job::JobShared;
-use crate::pipeline::Context;
+use crate::runtime::context::Context;
+use crate::runtime::job::JobShared;
 use crate::state::{StateBackend, StateCache, StateError};
 use crate::time::{frontier_watermark, Epoch, EventTime, Time, END_OF_TIME};
 use crate::Data;

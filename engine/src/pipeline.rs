@@ -1,9 +1,7 @@
 //! The typed pipeline API: [`Pipeline`] makes sources, [`Stream`] and [`KeyedStream`] chain
 //! transformations and end in sinks. timely's scopes and containers stay inside this module.
 
-use std::cell::RefCell;
 use std::hash::Hash;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use timely::dataflow::channels::pact::{Exchange, Pipeline as PipelinePact};
@@ -13,24 +11,14 @@ use timely::dataflow::{Scope, StreamVec};
 
 use crate::checkpoint::Checkpoints;
 use crate::in_order::each_batch;
-use crate::job::{JobShared, WorkerInfo};
 use crate::key_group::KeyGroups;
 use crate::keyed::{self, KeyedProcess};
-use crate::operator_names::OperatorNames;
+use crate::runtime::context::Context;
+use crate::runtime::job::{JobShared, WorkerInfo};
 use crate::sink::{self, Sink};
 use crate::source::{self, Source};
 use crate::time::{frontier_watermark, EventTime, Time};
 use crate::{Data, DeadLetter, EngineError, JobConfig};
-
-/// What every operator of a worker's pipeline is built with.
-#[derive(Clone)]
-pub(crate) struct Context {
-    pub(crate) job: Arc<JobShared>,
-    pub(crate) worker: WorkerInfo,
-    pub(crate) checkpoints: Checkpoints,
-    /// The stateful operators built so far, by their stable names.
-    pub(crate) operators: Rc<RefCell<OperatorNames>>,
-}
 
 /// The handle a pipeline-building closure receives: makes sources on this worker.
 pub struct Pipeline<'s> {
@@ -53,12 +41,7 @@ impl<'s> Pipeline<'s> {
     ) -> Self {
         Pipeline {
             scope,
-            cx: Context {
-                job,
-                worker,
-                checkpoints,
-                operators: Rc::default(),
-            },
+            cx: Context::new(job, worker, checkpoints),
             sources: 0,
             dead_letters: Vec::new(),
             dead_letter_output: None,

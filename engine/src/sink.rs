@@ -13,8 +13,8 @@ use timely::progress::frontier::MutableAntichain;
 
 use crate::checkpoint::{EpochCursor, EpochStatus, HeldInput, SinkStep};
 use crate::error::{BoxError, EngineError};
-use crate::job::{JobShared, WorkerInfo};
-use crate::pipeline::Context;
+use crate::runtime::context::Context;
+use crate::runtime::job::{JobShared, WorkerInfo};
 use crate::time::{Epoch, Time};
 use crate::Data;
 

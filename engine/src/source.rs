@@ -4,8 +4,7 @@
 //! advances the watermark part at most once per watermark interval, so batches stay large.
 //! Rejected input leaves on a second output as dead letters.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use timely::container::CapacityContainerBuilder;
@@ -13,11 +12,12 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, StreamVec};
 
+use crate::checkpoint::positions::Positions;
 use crate::checkpoint::{CheckpointError, Checkpoints, EpochCursor};
 use crate::dead_letter::DeadLetter;
 use crate::error::{BoxError, EngineError};
-use crate::job::WorkerInfo;
-use crate::pipeline::Context;
+use crate::runtime::context::Context;
+use crate::runtime::job::WorkerInfo;
 use crate::time::{EventTime, Time};
 
 /// Records a driver asks a reader for in one call.
@@ -74,66 +74,6 @@ pub trait SourceReader: 'static {
     }
 }
 
-/// Where a reader stands in one partition, as a checkpoint records it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(from = "PositionRecord")]
-pub struct PartitionPosition {
-    /// The next offset to read: every record before it has been read.
-    pub next_offset: u64,
-    /// For a bounded read, the offset it ends at, fixed when the job first started so that a
-    /// restored run reads the same records (not those appended since).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_offset: Option<u64>,
-    /// The greatest event time read from the partition, from which its watermark is rebuilt.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_event_time: Option<EventTime>,
-}
-
-impl PartitionPosition {
-    /// A position that records only the next offset.
-    pub fn at(next_offset: u64) -> Self {
-        PartitionPosition {
-            next_offset,
-            ..PartitionPosition::default()
-        }
-    }
-}
-
-/// A partition's position as manifests store it: checkpoints written before positions had
-/// more than an offset hold the offset alone.
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum PositionRecord {
-    Offset(u64),
-    Full {
-        next_offset: u64,
-        #[serde(default)]
-        end_offset: Option<u64>,
-        #[serde(default)]
-        max_event_time: Option<EventTime>,
-    },
-}
-
-impl From<PositionRecord> for PartitionPosition {
-    fn from(record: PositionRecord) -> Self {
-        match record {
-            PositionRecord::Offset(next_offset) => PartitionPosition::at(next_offset),
-            PositionRecord::Full {
-                next_offset,
-                end_offset,
-                max_event_time,
-            } => PartitionPosition {
-                next_offset,
-                end_offset,
-                max_event_time,
-            },
-        }
-    }
-}
-
-/// Partition → position: where a source reader stands.
-pub type Positions = BTreeMap<u32, PartitionPosition>;
-
 /// A source of records: opened once on every worker, each worker reading its own share.
 pub trait Source {
     /// The record type.
@@ -151,38 +91,6 @@ pub trait Source {
     /// cannot resume.
     fn resume_from(&mut self, _positions: &Positions) -> Result<(), BoxError> {
         Err("it cannot start from recorded positions".into())
-    }
-}
-
-/// The watermarks of one process's source workers, so that a dormant worker can follow the
-/// active ones instead of holding the job back.
-#[derive(Debug, Default)]
-pub(crate) struct WatermarkBoard {
-    /// `(source number, worker) -> Some(watermark)` when active, `None` when dormant.
-    entries: Mutex<HashMap<(usize, usize), Option<EventTime>>>,
-}
-
-impl WatermarkBoard {
-    fn publish(&self, source: usize, worker: usize, watermark: Option<EventTime>) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.insert((source, worker), watermark);
-        }
-    }
-
-    fn retire(&self, source: usize, worker: usize) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(&(source, worker));
-        }
-    }
-
-    /// The smallest watermark of the source's active workers, if any is active.
-    fn active_watermark(&self, source: usize) -> Option<EventTime> {
-        let entries = self.entries.lock().ok()?;
-        entries
-            .iter()
-            .filter(|((number, _), _)| *number == source)
-            .filter_map(|(_, watermark)| *watermark)
-            .min()
     }
 }
 

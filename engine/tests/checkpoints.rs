@@ -3,7 +3,7 @@
 //! incomplete checkpoints are detected; old ones are deleted.
 //!
 //! These tests fail the first run from inside (a source error). The kill tests in
-//! `examples/tests/kill.rs` kill real processes.
+//! `cli/tests/kill.rs` kill real processes.
 
 // Test helpers panic on purpose: a failed set-up step is a failed test.
 #![allow(clippy::unwrap_used)]

@@ -1,4 +1,4 @@
 #![no_main]
-//! See `weir_examples::fuzzing::arguments` for what this target asserts.
+//! See `weir_cli::fuzzing::arguments` for what this target asserts.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| weir_examples::fuzzing::arguments(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| weir_cli::fuzzing::arguments(data));

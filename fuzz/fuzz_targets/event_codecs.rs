@@ -1,4 +1,4 @@
 #![no_main]
-//! See `weir_connectors::fuzzing::event_codecs` for what this target asserts.
+//! See `weir_nexmark::fuzzing::event_codecs` for what this target asserts.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| weir_connectors::fuzzing::event_codecs(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| weir_nexmark::fuzzing::event_codecs(data));

@@ -1,4 +1,4 @@
 #![no_main]
-//! See `weir_connectors::fuzzing::json_lines` for what this target asserts.
+//! See `weir_nexmark::fuzzing::json_lines` for what this target asserts.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| weir_connectors::fuzzing::json_lines(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| weir_nexmark::fuzzing::json_lines(data));

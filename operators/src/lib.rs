@@ -6,5 +6,4 @@ pub mod changelog;
 pub mod dedupe;
 pub mod join;
 pub mod updating;
-pub mod watermark;
 pub mod window;

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use weir_engine::watermark::BoundedOutOfOrderness;
 use weir_engine::{BoxError, DeadLetter, EventTime, Source, SourcePoll, SourceReader, WorkerInfo};
-use weir_operators::watermark::BoundedOutOfOrderness;
 
 use crate::error::ConnectorError;
 

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::de::DeserializeOwned;
+use weir_engine::watermark::{CombinedWatermark, PartitionWatermarks, Watermarks};
 use weir_engine::{
     BoxError, DeadLetter, EventTime, PartitionPosition, Positions, Source, SourcePoll,
     SourceReader, WorkerInfo,
 };
-use weir_operators::watermark::{CombinedWatermark, PartitionWatermarks, Watermarks};
 
 use crate::codec::Codec;
 use crate::error::ConnectorError;
@@ -44,7 +44,7 @@ type Validate<T> = Box<dyn Fn(&T) -> Result<(), String>>;
 /// use std::time::Duration;
 /// use weir_connectors::log::{LogConfig, LogSource, RecordRef, StartAt, Topic, ValueFormat};
 /// use weir_engine::{CollectSink, Job, JobConfig};
-/// use weir_operators::watermark::Watermarks;
+/// use weir_engine::watermark::Watermarks;
 ///
 /// let dir = tempfile::tempdir()?;
 /// let topic = Topic::create(dir.path().join("prices"), 2, ValueFormat::Json, LogConfig::default())?;

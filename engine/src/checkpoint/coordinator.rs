@@ -21,9 +21,9 @@ use super::layout::{
 };
 use super::restore::{self, Restored};
 use super::{CheckpointConfig, CheckpointError};
+use crate::checkpoint::positions::Positions;
 use crate::error::EngineError;
-use crate::job::{JobShared, WorkerInfo};
-use crate::source::Positions;
+use crate::runtime::job::{JobShared, WorkerInfo};
 use crate::state::checkpoint_files::{self, RestoredFiles};
 use crate::state::{RocksStore, StateBackend, StateError};
 use crate::time::Epoch;

@@ -8,7 +8,7 @@
 //! coordinator, which checkpoints the worker once every participant has.
 
 use super::{Checkpoints, FINAL_EPOCH};
-use crate::source::Positions;
+use crate::checkpoint::positions::Positions;
 use crate::time::{Epoch, Time};
 
 /// A participant's current epoch, and its reports to the coordinator.

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::CheckpointError;
-use crate::source::Positions;
+use crate::checkpoint::positions::Positions;
 use crate::time::Epoch;
 
 /// The epoch number of the checkpoint taken when every source of a bounded run has finished.

@@ -12,6 +12,7 @@
 mod coordinator;
 mod epoch;
 pub(crate) mod layout;
+pub mod positions;
 mod restore;
 
 use std::path::PathBuf;

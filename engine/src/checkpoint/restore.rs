@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::layout::{self, SourcePositions, StateFile, StateFormat, WorkerManifest};
 use super::{CheckpointConfig, CheckpointError, Restore};
-use crate::job::WorkerInfo;
 use crate::key_group::KeyGroups;
+use crate::runtime::job::WorkerInfo;
 use crate::state::checkpoint_files::{self, FileName, RestoredFiles};
 use crate::state::{read_key_groups, RocksStore};
 use crate::time::Epoch;

@@ -1,0 +1,10 @@
+//! The command line's parts: one module per command group.
+
+pub mod checkpoints;
+pub mod log;
+pub mod nexmark;
+pub mod progress;
+
+pub use checkpoints::CheckpointsCommand;
+pub use log::LogCommand;
+pub use nexmark::NexmarkCommand;

@@ -1,0 +1,441 @@
+//! `weir nexmark ...`: generate the benchmark's events, run its queries.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::{Args, Subcommand};
+use weir::log::{LogConfig, LogSink, Topic, ValueFormat};
+use weir::{
+    write_json_lines, CheckpointConfig, Cluster, Job, JobConfig, JobMetrics, JobReport,
+    JsonLinesSink, RestartPolicy, Restore, StateBackend,
+};
+use weir_nexmark::queries::write_side_input;
+use weir_nexmark::{
+    query, write_events_to_topic, EventInput, Generator, GeneratorConfig, Input, Output, Query,
+    ResultSink, DEFAULT_BASE_TIME, QUERIES,
+};
+
+use crate::arguments::{parse_duration, Location};
+
+use super::progress;
+
+/// The `weir nexmark` commands.
+#[derive(Subcommand)]
+pub enum NexmarkCommand {
+    /// Writes generated events to a JSON lines file or a log topic.
+    #[command(allow_negative_numbers = true)]
+    Generate(GenerateArgs),
+    /// Runs a query over generated events, a log topic or a JSON lines file.
+    #[command(allow_negative_numbers = true)]
+    Run(Box<RunArgs>),
+}
+
+#[derive(Args)]
+struct GeneratorArgs {
+    /// Number of events to generate.
+    #[arg(long)]
+    events: Option<u64>,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Events per second of event time.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    rate: u64,
+    /// Largest lag of an event's time behind its in-order time, in milliseconds (also the
+    /// out-of-orderness the watermark allows when reading events back).
+    #[arg(long, default_value_t = 0)]
+    max_disorder_ms: u64,
+}
+
+impl GeneratorArgs {
+    fn config(&self) -> GeneratorConfig {
+        GeneratorConfig {
+            seed: self.seed,
+            rate: self.rate,
+            base_time: DEFAULT_BASE_TIME,
+            max_disorder_ms: self.max_disorder_ms,
+        }
+    }
+
+    fn events(&self) -> anyhow::Result<u64> {
+        self.events
+            .context("give the number of events to generate with --events N")
+    }
+}
+
+/// The arguments of `weir nexmark generate`.
+#[derive(Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    generator: GeneratorArgs,
+    /// Where to write: a JSON lines file, or `log:DIR/TOPIC` for a new topic of the embedded
+    /// log (binary-encoded events).
+    #[arg(long)]
+    out: Location,
+    /// Partitions of a new topic.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    partitions: u32,
+    /// Do not draw a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// The arguments of `weir nexmark run`.
+#[derive(Args)]
+pub struct RunArgs {
+    /// The query to run.
+    #[arg(long, value_parser = query_name())]
+    query: &'static Query,
+    /// Read events from `log:DIR/TOPIC` or a JSON lines file instead of generating them.
+    #[arg(long)]
+    from: Option<Location>,
+    #[command(flatten)]
+    generator: GeneratorArgs,
+    /// Worker threads per process.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Write the results as JSON lines to this file, or to `log:DIR/TOPIC` (created with one
+    /// partition if missing). Otherwise they are counted and dropped. With checkpoints the
+    /// output is exactly-once: a topic receives each result once, and a path names a
+    /// directory of JSON lines part files, one per committed checkpoint epoch.
+    #[arg(long)]
+    out: Option<Location>,
+    /// Take checkpoints into this directory (RocksDB checkpoints, source offsets, manifests).
+    #[arg(long)]
+    checkpoint_dir: Option<PathBuf>,
+    /// How often to checkpoint, as `500ms`, `1s` or `2m`.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true, requires = "checkpoint_dir")]
+    checkpoint_interval: Duration,
+    /// Complete checkpoints to keep.
+    #[arg(long, default_value_t = 3, requires = "checkpoint_dir")]
+    retain_checkpoints: usize,
+    /// Resume from a checkpoint: `latest` (the newest in --checkpoint-dir; a fresh start if
+    /// there is none) or the path of a checkpoint or savepoint directory.
+    #[arg(long, requires = "checkpoint_dir")]
+    restore: Option<String>,
+    /// Restore even if the checkpoint holds state of stateful operators this query no longer
+    /// has, dropping that state (without it such a restore fails, naming the operators).
+    #[arg(long, requires = "restore")]
+    allow_removed_operators: bool,
+    /// After a retryable failure (I/O, a lost peer process), restart from the latest
+    /// checkpoint up to this many times, waiting 100 ms before the first restart and twice as
+    /// long before each next one (at most 10 s).
+    #[arg(long, default_value_t = 0, requires = "checkpoint_dir")]
+    max_restarts: u32,
+    /// Read at most this many events per second per worker from a topic (to replay a topic
+    /// at a steady pace).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_rate: Option<u64>,
+    /// Write input that cannot be decoded here, with the reason and the place it was found:
+    /// a JSON lines file (left out when there is none; a directory of part files with
+    /// checkpoints) or `log:DIR/TOPIC` (created as a JSON topic of one partition if missing).
+    #[arg(
+        long,
+        default_value = "dead-letters.jsonl",
+        conflicts_with = "fail_fast"
+    )]
+    dead_letters: Location,
+    /// Stop at the first input that cannot be decoded instead of writing dead letters.
+    #[arg(long)]
+    fail_fast: bool,
+    /// For the queries whose results update (q3, q4, q9, q20): write the changelog, each
+    /// result as `{"op":"+"|"-","row":{...}}`, instead of the final view written when the
+    /// input ends.
+    #[arg(long)]
+    changelog: bool,
+    /// q13's side table: a CSV file of `key,value` rows (written with the standard 10,000
+    /// keys if missing).
+    #[arg(long, default_value = "nexmark-side-input.csv")]
+    side_input: PathBuf,
+    /// Keep keyed state in RocksDB (under --state-dir) with this many MiB of it cached in
+    /// memory per operator, instead of all in memory.
+    #[arg(long)]
+    rocksdb_budget_mib: Option<usize>,
+    /// Where RocksDB state goes.
+    #[arg(long, default_value = "weir-state")]
+    state_dir: PathBuf,
+    /// Number of processes in the job (each started with its own --process), listening on
+    /// 127.0.0.1 from --port up.
+    #[arg(long, default_value_t = 1, conflicts_with = "hostfile")]
+    processes: usize,
+    /// This process's index, 0 to processes - 1.
+    #[arg(long, default_value_t = 0)]
+    process: usize,
+    /// A file of `host:port` lines, one per process, instead of --processes.
+    #[arg(long)]
+    hostfile: Option<PathBuf>,
+    /// The first port of a single-machine cluster.
+    #[arg(long, default_value_t = 2101)]
+    port: u16,
+    /// Do not draw a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// Runs a `weir nexmark` command.
+pub fn run(command: NexmarkCommand) -> anyhow::Result<()> {
+    match command {
+        NexmarkCommand::Generate(args) => generate(&args),
+        NexmarkCommand::Run(args) => run_query(&args),
+    }
+}
+
+fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let events = args.generator.events()?;
+    let config = args.generator.config();
+    let bar = progress::bar(events, args.no_progress);
+    match &args.out {
+        Location::File(path) => generate_json_lines(&config, events, path, &bar)?,
+        Location::Log(dir) => {
+            let written = Arc::new(AtomicU64::new(0));
+            let watcher = progress::watch_counter(bar.clone(), Arc::clone(&written));
+            let result = write_events_to_topic(dir, args.partitions, &config, events, &written);
+            drop(watcher);
+            result?;
+        }
+    }
+    bar.finish_and_clear();
+    let wall = started.elapsed().as_secs_f64();
+    println!(
+        "generated {events} events in {wall:.2} s ({:.2} M events/s) -> {}",
+        events as f64 / wall / 1e6,
+        args.out
+    );
+    Ok(())
+}
+
+fn generate_json_lines(
+    config: &GeneratorConfig,
+    events: u64,
+    out: &Path,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<()> {
+    const CHUNK: u64 = 64 * 1024;
+    let generator = Generator::new(config.clone());
+    let file =
+        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+    for start in (0..events).step_by(CHUNK as usize) {
+        let end = (start + CHUNK).min(events);
+        write_json_lines(out, &mut writer, (start..end).map(|id| generator.event(id)))?;
+        bar.set_position(end);
+    }
+    std::io::Write::flush(&mut writer).with_context(|| format!("cannot write {}", out.display()))
+}
+
+/// The `--query` parser: the registry's names, each with what it computes in `--help`.
+fn query_name() -> impl TypedValueParser<Value = &'static Query> {
+    let names = QUERIES
+        .iter()
+        .map(|query| PossibleValue::new(query.name).help(query.about));
+    PossibleValuesParser::new(names)
+        .try_map(|name| query(&name).ok_or_else(|| format!("no query is named {name}")))
+}
+
+/// The events a run reads: `events` from the generator, or those of `--from`.
+fn event_input(args: &RunArgs, events: u64) -> EventInput {
+    let disorder = Duration::from_millis(args.generator.max_disorder_ms);
+    match &args.from {
+        None => EventInput::Generated {
+            config: args.generator.config(),
+            events,
+        },
+        Some(Location::Log(topic)) => EventInput::Log {
+            topic: topic.clone(),
+            disorder,
+            max_rate: args.max_rate,
+        },
+        Some(Location::File(path)) => EventInput::JsonLines {
+            path: path.clone(),
+            disorder,
+        },
+    }
+}
+
+/// Where a run's results go.
+fn output(args: &RunArgs) -> Output {
+    Output {
+        sink: match &args.out {
+            None => ResultSink::Discard,
+            Some(Location::File(path)) => ResultSink::JsonLines(path.clone()),
+            Some(Location::Log(dir)) => ResultSink::Log(dir.clone()),
+        },
+        changelog: args.changelog,
+        side_table: args.side_input.clone(),
+    }
+}
+
+fn job_config(args: &RunArgs) -> anyhow::Result<JobConfig> {
+    let mut config = JobConfig::default()
+        .workers(args.workers)
+        .state_dir(&args.state_dir);
+    if let Some(budget) = args.rocksdb_budget_mib {
+        config = config.state_backend(StateBackend::RocksDb {
+            memory_budget: budget << 20,
+        });
+    }
+    if let Some(dir) = &args.checkpoint_dir {
+        let mut checkpoints = CheckpointConfig::new(dir)
+            .interval(args.checkpoint_interval)
+            .retain(args.retain_checkpoints)
+            .allow_removed_operators(args.allow_removed_operators);
+        match args.restore.as_deref() {
+            None => {}
+            Some("latest") => checkpoints = checkpoints.restore(Restore::Latest),
+            Some(path) => checkpoints = checkpoints.restore(Restore::Path(path.into())),
+        }
+        config = config.checkpoints(checkpoints);
+    }
+    if args.max_restarts > 0 {
+        config = config.restarts(RestartPolicy::up_to(args.max_restarts));
+    }
+    if args.processes > 1 || args.hostfile.is_some() {
+        let cluster = match &args.hostfile {
+            Some(path) => Cluster::from_host_file(path, args.process)?,
+            None => Cluster::localhost(args.processes, args.process, args.port),
+        };
+        config = config.cluster(cluster);
+    }
+    config.validate()?;
+    if config.cluster.is_none() && args.process != 0 {
+        bail!(
+            "--process {} needs a cluster: give --processes or --hostfile",
+            args.process
+        );
+    }
+    Ok(config)
+}
+
+/// Creates a missing output or dead-letter topic: one partition, JSON values.
+fn ensure_topic(location: Option<&Location>) -> anyhow::Result<()> {
+    if let Some(Location::Log(dir)) = location {
+        if Topic::open(dir).is_err() {
+            Topic::create(dir, 1, ValueFormat::Json, LogConfig::default())?;
+        }
+    }
+    Ok(())
+}
+
+fn run_query(args: &RunArgs) -> anyhow::Result<()> {
+    let config = job_config(args)?;
+    let events = match &args.from {
+        None => args.generator.events()?,
+        Some(_) if args.generator.events.is_some() => {
+            bail!("--events counts generated events; a run --from a topic or file reads it all")
+        }
+        Some(_) => 0,
+    };
+    if config.checkpoints.is_some() && !matches!(args.from, Some(Location::Log(_))) {
+        bail!("checkpoints need a source that can resume: read events --from log:DIR/TOPIC");
+    }
+    let dead_letters = (!args.fail_fast).then(|| args.dead_letters.clone());
+    ensure_topic(dead_letters.as_ref())?;
+    ensure_topic(args.out.as_ref())?;
+    let job = Job::new(config.clone());
+    let metrics = job.metrics();
+    let report = (run_job(args, job, events, dead_letters)?, metrics);
+    summarize(args, &config, events, report)
+}
+
+fn run_job(
+    args: &RunArgs,
+    job: Job,
+    events: u64,
+    dead_letters: Option<Location>,
+) -> anyhow::Result<JobReport> {
+    let config = job.config().clone();
+    let metrics = job.metrics();
+    // This process reads its workers' share of the generated events.
+    let expected = events * config.workers as u64 / config.total_workers() as u64;
+    let bar = progress::bar(expected, args.no_progress || args.from.is_some());
+    let watcher = progress::watch(bar.clone(), move || metrics.records_in());
+    let query = args.query;
+    let input = event_input(args, events);
+    let output = output(args);
+    if query.reads.contains(&Input::SideTable) && !output.side_table.exists() {
+        let path = &output.side_table;
+        write_side_input(path)
+            .with_context(|| format!("cannot write the side input {}", path.display()))?;
+        eprintln!("wrote the standard side input to {}", path.display());
+    }
+    let report = job.run(move |p| {
+        let events = input.stream(p);
+        (query.build)(p, events, &output);
+        match &dead_letters {
+            Some(Location::File(path)) => {
+                p.dead_letters_to(JsonLinesSink::create(path).skip_empty())
+            }
+            Some(Location::Log(dir)) => p.dead_letters_to(LogSink::new(dir)),
+            None => {}
+        }
+        Ok(())
+    });
+    bar.finish_and_clear();
+    drop(watcher);
+    Ok(report?)
+}
+
+fn summarize(
+    args: &RunArgs,
+    config: &JobConfig,
+    events: u64,
+    (report, metrics): (JobReport, Arc<JobMetrics>),
+) -> anyhow::Result<()> {
+    let wall = report.wall.as_secs_f64();
+    let processes = config.processes();
+    let scope = if processes > 1 {
+        format!(" (process {} of {processes})", args.process)
+    } else {
+        String::new()
+    };
+    let input = args
+        .from
+        .as_ref()
+        .map(|from| format!(" from {from}"))
+        .unwrap_or_default();
+    println!(
+        "{}{scope}{input}: {} events in {wall:.2} s, {:.2} M events/s, {} output rows{}",
+        args.query.name,
+        report.records_in,
+        report.records_in as f64 / wall / 1e6,
+        report.records_out,
+        args.out
+            .as_ref()
+            .map(|out| format!(" -> {out}"))
+            .unwrap_or_default(),
+    );
+    if config.checkpoints.is_some() {
+        println!(
+            "checkpoints: {} completed, mean {:.1} ms per worker, {:.1} MiB of state at the last",
+            metrics.checkpoints_completed(),
+            metrics.mean_checkpoint_duration().as_secs_f64() * 1e3,
+            metrics.checkpoint_bytes() as f64 / f64::from(1 << 20),
+        );
+        let restore = metrics.restore_duration();
+        if !restore.is_zero() {
+            println!("restored state in {:.1} ms", restore.as_secs_f64() * 1e3);
+        }
+        if report.restarts > 0 {
+            println!(
+                "restarted {} times from the latest checkpoint (events read again are counted again)",
+                report.restarts
+            );
+        }
+    }
+    let rejected = metrics.dead_letters();
+    if rejected > 0 {
+        println!(
+            "{rejected} input records could not be decoded -> {}",
+            args.dead_letters
+        );
+    }
+    if report.records_in == 0 && events > 0 {
+        bail!("no events were read");
+    }
+    Ok(())
+}

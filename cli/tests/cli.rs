@@ -1,0 +1,342 @@
+//! The `weir` command line as users run it: generate, run on threads and on two processes,
+//! and clear one-line errors.
+
+// Test helpers panic on purpose: a failed set-up step is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use weir_nexmark::{Event, Generator, GeneratorConfig};
+
+/// Runs `weir` with `args` and `--no-progress`.
+fn weir(args: &[&str]) -> Output {
+    weir_as_given(&[args, &["--no-progress"]].concat())
+}
+
+/// Runs `weir` with `args` to its end, within a deadline (a command that hangs fails the test).
+fn weir_as_given(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read while waiting, so that a full pipe cannot stall the command.
+    let stdout = read_on_a_thread(child.stdout.take().unwrap());
+    let stderr = read_on_a_thread(child.stderr.take().unwrap());
+    let status = common::wait_within(&mut child, Duration::from_secs(120), &format!("{args:?}"));
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+fn read_on_a_thread(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        pipe.read_to_end(&mut bytes).unwrap();
+        bytes
+    })
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("weir-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The lines of a file, counted: a multiset.
+fn line_counts(path: &Path) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for line in std::fs::read_to_string(path).unwrap().lines() {
+        *counts.entry(line.to_owned()).or_default() += 1;
+    }
+    counts
+}
+
+fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "weir failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn generate_writes_the_generator_events_as_json_lines() {
+    let dir = scratch("generate");
+    let file = dir.join("events.jsonl");
+    let output = weir(&[
+        "nexmark",
+        "generate",
+        "--events",
+        "5000",
+        "--seed",
+        "3",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert_success(&output);
+    let generator = Generator::new(GeneratorConfig {
+        seed: 3,
+        ..GeneratorConfig::default()
+    });
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut count = 0;
+    for (id, line) in text.lines().enumerate() {
+        let event: Event = serde_json::from_str(line).unwrap();
+        assert_eq!(event, generator.event(id as u64));
+        count += 1;
+    }
+    assert_eq!(count, 5000);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Two ports that were free a moment ago.
+fn free_ports() -> [u16; 2] {
+    let listeners = [
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+    ];
+    listeners.map(|listener| listener.local_addr().unwrap().port())
+}
+
+#[test]
+fn one_worker_two_workers_and_two_processes_agree() {
+    let dir = scratch("agree");
+    for query in ["q0", "q1", "q2"] {
+        let run = |name: &str, extra: &[&str]| -> PathBuf {
+            let out = dir.join(format!("{query}-{name}.jsonl"));
+            let mut args = vec!["nexmark", "run", "--query", query, "--events", "40000"];
+            args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+            args.extend_from_slice(extra);
+            assert_success(&weir(&args));
+            out
+        };
+        let one = line_counts(&run("one", &["--workers", "1"]));
+        let two = line_counts(&run("two", &["--workers", "2"]));
+        assert!(!one.is_empty());
+        assert!(one == two, "{query}: 1 and 2 workers differ");
+
+        let hostfile = dir.join("hosts");
+        let ports = free_ports();
+        std::fs::write(
+            &hostfile,
+            format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]),
+        )
+        .unwrap();
+        let out = dir.join(format!("{query}-processes.jsonl"));
+        let processes: Vec<_> = (0..2)
+            .map(|index| {
+                let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+                command.args(["nexmark", "run", "--query", query, "--events", "40000"]);
+                command.args(["--hostfile", hostfile.to_str().unwrap()]);
+                command.args(["--process", &index.to_string(), "--no-progress"]);
+                command.args(["--out", out.to_str().unwrap()]);
+                command.spawn().unwrap()
+            })
+            .collect();
+        for process in processes {
+            common::wait_success(process, &format!("{query} on two processes"));
+        }
+        assert!(
+            line_counts(&out) == one,
+            "{query}: 2 processes differ from 1 worker"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_input_gets_one_clear_line_and_a_failure_code() {
+    let output = weir(&[
+        "nexmark",
+        "run",
+        "--query",
+        "q0",
+        "--events",
+        "10",
+        "--workers",
+        "0",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "error: a job needs at least one worker per process"
+    );
+
+    let output = weir(&[
+        "nexmark",
+        "run",
+        "--query",
+        "q1",
+        "--events",
+        "1000",
+        "--workers",
+        "2",
+        "--out",
+        "/nonexistent-dir/r.jsonl",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.trim().lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: "), "{stderr}");
+    assert!(last.contains("/nonexistent-dir/r.jsonl"), "{stderr}");
+}
+
+/// `weir checkpoints describe` names the stateful operators a checkpoint holds state for; a
+/// restore into a query without them fails naming them, unless `--allow-removed-operators`.
+#[test]
+fn checkpoints_name_their_operators_and_restores_check_them() {
+    let dir = scratch("operators");
+    let topic = format!("log:{}", dir.join("events").display());
+    let (checkpoints, state) = (dir.join("checkpoints"), dir.join("state"));
+    let (checkpoints, state) = (checkpoints.to_str().unwrap(), state.to_str().unwrap());
+    assert_success(&weir(&[
+        "nexmark",
+        "generate",
+        "--events",
+        "20000",
+        "--partitions",
+        "2",
+        "--out",
+        &topic,
+    ]));
+    let run = |query: &str, extra: &[&str]| {
+        let mut args = vec![
+            "nexmark",
+            "run",
+            "--query",
+            query,
+            "--from",
+            &topic,
+            "--checkpoint-dir",
+            checkpoints,
+            "--state-dir",
+            state,
+            // No dead-letter output in the working directory, which other tests share.
+            "--fail-fast",
+        ];
+        args.extend(extra);
+        weir(&args)
+    };
+    assert_success(&run("q5", &[]));
+    let described = weir_as_given(&["checkpoints", "describe", checkpoints]);
+    assert_success(&described);
+    let described = String::from_utf8_lossy(&described.stdout);
+    assert!(
+        described.contains("operators:   window, window#2"),
+        "{described}"
+    );
+    let refused = run("q1", &["--restore", "latest"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(r#"operators the job lacks: ["window", "window#2"]"#),
+        "{stderr}"
+    );
+    assert_success(&run(
+        "q1",
+        &["--restore", "latest", "--allow-removed-operators"],
+    ));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A bad flag or a directory that does not fit ends the command at once, with an error whose
+/// first line names the flag or the path and says what is wrong.
+#[test]
+fn bad_arguments_end_with_one_line_naming_what_is_wrong() {
+    let dir = scratch("arguments");
+    let topic = format!("log:{}", dir.join("events").display());
+    assert_success(&weir(&[
+        "nexmark", "generate", "--events", "2000", "--out", &topic,
+    ]));
+    let checkpoints = dir.join("checkpoints");
+    let checkpoints = checkpoints.to_str().unwrap();
+    let state = dir.join("state");
+    let state = state.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "nexmark",
+            "run",
+            "--query",
+            "q5",
+            "--from",
+            &topic,
+            "--fail-fast",
+            "--state-dir",
+            state,
+        ];
+        args.extend(extra);
+        let output = weir(&args);
+        assert!(!output.status.success(), "{extra:?} ran");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        stderr.lines().next().unwrap_or_default().to_owned()
+    };
+    let expect = |extra: &[&str], words: &[&str]| {
+        let first = run(extra);
+        assert!(first.starts_with("error: "), "{extra:?}: {first}");
+        for word in words {
+            assert!(first.contains(word), "{extra:?}: {first:?} lacks {word:?}");
+        }
+    };
+    expect(&["--max-rate", "-5"], &["'-5'", "--max-rate"]);
+    expect(&["--max-rate", "0"], &["'0'", "--max-rate"]);
+    let interval = ["--checkpoint-dir", checkpoints, "--checkpoint-interval"];
+    expect(
+        &[&interval[..], &["-1s"]].concat(),
+        &["--checkpoint-interval", "cannot be negative"],
+    );
+    expect(
+        &[&interval[..], &["5parsecs"]].concat(),
+        &["--checkpoint-interval", "ms, s or m"],
+    );
+    expect(
+        &[&interval[..], &["0s"]].concat(),
+        &["checkpoint interval must be longer than zero"],
+    );
+    expect(
+        &["--checkpoint-dir", checkpoints, "--restore", "/"],
+        &["/ holds no complete checkpoint"],
+    );
+    // A port in use: this process's listening address is named.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    expect(
+        &["--processes", "2", "--process", "0", "--port", &port],
+        &[&format!("127.0.0.1:{port}"), "in use"],
+    );
+    // The checkpoint directory of another run: a fresh run refuses it, naming it.
+    assert_success(&weir(&[
+        "nexmark",
+        "run",
+        "--query",
+        "q5",
+        "--from",
+        &topic,
+        "--fail-fast",
+        "--state-dir",
+        state,
+        "--checkpoint-dir",
+        checkpoints,
+        "--out",
+        dir.join("out.jsonl").to_str().unwrap(),
+    ]));
+    expect(
+        &["--checkpoint-dir", checkpoints],
+        &[checkpoints, "an earlier run"],
+    );
+    // The message says each thing once.
+    let first = run(&["--checkpoint-dir", checkpoints]);
+    assert_eq!(first.matches("earlier run").count(), 1, "{first}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,6 +1,0 @@
-//! The command line's parts: one module per command group.
-
-pub mod checkpoints;
-pub mod log;
-pub mod nexmark;
-pub mod progress;

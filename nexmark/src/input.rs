@@ -1,0 +1,67 @@
+//! Where a query's events come from: the generator, a topic of the embedded log, or a JSON
+//! lines file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use weir::log::LogSource;
+use weir::watermark::Watermarks;
+use weir::{JsonLinesSource, Pipeline, Stream};
+
+use crate::{Event, GeneratorConfig, NexmarkSource};
+
+/// The events a query reads.
+#[derive(Clone, Debug)]
+pub enum EventInput {
+    /// `events` events from the generator, spread over the workers.
+    Generated {
+        /// The generator's settings.
+        config: GeneratorConfig,
+        /// How many events.
+        events: u64,
+    },
+    /// Every event of a topic, to its end.
+    Log {
+        /// The topic's directory.
+        topic: PathBuf,
+        /// How far behind the largest event time seen the watermark stays.
+        disorder: Duration,
+        /// At most this many events per second per worker (to replay at a steady pace).
+        max_rate: Option<u64>,
+    },
+    /// Every event of a JSON lines file (lines that are not events are dead letters).
+    JsonLines {
+        /// The file.
+        path: PathBuf,
+        /// How far behind the largest event time seen the watermark stays.
+        disorder: Duration,
+    },
+}
+
+impl EventInput {
+    /// The source of these events in `p`.
+    pub fn stream<'s>(&self, p: &mut Pipeline<'s>) -> Stream<'s, Event> {
+        match self {
+            EventInput::Generated { config, events } => {
+                p.source(NexmarkSource::new(config.clone(), *events))
+            }
+            EventInput::Log {
+                topic,
+                disorder,
+                max_rate,
+            } => {
+                let source = LogSource::<Event>::new(topic)
+                    .watermarks(Watermarks::bounded(*disorder))
+                    .until_end();
+                p.source(match max_rate {
+                    Some(rate) => source.max_rate(*rate),
+                    None => source,
+                })
+            }
+            EventInput::JsonLines { path, disorder } => {
+                let disorder = u64::try_from(disorder.as_millis()).unwrap_or(u64::MAX);
+                p.source(JsonLinesSource::<Event>::new(path).event_time(disorder, Event::date_time))
+            }
+        }
+    }
+}

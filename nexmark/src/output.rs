@@ -1,0 +1,65 @@
+//! Where a query's results go: the sink, and for updating queries whether the changelog or
+//! the final view is written.
+
+use std::path::PathBuf;
+
+use weir::log::LogSink;
+use weir::operators::changelog::Change;
+use weir::{Data, DiscardSink, JsonLinesSink, Stream};
+
+/// The sink of a query's results.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResultSink {
+    /// Counted and dropped (for benchmarks).
+    Discard,
+    /// JSON lines: one file, or with checkpoints a directory of part files.
+    JsonLines(PathBuf),
+    /// A topic of the embedded log (exactly-once with checkpoints).
+    Log(PathBuf),
+}
+
+/// How a query writes its results.
+#[derive(Clone, Debug)]
+pub struct Output {
+    /// Where the results go.
+    pub sink: ResultSink,
+    /// For updating queries: write each change as `{"op":"+"|"-","row":{...}}` instead of
+    /// the view that holds when the input ends.
+    pub changelog: bool,
+    /// The CSV side table of queries that read one (q13).
+    pub side_table: PathBuf,
+}
+
+impl Output {
+    /// Results counted and dropped; the standard side table's default place.
+    pub fn discard() -> Self {
+        Output {
+            sink: ResultSink::Discard,
+            changelog: false,
+            side_table: PathBuf::from("nexmark-side-input.csv"),
+        }
+    }
+
+    /// Writes rows that only append.
+    pub fn append<T: Data>(&self, rows: Stream<'_, T>) {
+        match &self.sink {
+            ResultSink::Discard => rows.sink(DiscardSink),
+            ResultSink::JsonLines(path) => rows.sink(JsonLinesSink::create(path)),
+            ResultSink::Log(dir) => rows.sink(LogSink::new(dir)),
+        }
+    }
+
+    /// Writes an updating query's changes: as they are with [`Output::changelog`], otherwise
+    /// the view `view` makes of them when the input ends.
+    pub fn updates<'s, T: Data>(
+        &self,
+        changes: Stream<'s, Change<T>>,
+        view: impl FnOnce(Stream<'s, Change<T>>) -> Stream<'s, T>,
+    ) {
+        if self.changelog {
+            self.append(changes);
+        } else {
+            self.append(view(changes));
+        }
+    }
+}

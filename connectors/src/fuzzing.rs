@@ -8,7 +8,6 @@
 
 use serde::Deserialize;
 use weir_engine::fuzzing::{parts, read_source, scratch_dir, write_file, POLL_LIMIT};
-use weir_engine::{SourcePoll, SourceReader, WorkerInfo};
 
 use crate::files::CsvSource;
 use crate::log::record::{self, Frame};

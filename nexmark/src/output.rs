@@ -7,6 +7,9 @@ use weir::log::LogSink;
 use weir::operators::changelog::Change;
 use weir::{Data, DiscardSink, JsonLinesSink, Stream};
 
+/// Where q13's standard side table is written and read unless told otherwise.
+pub const DEFAULT_SIDE_TABLE: &str = "nexmark-side-input.csv";
+
 /// The sink of a query's results.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ResultSink {
@@ -36,7 +39,7 @@ impl Output {
         Output {
             sink: ResultSink::Discard,
             changelog: false,
-            side_table: PathBuf::from("nexmark-side-input.csv"),
+            side_table: PathBuf::from(DEFAULT_SIDE_TABLE),
         }
     }
 

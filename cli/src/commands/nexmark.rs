@@ -16,7 +16,7 @@ use weir::{
 use weir_nexmark::queries::write_side_input;
 use weir_nexmark::{
     query, write_events_to_topic, EventInput, Generator, GeneratorConfig, Input, Output, Query,
-    ResultSink, DEFAULT_BASE_TIME, QUERIES,
+    ResultSink, DEFAULT_BASE_TIME, DEFAULT_SIDE_TABLE, QUERIES,
 };
 
 use crate::arguments::{parse_duration, Location};
@@ -149,7 +149,7 @@ pub struct RunArgs {
     changelog: bool,
     /// q13's side table: a CSV file of `key,value` rows (written with the standard 10,000
     /// keys if missing).
-    #[arg(long, default_value = "nexmark-side-input.csv")]
+    #[arg(long, default_value = DEFAULT_SIDE_TABLE)]
     side_input: PathBuf,
     /// Keep keyed state in RocksDB (under --state-dir) with this many MiB of it cached in
     /// memory per operator, instead of all in memory.

@@ -191,6 +191,51 @@ fn bad_input_gets_one_clear_line_and_a_failure_code() {
     let last = stderr.trim().lines().last().unwrap_or_default();
     assert!(last.starts_with("error: "), "{stderr}");
     assert!(last.contains("/nonexistent-dir/r.jsonl"), "{stderr}");
+
+    let output = weir(&[
+        "nexmark",
+        "run",
+        "--query",
+        "q1",
+        "--from",
+        "/nonexistent.jsonl",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
+    assert!(stderr.contains("/nonexistent.jsonl"), "{stderr}");
+}
+
+/// A dead letter is not a result: a file whose only line cannot be decoded writes 0 output
+/// rows and 1 dead letter, and the summary says so.
+#[test]
+fn dead_letters_are_not_counted_as_output_rows() {
+    let dir = scratch("only-a-dead-letter");
+    let input = dir.join("events.jsonl");
+    std::fs::write(&input, "not json\n").unwrap();
+    let letters = dir.join("dead-letters.jsonl");
+    let output = weir(&[
+        "nexmark",
+        "run",
+        "--query",
+        "q1",
+        "--from",
+        input.to_str().unwrap(),
+        "--dead-letters",
+        letters.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(" 0 events "), "{stdout}");
+    assert!(stdout.contains(" 0 output rows"), "{stdout}");
+    assert!(
+        stdout.contains("1 input record could not be decoded"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&letters).unwrap().lines().count(),
+        1
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// `weir checkpoints describe` names the stateful operators a checkpoint holds state for; a

@@ -181,6 +181,14 @@ fn topics_are_created_filled_read_and_described_from_the_command_line() {
     ));
     assert!(produced.contains("produced 90 records"), "{produced}");
 
+    // A log returns what was written: the same bytes, key order and spacing included.
+    let plain = ok(weir(&["log", "consume", "data/orders"], b""));
+    let mut given: Vec<&str> = input.lines().collect();
+    let mut returned: Vec<&str> = plain.lines().collect();
+    given.sort_unstable();
+    returned.sort_unstable();
+    assert_eq!(returned, given);
+
     let consumed = ok(weir(&["log", "consume", "data/orders", "--metadata"], b""));
     let records: Vec<serde_json::Value> = consumed
         .lines()

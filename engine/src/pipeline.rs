@@ -15,7 +15,7 @@ use crate::key_group::KeyGroups;
 use crate::keyed::{self, KeyedProcess};
 use crate::runtime::context::Context;
 use crate::runtime::job::{JobShared, WorkerInfo};
-use crate::sink::{self, Sink};
+use crate::sink::{self, Sink, SinkRole};
 use crate::source::{self, Source};
 use crate::time::{frontier_watermark, EventTime, Time};
 use crate::{Data, DeadLetter, EngineError, JobConfig};
@@ -75,7 +75,9 @@ impl<'s> Pipeline<'s> {
     /// `sink`, and keeps the job running past them. Without a dead-letter output a job is
     /// fail-fast: the first rejected record stops it with that record's reason.
     pub fn dead_letters_to(&mut self, sink: impl Sink<DeadLetter>) {
-        self.dead_letter_output = Some(Box::new(move |letters| letters.sink(sink)));
+        self.dead_letter_output = Some(Box::new(move |letters: Stream<'s, DeadLetter>| {
+            sink::drive(letters.inner, sink, SinkRole::DeadLetters, letters.cx)
+        }));
     }
 
     fn wrap<T>(&self, inner: StreamVec<'s, Time, T>) -> Stream<'s, T> {
@@ -261,7 +263,7 @@ impl<'s, T: Data> Stream<'s, T> {
 
     /// Writes every record to `sink`.
     pub fn sink(self, sink: impl Sink<T>) {
-        sink::drive(self.inner, sink, self.cx);
+        sink::drive(self.inner, sink, SinkRole::Results, self.cx);
     }
 }
 

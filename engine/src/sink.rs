@@ -122,8 +122,21 @@ impl<S> Driven<S> {
 /// Input batches with their times.
 type Batches<T> = Vec<(Time, Vec<T>)>;
 
+/// What a sink receives: the job's results, counted as its output, or the sources' dead
+/// letters, counted apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SinkRole {
+    Results,
+    DeadLetters,
+}
+
 /// Builds the timely operator that drives `sink` on this worker.
-pub(crate) fn drive<T: Data, S: Sink<T>>(stream: StreamVec<'_, Time, T>, sink: S, cx: Context) {
+pub(crate) fn drive<T: Data, S: Sink<T>>(
+    stream: StreamVec<'_, Time, T>,
+    sink: S,
+    role: SinkRole,
+    cx: Context,
+) {
     let Context {
         job,
         worker,
@@ -184,7 +197,7 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(stream: StreamVec<'_, Time, T>, sink: S
         }
         loop {
             for (_, records) in held.take_through(cursor.epoch()) {
-                if matches!(driven.state, SinkState::Open) {
+                if role == SinkRole::Results && matches!(driven.state, SinkState::Open) {
                     job.metrics.add_records_out(records.len());
                 }
                 driven.fail_on(|sink: &mut S| sink.write(&records));

@@ -1,5 +1,6 @@
 //! `weir log ...`: create, fill, read and describe topics of the embedded log.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::arguments::parse_time;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
+use serde::de::IgnoredAny;
 use weir::datetime;
 use weir::log::{LogConfig, RecordRef, RecordView, Topic, ValueFormat};
 use weir::{Codec, EventTime};
@@ -19,10 +21,11 @@ pub enum LogCommand {
     /// Creates a topic.
     #[command(allow_negative_numbers = true)]
     Create(CreateArgs),
-    /// Appends JSON lines from standard input to a JSON topic.
+    /// Appends JSON lines from standard input to a JSON topic, each line's bytes as given
+    /// (once checked to be JSON).
     #[command(allow_negative_numbers = true)]
     Produce(ProduceArgs),
-    /// Prints a topic's records as JSON lines.
+    /// Prints a topic's records as JSON lines: a JSON topic's values byte for byte as written.
     #[command(allow_negative_numbers = true)]
     Consume(ConsumeArgs),
     /// Shows a topic's partitions: offsets, sizes, time ranges.
@@ -159,8 +162,7 @@ fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
     for (index, line) in stdin.split(b'\n').enumerate() {
         let line_number = index + 1;
         let line = line.context("cannot read standard input")?;
-        let text = line.trim_ascii();
-        if text.is_empty() {
+        if line.trim_ascii().is_empty() {
             continue;
         }
         let reject = |reason: String| {
@@ -169,7 +171,7 @@ fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
             )
         };
         let document: serde_json::Value =
-            serde_json::from_slice(text).map_err(|error| reject(format!("not JSON: {error}")))?;
+            serde_json::from_slice(&line).map_err(|error| reject(format!("not JSON: {error}")))?;
         let key = match args.key.as_deref().and_then(|path| field(&document, path)) {
             Some(serde_json::Value::String(text)) => text.clone().into_bytes(),
             Some(value) => value.to_string().into_bytes(),
@@ -194,7 +196,7 @@ fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
         };
         producer.send(&RecordRef {
             key: &key,
-            value: text,
+            value: &line,
             timestamp,
             headers: &[],
         })?;
@@ -205,7 +207,8 @@ fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Turns a topic's values into JSON text.
+/// Turns a topic's values into JSON text: a JSON topic's values exactly as they were written,
+/// Nexmark's binary events as JSON.
 enum Printer {
     Json,
     NexmarkEvents,
@@ -223,12 +226,16 @@ impl Printer {
         }
     }
 
-    fn value(&self, record: &RecordView<'_>) -> Result<serde_json::Value, String> {
+    fn value<'r>(&self, record: &RecordView<'r>) -> Result<Cow<'r, [u8]>, String> {
         match self {
-            Printer::Json => serde_json::from_slice(record.value).map_err(|e| e.to_string()),
+            Printer::Json => {
+                serde_json::from_slice::<IgnoredAny>(record.value).map_err(|e| e.to_string())?;
+                Ok(Cow::Borrowed(record.value))
+            }
             Printer::NexmarkEvents => Codec::Binary
                 .decode::<Event>(record.value)
-                .and_then(|event| serde_json::to_value(event).map_err(|e| e.to_string())),
+                .and_then(|event| serde_json::to_vec(&event).map_err(|e| e.to_string()))
+                .map(Cow::Owned),
         }
     }
 }
@@ -289,21 +296,27 @@ fn consume(args: &ConsumeArgs) -> anyhow::Result<()> {
                 if failure.is_some() {
                     return;
                 }
-                let line = printer.value(&record).map(|value| {
+                let written = printer.value(&record).map(|value| {
+                    let mut line = Vec::with_capacity(value.len() + 96);
                     if args.metadata {
-                        serde_json::json!({
-                            "partition": partition,
-                            "offset": record.offset,
-                            "timestamp": record.timestamp,
-                            "key": String::from_utf8_lossy(record.key),
-                            "value": value,
-                        })
+                        let key = serde_json::Value::from(String::from_utf8_lossy(record.key));
+                        line.extend_from_slice(
+                            format!(
+                                "{{\"partition\":{partition},\"offset\":{},\"timestamp\":{},\"key\":{key},\"value\":",
+                                record.offset, record.timestamp
+                            )
+                            .as_bytes(),
+                        );
+                        line.extend_from_slice(&value);
+                        line.push(b'}');
                     } else {
-                        value
+                        line.extend_from_slice(&value);
                     }
+                    line.push(b'\n');
+                    out.write_all(&line)
                 });
-                match line {
-                    Ok(line) => failure = writeln!(out, "{line}").err().map(|e| e.to_string()),
+                match written {
+                    Ok(result) => failure = result.err().map(|e| e.to_string()),
                     Err(reason) => {
                         failure = Some(format!(
                             "partition {partition}, offset {}: cannot decode the value: {reason}",

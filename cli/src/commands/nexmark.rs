@@ -429,8 +429,9 @@ fn summarize(
     }
     let rejected = metrics.dead_letters();
     if rejected > 0 {
+        let records = if rejected == 1 { "record" } else { "records" };
         println!(
-            "{rejected} input records could not be decoded -> {}",
+            "{rejected} input {records} could not be decoded -> {}",
             args.dead_letters
         );
     }

@@ -1,5 +1,5 @@
-//! weir's connectors: the embedded partitioned log, files (JSON lines, CSV, Parquet) and dead
-//! letters.
+//! weir's connectors: the embedded partitioned log, files (JSON lines, CSV, Parquet) and the
+//! codecs of their values. Any of their sinks can take a job's dead letters.
 
 mod codec;
 pub mod datetime;

@@ -1,6 +1,8 @@
-//! weir's runtime: job configuration, the launcher of worker threads and processes on timely,
-//! the `(epoch, watermark)` timestamp, key groups, and the typed pipeline API with the traits
-//! that sources and sinks implement.
+//! weir's runtime, in layers: the shared run-time state of a job and its workers
+//! (`engine/src/runtime/`, importing nothing above it); the drivers of sources, sinks and
+//! keyed operators, with state and checkpoints, on it; and the typed pipeline API on them. Also
+//! job configuration, the launcher of worker threads and processes on timely, the
+//! `(epoch, watermark)` timestamp, watermark strategies and key groups.
 //!
 //! Users normally depend on the `weir` facade crate, which re-exports this one.
 

@@ -91,7 +91,7 @@ impl SourceReader for KeysReader {
         Ok(if read_all.elapsed() >= self.linger {
             SourcePoll::Finished
         } else {
-            SourcePoll::Idle { watermark: 0 }
+            SourcePoll::Waiting { watermark: 0 }
         })
     }
     fn positions(&self) -> Option<Positions> {

@@ -271,7 +271,7 @@ fn each_partition_has_its_own_watermark_and_a_silent_one_stops_holding_it_back()
     let mut reader = source.open(WorkerInfo { index: 0, peers: 1 }).unwrap();
     let mut out = Vec::new();
     let mut poll = |out: &mut Vec<Row>| -> SourcePoll {
-        let mut last = SourcePoll::Idle { watermark: 0 };
+        let mut last = SourcePoll::Waiting { watermark: 0 };
         // Drain what is there; report the last status.
         for _ in 0..10 {
             last = reader.poll(out, 1024).unwrap();
@@ -279,8 +279,8 @@ fn each_partition_has_its_own_watermark_and_a_silent_one_stops_holding_it_back()
         last
     };
     let watermark = |status: SourcePoll| match status {
-        SourcePoll::Ready { watermark } | SourcePoll::Idle { watermark } => Some(watermark),
-        SourcePoll::Dormant | SourcePoll::Finished => None,
+        SourcePoll::Ready { watermark } | SourcePoll::Waiting { watermark } => Some(watermark),
+        SourcePoll::Idle | SourcePoll::Finished => None,
     };
 
     append_rows(&topic, 0, rows(0..100)); // times 0..990
@@ -298,7 +298,7 @@ fn each_partition_has_its_own_watermark_and_a_silent_one_stops_holding_it_back()
     assert_eq!(watermark(poll(&mut out)), Some(300));
     // Both silent for longer than the timeout: the reader is dormant.
     std::thread::sleep(idle_after + Duration::from_millis(50));
-    assert_eq!(poll(&mut out), SourcePoll::Dormant);
+    assert_eq!(poll(&mut out), SourcePoll::Idle);
     // It stands after every record it returned.
     let next_offsets = reader.positions().map(|positions| {
         positions
@@ -375,7 +375,7 @@ fn read_then_checkpoint(
     while rows.len() < count {
         let wanted = count - rows.len();
         match reader.poll(&mut rows, wanted).unwrap() {
-            SourcePoll::Ready { watermark: now } | SourcePoll::Idle { watermark: now } => {
+            SourcePoll::Ready { watermark: now } | SourcePoll::Waiting { watermark: now } => {
                 watermark = now
             }
             other => panic!("unexpected {other:?} after {} rows", rows.len()),

@@ -80,13 +80,13 @@ impl<K, O, T> KeyedContext<K, O, T> {
         self.timers.push(time.min(END_OF_TIME - 1));
     }
 
-    /// The wall-clock time, in milliseconds since the Unix epoch, when the operator started
-    /// this round of work.
+    /// Processing time, in milliseconds since the Unix epoch, when the operator started this
+    /// round of work: the wall clock in a running job, the harness's clock in a test.
     pub fn now(&self) -> u64 {
         self.now
     }
 
-    /// Asks for [`KeyedProcess::on_processing_timer`] for this key once the wall clock reaches
+    /// Asks for [`KeyedProcess::on_processing_timer`] for this key once processing time reaches
     /// `time` (ms since the Unix epoch), or when the input ends. Results it emits carry the
     /// time of the record that set the timer first.
     pub fn set_processing_timer(&mut self, time: u64) {
@@ -237,12 +237,6 @@ impl<K: Hash + Eq + Clone> Timers<K> {
     }
 }
 
-fn wall_clock_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
-}
-
 /// A batch of input and the capabilities its results and late records go out with.
 struct Batch<D> {
     results: Capability<Time>,
@@ -273,6 +267,7 @@ where
         job,
         worker,
         checkpoints,
+        alarms,
         operators,
     } = cx;
     let input_scope = input.scope();
@@ -367,7 +362,7 @@ where
         move |frontiers| {
             let mut results_handle = results_output.activate();
             let mut late_handle = late_output.activate();
-            cx.now = wall_clock_ms();
+            cx.now = job.clock.now();
             input.for_each(|capability, records| {
                 if let Some(time) = capability.stamp().iter().next().cloned() {
                     let batch = Batch {
@@ -483,7 +478,8 @@ where
                 processing_timers.advance_epoch(epoch);
             }
             if let Some(next) = processing_timers.first_time() {
-                activator.activate_after(Duration::from_millis(next.saturating_sub(cx.now).max(1)));
+                let delay = Duration::from_millis(next.saturating_sub(cx.now).max(1));
+                alarms.wake_after(&activator, delay);
             }
             let (created, removed) = states.take_key_counts();
             job.metrics.add_state_keys(created, removed);

@@ -10,6 +10,7 @@ use crate::control::{self, Control, JOIN_THREAD};
 use crate::error::{BoxError, EngineError};
 use crate::metrics::JobMetrics;
 use crate::pipeline::Pipeline;
+use crate::runtime::clock::Clock;
 use crate::runtime::job::{JobShared, WorkerInfo};
 use crate::time::Time;
 
@@ -195,7 +196,11 @@ impl Job {
     where
         F: Fn(&mut Pipeline<'_>) -> Result<(), BoxError> + Send + Sync + 'static,
     {
-        let shared = Arc::new(JobShared::new(config, Arc::clone(&self.metrics)));
+        let shared = Arc::new(JobShared::new(
+            config,
+            Arc::clone(&self.metrics),
+            Clock::System,
+        ));
         if config.cluster.is_some() {
             control::watch_for_lost_peers(&shared);
         }

@@ -13,6 +13,7 @@ use crate::checkpoint::Checkpoints;
 use crate::in_order::each_batch;
 use crate::key_group::KeyGroups;
 use crate::keyed::{self, KeyedProcess};
+use crate::runtime::clock::Alarms;
 use crate::runtime::context::Context;
 use crate::runtime::job::{JobShared, WorkerInfo};
 use crate::sink::{self, Sink, SinkRole};
@@ -46,6 +47,12 @@ impl<'s> Pipeline<'s> {
             dead_letters: Vec::new(),
             dead_letter_output: None,
         }
+    }
+
+    /// How this worker's operators ask to run again after a while (the test harness wakes
+    /// them).
+    pub(crate) fn alarms(&self) -> Alarms {
+        self.cx.alarms.clone()
     }
 
     /// The worker this closure runs on.

@@ -5,7 +5,6 @@
 //! Rejected input leaves on a second output as dead letters.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -34,16 +33,18 @@ pub enum SourcePoll {
         /// The reader's watermark after the records of this poll.
         watermark: EventTime,
     },
-    /// Nothing is available now; poll again later.
-    Idle {
+    /// Nothing is available now; poll again later. The driver publishes `watermark` at once
+    /// (records already returned go out before it), so a reader that has caught up with its
+    /// input moves the job's watermark without waiting for the next watermark interval.
+    Waiting {
         /// The reader's watermark.
         watermark: EventTime,
     },
     /// Nothing has been available for longer than the reader's idleness timeout: until it
-    /// reports `Ready` or `Idle` again, this reader does not hold the job's watermark back
+    /// reports `Ready` or `Waiting` again, this reader does not hold the job's watermark back
     /// (its worker follows the watermark of the source's other, active workers in this
     /// process). Records it emits after waking below that watermark are late.
-    Dormant,
+    Idle,
     /// The input is exhausted: nothing more will come.
     Finished,
 }
@@ -117,6 +118,7 @@ where
         job,
         worker,
         checkpoints,
+        alarms,
         ..
     } = cx;
     let name = source.name();
@@ -149,8 +151,8 @@ where
         let mut batch = Vec::with_capacity(POLL_BATCH);
         let mut rejected = Vec::new();
         let mut pending_watermark = 0;
-        let mut last_advance = Instant::now();
-        let mut epoch_started = Instant::now();
+        let mut last_advance = job.clock.now();
+        let mut epoch_started = job.clock.now();
         let board = Arc::clone(&job);
         let finish = move |capabilities: &mut Option<Vec<_>>,
                            cursor: &mut EpochCursor,
@@ -194,8 +196,7 @@ where
             let mut records_handle = records_output.activate();
             let mut dead_handle = dead_output.activate();
             let mut emitted = 0;
-            // `Some(dormant)` once the reader has nothing more for now.
-            let mut waiting = None;
+            let mut pause = Pause::Budget;
             while emitted < ACTIVATION_BUDGET {
                 let status = match reader.poll(&mut batch, POLL_BATCH) {
                     Ok(status) => status,
@@ -222,13 +223,13 @@ where
                 }
                 match status {
                     SourcePoll::Ready { watermark } => pending_watermark = watermark,
-                    SourcePoll::Idle { watermark } => {
+                    SourcePoll::Waiting { watermark } => {
                         pending_watermark = watermark;
-                        waiting = Some(false);
+                        pause = Pause::Waiting;
                         break;
                     }
-                    SourcePoll::Dormant => {
-                        waiting = Some(true);
+                    SourcePoll::Idle => {
+                        pause = Pause::Idle;
                         break;
                     }
                     SourcePoll::Finished => {
@@ -238,25 +239,28 @@ where
                     }
                 }
             }
-            let dormant = waiting == Some(true);
-            let target = if dormant {
+            let idle = pause == Pause::Idle;
+            let target = if idle {
                 job.watermarks.active_watermark(number).unwrap_or(0)
             } else {
                 pending_watermark
             };
-            if checkpoint_interval.is_some_and(|interval| epoch_started.elapsed() >= interval)
+            if checkpoint_interval
+                .is_some_and(|interval| job.clock.since(epoch_started) >= interval)
                 && cursor.may_start_next()
             {
                 // Every record emitted so far belongs to the current epoch; later ones to the
                 // next.
                 cursor.finish_source(false, reader.positions());
-                epoch_started = Instant::now();
+                epoch_started = job.clock.now();
             }
+            // While records stream in, the watermark moves once per interval; a reader that
+            // has caught up publishes its watermark at once.
             let advance_watermark = target > records_cap.time().watermark
-                && last_advance.elapsed() >= watermark_interval;
+                && (pause != Pause::Budget || job.clock.since(last_advance) >= watermark_interval);
             if advance_watermark || cursor.epoch() > records_cap.time().epoch {
                 let watermark = if advance_watermark {
-                    last_advance = Instant::now();
+                    last_advance = job.clock.now();
                     target
                 } else {
                     records_cap.time().watermark
@@ -265,12 +269,13 @@ where
                 records_cap.downgrade(&time);
                 dead_cap.downgrade(&time);
             }
-            let published = (!dormant).then(|| records_cap.time().watermark);
+            let published = (!idle).then(|| records_cap.time().watermark);
             job.watermarks.publish(number, worker.index, published);
-            if waiting.is_some() {
-                activator.activate_after(watermark_interval / 10);
-            } else {
-                activator.activate();
+            match pause {
+                Pause::Budget => activator.activate(),
+                Pause::Waiting | Pause::Idle => {
+                    alarms.wake_after(&activator, watermark_interval / 10);
+                }
             }
         }
     });
@@ -278,6 +283,17 @@ where
         records,
         dead_letters,
     }
+}
+
+/// Why a source driver stopped polling its reader in one activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pause {
+    /// It emitted its budget of records: more may be ready now.
+    Budget,
+    /// The reader reported [`SourcePoll::Waiting`].
+    Waiting,
+    /// The reader reported [`SourcePoll::Idle`].
+    Idle,
 }
 
 /// Opens `source` on this worker, first moving it to the positions of the restored

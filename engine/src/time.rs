@@ -14,6 +14,19 @@ pub type EventTime = u64;
 /// The watermark that means "no more input will ever arrive".
 pub const END_OF_TIME: EventTime = EventTime::MAX;
 
+/// Milliseconds in `duration`, saturating at `u64::MAX`: how every configured duration (out of
+/// orderness, window sizes, lateness, intervals) becomes a time in milliseconds.
+pub fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The wall clock in milliseconds since the Unix epoch (0 for a clock set before it).
+pub fn wall_clock_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, millis)
+}
+
 /// A record that knows when it happened: windows and other event-time operators read its
 /// event time through this trait.
 pub trait Timestamped {

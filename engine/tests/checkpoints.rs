@@ -111,7 +111,7 @@ impl SourceReader for NumbersReader {
         Ok(if self.next.values().all(|next| *next == PER_PARTITION) {
             SourcePoll::Finished
         } else {
-            SourcePoll::Idle { watermark: 0 }
+            SourcePoll::Waiting { watermark: 0 }
         })
     }
     fn positions(&self) -> Option<Positions> {

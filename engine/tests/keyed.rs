@@ -1,68 +1,22 @@
-//! The keyed operator's processing-time timers fire on the wall clock while the input is
-//! still open, not only when it ends.
+//! The keyed operator's processing-time timers fire when processing time reaches them, while
+//! the input is still open: on the harness's clock, exactly then and once.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use weir_engine::{
-    BoxError, CollectSink, EventTime, Job, JobConfig, KeyedContext, KeyedProcess, Source,
-    SourcePoll, SourceReader, WorkerInfo,
-};
+use weir_engine::testing::TestJob;
+use weir_engine::{CollectSink, EventTime, JobConfig, KeyedContext, KeyedProcess};
 
-/// One record, then silence for a while, then the end.
-struct Slow {
-    finished: Arc<AtomicBool>,
-}
-
-struct SlowReader {
-    sent: bool,
-    started: Instant,
-    finished: Arc<AtomicBool>,
-}
-
-impl Source for Slow {
-    type Item = u64;
-    type Reader = SlowReader;
-    fn name(&self) -> String {
-        "slow".into()
-    }
-    fn open(self, _worker: WorkerInfo) -> Result<SlowReader, BoxError> {
-        Ok(SlowReader {
-            sent: false,
-            started: Instant::now(),
-            finished: self.finished,
-        })
-    }
-}
-
-impl SourceReader for SlowReader {
-    type Item = u64;
-    fn poll(&mut self, out: &mut Vec<u64>, _max: usize) -> Result<SourcePoll, BoxError> {
-        if !self.sent {
-            self.sent = true;
-            out.push(7);
-        }
-        if self.started.elapsed() < Duration::from_millis(800) {
-            return Ok(SourcePoll::Idle { watermark: 0 });
-        }
-        self.finished.store(true, Ordering::SeqCst);
-        Ok(SourcePoll::Finished)
-    }
-}
-
-/// Emits, from a processing-time timer 50 ms after the record, whether the input had ended.
-struct Alarm {
-    finished: Arc<AtomicBool>,
-}
+/// Emits, from a processing-time timer 50 ms after each record, the processing time it fired
+/// at.
+struct Alarm;
 
 impl KeyedProcess<u64, u64> for Alarm {
     type State = bool;
-    type Output = bool;
+    type Output = u64;
     fn on_record(
         &mut self,
-        cx: &mut KeyedContext<u64, bool, u64>,
+        cx: &mut KeyedContext<u64, u64, u64>,
         _: &u64,
         armed: &mut bool,
         _: u64,
@@ -71,23 +25,16 @@ impl KeyedProcess<u64, u64> for Alarm {
         *armed = true;
         cx.set_processing_timer(cx.now() + 50);
     }
-    fn on_timer(
-        &mut self,
-        _: &mut KeyedContext<u64, bool, u64>,
-        _: &u64,
-        _: &mut bool,
-        _: EventTime,
-    ) {
-    }
+    fn on_timer(&mut self, _: &mut KeyedContext<u64, u64, u64>, _: &u64, _: &mut bool, _: u64) {}
     fn on_processing_timer(
         &mut self,
-        cx: &mut KeyedContext<u64, bool, u64>,
+        cx: &mut KeyedContext<u64, u64, u64>,
         _: &u64,
         armed: &mut bool,
         _: u64,
     ) {
         *armed = false;
-        cx.emit(self.finished.load(Ordering::SeqCst));
+        cx.emit(cx.now());
     }
     fn is_empty(&self, armed: &bool) -> bool {
         !*armed
@@ -95,31 +42,37 @@ impl KeyedProcess<u64, u64> for Alarm {
 }
 
 #[test]
-fn a_processing_time_timer_fires_before_the_input_ends() {
+fn a_processing_time_timer_fires_when_the_clock_reaches_it_while_the_input_is_open() {
+    let mut job = TestJob::new(JobConfig::default()).unwrap();
+    job.set_clock(1_000);
+    let input = job.input::<u64>("numbers");
     let sink = CollectSink::new();
     let fired = sink.results();
-    let finished = Arc::new(AtomicBool::new(false));
-    Job::new(JobConfig::default())
-        .run(move |p| {
-            let (results, _late) = p
-                .source(Slow {
-                    finished: Arc::clone(&finished),
-                })
+    let source = input.clone();
+    job.build(move |p| {
+        let (results, _late) =
+            p.source(source.source())
                 .key_by(|n| *n)
-                .process(
-                    "alarm",
-                    |_| 0,
-                    Alarm {
-                        finished: Arc::clone(&finished),
-                    },
-                );
-            results.sink(sink.clone());
-            Ok(())
-        })
-        .unwrap();
+                .process("alarm", |_| 0, Alarm);
+        results.sink(sink.clone());
+        Ok(())
+    })
+    .unwrap();
+
+    input.push([7]);
+    job.run().unwrap();
+    assert!(fired.lock().unwrap().is_empty());
+    job.advance_clock(Duration::from_millis(49));
+    job.run().unwrap();
+    assert!(fired.lock().unwrap().is_empty(), "not before its time");
+    job.advance_clock(Duration::from_millis(1));
+    job.run().unwrap();
     assert_eq!(
         *fired.lock().unwrap(),
-        vec![false],
-        "fired once, while the input was open"
+        vec![1_050],
+        "at its time, the input open"
     );
+
+    job.run_to_end().unwrap();
+    assert_eq!(*fired.lock().unwrap(), vec![1_050], "once");
 }

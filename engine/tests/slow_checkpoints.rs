@@ -56,7 +56,7 @@ impl SourceReader for Paced {
         Ok(if self.0.is_empty() {
             SourcePoll::Finished
         } else {
-            SourcePoll::Idle { watermark: 0 }
+            SourcePoll::Waiting { watermark: 0 }
         })
     }
 }

@@ -165,7 +165,7 @@ impl SourceReader for ScriptReader {
         let timed_out = self.started.elapsed() > GIVE_UP;
         if self.worker == 0 {
             if !reached && !timed_out {
-                return Ok(SourcePoll::Idle {
+                return Ok(SourcePoll::Waiting {
                     watermark: self.script.wake_at,
                 });
             }
@@ -175,7 +175,7 @@ impl SourceReader for ScriptReader {
             // Push on well past the woken worker's watermark for a while, then stop.
             let phase = *self.phase_started.get_or_insert_with(Instant::now);
             if phase.elapsed() < Duration::from_millis(500) && !timed_out {
-                return Ok(SourcePoll::Idle {
+                return Ok(SourcePoll::Waiting {
                     watermark: self.script.wake_at * 2,
                 });
             }
@@ -185,12 +185,12 @@ impl SourceReader for ScriptReader {
         // Worker 1 waits longer than worker 0, so that giving up never looks like success.
         let done = self.script.worker0_done.load(Ordering::SeqCst);
         if !reached && !done {
-            return Ok(SourcePoll::Dormant);
+            return Ok(SourcePoll::Idle);
         }
         if done {
             return Ok(SourcePoll::Finished);
         }
-        Ok(SourcePoll::Idle {
+        Ok(SourcePoll::Waiting {
             watermark: self.script.woken_watermark,
         })
     }

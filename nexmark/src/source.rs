@@ -123,7 +123,7 @@ mod tests {
                             assert!(next >= watermark);
                             watermark = next;
                         }
-                        SourcePoll::Idle { .. } | SourcePoll::Dormant => {
+                        SourcePoll::Waiting { .. } | SourcePoll::Idle => {
                             unreachable!("the generator is never idle")
                         }
                         SourcePoll::Finished => break,

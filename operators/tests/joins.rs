@@ -11,10 +11,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Script, Step, INTERVAL};
+use common::{run_script, scripted, Step};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-use weir_engine::{CollectSink, EventTime, Job, JobConfig, JobMetrics, Timestamped};
+use weir_engine::{CollectSink, EventTime, JobConfig, JobMetrics, Timestamped};
 use weir_operators::changelog::{apply, Change};
 use weir_operators::join::{
     ChangelogJoinExt, Expiry, IntervalJoin, JoinExt, JoinKind, JoinOutput, RegularJoin, Side,
@@ -59,16 +59,11 @@ fn run(steps: Vec<Vec<Step<Rec>>>, kind: Kind) -> Outcome {
     let (pairs_out, late_out) = (pairs.results(), late.results());
     let samples = Arc::new(Mutex::new(Vec::new()));
     let workers = steps.len();
-    let script = Script::new(steps);
-    let job = Job::new(JobConfig {
-        workers,
-        watermark_interval: INTERVAL,
-        ..JobConfig::default()
-    });
+    let (mut job, script) = scripted(JobConfig::default().workers(workers), steps);
     let metrics: Arc<JobMetrics> = job.metrics();
     let observed = Arc::clone(&samples);
-    job.run(move |p| {
-        let records = p.source(script.clone());
+    job.build(move |p| {
+        let records = p.source(script.source());
         let left = records.clone().filter(|r| r.left).key_by(|r| r.key);
         let right = records.filter(|r| !r.left).key_by(|r| r.key);
         let output: JoinOutput<'_, Pair, Rec, Rec> = match kind {
@@ -92,6 +87,7 @@ fn run(steps: Vec<Vec<Step<Rec>>>, kind: Kind) -> Outcome {
         Ok(())
     })
     .unwrap();
+    job.run_to_end().unwrap();
     let mut pairs = pairs_out.lock().unwrap().clone();
     pairs.sort_unstable();
     let late = late_out.lock().unwrap().clone();
@@ -340,28 +336,25 @@ where
     let changes = CollectSink::new();
     let out = changes.results();
     let workers = steps.len();
-    let script = Script::new(steps);
-    Job::new(JobConfig {
-        workers,
-        watermark_interval: INTERVAL,
-        ..JobConfig::default()
-    })
-    .run(move |p| {
-        let records = p.source(script.clone());
-        let left = records
-            .clone()
-            .filter(|change| change.row().left)
-            .key_by(|change| change.row().key);
-        let right = records
-            .filter(|change| !change.row().left)
-            .key_by(|change| change.row().key);
-        left.join_changelogs(right, config.clone(), |key, l, r| {
-            Some((*key, l.map(|l| l.id), r.map(|r| r.id)))
-        })
-        .sink(changes.clone());
-        Ok(())
-    })
-    .unwrap();
+    run_script(
+        JobConfig::default().workers(workers),
+        steps,
+        move |p, script| {
+            let records = p.source(script);
+            let left = records
+                .clone()
+                .filter(|change| change.row().left)
+                .key_by(|change| change.row().key);
+            let right = records
+                .filter(|change| !change.row().left)
+                .key_by(|change| change.row().key);
+            left.join_changelogs(right, config.clone(), |key, l, r| {
+                Some((*key, l.map(|l| l.id), r.map(|r| r.id)))
+            })
+            .sink(changes.clone());
+            Ok(())
+        },
+    );
     let changes = out.lock().unwrap().clone();
     changes
 }
@@ -526,30 +519,27 @@ fn run_temporal(steps: Vec<Vec<Step<Change<Rec>>>>) -> (Vec<Versioned>, usize) {
     let late = CollectSink::new();
     let (joined_out, late_out) = (joined.results(), late.results());
     let workers = steps.len();
-    let script = Script::new(steps);
-    Job::new(JobConfig {
-        workers,
-        watermark_interval: INTERVAL,
-        ..JobConfig::default()
-    })
-    .run(move |p| {
-        let records = p.source(script.clone());
-        let stream = records
-            .clone()
-            .filter(|change| change.row().left)
-            .map(|change| change.row().clone())
-            .key_by(|row| row.key);
-        let table = records
-            .filter(|change| !change.row().left)
-            .key_by(|change| change.row().key);
-        let output = stream.temporal_join(table, true, |key, record, row| {
-            (*key, record.id, row.map(|row| row.id))
-        });
-        output.results.sink(joined.clone());
-        output.late.sink(late.clone());
-        Ok(())
-    })
-    .unwrap();
+    run_script(
+        JobConfig::default().workers(workers),
+        steps,
+        move |p, script| {
+            let records = p.source(script);
+            let stream = records
+                .clone()
+                .filter(|change| change.row().left)
+                .map(|change| change.row().clone())
+                .key_by(|row| row.key);
+            let table = records
+                .filter(|change| !change.row().left)
+                .key_by(|change| change.row().key);
+            let output = stream.temporal_join(table, true, |key, record, row| {
+                (*key, record.id, row.map(|row| row.id))
+            });
+            output.results.sink(joined.clone());
+            output.late.sink(late.clone());
+            Ok(())
+        },
+    );
     let mut joined = joined_out.lock().unwrap().clone();
     joined.sort_unstable();
     let late = late_out.lock().unwrap().len();

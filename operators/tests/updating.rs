@@ -7,9 +7,9 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 
-use common::{Script, Step, INTERVAL};
+use common::{run_script, Step};
 use proptest::prelude::*;
-use weir_engine::{CollectSink, Data, Job, JobConfig, Stream};
+use weir_engine::{CollectSink, Data, JobConfig, Stream};
 use weir_operators::aggregate::{Avg, Count, Max, Min, Sum};
 use weir_operators::changelog::{apply, Change, ChangelogExt};
 use weir_operators::updating::UpdatingExt;
@@ -27,19 +27,16 @@ fn run<T: Data>(
     for change in changes {
         steps[change.row().0 as usize % workers].push(Step::Record(change.clone()));
     }
-    let script = Script::new(steps);
     let sink = CollectSink::new();
     let out = sink.results();
-    Job::new(JobConfig {
-        workers,
-        watermark_interval: INTERVAL,
-        ..JobConfig::default()
-    })
-    .run(move |p| {
-        query(p.source(script.clone())).sink(sink.clone());
-        Ok(())
-    })
-    .unwrap();
+    run_script(
+        JobConfig::default().workers(workers),
+        steps,
+        move |p, script| {
+            query(p.source(script)).sink(sink.clone());
+            Ok(())
+        },
+    );
     let results = out.lock().unwrap().clone();
     results
 }

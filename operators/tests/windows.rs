@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Script, INTERVAL};
+use common::run_script;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
+use weir_engine::testing::TestJob;
 use weir_engine::{
     BoxError, CollectSink, EventTime, Job, JobConfig, Source, SourcePoll, SourceReader,
     Timestamped, WorkerInfo,
@@ -48,25 +49,21 @@ fn run(
     let late = CollectSink::new();
     let (results_out, late_out) = (results.results(), late.results());
     let workers = steps.len();
-    let script = Script::new(steps);
-    let job = Job::new(JobConfig {
-        workers,
-        watermark_interval: INTERVAL,
-        ..JobConfig::default()
-    });
-    let metrics = job.metrics();
-    job.run(move |p| {
-        let output = p
-            .source(script.clone())
-            .key_by(|reading| reading.sensor)
-            .window(windows)
-            .allowed_lateness(lateness)
-            .aggregate(Sum::of(|reading: &Reading| reading.value));
-        output.results.sink(results.clone());
-        output.late.sink(late.clone());
-        Ok(())
-    })
-    .unwrap();
+    let metrics = run_script(
+        JobConfig::default().workers(workers),
+        steps,
+        move |p, script| {
+            let output = p
+                .source(script)
+                .key_by(|reading| reading.sensor)
+                .window(windows)
+                .allowed_lateness(lateness)
+                .aggregate(Sum::of(|reading: &Reading| reading.value));
+            output.results.sink(results.clone());
+            output.late.sink(late.clone());
+            Ok(())
+        },
+    );
     let results = results_out.lock().unwrap().clone();
     let late = late_out.lock().unwrap().clone();
     (results, late, metrics.late_records())
@@ -291,22 +288,20 @@ fn counts_match_on_one_and_two_workers() {
     let count = |workers: usize| {
         let results = CollectSink::new();
         let out = results.results();
-        let script = Script::new(scripts(&readings, workers, 0));
-        Job::new(JobConfig {
-            workers,
-            watermark_interval: INTERVAL,
-            ..JobConfig::default()
-        })
-        .run(move |p| {
-            let counts = p
-                .source(script.clone())
-                .key_by(|r| r.sensor)
-                .window(tumbling(Duration::from_millis(500)))
-                .aggregate(Count);
-            counts.results.sink(results.clone());
-            Ok(())
-        })
-        .unwrap();
+        let steps = scripts(&readings, workers, 0);
+        run_script(
+            JobConfig::default().workers(workers),
+            steps,
+            move |p, script| {
+                let counts = p
+                    .source(script)
+                    .key_by(|r| r.sensor)
+                    .window(tumbling(Duration::from_millis(500)))
+                    .aggregate(Count);
+                counts.results.sink(results.clone());
+                Ok(())
+            },
+        );
         let results: Vec<WindowResult<u32, u64>> = out.lock().unwrap().clone();
         results
             .iter()
@@ -327,14 +322,8 @@ fn run_triggered(
 ) -> Vec<(EventTime, u64, ResultKind)> {
     let results = CollectSink::new();
     let out = results.results();
-    let script = Script::new(vec![steps]);
-    Job::new(JobConfig {
-        workers: 1,
-        watermark_interval: INTERVAL,
-        ..JobConfig::default()
-    })
-    .run(move |p| {
-        p.source(script.clone())
+    run_script(JobConfig::default(), vec![steps], move |p, script| {
+        p.source(script)
             .key_by(|reading| reading.sensor)
             .window(windows)
             .trigger(trigger(), firing)
@@ -342,8 +331,7 @@ fn run_triggered(
             .results
             .sink(results.clone());
         Ok(())
-    })
-    .unwrap();
+    });
     let rows: Vec<WindowResult<u32, u64>> = out.lock().unwrap().clone();
     rows.iter().map(|r| (r.start, r.value, r.kind)).collect()
 }
@@ -409,19 +397,52 @@ fn a_global_window_fires_on_its_custom_trigger_and_when_the_input_ends() {
 }
 
 #[test]
-fn an_interval_trigger_fires_while_records_arrive() {
+fn an_interval_trigger_fires_when_processing_time_passes_the_interval() {
     use ResultKind::*;
-    let mut steps = vec![reading(1, 10, 1)];
-    // A pause longer than the interval, during which the window must fire early.
-    steps.push(Step::Watermark(1));
-    steps.extend((0..40).map(|_| Step::Watermark(1)));
-    steps.push(reading(1, 20, 2));
-    let rows = run_triggered(
-        steps,
-        tumbling(Duration::from_secs(1)),
-        || Trigger::Interval(Duration::from_millis(20)),
-        Firing::Accumulating,
-    );
+    let mut job = TestJob::new(JobConfig::default()).unwrap();
+    let readings = job.input::<Reading>("readings");
+    let results = CollectSink::new();
+    let out = results.results();
+    let source = readings.clone();
+    job.build(move |p| {
+        p.source(source.source())
+            .key_by(|reading| reading.sensor)
+            .window(tumbling(Duration::from_secs(1)))
+            .trigger(
+                Trigger::Interval(Duration::from_millis(20)),
+                Firing::Accumulating,
+            )
+            .aggregate(Sum::of(|reading: &Reading| reading.value))
+            .results
+            .sink(results.clone());
+        Ok(())
+    })
+    .unwrap();
+    let rows = || -> Vec<(EventTime, u64, ResultKind)> {
+        let rows: Vec<WindowResult<u32, u64>> = out.lock().unwrap().clone();
+        rows.iter().map(|r| (r.start, r.value, r.kind)).collect()
+    };
+
+    readings.push([Reading {
+        sensor: 1,
+        at: 10,
+        value: 1,
+    }]);
+    job.run().unwrap();
+    job.advance_clock(Duration::from_millis(19));
+    job.run().unwrap();
+    assert_eq!(rows(), vec![], "not before the interval has passed");
+    job.advance_clock(Duration::from_millis(1));
+    job.run().unwrap();
+    assert_eq!(rows(), vec![(0, 1, Early)], "once the interval has passed");
+
+    readings.push([Reading {
+        sensor: 1,
+        at: 20,
+        value: 2,
+    }]);
+    job.run_to_end().unwrap();
+    let rows = rows();
     assert_eq!(rows.first(), Some(&(0, 1, Early)), "{rows:?}");
     assert_eq!(rows.last(), Some(&(0, 3, OnTime)), "{rows:?}");
 }
@@ -486,11 +507,15 @@ impl SourceReader for OneIdleReader {
         }
         Ok(match (done, self.worker) {
             (true, _) => SourcePoll::Finished,
-            (false, 1) => SourcePoll::Dormant,
-            (false, _) => SourcePoll::Idle { watermark: 4_900 },
+            (false, 1) => SourcePoll::Idle,
+            (false, _) => SourcePoll::Waiting { watermark: 4_900 },
         })
     }
 }
+
+/// The one test here on the wall clock: a worker idle for real, and a job that runs until a
+/// window fires. It checks its watermark often.
+const INTERVAL: Duration = Duration::from_millis(2);
 
 #[test]
 fn windows_fire_while_a_worker_is_idle() {
@@ -541,25 +566,19 @@ fn state_in_rocksdb_under_a_tiny_budget_gives_the_same_windows() {
         let dir = tempfile::tempdir().unwrap();
         let results = CollectSink::new();
         let out = results.results();
-        let script = Script::new(scripts(&readings, 2, 100));
-        let config = JobConfig {
-            workers: 2,
-            watermark_interval: INTERVAL,
-            ..JobConfig::default()
-        }
-        .state_dir(dir.path())
-        .state_backend(backend);
-        Job::new(config)
-            .run(move |p| {
-                p.source(script.clone())
-                    .key_by(|r| r.sensor)
-                    .window(windows)
-                    .aggregate(Sum::of(|r: &Reading| r.value))
-                    .results
-                    .sink(results.clone());
-                Ok(())
-            })
-            .unwrap();
+        let config = JobConfig::default()
+            .workers(2)
+            .state_dir(dir.path())
+            .state_backend(backend);
+        run_script(config, scripts(&readings, 2, 100), move |p, script| {
+            p.source(script)
+                .key_by(|r| r.sensor)
+                .window(windows)
+                .aggregate(Sum::of(|r: &Reading| r.value))
+                .results
+                .sink(results.clone());
+            Ok(())
+        });
         let rows: Vec<WindowResult<u32, u64>> = out.lock().unwrap().clone();
         final_results(&rows)
     };

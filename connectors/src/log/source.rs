@@ -380,10 +380,10 @@ impl<T: DeserializeOwned + 'static> SourceReader for LogReader<T> {
         Ok(match self.watermarks.watermark(now) {
             CombinedWatermark::Finished => SourcePoll::Finished,
             CombinedWatermark::Active(watermark) if read > 0 => SourcePoll::Ready { watermark },
-            CombinedWatermark::Active(watermark) => SourcePoll::Idle { watermark },
+            CombinedWatermark::Active(watermark) => SourcePoll::Waiting { watermark },
             // Only rejected records arrived: active, with nothing to advance the watermark.
             CombinedWatermark::Idle if read > 0 => SourcePoll::Ready { watermark: 0 },
-            CombinedWatermark::Idle => SourcePoll::Dormant,
+            CombinedWatermark::Idle => SourcePoll::Idle,
         })
     }
 

@@ -1,5 +1,6 @@
 //! What every operator of a worker's pipeline is built with: the process's shared job state,
-//! the worker, its checkpoints, and the names of the stateful operators built so far.
+//! the worker, its checkpoints, its alarms, and the names of the stateful operators built so
+//! far.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use crate::checkpoint::Checkpoints;
 use crate::operator_names::OperatorNames;
 
+use super::clock::Alarms;
 use super::job::{JobShared, WorkerInfo};
 
 /// What every operator of a worker's pipeline is built with.
@@ -16,6 +18,8 @@ pub(crate) struct Context {
     pub(crate) job: Arc<JobShared>,
     pub(crate) worker: WorkerInfo,
     pub(crate) checkpoints: Checkpoints,
+    /// How this worker's operators ask to run again after a while.
+    pub(crate) alarms: Alarms,
     /// The stateful operators built so far, by their stable names.
     pub(crate) operators: Rc<RefCell<OperatorNames>>,
 }
@@ -24,6 +28,7 @@ impl Context {
     /// The context of `worker`'s pipeline, with no operator named yet.
     pub(crate) fn new(job: Arc<JobShared>, worker: WorkerInfo, checkpoints: Checkpoints) -> Self {
         Context {
+            alarms: Alarms::new(job.clock.clone()),
             job,
             worker,
             checkpoints,

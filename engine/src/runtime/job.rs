@@ -13,6 +13,7 @@ use crate::key_group::KeyGroups;
 use crate::metrics::JobMetrics;
 use crate::state::StateStores;
 
+use super::clock::Clock;
 use super::watermarks::WatermarkBoard;
 
 /// Which worker a piece of code runs on.
@@ -32,6 +33,8 @@ pub(crate) struct JobShared {
     pub(crate) key_groups: KeyGroups,
     pub(crate) watermarks: WatermarkBoard,
     pub(crate) state_stores: StateStores,
+    /// Where processing time comes from.
+    pub(crate) clock: Clock,
     failure: Mutex<Option<EngineError>>,
     aborted: AtomicBool,
     /// Whether a worker has taken this process's failure to announce to the others.
@@ -41,14 +44,16 @@ pub(crate) struct JobShared {
 }
 
 impl JobShared {
-    /// The shared state of a new attempt of a job with `config` on this process.
-    pub(crate) fn new(config: &JobConfig, metrics: Arc<JobMetrics>) -> Self {
+    /// The shared state of a new attempt of a job with `config` on this process, with
+    /// processing time from `clock`.
+    pub(crate) fn new(config: &JobConfig, metrics: Arc<JobMetrics>, clock: Clock) -> Self {
         JobShared {
             key_groups: KeyGroups::new(config.key_groups, config.total_workers()),
             config: config.clone(),
             metrics,
             watermarks: WatermarkBoard::default(),
             state_stores: StateStores::default(),
+            clock,
             failure: Mutex::new(None),
             aborted: AtomicBool::new(false),
             announced: AtomicBool::new(false),

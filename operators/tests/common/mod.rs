@@ -1,11 +1,12 @@
-//! A scripted source for operator tests: each worker plays its list of records and
-//! watermarks, so every record carries exactly the watermark the script says.
+//! Scripted input for operator tests, on the engine's deterministic harness: each worker plays
+//! its list of records and watermarks, so every record carries exactly the watermark the
+//! script says, and nothing waits for the wall clock.
 #![allow(dead_code)]
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use weir_engine::{BoxError, EventTime, Source, SourcePoll, SourceReader, Timestamped, WorkerInfo};
+use weir_engine::testing::{TestInput, TestJob, TestSource};
+use weir_engine::{BoxError, EventTime, JobConfig, JobMetrics, Pipeline, Timestamped};
 
 /// One step of a scripted source: a record, or a watermark the source reaches.
 #[derive(Clone, Debug)]
@@ -16,81 +17,35 @@ pub enum Step<T> {
     Watermark(EventTime),
 }
 
-/// Plays `steps[worker]` on each worker. After a watermark step it waits long enough for the
-/// driver to publish that watermark before the next record, so every record carries exactly
-/// the watermark the script says.
-pub struct Script<T> {
-    steps: Arc<Vec<Vec<Step<T>>>>,
-}
-
-impl<T> Clone for Script<T> {
-    fn clone(&self) -> Self {
-        Script {
-            steps: Arc::clone(&self.steps),
-        }
-    }
-}
-
-impl<T> Script<T> {
-    /// Plays `steps[w]` on worker `w` (nothing on workers beyond).
-    pub fn new(steps: Vec<Vec<Step<T>>>) -> Self {
-        Script {
-            steps: Arc::new(steps),
-        }
-    }
-}
-
-pub struct ScriptReader<T> {
-    steps: std::vec::IntoIter<Step<T>>,
-    watermark: EventTime,
-    hold_until: Option<std::time::Instant>,
-}
-
-/// The job's watermark interval for scripted runs.
-pub const INTERVAL: Duration = Duration::from_millis(2);
-
-impl<T: Clone + 'static> Source for Script<T> {
-    type Item = T;
-    type Reader = ScriptReader<T>;
-    fn name(&self) -> String {
-        "script".into()
-    }
-    fn open(self, worker: WorkerInfo) -> Result<ScriptReader<T>, BoxError> {
-        let steps = self.steps.get(worker.index).cloned().unwrap_or_default();
-        Ok(ScriptReader {
-            steps: steps.into_iter(),
-            watermark: 0,
-            hold_until: None,
-        })
-    }
-}
-
-impl<T: 'static> SourceReader for ScriptReader<T> {
-    type Item = T;
-    fn poll(&mut self, out: &mut Vec<T>, max: usize) -> Result<SourcePoll, BoxError> {
-        if let Some(until) = self.hold_until {
-            if std::time::Instant::now() < until {
-                return Ok(SourcePoll::Idle {
-                    watermark: self.watermark,
-                });
-            }
-            self.hold_until = None;
-        }
-        while out.len() < max {
-            match self.steps.next() {
-                Some(Step::Record(record)) => out.push(record),
-                Some(Step::Watermark(watermark)) => {
-                    self.watermark = watermark;
-                    self.hold_until = Some(std::time::Instant::now() + INTERVAL * 5);
-                    return Ok(SourcePoll::Idle { watermark });
-                }
-                None => return Ok(SourcePoll::Finished),
+/// A harnessed job with `config` whose input plays `steps[w]` on worker `w` and then ends.
+pub fn scripted<T: Send + 'static>(
+    config: JobConfig,
+    steps: Vec<Vec<Step<T>>>,
+) -> (TestJob, TestInput<T>) {
+    let mut job = TestJob::new(config).unwrap();
+    let input = job.input("script");
+    for (worker, steps) in steps.into_iter().enumerate() {
+        for step in steps {
+            match step {
+                Step::Record(record) => input.push_to(worker, [record]),
+                Step::Watermark(watermark) => input.advance_watermark_of(worker, watermark),
             }
         }
-        Ok(SourcePoll::Ready {
-            watermark: self.watermark,
-        })
     }
+    (job, input)
+}
+
+/// Runs the pipeline `build` makes over the scripted input to its end; returns the job's
+/// counters.
+pub fn run_script<T: Send + 'static>(
+    config: JobConfig,
+    steps: Vec<Vec<Step<T>>>,
+    build: impl Fn(&mut Pipeline<'_>, TestSource<T>) -> Result<(), BoxError> + Send + Sync + 'static,
+) -> Arc<JobMetrics> {
+    let (mut job, input) = scripted(config, steps);
+    job.build(move |p| build(p, input.source())).unwrap();
+    job.run_to_end().unwrap();
+    job.metrics()
 }
 
 /// Deals `records` round robin to `workers` scripts; each worker's watermark trails the

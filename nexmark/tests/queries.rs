@@ -576,6 +576,84 @@ fn q12_counts_every_bid_of_every_bidder_in_processing_time_windows() {
     }
 }
 
+/// On the harness's clock: each bid counts in the window of the processing time it is handled
+/// at, whatever its event time, and a window closes exactly when the clock reaches its end.
+#[test]
+fn q12_puts_each_bid_in_the_window_of_the_processing_time_it_is_handled_at() {
+    use std::time::Duration;
+    use weir::testing::TestJob;
+    use weir::CollectSink;
+    use weir_nexmark::queries::q12;
+
+    let bid = |bidder: u64, date_time: u64| {
+        Event::Bid(Bid {
+            auction: 1,
+            bidder,
+            price: 100,
+            channel: "web".into(),
+            url: "https://x".into(),
+            date_time,
+            extra: String::new(),
+        })
+    };
+    let row = |bidder, bid_count, starttime: u64| Q12Row {
+        bidder,
+        bid_count,
+        starttime,
+        endtime: starttime + 10_000,
+    };
+    let mut job = TestJob::new(JobConfig::default().workers(2)).unwrap();
+    let events = job.input::<Event>("events");
+    let sink = CollectSink::new();
+    let rows = sink.results();
+    let source = events.clone();
+    job.build(move |p| {
+        q12(p.source(source.source())).sink(sink.clone());
+        Ok(())
+    })
+    .unwrap();
+    let closed = |rows: &std::sync::Mutex<Vec<Q12Row>>| {
+        let mut rows = rows.lock().unwrap().clone();
+        rows.sort_by_key(|row| (row.starttime, row.bidder));
+        rows
+    };
+
+    // Handled at 1.000 s: window [0 s, 10 s), whatever the bids' event times.
+    job.set_clock(1_000);
+    events.push([bid(1, 50_000), bid(1, 3), bid(2, 70_000), bid(1, 900_000)]);
+    job.run().unwrap();
+    job.advance_clock(Duration::from_millis(8_999));
+    job.run().unwrap();
+    assert_eq!(closed(&rows), vec![], "open until the clock reaches 10 s");
+    job.advance_clock(Duration::from_millis(1));
+    job.run().unwrap();
+    assert_eq!(closed(&rows), vec![row(1, 3, 0), row(2, 1, 0)]);
+
+    // Handled at 12.5 s and at 21 s: the next two windows.
+    job.set_clock(12_500);
+    events.push([bid(1, 1), bid(1, 2)]);
+    job.run().unwrap();
+    job.set_clock(21_000);
+    job.run().unwrap();
+    events.push([bid(2, 5)]);
+    job.run().unwrap();
+    assert_eq!(
+        closed(&rows),
+        vec![row(1, 3, 0), row(2, 1, 0), row(1, 2, 10_000)]
+    );
+    // The input ends before 30 s: the last window closes with it.
+    job.run_to_end().unwrap();
+    assert_eq!(
+        closed(&rows),
+        vec![
+            row(1, 3, 0),
+            row(2, 1, 0),
+            row(1, 2, 10_000),
+            row(2, 1, 20_000)
+        ]
+    );
+}
+
 /// Every event of `config` among the first `EVENTS`, generated one by one without the engine.
 fn events_of(config: GeneratorConfig) -> Vec<Event> {
     let generator = Generator::new(config);

@@ -100,9 +100,7 @@ impl Watermarks {
     /// Events arrive at most `out_of_orderness` late.
     pub fn bounded(out_of_orderness: Duration) -> Self {
         Watermarks {
-            rule: WatermarkRule::Bounded(
-                out_of_orderness.as_millis().min(u128::from(EventTime::MAX)) as EventTime,
-            ),
+            rule: WatermarkRule::Bounded(crate::time::millis(out_of_orderness)),
             idle_after: None,
         }
     }

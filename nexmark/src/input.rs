@@ -59,7 +59,7 @@ impl EventInput {
                 })
             }
             EventInput::JsonLines { path, disorder } => {
-                let disorder = u64::try_from(disorder.as_millis()).unwrap_or(u64::MAX);
+                let disorder = weir::millis(*disorder);
                 p.source(JsonLinesSource::<Event>::new(path).event_time(disorder, Event::date_time))
             }
         }

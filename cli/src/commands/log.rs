@@ -4,7 +4,6 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::arguments::parse_time;
 use anyhow::{bail, Context};
@@ -12,7 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde::de::IgnoredAny;
 use weir::datetime;
 use weir::log::{LogConfig, RecordRef, RecordView, Topic, ValueFormat};
-use weir::{Codec, EventTime};
+use weir::Codec;
 use weir_nexmark::{Event, EVENT_SCHEMA};
 
 /// The `weir log` commands.
@@ -154,9 +153,7 @@ fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
         );
     }
     let mut producer = topic.producer()?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as EventTime);
+    let now = weir::wall_clock_millis();
     let mut produced = 0u64;
     let stdin = std::io::stdin().lock();
     for (index, line) in stdin.split(b'\n').enumerate() {

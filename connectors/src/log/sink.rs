@@ -8,7 +8,6 @@
 
 use std::marker::PhantomData;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use weir_engine::time::Epoch;
@@ -157,12 +156,6 @@ impl Open {
     }
 }
 
-fn wall_clock_ms() -> EventTime {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as EventTime)
-}
-
 impl<T: Serialize + 'static> Sink<T> for LogSink<T> {
     fn name(&self) -> String {
         format!("log {}", self.dir.display())
@@ -245,7 +238,7 @@ impl<T: Serialize + 'static> Sink<T> for LogSink<T> {
         let Some(state) = self.state.as_mut() else {
             return Err(self.not_open().into());
         };
-        let now = wall_clock_ms();
+        let now = weir_engine::wall_clock_millis();
         for record in records {
             let stage = &mut state.stage;
             let key_start = stage.bytes.len();

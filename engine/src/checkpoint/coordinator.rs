@@ -598,7 +598,7 @@ impl Coordinator {
             run: self.run,
             workers: self.worker.peers,
             key_groups: self.job.key_groups.count(),
-            created_ms: layout::now_ms(),
+            created_ms: crate::time::wall_clock_millis(),
             operators: Some(self.operators.clone()),
         };
         crate::crash_point("checkpoint.job_manifest");
@@ -643,8 +643,8 @@ fn write_worker_checkpoint(
         WorkerState::Files(dir) => link_checkpoint_files(dir, &state, manifest.epoch, previous)?,
     }
     manifest.files = describe_files(&state, previous)?;
-    manifest.created_ms = layout::now_ms();
-    manifest.duration_ms = started.elapsed().as_millis() as u64;
+    manifest.created_ms = crate::time::wall_clock_millis();
+    manifest.duration_ms = crate::time::millis(started.elapsed());
     crate::crash_point("checkpoint.worker_manifest");
     layout::write_json(
         &layout::worker_manifest_path(checkpoint, manifest.worker, manifest.run),

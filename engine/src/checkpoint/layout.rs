@@ -169,13 +169,6 @@ pub struct CheckpointInfo {
     pub operators: Option<Vec<String>>,
 }
 
-/// The current wall-clock time in ms since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
-}
-
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the new one: a
 /// temporary file, synced, renamed into place, and the directory synced.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {

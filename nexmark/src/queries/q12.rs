@@ -87,7 +87,7 @@ impl KeyedProcess<u64, u64> for ProcessingTimeCount {
 /// q12: bids per bidder per 10 s of processing time.
 pub fn q12<'s>(events: Stream<'s, Event>) -> Stream<'s, Q12Row> {
     let logic = ProcessingTimeCount {
-        size: Q12_WINDOW.as_millis() as u64,
+        size: weir::millis(Q12_WINDOW),
     };
     select_bids(events, |bid| Some(bid.bidder))
         .key_by(|bidder| *bidder)

@@ -66,7 +66,7 @@ pub fn q7<'s>(events: Stream<'s, Event>) -> Stream<'s, Q7Row> {
         .aggregate(MaxBy::of(|bid: &Q7Row| bid.price))
         .results
         .flat_map(|highest| highest.value);
-    let window_start = |at: EventTime| at - at % Q7_WINDOW.as_millis() as EventTime;
+    let window_start = |at: EventTime| at - at % weir::millis(Q7_WINDOW);
     let maxima = candidates
         .clone()
         .key_by(move |bid| window_start(bid.date_time))

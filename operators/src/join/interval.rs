@@ -20,8 +20,8 @@ impl IntervalJoin {
     /// Right records from `before` earlier to `after` later than the left record.
     pub fn within(before: Duration, after: Duration) -> Self {
         IntervalJoin {
-            lower: -millis(before),
-            upper: millis(after),
+            lower: -signed_millis(before),
+            upper: signed_millis(after),
         }
     }
 
@@ -138,6 +138,6 @@ where
 }
 
 /// A `Duration` as signed milliseconds.
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+fn signed_millis(duration: Duration) -> i64 {
+    i64::try_from(weir_engine::millis(duration)).unwrap_or(i64::MAX)
 }

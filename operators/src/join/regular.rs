@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use weir_engine::{Data, EventTime, KeyedContext, KeyedProcess};
+use weir_engine::{millis, Data, EventTime, KeyedContext, KeyedProcess};
 
 use super::{Rows, Side, Timed};
 use crate::changelog::Change;
@@ -94,7 +94,7 @@ impl RegularJoin {
 impl<EL, ER> RegularJoin<EL, ER> {
     /// Forgets each row once the watermark passes its event time plus `ttl`.
     pub fn ttl(self, ttl: Duration) -> RegularJoin<Ttl, Ttl> {
-        let ttl = Ttl(ttl.as_millis().min(u128::from(EventTime::MAX)) as EventTime);
+        let ttl = Ttl(millis(ttl));
         self.expire(ttl, ttl)
     }
 

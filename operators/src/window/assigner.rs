@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use weir_engine::EventTime;
+use weir_engine::{millis, EventTime};
 
 /// A window of event time, `[start, end)` in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -32,10 +32,6 @@ impl Window {
             end: self.end.max(other.end),
         }
     }
-}
-
-fn millis(duration: Duration) -> EventTime {
-    duration.as_millis().min(u128::from(EventTime::MAX)) as EventTime
 }
 
 /// How records are grouped into windows.

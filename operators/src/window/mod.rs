@@ -42,7 +42,9 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use weir_engine::{Data, EventTime, KeyedContext, KeyedProcess, KeyedStream, Stream, Timestamped};
+use weir_engine::{
+    millis, Data, EventTime, KeyedContext, KeyedProcess, KeyedStream, Stream, Timestamped,
+};
 
 use crate::aggregate::Aggregate;
 pub use assigner::{global, hopping, session, tumbling, Window, Windows};
@@ -143,7 +145,7 @@ impl<'s, K: Data + Hash + Eq, T: Data + Timestamped> WindowedStream<'s, K, T> {
     /// output.
     pub fn allowed_lateness(self, lateness: Duration) -> Self {
         WindowedStream {
-            allowed_lateness: lateness.as_millis().min(u128::from(EventTime::MAX)) as EventTime,
+            allowed_lateness: millis(lateness),
             ..self
         }
     }
@@ -259,7 +261,7 @@ impl<A: Aggregate<T>, T> WindowLogic<A, T> {
             Trigger::When(fires) => fires(record),
             Trigger::Interval(interval) => {
                 if open.since_emitted == 1 {
-                    let wait = interval.as_millis().min(u128::from(u64::MAX)) as u64;
+                    let wait = millis(*interval);
                     cx.set_processing_timer(cx.now().saturating_add(wait.max(1)));
                 }
                 false

@@ -3,11 +3,9 @@
 //! MAX per key then AVG per group retracts replaced maxima.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 
-use common::{run_script, Step};
+use crate::common::{run_script, Step};
 use proptest::prelude::*;
 use weir_engine::{CollectSink, Data, JobConfig, Stream};
 use weir_operators::aggregate::{Avg, Count, Max, Min, Sum};

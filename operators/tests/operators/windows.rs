@@ -3,13 +3,11 @@
 //! allowed lateness and go to the late output beyond it; empty windows emit nothing.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::run_script;
+use crate::common::run_script;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use weir_engine::testing::TestJob;
@@ -37,7 +35,7 @@ impl Timestamped for Reading {
 }
 
 type Key = (u32, EventTime, EventTime);
-type Step = common::Step<Reading>;
+type Step = crate::common::Step<Reading>;
 
 /// Runs a windowed sum of `value` per sensor; returns every result and the late readings.
 fn run(
@@ -122,7 +120,7 @@ fn reference(readings: &[Reading], windows: Windows) -> BTreeMap<Key, u64> {
 
 /// Readings dealt to scripts, a watermark step after every fifth.
 fn scripts(emitted: &[Reading], workers: usize, bound: EventTime) -> Vec<Vec<Step>> {
-    common::scripts(emitted, workers, bound, 5)
+    crate::common::scripts(emitted, workers, bound, 5)
 }
 
 fn readings_strategy() -> impl Strategy<Value = (Vec<Reading>, Vec<usize>)> {

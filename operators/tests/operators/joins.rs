@@ -5,13 +5,11 @@
 //! changelog gives exactly the joined table of the rows left at the end.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{run_script, scripted, Step};
+use crate::common::{run_script, scripted, Step};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use weir_engine::{CollectSink, EventTime, JobConfig, JobMetrics, Timestamped};
@@ -186,7 +184,7 @@ fn scripts<T: Clone + Timestamped>(
     workers: usize,
     bound: EventTime,
 ) -> Vec<Vec<Step<T>>> {
-    common::scripts(records, workers, bound, 4)
+    crate::common::scripts(records, workers, bound, 4)
 }
 
 fn records_strategy() -> impl Strategy<Value = Vec<Rec>> {

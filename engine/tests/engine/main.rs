@@ -1,0 +1,8 @@
+//! The engine's integration tests, in one test binary: one link and one build of the code they
+//! share, instead of one per file.
+
+mod checkpoints;
+mod failures;
+mod keyed;
+mod slow_checkpoints;
+mod source_behaviour;

@@ -159,11 +159,11 @@ fn run(
     );
     let metrics = job.metrics();
     job.run(move |p| {
-        let (results, _late) =
-            p.source(source.clone())
-                .key_by(|key| *key)
-                .process("remember", |_| 0, Remember);
-        results.sink(DiscardSink);
+        p.source(source.clone())
+            .key_by(|key| *key)
+            .process("remember", |_| 0, Remember)
+            .results
+            .sink(DiscardSink);
         Ok(())
     })
     .expect("the benchmark job runs");

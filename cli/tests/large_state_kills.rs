@@ -108,7 +108,7 @@ fn large_state_job() {
             p.source(source)
                 .key_by(|key| *key)
                 .process("fill", |_| 0, Fill)
-                .0
+                .results
                 .sink(LogSink::new(&out));
             Ok(())
         })

@@ -24,8 +24,8 @@ use crate::checkpoint::{EpochCursor, EpochStatus, HeldInput};
 use crate::error::EngineError;
 use crate::runtime::context::Context;
 use crate::runtime::job::JobShared;
-use crate::state::{StateBackend, StateCache, StateError};
-use crate::time::{frontier_watermark, Epoch, EventTime, Time, END_OF_TIME};
+use crate::state::{StateBackend, StateCache, StateError, TimerChange, TimerKind};
+use crate::time::{frontier_watermark, Epoch, EventTime, ProcessingTime, Time, END_OF_TIME};
 use crate::Data;
 
 type KeySet<K> = HashSet<K, foldhash::fast::FixedState>;
@@ -36,8 +36,8 @@ pub struct KeyedContext<K, O, T> {
     outputs: Vec<O>,
     late: Vec<T>,
     timers: Vec<EventTime>,
-    processing_timers: Vec<u64>,
-    now: u64,
+    processing_timers: Vec<ProcessingTime>,
+    now: ProcessingTime,
     _key: std::marker::PhantomData<fn(&K)>,
 }
 
@@ -49,7 +49,7 @@ impl<K, O, T> KeyedContext<K, O, T> {
             late: Vec::new(),
             timers: Vec::new(),
             processing_timers: Vec::new(),
-            now: 0,
+            now: ProcessingTime::default(),
             _key: std::marker::PhantomData,
         }
     }
@@ -82,14 +82,14 @@ impl<K, O, T> KeyedContext<K, O, T> {
 
     /// Processing time, in milliseconds since the Unix epoch, when the operator started this
     /// round of work: the wall clock in a running job, the harness's clock in a test.
-    pub fn now(&self) -> u64 {
+    pub fn now(&self) -> ProcessingTime {
         self.now
     }
 
     /// Asks for [`KeyedProcess::on_processing_timer`] for this key once processing time reaches
     /// `time` (ms since the Unix epoch), or when the input ends. Results it emits carry the
     /// time of the record that set the timer first.
-    pub fn set_processing_timer(&mut self, time: u64) {
+    pub fn set_processing_timer(&mut self, time: ProcessingTime) {
         self.processing_timers.push(time);
     }
 }
@@ -142,14 +142,14 @@ pub trait KeyedProcess<K, T>: 'static {
         time: EventTime,
     );
 
-    /// Handles a processing-time timer of `key` set for wall-clock `time`. Logic that sets no
+    /// Handles a processing-time timer of `key` set for `time`. Logic that sets no
     /// processing-time timers keeps the default, which does nothing.
     fn on_processing_timer(
         &mut self,
         _cx: &mut KeyedContext<K, Self::Output, T>,
         _key: &K,
         _state: &mut Self::State,
-        _time: u64,
+        _time: ProcessingTime,
     ) {
     }
 
@@ -176,10 +176,6 @@ impl<K> Default for Timers<K> {
         }
     }
 }
-
-/// The two kinds of timers, as stored.
-const EVENT_TIMER: u8 = 0;
-const PROCESSING_TIMER: u8 = 1;
 
 impl<K: Hash + Eq + Clone> Timers<K> {
     /// Adds `key`'s timer at `time`, with capabilities at `when` made by `capabilities_at`.
@@ -213,7 +209,7 @@ impl<K: Hash + Eq + Clone> Timers<K> {
     }
 
     /// Every pending timer, as `(kind, time, key)`.
-    fn pending(&self, kind: u8) -> impl Iterator<Item = (u8, u64, &K)> {
+    fn pending(&self, kind: TimerKind) -> impl Iterator<Item = (TimerKind, u64, &K)> {
         self.by_time
             .iter()
             .flat_map(move |(time, pending)| pending.keys.iter().map(move |key| (kind, *time, key)))
@@ -334,11 +330,17 @@ where
             (Ok(restored), [results, late]) => {
                 let capabilities_at = |when: &Time| (results.delayed(when), late.delayed(when));
                 for (kind, time, key) in restored {
-                    if kind == EVENT_TIMER {
-                        timers.add(time, &key, &Time::new(epoch, time), &capabilities_at);
-                    } else {
-                        processing_timers.add(time, &key, &Time::new(epoch, 0), &capabilities_at);
-                    }
+                    match kind {
+                        TimerKind::Event => {
+                            timers.add(time, &key, &Time::new(epoch, time), &capabilities_at)
+                        }
+                        TimerKind::Processing => processing_timers.add(
+                            time,
+                            &key,
+                            &Time::new(epoch, 0),
+                            &capabilities_at,
+                        ),
+                    };
                 }
             }
             (Err(error), _) => fail(error),
@@ -410,12 +412,15 @@ where
                             // A timer behind the record's own time fires at the record's time.
                             let when = Time::new(time.epoch, timer.max(time.watermark));
                             if timers.add(timer, &key, &when, &capabilities_at) {
-                                note(&mut states, EVENT_TIMER, timer, &key, true, &fail);
+                                let set = (TimerKind::Event, timer, TimerChange::Set);
+                                note(&mut states, set, &key, &fail);
                             }
                         }
                         for timer in cx.processing_timers.drain(..) {
+                            let timer = timer.millis();
                             if processing_timers.add(timer, &key, &time, &capabilities_at) {
-                                note(&mut states, PROCESSING_TIMER, timer, &key, true, &fail);
+                                let set = (TimerKind::Processing, timer, TimerChange::Set);
+                                note(&mut states, set, &key, &fail);
                             }
                         }
                     }
@@ -459,8 +464,8 @@ where
                 }
                 // This epoch is complete here: write its state changes for the checkpoint.
                 let pending = timers
-                    .pending(EVENT_TIMER)
-                    .chain(processing_timers.pending(PROCESSING_TIMER));
+                    .pending(TimerKind::Event)
+                    .chain(processing_timers.pending(TimerKind::Processing));
                 if let Err(error) = states.flush(cursor.epoch(), pending) {
                     fail(error);
                 }
@@ -478,7 +483,9 @@ where
                 processing_timers.advance_epoch(epoch);
             }
             if let Some(next) = processing_timers.first_time() {
-                let delay = Duration::from_millis(next.saturating_sub(cx.now).max(1));
+                let delay = ProcessingTime(next)
+                    .since(cx.now)
+                    .max(Duration::from_millis(1));
                 alarms.wake_after(&activator, delay);
             }
             let (created, removed) = states.take_key_counts();
@@ -488,19 +495,18 @@ where
     (results, late)
 }
 
-/// Notes a timer change for the checkpoint, failing the job if the store fails.
+/// Notes that `key`'s timer of a kind at a time was set or fired, for the checkpoint; fails
+/// the job if the store fails.
 fn note<K, S>(
     states: &mut StateCache<K, S>,
-    kind: u8,
-    time: u64,
+    (kind, time, change): (TimerKind, u64, TimerChange),
     key: &K,
-    set: bool,
     fail: &impl Fn(StateError),
 ) where
     K: Hash + Eq + Clone + serde::Serialize + serde::de::DeserializeOwned,
     S: Default + serde::Serialize + serde::de::DeserializeOwned,
 {
-    if let Err(error) = states.note_timer(kind, time, key, set) {
+    if let Err(error) = states.note_timer(kind, time, key, change) {
         fail(error);
     }
 }
@@ -531,30 +537,27 @@ fn fire_timers<K, T, P>(
     P: KeyedProcess<K, T>,
 {
     loop {
-        let (time, pending, processing) = match timers.first_before(watermark) {
-            Some((time, pending)) => (time, pending, false),
+        let (time, pending, kind) = match timers.first_before(watermark) {
+            Some((time, pending)) => (time, pending, TimerKind::Event),
             None => {
                 let due = if input_ended {
                     u64::MAX
                 } else {
-                    cx.now.saturating_add(1)
+                    cx.now.millis().saturating_add(1)
                 };
                 match processing_timers.first_before(due) {
-                    Some((time, pending)) => (time, pending, true),
+                    Some((time, pending)) => (time, pending, TimerKind::Processing),
                     None => break,
                 }
             }
         };
-        let kind = if processing {
-            PROCESSING_TIMER
-        } else {
+        if kind == TimerKind::Event {
             cx.watermark = time;
-            EVENT_TIMER
-        };
+        }
         let capabilities_at =
             |when: &Time| (pending.results.delayed(when), pending.late.delayed(when));
         for key in &pending.keys {
-            note(states, kind, time, key, false, fail);
+            note(states, (kind, time, TimerChange::Fired), key, fail);
             let state = match states.get_existing(key) {
                 Ok(Some(state)) => state,
                 Ok(None) => continue,
@@ -563,10 +566,11 @@ fn fire_timers<K, T, P>(
                     continue;
                 }
             };
-            if processing {
-                logic.on_processing_timer(cx, key, state, time);
-            } else {
-                logic.on_timer(cx, key, state, time);
+            match kind {
+                TimerKind::Event => logic.on_timer(cx, key, state, time),
+                TimerKind::Processing => {
+                    logic.on_processing_timer(cx, key, state, ProcessingTime(time))
+                }
             }
             if logic.is_empty(state) {
                 if let Err(error) = states.remove(key) {
@@ -575,18 +579,32 @@ fn fire_timers<K, T, P>(
             }
             for later in cx.timers.drain(..) {
                 // A timer set while timers fire fires no earlier than the one firing.
-                let later = if processing { later } else { later.max(time) };
+                let later = match kind {
+                    TimerKind::Event => later.max(time),
+                    TimerKind::Processing => later,
+                };
                 let when = Time::new(
                     pending.results.time().epoch,
                     later.max(pending.results.time().watermark),
                 );
                 if timers.add(later, key, &when, &capabilities_at) {
-                    note(states, EVENT_TIMER, later, key, true, fail);
+                    note(
+                        states,
+                        (TimerKind::Event, later, TimerChange::Set),
+                        key,
+                        fail,
+                    );
                 }
             }
             for later in cx.processing_timers.drain(..) {
+                let later = later.millis();
                 if processing_timers.add(later, key, pending.results.time(), &capabilities_at) {
-                    note(states, PROCESSING_TIMER, later, key, true, fail);
+                    note(
+                        states,
+                        (TimerKind::Processing, later, TimerChange::Set),
+                        key,
+                        fail,
+                    );
                 }
             }
         }

@@ -42,12 +42,12 @@ pub use key_group::{KeyGroup, KeyGroups};
 pub use keyed::{KeyedContext, KeyedProcess};
 pub use launcher::{Job, JobReport};
 pub use metrics::JobMetrics;
-pub use pipeline::{KeyedStream, Pipeline, Stream};
+pub use pipeline::{KeyedOutput, KeyedStream, Pipeline, Stream};
 pub use runtime::job::WorkerInfo;
 pub use sink::{CollectSink, DiscardSink, Sink, SinkPlacement};
 pub use source::{Source, SourcePoll, SourceReader};
 pub use state::{StateBackend, StateError};
-pub use time::{millis, wall_clock_millis, EventTime, Time, Timestamped};
+pub use time::{millis, wall_clock_millis, EventTime, ProcessingTime, Time, Timestamped};
 
 /// What a record type needs to flow through a pipeline: plain owned data that serde can
 /// encode, so that it can cross threads and processes.

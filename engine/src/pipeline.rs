@@ -274,6 +274,16 @@ impl<'s, T: Data> Stream<'s, T> {
     }
 }
 
+/// The two outputs of every keyed operator (windows, joins, dedupe, [`KeyedStream::process`]):
+/// its results, and the records that came later than it allows.
+pub struct KeyedOutput<'s, O, T> {
+    /// The operator's results.
+    pub results: Stream<'s, O>,
+    /// Records later than the operator allows (also counted in the job's metrics). Operators
+    /// that judge nothing late leave it empty.
+    pub late: Stream<'s, T>,
+}
+
 /// A stream partitioned by key: records with equal keys are on the same worker.
 pub struct KeyedStream<'s, K, T> {
     stream: Stream<'s, (K, T)>,
@@ -316,7 +326,7 @@ impl<'s, K: Data + Hash, T: Data> KeyedStream<'s, K, T> {
         name: &str,
         event_time: impl Fn(&T) -> EventTime + 'static,
         logic: P,
-    ) -> (Stream<'s, P::Output>, Stream<'s, T>)
+    ) -> KeyedOutput<'s, P::Output, T>
     where
         K: Eq,
         P: KeyedProcess<K, T>,
@@ -327,7 +337,10 @@ impl<'s, K: Data + Hash, T: Data> KeyedStream<'s, K, T> {
             inner: results,
             cx: cx.clone(),
         };
-        (results, Stream { inner: late, cx })
+        KeyedOutput {
+            results,
+            late: Stream { inner: late, cx },
+        }
     }
 
     /// Calls `observe` on every key and record as they pass.

@@ -50,7 +50,7 @@ use crate::pipeline::Pipeline;
 use crate::runtime::clock::Clock;
 use crate::runtime::job::{JobShared, WorkerInfo};
 use crate::source::{Source, SourcePoll, SourceReader};
-use crate::time::{millis, EventTime, Time};
+use crate::time::{millis, EventTime, ProcessingTime, Time};
 
 /// Rounds of steps (each worker stepped once) after which a job that still has work is taken
 /// to be stuck: an operator that reschedules itself for ever.
@@ -269,15 +269,14 @@ impl TestJob {
         Ok(())
     }
 
-    /// Processing time now, in milliseconds since the Unix epoch.
-    pub fn now(&self) -> u64 {
-        self.now.load(Ordering::SeqCst)
+    /// Processing time now.
+    pub fn now(&self) -> ProcessingTime {
+        ProcessingTime(self.now.load(Ordering::SeqCst))
     }
 
-    /// Sets processing time to `now` (milliseconds since the Unix epoch). Operators see it
-    /// at the next [`run`](TestJob::run).
-    pub fn set_clock(&mut self, now: u64) {
-        self.now.store(now, Ordering::SeqCst);
+    /// Sets processing time to `now`. Operators see it at the next [`run`](TestJob::run).
+    pub fn set_clock(&mut self, now: ProcessingTime) {
+        self.now.store(now.millis(), Ordering::SeqCst);
     }
 
     /// Moves processing time forward by `by`.

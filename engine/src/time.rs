@@ -27,6 +27,35 @@ pub fn wall_clock_millis() -> u64 {
         .map_or(0, millis)
 }
 
+/// Processing time: milliseconds since the Unix epoch on the job's clock (the wall clock while
+/// a job runs, the harness's clock in a test). A type of its own, so that it cannot be mixed up
+/// with the event time of records.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct ProcessingTime(pub u64);
+
+impl ProcessingTime {
+    /// Milliseconds since the Unix epoch.
+    pub fn millis(self) -> u64 {
+        self.0
+    }
+
+    /// The time passed since `earlier` (zero if `earlier` is later).
+    pub fn since(self, earlier: ProcessingTime) -> std::time::Duration {
+        std::time::Duration::from_millis(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl std::ops::Add<std::time::Duration> for ProcessingTime {
+    type Output = ProcessingTime;
+    /// The time `duration` later (saturating at the end of time).
+    fn add(self, duration: std::time::Duration) -> ProcessingTime {
+        ProcessingTime(self.0.saturating_add(millis(duration)))
+    }
+}
+
 /// A record that knows when it happened: windows and other event-time operators read its
 /// event time through this trait.
 pub trait Timestamped {

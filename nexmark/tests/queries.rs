@@ -619,7 +619,7 @@ fn q12_puts_each_bid_in_the_window_of_the_processing_time_it_is_handled_at() {
     };
 
     // Handled at 1.000 s: window [0 s, 10 s), whatever the bids' event times.
-    job.set_clock(1_000);
+    job.set_clock(weir::ProcessingTime(1_000));
     events.push([bid(1, 50_000), bid(1, 3), bid(2, 70_000), bid(1, 900_000)]);
     job.run().unwrap();
     job.advance_clock(Duration::from_millis(8_999));
@@ -630,10 +630,10 @@ fn q12_puts_each_bid_in_the_window_of_the_processing_time_it_is_handled_at() {
     assert_eq!(closed(&rows), vec![row(1, 3, 0), row(2, 1, 0)]);
 
     // Handled at 12.5 s and at 21 s: the next two windows.
-    job.set_clock(12_500);
+    job.set_clock(weir::ProcessingTime(12_500));
     events.push([bid(1, 1), bid(1, 2)]);
     job.run().unwrap();
-    job.set_clock(21_000);
+    job.set_clock(weir::ProcessingTime(21_000));
     job.run().unwrap();
     events.push([bid(2, 5)]);
     job.run().unwrap();

@@ -108,22 +108,18 @@ impl<'s, T: Data> ChangelogExt<'s, T> for Stream<'s, Change<T>> {
     where
         T: Hash + Eq,
     {
-        let (rows, _never_late) =
-            self.key_by(|change| change.row().clone())
-                .process("final view", |_| 0, FinalView);
-        rows
+        self.key_by(|change| change.row().clone())
+            .process("final view", |_| 0, FinalView)
+            .results
     }
 
     fn upsert_view<K: Data + Hash + Eq>(self, key_of: impl Fn(&T) -> K + 'static) -> Stream<'s, T>
     where
         T: PartialEq,
     {
-        let (rows, _never_late) = self.key_by(move |change| key_of(change.row())).process(
-            "upsert view",
-            |_| 0,
-            UpsertView,
-        );
-        rows
+        self.key_by(move |change| key_of(change.row()))
+            .process("upsert view", |_| 0, UpsertView)
+            .results
     }
 }
 

@@ -36,7 +36,7 @@
 use std::hash::Hash;
 use std::time::Duration;
 
-use weir_engine::{Data, KeyedStream, Stream, Timestamped};
+use weir_engine::{Data, KeyedOutput, KeyedStream, Timestamped};
 
 use crate::aggregate::{First, Last};
 use crate::window::{tumbling, WindowExt};
@@ -50,13 +50,9 @@ pub enum Keep {
     Last,
 }
 
-/// The outputs of a dedupe.
-pub struct Deduped<'s, T> {
-    /// One record per key and span.
-    pub results: Stream<'s, T>,
-    /// Records that came after their span was emitted.
-    pub late: Stream<'s, T>,
-}
+/// The outputs of a dedupe: one record per key and span, and the records that came after
+/// their span was emitted.
+pub type Deduped<'s, T> = KeyedOutput<'s, T, T>;
 
 /// Adds `dedupe` to keyed streams.
 pub trait DedupeExt<'s, K, T> {
@@ -71,7 +67,7 @@ impl<'s, K: Data + Hash + Eq, T: Data + Timestamped> DedupeExt<'s, K, T> for Key
             Keep::First => windowed.aggregate(First),
             Keep::Last => windowed.aggregate(Last),
         };
-        Deduped {
+        KeyedOutput {
             // Every window holds at least one record, so the value is always there.
             results: output.results.flat_map(|kept| kept.value),
             late: output.late,

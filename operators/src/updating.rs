@@ -17,7 +17,7 @@
 //!     let bids = [(1, 10), (1, 30), (2, 5)].map(|(auction, price): (u32, u64)| Change::Insert((auction, price)));
 //!     p.source(IterSource::new("bids", bids))
 //!         .key_by(|bid| bid.row().0)
-//!         .aggregate_changes(Max::of(|bid: &(u32, u64)| bid.1))
+//!         .aggregate_changes(Max::of(|bid: &(u32, u64)| bid.1).retractable())
 //!         .sink(sink.clone());
 //!     Ok(())
 //! })?;
@@ -76,9 +76,8 @@ where
         A: Aggregate<T>,
         A::Output: PartialEq,
     {
-        let (results, _never_late) =
-            self.process("running aggregate", |_| 0, RunningLogic { aggregate });
-        results
+        self.process("running aggregate", |_| 0, RunningLogic { aggregate })
+            .results
     }
 }
 
@@ -140,7 +139,10 @@ pub trait UpdatingExt<'s, K, T> {
     /// `(key, result)` rows as a changelog. The rows are not kept, so a delete of a row the
     /// key never had is not detected (only one on an empty key is ignored): the input must be
     /// a well-formed changelog.
-    fn aggregate_changes<A: Retract<T>>(self, aggregate: A) -> Stream<'s, Change<(K, A::Output)>>;
+    fn aggregate_changes<A>(self, aggregate: A) -> Stream<'s, Change<(K, A::Output)>>
+    where
+        A: Retract<T>,
+        A::Output: PartialEq;
 }
 
 impl<'s, K, T> UpdatingExt<'s, K, T> for KeyedStream<'s, K, Change<T>>
@@ -148,11 +150,14 @@ where
     K: Data + Hash + Eq,
     T: Data,
 {
-    fn aggregate_changes<A: Retract<T>>(self, aggregate: A) -> Stream<'s, Change<(K, A::Output)>> {
+    fn aggregate_changes<A>(self, aggregate: A) -> Stream<'s, Change<(K, A::Output)>>
+    where
+        A: Retract<T>,
+        A::Output: PartialEq,
+    {
         // Updating aggregations judge nothing late: every change counts, whenever it comes.
-        let (results, _never_late) =
-            self.process("updating aggregate", |_| 0, UpdatingLogic { aggregate });
-        results
+        self.process("updating aggregate", |_| 0, UpdatingLogic { aggregate })
+            .results
     }
 }
 
@@ -166,6 +171,7 @@ where
     K: Data,
     T: Data,
     A: Retract<T>,
+    A::Output: PartialEq,
 {
     type State = Group<A::Accumulator, A::Output>;
     type Output = Change<(K, A::Output)>;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use timely::scheduling::Activator;
 
-use crate::time::wall_clock_millis;
+use crate::time::{wall_clock_millis, ProcessingTime};
 
 /// Where a job's processing time comes from.
 #[derive(Clone, Debug, Default)]
@@ -24,17 +24,17 @@ pub(crate) enum Clock {
 }
 
 impl Clock {
-    /// Processing time now, in milliseconds since the Unix epoch.
-    pub(crate) fn now(&self) -> u64 {
-        match self {
+    /// Processing time now.
+    pub(crate) fn now(&self) -> ProcessingTime {
+        ProcessingTime(match self {
             Clock::System => wall_clock_millis(),
             Clock::Manual(now) => now.load(Ordering::SeqCst),
-        }
+        })
     }
 
     /// Processing time passed since `earlier` (a reading of [`now`](Clock::now)).
-    pub(crate) fn since(&self, earlier: u64) -> Duration {
-        Duration::from_millis(self.now().saturating_sub(earlier))
+    pub(crate) fn since(&self, earlier: ProcessingTime) -> Duration {
+        self.now().since(earlier)
     }
 }
 

@@ -13,8 +13,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::checkpoint_files::{FileBuffer, FileKind, FileName, FileWriter, RestoredFiles};
+use super::keys::{self, TimerKind};
 use super::store::RocksStore;
-use super::{keys, StateError};
+use super::StateError;
 use crate::key_group::KeyGroups;
 use crate::time::Epoch;
 
@@ -57,6 +58,15 @@ struct Files {
     timers_changed: bool,
 }
 
+/// What happened to a timer, for the checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TimerChange {
+    /// It was set: it is pending.
+    Set,
+    /// It fired: it is gone.
+    Fired,
+}
+
 /// Where evicted state goes.
 struct Spill {
     store: Arc<RocksStore>,
@@ -66,9 +76,9 @@ struct Spill {
     budget: usize,
     /// Running mean of the encoded size of entries written or read, in bytes.
     entry_size: usize,
-    /// Timers set (`Some`) or fired (`None`) since the last flush, by store key; only kept
-    /// when timers are durable.
-    timer_changes: Option<Vec<(Vec<u8>, bool)>>,
+    /// Timers set or fired since the last flush, by store key; only kept when timers are
+    /// durable.
+    timer_changes: Option<Vec<(Vec<u8>, TimerChange)>>,
 }
 
 /// The state of every key one keyed operator holds on one worker.
@@ -85,7 +95,7 @@ pub(crate) struct StateCache<K, S> {
     /// those of the last flushed epoch until its checkpoint is taken).
     may_write: bool,
     /// Timers of a restored checkpoint file chain, until the operator takes them.
-    restored_timers: Vec<(u8, u64, K)>,
+    restored_timers: Vec<(TimerKind, u64, K)>,
     /// Keys that got state (held neither here nor in the store) and keys whose state was
     /// dropped, since the last [`take_key_counts`](Self::take_key_counts).
     created: u64,
@@ -278,7 +288,7 @@ where
     pub(crate) fn flush<'k>(
         &mut self,
         epoch: Epoch,
-        timers: impl Iterator<Item = (u8, u64, &'k K)>,
+        timers: impl Iterator<Item = (TimerKind, u64, &'k K)>,
     ) -> Result<(), StateError>
     where
         K: 'k,
@@ -315,7 +325,7 @@ where
         &mut self,
         epoch: Epoch,
         kind: FileKind,
-        timers: impl Iterator<Item = (u8, u64, &'k K)>,
+        timers: impl Iterator<Item = (TimerKind, u64, &'k K)>,
     ) -> Result<(), StateError>
     where
         K: 'k,
@@ -392,12 +402,12 @@ where
                 entry.stored = true;
             }
         }
-        for (key, set) in spill
+        for (key, change) in spill
             .timer_changes
             .iter_mut()
             .flat_map(|changes| changes.drain(..))
         {
-            changes.push((key, set.then(Vec::new)));
+            changes.push((key, (change == TimerChange::Set).then(Vec::new)));
         }
         changes.sort_by(|a, b| a.0.cmp(&b.0));
         let mut batch = rocksdb::WriteBatch::default();
@@ -410,14 +420,14 @@ where
         spill.store.write(batch)
     }
 
-    /// Notes that `key`'s timer of `kind` at `time` was set (`set`) or fired, to be written
-    /// with the next flush when timers are durable.
+    /// Notes that `key`'s timer of `kind` at `time` was set or fired, to be written with the
+    /// next flush when timers are durable.
     pub(crate) fn note_timer(
         &mut self,
-        kind: u8,
+        kind: TimerKind,
         time: u64,
         key: &K,
-        set: bool,
+        change: TimerChange,
     ) -> Result<(), StateError> {
         match &mut self.backing {
             Backing::Nothing => Ok(()),
@@ -434,14 +444,14 @@ where
                 let mut bytes = keys::timer_prefix(spill.operator, group, kind, time).to_vec();
                 postcard::to_io(key, &mut bytes)
                     .map_err(|error| StateError::Encode(error.to_string()))?;
-                changes.push((bytes, set));
+                changes.push((bytes, change));
                 Ok(())
             }
         }
     }
 
     /// The durable timers of the restored checkpoint: `(kind, time, key)`.
-    pub(crate) fn restored_timers(&mut self) -> Result<Vec<(u8, u64, K)>, StateError> {
+    pub(crate) fn restored_timers(&mut self) -> Result<Vec<(TimerKind, u64, K)>, StateError> {
         match &self.backing {
             Backing::Nothing => Ok(Vec::new()),
             Backing::Files(_) => Ok(std::mem::take(&mut self.restored_timers)),
@@ -613,7 +623,7 @@ mod tests {
     fn checkpoint_files_restore_the_state_and_timers_of_every_epoch() {
         let dir = tempfile::tempdir().unwrap();
         let mut cache = with_files(dir.path(), None);
-        let mut timers: std::collections::BTreeSet<(u8, u64, u64)> = Default::default();
+        let mut timers: std::collections::BTreeSet<(TimerKind, u64, u64)> = Default::default();
         let mut expected = Vec::new();
         for epoch in 0..12u64 {
             // Grow some keys, drop others, set and fire timers, in a pattern that makes some
@@ -626,15 +636,19 @@ mod tests {
                 }
             }
             for key in (epoch..epoch + 5).map(|k| k % 20) {
-                let timer = (0, epoch + key, key);
+                let timer = (TimerKind::Event, epoch + key, key);
                 if timers.insert(timer) {
-                    cache.note_timer(0, timer.1, &key, true).unwrap();
+                    cache
+                        .note_timer(timer.0, timer.1, &key, TimerChange::Set)
+                        .unwrap();
                 }
             }
             let fired: Vec<_> = timers.iter().filter(|t| t.1 < epoch + 3).copied().collect();
             for timer in fired {
                 timers.remove(&timer);
-                cache.note_timer(timer.0, timer.1, &timer.2, false).unwrap();
+                cache
+                    .note_timer(timer.0, timer.1, &timer.2, TimerChange::Fired)
+                    .unwrap();
             }
             let pending = timers.iter().map(|(kind, time, key)| (*kind, *time, key));
             cache.flush(epoch, pending).unwrap();

@@ -16,6 +16,33 @@ use crate::key_group::KeyGroup;
 /// Set in the operator part of a key that holds a timer instead of state.
 const TIMER_FLAG: u32 = 1 << 31;
 
+/// What a keyed operator's timer waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum TimerKind {
+    /// The watermark passing its time.
+    Event,
+    /// Processing time reaching its time.
+    Processing,
+}
+
+impl TimerKind {
+    /// The byte that stands for this kind in a stored timer.
+    fn byte(self) -> u8 {
+        match self {
+            TimerKind::Event => 0,
+            TimerKind::Processing => 1,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Option<TimerKind> {
+        match byte {
+            0 => Some(TimerKind::Event),
+            1 => Some(TimerKind::Processing),
+            _ => None,
+        }
+    }
+}
+
 /// The bytes before the encoded key of a state entry.
 pub(crate) fn state_prefix(operator: u32, key_group: KeyGroup) -> [u8; 8] {
     let mut prefix = [0; 8];
@@ -25,10 +52,15 @@ pub(crate) fn state_prefix(operator: u32, key_group: KeyGroup) -> [u8; 8] {
 }
 
 /// The bytes before the encoded key of a timer.
-pub(crate) fn timer_prefix(operator: u32, key_group: KeyGroup, kind: u8, time: u64) -> [u8; 17] {
+pub(crate) fn timer_prefix(
+    operator: u32,
+    key_group: KeyGroup,
+    kind: TimerKind,
+    time: u64,
+) -> [u8; 17] {
     let mut prefix = [0; 17];
     prefix[..8].copy_from_slice(&state_prefix(operator | TIMER_FLAG, key_group));
-    prefix[8] = kind;
+    prefix[8] = kind.byte();
     prefix[9..].copy_from_slice(&time.to_be_bytes());
     prefix
 }
@@ -61,9 +93,14 @@ pub(crate) fn decode_state_key<K: DeserializeOwned>(stored: &[u8]) -> Result<K, 
 }
 
 /// The kind, time and key of a stored timer.
-pub(crate) fn decode_timer<K: DeserializeOwned>(stored: &[u8]) -> Result<(u8, u64, K), StateError> {
+pub(crate) fn decode_timer<K: DeserializeOwned>(
+    stored: &[u8],
+) -> Result<(TimerKind, u64, K), StateError> {
     let bad = || StateError::Decode(format!("malformed timer key {stored:02x?}"));
-    let kind = *stored.get(8).ok_or_else(bad)?;
+    let kind = stored
+        .get(8)
+        .and_then(|&byte| TimerKind::from_byte(byte))
+        .ok_or_else(bad)?;
     let time = stored
         .get(9..17)
         .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
@@ -80,11 +117,19 @@ mod tests {
 
     #[test]
     fn keys_say_whose_they_are() {
-        let mut timer = timer_prefix(7, 3, 1, 99).to_vec();
+        let mut timer = timer_prefix(7, 3, TimerKind::Processing, 99).to_vec();
         timer.extend(postcard::to_stdvec(&42u64).unwrap());
         assert_eq!(operator_of(&timer), Some((7, true)));
         assert_eq!(key_group_of(&timer), Some(3));
-        assert_eq!(decode_timer::<u64>(&timer).unwrap(), (1, 99, 42));
+        assert_eq!(
+            decode_timer::<u64>(&timer).unwrap(),
+            (TimerKind::Processing, 99, 42)
+        );
+        timer[8] = 2;
+        assert!(
+            decode_timer::<u64>(&timer).is_err(),
+            "an unknown timer kind"
+        );
         let mut state = state_prefix(7, 5).to_vec();
         state.extend(postcard::to_stdvec(&"k").unwrap());
         assert_eq!(operator_of(&state), Some((7, false)));

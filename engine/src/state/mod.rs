@@ -9,9 +9,10 @@ mod store;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-pub(crate) use cache::StateCache;
+pub(crate) use cache::{StateCache, TimerChange};
+pub(crate) use keys::TimerKind;
 pub(crate) use store::{read_key_groups, RocksStore};
 
 /// Where keyed state lives.
@@ -68,16 +69,20 @@ impl std::fmt::Debug for RocksStore {
 }
 
 impl StateStores {
+    /// The map of open databases. A worker that panicked while holding it left it whole (an
+    /// insert either happened or did not), and the launcher reports that panic: the others go
+    /// on with the map rather than report a second, misleading error.
+    fn stores(&self) -> MutexGuard<'_, HashMap<usize, Arc<RocksStore>>> {
+        self.stores.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The database of `worker` under `state_dir`.
     pub(crate) fn store_for(
         &self,
         state_dir: &std::path::Path,
         worker: usize,
     ) -> Result<Arc<RocksStore>, StateError> {
-        let mut stores = self
-            .stores
-            .lock()
-            .map_err(|_| StateError::Encode("a worker panicked while opening state".into()))?;
+        let mut stores = self.stores();
         if let Some(store) = stores.get(&worker) {
             return Ok(Arc::clone(store));
         }
@@ -97,10 +102,7 @@ impl StateStores {
         let store = Arc::new(RocksStore::open(
             &state_dir.join(format!("worker-{worker}")),
         )?);
-        self.stores
-            .lock()
-            .map_err(|_| StateError::Encode("a worker panicked while opening state".into()))?
-            .insert(worker, Arc::clone(&store));
+        self.stores().insert(worker, Arc::clone(&store));
         Ok(store)
     }
 }

@@ -208,7 +208,7 @@ fn count<'s>(numbers: Stream<'s, u64>, name: &str) -> Stream<'s, Count> {
     numbers
         .key_by(|n| n % KEYS)
         .process(name, |_| 0, CountAtEnd)
-        .0
+        .results
 }
 
 fn run_shaped(

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use weir_engine::testing::TestJob;
-use weir_engine::{CollectSink, EventTime, JobConfig, KeyedContext, KeyedProcess};
+use weir_engine::{CollectSink, EventTime, JobConfig, KeyedContext, KeyedProcess, ProcessingTime};
 
 /// Emits, from a processing-time timer 50 ms after each record, the processing time it fired
 /// at.
@@ -13,25 +13,32 @@ struct Alarm;
 
 impl KeyedProcess<u64, u64> for Alarm {
     type State = bool;
-    type Output = u64;
+    type Output = ProcessingTime;
     fn on_record(
         &mut self,
-        cx: &mut KeyedContext<u64, u64, u64>,
+        cx: &mut KeyedContext<u64, ProcessingTime, u64>,
         _: &u64,
         armed: &mut bool,
         _: u64,
         _: EventTime,
     ) {
         *armed = true;
-        cx.set_processing_timer(cx.now() + 50);
+        cx.set_processing_timer(cx.now() + Duration::from_millis(50));
     }
-    fn on_timer(&mut self, _: &mut KeyedContext<u64, u64, u64>, _: &u64, _: &mut bool, _: u64) {}
+    fn on_timer(
+        &mut self,
+        _: &mut KeyedContext<u64, ProcessingTime, u64>,
+        _: &u64,
+        _: &mut bool,
+        _: u64,
+    ) {
+    }
     fn on_processing_timer(
         &mut self,
-        cx: &mut KeyedContext<u64, u64, u64>,
+        cx: &mut KeyedContext<u64, ProcessingTime, u64>,
         _: &u64,
         armed: &mut bool,
-        _: u64,
+        _: ProcessingTime,
     ) {
         *armed = false;
         cx.emit(cx.now());
@@ -44,17 +51,17 @@ impl KeyedProcess<u64, u64> for Alarm {
 #[test]
 fn a_processing_time_timer_fires_when_the_clock_reaches_it_while_the_input_is_open() {
     let mut job = TestJob::new(JobConfig::default()).unwrap();
-    job.set_clock(1_000);
+    job.set_clock(ProcessingTime(1_000));
     let input = job.input::<u64>("numbers");
     let sink = CollectSink::new();
     let fired = sink.results();
     let source = input.clone();
     job.build(move |p| {
-        let (results, _late) =
-            p.source(source.source())
-                .key_by(|n| *n)
-                .process("alarm", |_| 0, Alarm);
-        results.sink(sink.clone());
+        p.source(source.source())
+            .key_by(|n| *n)
+            .process("alarm", |_| 0, Alarm)
+            .results
+            .sink(sink.clone());
         Ok(())
     })
     .unwrap();
@@ -69,10 +76,10 @@ fn a_processing_time_timer_fires_when_the_clock_reaches_it_while_the_input_is_op
     job.run().unwrap();
     assert_eq!(
         *fired.lock().unwrap(),
-        vec![1_050],
+        vec![ProcessingTime(1_050)],
         "at its time, the input open"
     );
 
     job.run_to_end().unwrap();
-    assert_eq!(*fired.lock().unwrap(), vec![1_050], "once");
+    assert_eq!(*fired.lock().unwrap(), vec![ProcessingTime(1_050)], "once");
 }

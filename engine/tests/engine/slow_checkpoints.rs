@@ -120,7 +120,7 @@ fn run(dir: &Path) -> Vec<(u64, usize)> {
             p.source(Paced(keys.clone()))
                 .key_by(|key| *key)
                 .process("fill", |_| 0, Fill)
-                .0
+                .results
                 .sink(sink.clone());
             Ok(())
         })

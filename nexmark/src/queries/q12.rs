@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::Event;
-use weir::{EventTime, KeyedContext, KeyedProcess, Stream};
+use weir::{EventTime, KeyedContext, KeyedProcess, ProcessingTime, Stream};
 
 use super::bids::select_bids;
 use super::q11::Q11Row;
@@ -46,9 +46,10 @@ impl KeyedProcess<u64, u64> for ProcessingTimeCount {
         _bid: u64,
         _event_time: EventTime,
     ) {
-        let start = cx.now() - cx.now() % self.size;
+        let now = cx.now().millis();
+        let start = now - now % self.size;
         *counts.entry(start).or_default() += 1;
-        cx.set_processing_timer(start + self.size);
+        cx.set_processing_timer(ProcessingTime(start + self.size));
     }
 
     fn on_timer(
@@ -65,9 +66,10 @@ impl KeyedProcess<u64, u64> for ProcessingTimeCount {
         cx: &mut KeyedContext<u64, Q12Row, u64>,
         bidder: &u64,
         counts: &mut BTreeMap<u64, u64>,
-        time: u64,
+        time: ProcessingTime,
     ) {
         // The timer of the window ending at `time` (it fires early when the input ends).
+        let time = time.millis();
         let start = time - self.size;
         if let Some(bid_count) = counts.remove(&start) {
             cx.emit(Q12Row {
@@ -92,7 +94,7 @@ pub fn q12<'s>(events: Stream<'s, Event>) -> Stream<'s, Q12Row> {
     select_bids(events, |bid| Some(bid.bidder))
         .key_by(|bidder| *bidder)
         .process("processing-time count", |_| 0, logic)
-        .0
+        .results
 }
 
 /// q12 in the registry.

@@ -13,7 +13,7 @@ use serde::Serialize;
 use weir_engine::{Data, Timestamped};
 
 pub use distinct::{ApproxDistinctCount, DistinctCount, Sketch};
-pub use retract::Retract;
+pub use retract::{Retract, RetractableExtreme};
 pub use top::TopN;
 
 /// An incremental aggregation over records of type `T`.

@@ -1,104 +1,78 @@
 //! Aggregations that can take records back, for updating aggregations over changelogs: a
-//! delete retracts the record an insert added.
+//! delete retracts the record an insert added. Each builds on its [`Aggregate`]: only taking
+//! a record back is added.
 
 use std::collections::BTreeMap;
 use std::ops::{Add, Sub};
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use weir_engine::Data;
 
-use super::{Avg, Count, Extreme, Sum};
+use super::{Aggregate, Avg, Count, Extreme, Sum};
 
-/// An aggregation whose records can be retracted: adding and then retracting a record leaves
-/// the accumulator as it was.
-pub trait Retract<T>: 'static {
-    /// The running state of one group (serializable: state backends store it).
-    type Accumulator: Default + Serialize + DeserializeOwned + 'static;
-    /// What the aggregation yields.
-    type Output: Data + PartialEq;
-    /// Adds one record.
-    fn add(&self, accumulator: &mut Self::Accumulator, record: &T);
+/// An [`Aggregate`] whose records can be taken back: adding and then retracting a record leaves
+/// the accumulator as it was. The accumulator's `Default` is the accumulator of no records.
+pub trait Retract<T>: Aggregate<T, Accumulator: Default> {
     /// Takes back a record added before.
     fn retract(&self, accumulator: &mut Self::Accumulator, record: &T);
-    /// The result over the records held (the group is never empty when this is asked).
-    fn result(&self, accumulator: &Self::Accumulator) -> Self::Output;
 }
 
-impl<T: 'static> Retract<T> for Count {
-    type Accumulator = u64;
-    type Output = u64;
-    fn add(&self, count: &mut u64, _record: &T) {
-        *count += 1;
-    }
+impl<T> Retract<T> for Count {
     fn retract(&self, count: &mut u64, _record: &T) {
         *count = count.saturating_sub(1);
-    }
-    fn result(&self, count: &u64) -> u64 {
-        *count
     }
 }
 
 impl<T, V, F> Retract<T> for Sum<F>
 where
-    T: 'static,
     F: Fn(&T) -> V + 'static,
-    V: Data + Copy + Default + PartialEq + Add<Output = V> + Sub<Output = V>,
+    V: Data + Copy + Default + Add<Output = V> + Sub<Output = V>,
 {
-    type Accumulator = V;
-    type Output = V;
-    fn add(&self, sum: &mut V, record: &T) {
-        *sum = *sum + (self.0)(record);
-    }
     fn retract(&self, sum: &mut V, record: &T) {
         *sum = *sum - (self.0)(record);
-    }
-    fn result(&self, sum: &V) -> V {
-        *sum
     }
 }
 
 impl<T, F> Retract<T> for Avg<F>
 where
-    T: 'static,
     F: Fn(&T) -> f64 + 'static,
 {
-    /// Sum and count.
-    type Accumulator = (f64, u64);
-    type Output = f64;
-    fn add(&self, (sum, count): &mut (f64, u64), record: &T) {
-        *sum += (self.0)(record);
-        *count += 1;
-    }
     fn retract(&self, (sum, count): &mut (f64, u64), record: &T) {
         *sum -= (self.0)(record);
         *count = count.saturating_sub(1);
     }
-    fn result(&self, (sum, count): &(f64, u64)) -> f64 {
-        *sum / *count as f64
+}
+
+/// [`Min`](super::Min) or [`Max`](super::Max) over records that can be taken back, from
+/// [`Extreme::retractable`]. It keeps every value with its count, so that retracting the
+/// extreme reveals the next one: a window's `Min` or `Max` keeps one value instead.
+#[derive(Clone, Copy, Debug)]
+pub struct RetractableExtreme<F, const LARGEST: bool>(F);
+
+impl<F, const LARGEST: bool> Extreme<F, LARGEST> {
+    /// The same minimum or maximum, able to take records back (for
+    /// [`aggregate_changes`](crate::updating::UpdatingExt::aggregate_changes)).
+    pub fn retractable(self) -> RetractableExtreme<F, LARGEST> {
+        RetractableExtreme(self.0)
     }
 }
 
-/// Minimum and maximum keep every value with its count, so that retracting the extreme
-/// reveals the next one.
-impl<T, V, F, const LARGEST: bool> Retract<T> for Extreme<F, LARGEST>
+impl<T, V, F, const LARGEST: bool> Aggregate<T> for RetractableExtreme<F, LARGEST>
 where
-    T: 'static,
     F: Fn(&T) -> V + 'static,
     V: Data + Ord,
 {
+    /// Every value held, with how many records have it.
     type Accumulator = BTreeMap<V, u64>;
     type Output = Option<V>;
+    fn create(&self) -> BTreeMap<V, u64> {
+        BTreeMap::new()
+    }
     fn add(&self, values: &mut BTreeMap<V, u64>, record: &T) {
         *values.entry((self.0)(record)).or_insert(0) += 1;
     }
-    fn retract(&self, values: &mut BTreeMap<V, u64>, record: &T) {
-        let value = (self.0)(record);
-        if let Some(count) = values.get_mut(&value) {
-            *count -= 1;
-            if *count == 0 {
-                values.remove(&value);
-            }
+    fn merge(&self, values: &mut BTreeMap<V, u64>, other: BTreeMap<V, u64>) {
+        for (value, count) in other {
+            *values.entry(value).or_insert(0) += count;
         }
     }
     fn result(&self, values: &BTreeMap<V, u64>) -> Option<V> {
@@ -108,5 +82,21 @@ where
             values.keys().next()
         };
         extreme.cloned()
+    }
+}
+
+impl<T, V, F, const LARGEST: bool> Retract<T> for RetractableExtreme<F, LARGEST>
+where
+    F: Fn(&T) -> V + 'static,
+    V: Data + Ord,
+{
+    fn retract(&self, values: &mut BTreeMap<V, u64>, record: &T) {
+        let value = (self.0)(record);
+        if let Some(count) = values.get_mut(&value) {
+            *count -= 1;
+            if *count == 0 {
+                values.remove(&value);
+            }
+        }
     }
 }

@@ -77,14 +77,14 @@ where
     O: Data,
     F: Fn(&K, &L, &R) -> O + 'static,
 {
-    type State = Rows<L, R>;
+    type State = Rows<L, R, EventTime>;
     type Output = O;
 
     fn on_record(
         &mut self,
         cx: &mut KeyedContext<K, O, Side<L, R>>,
         key: &K,
-        state: &mut Rows<L, R>,
+        state: &mut Rows<L, R, EventTime>,
         record: Side<L, R>,
         event_time: EventTime,
     ) {
@@ -121,7 +121,7 @@ where
         &mut self,
         _cx: &mut KeyedContext<K, O, Side<L, R>>,
         _key: &K,
-        state: &mut Rows<L, R>,
+        state: &mut Rows<L, R, EventTime>,
         time: EventTime,
     ) {
         state
@@ -132,7 +132,7 @@ where
             .retain(|(at, _)| self.right_needed_until(*at) > time);
     }
 
-    fn is_empty(&self, state: &Rows<L, R>) -> bool {
+    fn is_empty(&self, state: &Rows<L, R, EventTime>) -> bool {
         state.left.is_empty() && state.right.is_empty()
     }
 }

@@ -25,7 +25,7 @@ mod window;
 use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
-use weir_engine::{Data, EventTime, KeyedStream, Stream, Timestamped};
+use weir_engine::{Data, EventTime, KeyedOutput, KeyedStream, Stream, Timestamped};
 
 use crate::changelog::Change;
 use crate::window::{Window, WindowExt, Windows};
@@ -34,17 +34,15 @@ pub use interval::IntervalJoin;
 pub use regular::{Expiry, JoinKind, Never, RegularJoin, Ttl};
 pub use window::CoGroup;
 
-/// Rows with a time each: their event time (interval joins) or their expiry (regular joins).
-type Timed<T> = Vec<(EventTime, T)>;
-
-/// The rows of one key that a join holds.
+/// The rows of one key that a join holds, each with a time of type `At`: its event time in an
+/// interval join, the time it expires at in a regular join (`regular::ExpiresAt`).
 #[derive(Serialize, Deserialize)]
-pub(crate) struct Rows<L, R> {
-    left: Timed<L>,
-    right: Timed<R>,
+pub(crate) struct Rows<L, R, At> {
+    left: Vec<(At, L)>,
+    right: Vec<(At, R)>,
 }
 
-impl<L, R> Default for Rows<L, R> {
+impl<L, R, At> Default for Rows<L, R, At> {
     fn default() -> Self {
         Rows {
             left: Vec::new(),
@@ -71,13 +69,9 @@ impl<L: Timestamped, R: Timestamped> Timestamped for Side<L, R> {
     }
 }
 
-/// The two outputs of a join.
-pub struct JoinOutput<'s, O, L, R> {
-    /// The joined results.
-    pub results: Stream<'s, O>,
-    /// Records of either side that came too late to join (also counted in the job's metrics).
-    pub late: Stream<'s, Side<L, R>>,
-}
+/// The outputs of a join: the joined results, and the records of either side that came too
+/// late to join.
+pub type JoinOutput<'s, O, L, R> = KeyedOutput<'s, O, Side<L, R>>;
 
 /// Joins on a keyed stream (the left side) with another keyed stream of the same key type.
 pub trait JoinExt<'s, K, L> {
@@ -224,7 +218,7 @@ where
             let (lefts, rights) = &result.value;
             cogroup(&result.key, &window, lefts, rights)
         });
-        JoinOutput {
+        KeyedOutput {
             results,
             late: gathered.late,
         }
@@ -282,15 +276,13 @@ where
         O: Data,
         F: Fn(&K, &L, Option<&R>) -> O + 'static,
     {
-        let (results, late) = self
-            .map_values(Side::Left)
+        self.map_values(Side::Left)
             .union(table.map_values(Side::Right))
             .process(
                 "temporal join",
                 Side::event_time,
                 temporal::TemporalLogic { join, outer },
-            );
-        JoinOutput { results, late }
+            )
     }
 
     fn interval_join<R, O, F>(
@@ -304,11 +296,9 @@ where
         O: Data,
         F: Fn(&K, &L, &R) -> O + 'static,
     {
-        let (results, late) = self
-            .map_values(Side::Left)
+        self.map_values(Side::Left)
             .union(right.map_values(Side::Right))
-            .process("interval join", Side::event_time, bounds.logic(join));
-        JoinOutput { results, late }
+            .process("interval join", Side::event_time, bounds.logic(join))
     }
 }
 
@@ -350,10 +340,9 @@ where
         ER: Expiry<R>,
     {
         // A regular join judges nothing late: every record joins.
-        let (results, _never_late) = self
-            .map_values(Side::Left)
+        self.map_values(Side::Left)
             .union(right.map_values(Side::Right))
-            .process("regular join", Side::event_time, config.logic(join));
-        results
+            .process("regular join", Side::event_time, config.logic(join))
+            .results
     }
 }

@@ -10,9 +10,10 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use weir_engine::{millis, Data, EventTime, KeyedContext, KeyedProcess};
 
-use super::{Rows, Side, Timed};
+use super::{Rows, Side};
 use crate::changelog::Change;
 
 /// Which rows without partners a regular join keeps.
@@ -136,6 +137,14 @@ fn emit_changes<K, O, T>(
     }
 }
 
+/// The event time a row held by a regular join expires at: its timer's time (`EventTime::MAX`:
+/// never). Stored as the bare number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ExpiresAt(EventTime);
+
+/// One side's rows, each with the time it expires at.
+type Expiring<T> = Vec<(ExpiresAt, T)>;
+
 /// Applies a change of one side's row (`own`; the other side's rows are `other`) and emits
 /// what it changes in the joined table: its pairs, and in outer joins the padding of rows
 /// without partners (`pads`: whether this side's and the other side's lonely rows are kept).
@@ -144,7 +153,7 @@ fn emit_changes<K, O, T>(
 #[allow(clippy::too_many_arguments)]
 fn change_side<K, A, B, O, T>(
     cx: &mut KeyedContext<K, Change<O>, T>,
-    (own, other): (&mut Timed<A>, &[(EventTime, B)]),
+    (own, other): (&mut Expiring<A>, &[(ExpiresAt, B)]),
     (change, expiry): (Change<A>, impl Fn(&A) -> Option<EventTime>),
     (pads_own, pads_other): (bool, bool),
     pair: impl Fn(&A, &B) -> Option<O>,
@@ -186,7 +195,7 @@ where
         return None;
     }
     let expires = expiry(&row);
-    own.push((expires.unwrap_or(EventTime::MAX), row));
+    own.push((ExpiresAt(expires.unwrap_or(EventTime::MAX)), row));
     expires
 }
 
@@ -200,14 +209,14 @@ where
     EL: Expiry<L>,
     ER: Expiry<R>,
 {
-    type State = Rows<L, R>;
+    type State = Rows<L, R, ExpiresAt>;
     type Output = Change<O>;
 
     fn on_record(
         &mut self,
         cx: &mut KeyedContext<K, Change<O>, Side<Change<L>, Change<R>>>,
         key: &K,
-        rows: &mut Rows<L, R>,
+        rows: &mut Rows<L, R, ExpiresAt>,
         record: Side<Change<L>, Change<R>>,
         event_time: EventTime,
     ) {
@@ -247,12 +256,12 @@ where
         &mut self,
         cx: &mut KeyedContext<K, Change<O>, Side<Change<L>, Change<R>>>,
         key: &K,
-        rows: &mut Rows<L, R>,
+        rows: &mut Rows<L, R, ExpiresAt>,
         time: EventTime,
     ) {
         let (had_left, had_right) = (!rows.left.is_empty(), !rows.right.is_empty());
-        rows.left.retain(|(expires, _)| *expires > time);
-        rows.right.retain(|(expires, _)| *expires > time);
+        rows.left.retain(|(expires, _)| expires.0 > time);
+        rows.right.retain(|(expires, _)| expires.0 > time);
         // Rows whose last partner was forgotten are unmatched now: an outer join pads them,
         // so that deleting them later withdraws rows that were emitted.
         let join = &self.join;
@@ -272,7 +281,7 @@ where
         }
     }
 
-    fn is_empty(&self, rows: &Rows<L, R>) -> bool {
+    fn is_empty(&self, rows: &Rows<L, R, ExpiresAt>) -> bool {
         rows.left.is_empty() && rows.right.is_empty()
     }
 }

@@ -43,7 +43,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use weir_engine::{
-    millis, Data, EventTime, KeyedContext, KeyedProcess, KeyedStream, Stream, Timestamped,
+    millis, Data, EventTime, KeyedContext, KeyedOutput, KeyedProcess, KeyedStream, ProcessingTime,
+    Timestamped,
 };
 
 use crate::aggregate::Aggregate;
@@ -106,13 +107,9 @@ impl<K, R> Timestamped for WindowResult<K, R> {
     }
 }
 
-/// The two outputs of a windowed aggregation.
-pub struct WindowOutput<'s, K, R, T> {
-    /// One result per key and window (plus updates for late records).
-    pub results: Stream<'s, WindowResult<K, R>>,
-    /// Records later than the allowed lateness (also counted in the job's metrics).
-    pub late: Stream<'s, T>,
-}
+/// The outputs of a windowed aggregation: one result per key and window (plus updates for late
+/// records), and the records later than the allowed lateness.
+pub type WindowOutput<'s, K, R, T> = KeyedOutput<'s, WindowResult<K, R>, T>;
 
 /// A keyed stream with windows chosen, waiting for its aggregation.
 pub struct WindowedStream<'s, K, T> {
@@ -168,8 +165,7 @@ impl<'s, K: Data + Hash + Eq, T: Data + Timestamped> WindowedStream<'s, K, T> {
             trigger: self.trigger,
             aggregate,
         };
-        let (results, late) = self.stream.process("window", T::event_time, logic);
-        WindowOutput { results, late }
+        self.stream.process("window", T::event_time, logic)
     }
 }
 
@@ -261,8 +257,8 @@ impl<A: Aggregate<T>, T> WindowLogic<A, T> {
             Trigger::When(fires) => fires(record),
             Trigger::Interval(interval) => {
                 if open.since_emitted == 1 {
-                    let wait = millis(*interval);
-                    cx.set_processing_timer(cx.now().saturating_add(wait.max(1)));
+                    let wait = (*interval).max(Duration::from_millis(1));
+                    cx.set_processing_timer(cx.now() + wait);
                 }
                 false
             }
@@ -395,7 +391,7 @@ where
         cx: &mut KeyedContext<K, Self::Output, T>,
         key: &K,
         open: &mut Self::State,
-        _time: u64,
+        _time: ProcessingTime,
     ) {
         // The interval trigger: windows that took records since they last fired fire early.
         for window in open.iter_mut() {

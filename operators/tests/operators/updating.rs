@@ -77,8 +77,8 @@ proptest! {
         let groups = by_group(&rows);
         let emitted = run(&changes, workers, |changes| {
             let keyed = || changes.clone().key_by(|change| change.row().0);
-            let max = keyed().aggregate_changes(Max::of(|row: &Row| row.2)).map(|c| c.map(|(g, v)| (g, 0u8, v.unwrap_or_default())));
-            let min = keyed().aggregate_changes(Min::of(|row: &Row| row.2)).map(|c| c.map(|(g, v)| (g, 1, v.unwrap_or_default())));
+            let max = keyed().aggregate_changes(Max::of(|row: &Row| row.2).retractable()).map(|c| c.map(|(g, v)| (g, 0u8, v.unwrap_or_default())));
+            let min = keyed().aggregate_changes(Min::of(|row: &Row| row.2).retractable()).map(|c| c.map(|(g, v)| (g, 1, v.unwrap_or_default())));
             let count = keyed().aggregate_changes(Count).map(|c| c.map(|(g, v)| (g, 2, v)));
             let sum = keyed().aggregate_changes(Sum::of(|row: &Row| row.2)).map(|c| c.map(|(g, v)| (g, 3, v)));
             max.union(min).union(count).union(sum)
@@ -114,7 +114,7 @@ proptest! {
         let averages = run(&changes, workers, |changes| {
             changes
                 .key_by(|change| (change.row().0, change.row().1))
-                .aggregate_changes(Max::of(|row: &Row| row.2))
+                .aggregate_changes(Max::of(|row: &Row| row.2).retractable())
                 .key_by(|change| change.row().0 .0)
                 .aggregate_changes(Avg::of(|((_, _), max): &((u32, u32), Option<u64>)| max.unwrap_or_default() as f64))
                 .map(|change| change.map(|(group, average)| (group, (average * 1000.0).round() as u64)))

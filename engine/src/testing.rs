@@ -34,7 +34,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -124,11 +124,8 @@ impl Workers {
     fn tell(&self, index: usize, command: Command) -> Result<Answer, HarnessError> {
         let lost = || HarnessError::WorkerLost(index);
         self.commands[index].send(command).map_err(|_| lost())?;
-        self.answers
-            .recv_timeout(ANSWER_WITHIN)
-            .map_err(|error| match error {
-                RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected => lost(),
-            })
+        // Timed out or disconnected: either way the worker is gone.
+        self.answers.recv_timeout(ANSWER_WITHIN).map_err(|_| lost())
     }
 
     /// Has every worker carry out `command`, one after the other; returns the operators

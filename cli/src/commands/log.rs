@@ -293,24 +293,21 @@ fn consume(args: &ConsumeArgs) -> anyhow::Result<()> {
                 if failure.is_some() {
                     return;
                 }
+                // Written straight into the buffered output: no line is assembled first.
                 let written = printer.value(&record).map(|value| {
-                    let mut line = Vec::with_capacity(value.len() + 96);
                     if args.metadata {
                         let key = serde_json::Value::from(String::from_utf8_lossy(record.key));
-                        line.extend_from_slice(
-                            format!(
-                                "{{\"partition\":{partition},\"offset\":{},\"timestamp\":{},\"key\":{key},\"value\":",
-                                record.offset, record.timestamp
-                            )
-                            .as_bytes(),
-                        );
-                        line.extend_from_slice(&value);
-                        line.push(b'}');
+                        write!(
+                            out,
+                            "{{\"partition\":{partition},\"offset\":{},\"timestamp\":{},\"key\":{key},\"value\":",
+                            record.offset, record.timestamp
+                        )?;
+                        out.write_all(&value)?;
+                        out.write_all(b"}\n")
                     } else {
-                        line.extend_from_slice(&value);
+                        out.write_all(&value)?;
+                        out.write_all(b"\n")
                     }
-                    line.push(b'\n');
-                    out.write_all(&line)
                 });
                 match written {
                     Ok(result) => failure = result.err().map(|e| e.to_string()),

@@ -83,7 +83,12 @@ impl<'s> Pipeline<'s> {
     /// fail-fast: the first rejected record stops it with that record's reason.
     pub fn dead_letters_to(&mut self, sink: impl Sink<DeadLetter>) {
         self.dead_letter_output = Some(Box::new(move |letters: Stream<'s, DeadLetter>| {
-            sink::drive(letters.inner, sink, SinkRole::DeadLetters, letters.cx)
+            sink::drive(
+                letters.inner,
+                Box::new(sink),
+                SinkRole::DeadLetters,
+                letters.cx,
+            )
         }));
     }
 
@@ -270,7 +275,7 @@ impl<'s, T: Data> Stream<'s, T> {
 
     /// Writes every record to `sink`.
     pub fn sink(self, sink: impl Sink<T>) {
-        sink::drive(self.inner, sink, SinkRole::Results, self.cx);
+        sink::drive(self.inner, Box::new(sink), SinkRole::Results, self.cx);
     }
 }
 

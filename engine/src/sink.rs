@@ -76,29 +76,59 @@ pub trait Sink<T>: 'static {
     fn abort(&mut self) {}
 }
 
+/// A sink chosen at run time (`Box::new(DiscardSink)` or `Box::new(LogSink::new(dir))` as a
+/// flag says). The sink driver holds every sink this way, so it is compiled once per record
+/// type rather than once per record type and sink.
+impl<T: 'static> Sink<T> for Box<dyn Sink<T>> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+    fn placement(&self) -> SinkPlacement {
+        (**self).placement()
+    }
+    fn open(&mut self, worker: WorkerInfo) -> Result<(), BoxError> {
+        (**self).open(worker)
+    }
+    fn start_transactions(&mut self, restored: Option<Epoch>) -> Result<(), BoxError> {
+        (**self).start_transactions(restored)
+    }
+    fn write(&mut self, records: &[T]) -> Result<(), BoxError> {
+        (**self).write(records)
+    }
+    fn pre_commit(&mut self, epoch: Epoch) -> Result<(), BoxError> {
+        (**self).pre_commit(epoch)
+    }
+    fn commit(&mut self, epoch: Epoch) -> Result<(), BoxError> {
+        (**self).commit(epoch)
+    }
+    fn close(&mut self) -> Result<(), BoxError> {
+        (**self).close()
+    }
+    fn abort(&mut self) {
+        (**self).abort()
+    }
+}
+
 /// A sink with the state of its driver, shared by the sink operator and the checkpoint
 /// coordinator (which commits and closes it).
-struct Driven<S> {
-    sink: S,
+struct Driven<T> {
+    sink: Box<dyn Sink<T>>,
     state: SinkState,
     name: String,
     job: Arc<JobShared>,
     worker: WorkerInfo,
 }
 
-impl<S> Driven<S> {
+impl<T: 'static> Driven<T> {
     /// Runs `step` on the sink if it is open; on error aborts it and fails the job.
-    fn step<T>(
+    fn step(
         &mut self,
-        step: impl FnOnce(&mut S) -> Result<(), BoxError>,
-    ) -> Result<(), EngineError>
-    where
-        S: Sink<T>,
-    {
+        step: impl FnOnce(&mut dyn Sink<T>) -> Result<(), BoxError>,
+    ) -> Result<(), EngineError> {
         if !matches!(self.state, SinkState::Open) {
             return Ok(());
         }
-        step(&mut self.sink).map_err(|source| {
+        step(self.sink.as_mut()).map_err(|source| {
             self.sink.abort();
             self.state = SinkState::Closed;
             EngineError::Sink {
@@ -109,10 +139,7 @@ impl<S> Driven<S> {
         })
     }
 
-    fn fail_on<T>(&mut self, step: impl FnOnce(&mut S) -> Result<(), BoxError>)
-    where
-        S: Sink<T>,
-    {
+    fn fail_on(&mut self, step: impl FnOnce(&mut dyn Sink<T>) -> Result<(), BoxError>) {
         if let Err(error) = self.step(step) {
             self.job.fail(error);
         }
@@ -131,9 +158,9 @@ pub(crate) enum SinkRole {
 }
 
 /// Builds the timely operator that drives `sink` on this worker.
-pub(crate) fn drive<T: Data, S: Sink<T>>(
+pub(crate) fn drive<T: Data>(
     stream: StreamVec<'_, Time, T>,
-    sink: S,
+    sink: Box<dyn Sink<T>>,
     role: SinkRole,
     cx: Context,
 ) {
@@ -166,10 +193,10 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(
             match step {
                 SinkStep::Commit(epoch) => {
                     crate::crash_point("sink.commit");
-                    driven.step(|sink: &mut S| sink.commit(epoch))
+                    driven.step(|sink| sink.commit(epoch))
                 }
                 SinkStep::Close => {
-                    let closed = driven.step(|sink: &mut S| sink.close());
+                    let closed = driven.step(|sink| sink.close());
                     driven.state = SinkState::Closed;
                     closed
                 }
@@ -184,7 +211,7 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(
             driven.state = SinkState::Open;
             let restored = checkpoints.restored_epoch();
             let transactional = checkpoints.enabled();
-            driven.fail_on(|sink: &mut S| {
+            driven.fail_on(|sink| {
                 sink.open(worker)?;
                 if transactional {
                     sink.start_transactions(restored)?;
@@ -200,7 +227,7 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(
                 if role == SinkRole::Results && matches!(driven.state, SinkState::Open) {
                     job.metrics.add_records_out(records.len());
                 }
-                driven.fail_on(|sink: &mut S| sink.write(&records));
+                driven.fail_on(|sink| sink.write(&records));
             }
             let status = held.status(cursor.epoch(), frontier);
             if !checkpoints.enabled() {
@@ -211,7 +238,7 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(
                         driven.sink.abort();
                         driven.state = SinkState::Closed;
                     } else {
-                        driven.fail_on(|sink: &mut S| sink.close());
+                        driven.fail_on(|sink| sink.close());
                         driven.state = SinkState::Closed;
                     }
                 }
@@ -232,7 +259,7 @@ pub(crate) fn drive<T: Data, S: Sink<T>>(
             // The records after the last numbered epoch of a bounded run are the final
             // checkpoint's transaction, staged under its epoch.
             let epoch = cursor.done_epoch(ended);
-            driven.fail_on(|sink: &mut S| sink.pre_commit(epoch));
+            driven.fail_on(|sink| sink.pre_commit(epoch));
             cursor.finish(ended);
             if ended {
                 return;

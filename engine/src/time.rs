@@ -63,8 +63,45 @@ pub trait Timestamped {
     fn event_time(&self) -> EventTime;
 }
 
-/// A checkpoint epoch number.
-pub type Epoch = u64;
+/// A checkpoint epoch: the span of a job's input between two checkpoints, and the number of
+/// the checkpoint that completes it. A job's first run starts at epoch 0; a restored run goes
+/// on after the epoch of the checkpoint it restored. A type of its own, so that it cannot be
+/// mixed up with a count or a time.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Epoch(pub u64);
+
+impl Epoch {
+    /// The largest epoch: complete once every input has ended.
+    pub const MAX: Epoch = Epoch(u64::MAX);
+
+    /// The epoch after this one.
+    pub fn next(self) -> Epoch {
+        Epoch(self.0.saturating_add(1))
+    }
+
+    /// The epoch before this one (`None` before epoch 0).
+    pub fn previous(self) -> Option<Epoch> {
+        self.0.checked_sub(1).map(Epoch)
+    }
+}
+
+impl std::str::FromStr for Epoch {
+    type Err = std::num::ParseIntError;
+    /// An epoch from its number, as [`Display`](std::fmt::Display) writes it.
+    fn from_str(number: &str) -> Result<Epoch, Self::Err> {
+        number.parse().map(Epoch)
+    }
+}
+
+impl std::fmt::Display for Epoch {
+    /// The epoch's number (width and fill apply: `{:020}` pads it for file names).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
 
 /// The timely timestamp of a record: the checkpoint `epoch` it belongs to and the `watermark`
 /// its source had when it emitted it.
@@ -117,7 +154,7 @@ impl Refines<()> for Time {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TimeSummary {
     /// Epochs added along the path.
-    pub epoch: Epoch,
+    pub epoch: u64,
     /// Milliseconds added to the watermark along the path.
     pub watermark: EventTime,
 }
@@ -131,7 +168,7 @@ impl PartialOrder for TimeSummary {
 impl PathSummary<Time> for TimeSummary {
     fn results_in(&self, src: &Time) -> Option<Time> {
         Some(Time {
-            epoch: src.epoch.checked_add(self.epoch)?,
+            epoch: Epoch(src.epoch.0.checked_add(self.epoch)?),
             watermark: src.watermark.checked_add(self.watermark)?,
         })
     }
@@ -157,7 +194,7 @@ pub fn frontier_watermark(frontier: &[Time]) -> EventTime {
 /// epoch. `None` while epoch 0 is still open.
 pub fn completed_epoch(frontier: &[Time]) -> Option<Epoch> {
     match frontier.iter().map(|time| time.epoch).min() {
-        Some(oldest_open) => oldest_open.checked_sub(1),
+        Some(oldest_open) => oldest_open.previous(),
         None => Some(Epoch::MAX),
     }
 }
@@ -169,28 +206,28 @@ mod tests {
 
     #[test]
     fn product_order_is_not_total() {
-        let a = Time::new(1, 10);
-        let b = Time::new(2, 5);
+        let a = Time::new(Epoch(1), 10);
+        let b = Time::new(Epoch(2), 5);
         assert!(!a.less_equal(&b));
         assert!(!b.less_equal(&a));
-        assert!(Time::new(1, 5).less_equal(&a));
-        assert!(Time::new(1, 5).less_equal(&b));
+        assert!(Time::new(Epoch(1), 5).less_equal(&a));
+        assert!(Time::new(Epoch(1), 5).less_equal(&b));
     }
 
     #[test]
     fn frontier_reads_watermark_and_epoch() {
-        let frontier = [Time::new(3, 100), Time::new(4, 50)];
+        let frontier = [Time::new(Epoch(3), 100), Time::new(Epoch(4), 50)];
         assert_eq!(frontier_watermark(&frontier), 50);
-        assert_eq!(completed_epoch(&frontier), Some(2));
+        assert_eq!(completed_epoch(&frontier), Some(Epoch(2)));
         assert_eq!(frontier_watermark(&[]), END_OF_TIME);
-        assert_eq!(completed_epoch(&[Time::new(0, 7)]), None);
+        assert_eq!(completed_epoch(&[Time::new(Epoch(0), 7)]), None);
     }
 
     proptest! {
         /// timely sorts timestamps by `Ord`; it must extend the partial order.
         #[test]
         fn total_order_extends_partial_order(e1 in 0u64..5, w1 in 0u64..5, e2 in 0u64..5, w2 in 0u64..5) {
-            let (a, b) = (Time::new(e1, w1), Time::new(e2, w2));
+            let (a, b) = (Time::new(Epoch(e1), w1), Time::new(Epoch(e2), w2));
             if a.less_equal(&b) {
                 prop_assert!(a <= b);
             }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use weir::checkpoint::{list_checkpoints, save_savepoint, CheckpointInfo, FINAL_EPOCH};
+use weir::checkpoint::{epoch_name, list_checkpoints, save_savepoint, CheckpointInfo};
 
 /// The `weir checkpoints` commands.
 #[derive(Subcommand)]
@@ -56,7 +56,7 @@ pub fn run(command: CheckpointsCommand) -> anyhow::Result<()> {
             let wanted =
                 match epoch.as_deref() {
                     None => None,
-                    Some("final") => Some(FINAL_EPOCH),
+                    Some("final") => Some(weir::checkpoint::FINAL_EPOCH),
                     Some(number) => Some(number.parse().with_context(|| {
                         format!("--epoch {number:?}: expected final or a number")
                     })?),
@@ -123,14 +123,6 @@ fn describe(checkpoint: &CheckpointInfo) {
             }
             None => println!("source {} ({}): cannot resume", source.source, source.name),
         }
-    }
-}
-
-fn epoch_name(epoch: u64) -> String {
-    if epoch == FINAL_EPOCH {
-        "final".into()
-    } else {
-        epoch.to_string()
     }
 }
 

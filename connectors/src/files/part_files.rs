@@ -297,9 +297,9 @@ pub(crate) fn fuzz_recover(ledger: &[u8], part: &[u8], flags: u8) {
         ledger: Ledger::default(),
     };
     let part_path = if flags & 2 == 0 {
-        files.pending_path(1)
+        files.pending_path(Epoch(1))
     } else {
-        files.part_path(1)
+        files.part_path(Epoch(1))
     };
     weir_engine::fuzzing::write_file(&dir, LEDGER_FILE, &ledger);
     weir_engine::fuzzing::write_file(
@@ -308,7 +308,7 @@ pub(crate) fn fuzz_recover(ledger: &[u8], part: &[u8], flags: u8) {
         part,
     );
     let restored = match flags >> 2 {
-        epoch @ 0..=3 => Epoch::from(epoch),
+        epoch @ 0..=3 => Epoch(u64::from(epoch)),
         _ => FINAL_EPOCH,
     };
     match PartFiles::recover(&dir, "jsonl", Some(restored), false) {

@@ -178,9 +178,9 @@ mod tests {
 
     use super::*;
 
-    fn part(epoch: Epoch) -> StagedPart {
+    fn part(epoch: u64) -> StagedPart {
         StagedPart {
-            epoch,
+            epoch: Epoch(epoch),
             bytes: 1,
             crc32c: 2,
         }
@@ -190,18 +190,21 @@ mod tests {
     fn a_restore_needs_the_parts_up_to_its_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger {
-            committed: Some(3),
-            staged_through: Some(7),
+            committed: Some(Epoch(3)),
+            staged_through: Some(Epoch(7)),
             parts: vec![part(5), part(7)],
         };
         ledger.write(dir.path()).unwrap();
-        let read = Ledger::read(dir.path(), 6).unwrap();
-        assert_eq!(read.needed_by(dir.path(), 6).unwrap(), &[part(5)]);
-        assert_eq!(read.needed_by(dir.path(), 7).unwrap().len(), 2);
+        let read = Ledger::read(dir.path(), Epoch(6)).unwrap();
+        assert_eq!(read.needed_by(dir.path(), Epoch(6)).unwrap(), &[part(5)]);
+        assert_eq!(read.needed_by(dir.path(), Epoch(7)).unwrap().len(), 2);
         // Committed already: nothing to check.
-        assert!(read.needed_by(dir.path(), 2).unwrap().is_empty());
+        assert!(read.needed_by(dir.path(), Epoch(2)).unwrap().is_empty());
         // A checkpoint past what the ledger records.
-        let error = read.needed_by(dir.path(), 8).unwrap_err().to_string();
+        let error = read
+            .needed_by(dir.path(), Epoch(8))
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("staged up to 7, but checkpoint 8"),
             "{error}"
@@ -216,7 +219,7 @@ mod tests {
     #[test]
     fn a_missing_or_inconsistent_ledger_fails_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let error = Ledger::read(dir.path(), 4).unwrap_err().to_string();
+        let error = Ledger::read(dir.path(), Epoch(4)).unwrap_err().to_string();
         assert!(
             error.contains(LEDGER_FILE) && error.contains("checkpoint 4 is complete"),
             "{error}"
@@ -228,7 +231,7 @@ mod tests {
             r#"{"committed":null"#,
         ] {
             std::fs::write(dir.path().join(LEDGER_FILE), ledger).unwrap();
-            let error = Ledger::read(dir.path(), 4).unwrap_err().to_string();
+            let error = Ledger::read(dir.path(), Epoch(4)).unwrap_err().to_string();
             assert!(error.contains("ledger"), "{ledger}: {error}");
         }
     }

@@ -301,7 +301,7 @@ impl Transactions {
         staged: &[(Epoch, PathBuf)],
     ) -> Result<(), ConnectorError> {
         let is_committed = |epoch: Epoch| committed.is_some_and(|committed| epoch <= committed);
-        let mut expected = committed.map_or(0, |epoch| epoch.saturating_add(1));
+        let mut expected = committed.map_or(Epoch(0), Epoch::next);
         for (epoch, path) in staged {
             if is_committed(*epoch) {
                 // Left by a commit cut short after its history line: it has a marker, or it
@@ -317,7 +317,7 @@ impl Transactions {
                     });
                 }
             } else if *epoch == expected && *epoch != FINAL_EPOCH {
-                expected += 1;
+                expected = expected.next();
             }
         }
         // A staged numbered epoch past `expected` means the one at `expected` is missing.
@@ -345,7 +345,7 @@ impl Transactions {
                  them",
                 epoch_name(missing),
                 epoch_name(restored),
-                committed.map_or(0, |epoch| epoch.saturating_add(1)),
+                committed.map_or(Epoch(0), Epoch::next),
             ),
         })
     }
@@ -652,16 +652,17 @@ mod tests {
     fn commit_epochs(
         transactions: &mut Transactions,
         producer: &mut Producer,
-        epochs: std::ops::Range<Epoch>,
-        with_record: impl Fn(Epoch) -> bool,
+        epochs: std::ops::Range<u64>,
+        with_record: impl Fn(u64) -> bool,
     ) {
-        for epoch in epochs {
+        for number in epochs {
+            let epoch = Epoch(number);
             let mut open = transactions.begin().unwrap();
-            if with_record(epoch) {
+            if with_record(number) {
                 let value = epoch.to_string();
                 open.append(&StagedRef {
                     partition: 0,
-                    timestamp: epoch,
+                    timestamp: number,
                     key: b"",
                     value: value.as_bytes(),
                 })
@@ -692,10 +693,12 @@ mod tests {
         assert!(lines < 1024, "the history was not compacted: {lines} lines");
 
         // Epoch 450's line was dropped: its ends are those of epoch 400, five records.
-        let committed = transactions.rewind(450, &mut producer).unwrap();
-        assert_eq!(committed, Some(450));
+        let committed = transactions.rewind(Epoch(450), &mut producer).unwrap();
+        assert_eq!(committed, Some(Epoch(450)));
         assert_eq!(producer.next_offsets(), [5]);
-        transactions.check_staged(committed, 450, &[]).unwrap();
+        transactions
+            .check_staged(committed, Epoch(450), &[])
+            .unwrap();
     }
 
     /// A restore needs the transaction of every epoch after the last commit up to the
@@ -704,15 +707,16 @@ mod tests {
     fn a_missing_transaction_fails_the_restore_naming_its_epoch() {
         let dir = tempfile::tempdir().unwrap();
         let transactions = Transactions::open(dir.path()).unwrap();
-        let staged = |epochs: &[Epoch]| -> Vec<(Epoch, PathBuf)> {
+        // Epochs by number (`FINAL_EPOCH.0` for the final one).
+        let staged = |epochs: &[u64]| -> Vec<(Epoch, PathBuf)> {
             epochs
                 .iter()
-                .map(|&epoch| (epoch, transactions.prepared_path(epoch)))
+                .map(|&number| (Epoch(number), transactions.prepared_path(Epoch(number))))
                 .collect()
         };
-        let fails_missing = |restored: Epoch, left: &[Epoch], missing: &str| {
+        let fails_missing = |restored: Epoch, left: &[u64], missing: &str| {
             let error = transactions
-                .check_staged(Some(3), restored, &staged(left))
+                .check_staged(Some(Epoch(3)), restored, &staged(left))
                 .unwrap_err();
             assert!(
                 error
@@ -722,19 +726,19 @@ mod tests {
             );
         };
         transactions
-            .check_staged(Some(3), 6, &staged(&[4, 5, 6]))
+            .check_staged(Some(Epoch(3)), Epoch(6), &staged(&[4, 5, 6]))
             .unwrap();
         for (left, missing) in [(&[4, 6][..], "5"), (&[4, 5][..], "6"), (&[5, 6][..], "4")] {
-            fails_missing(6, left, missing);
+            fails_missing(Epoch(6), left, missing);
         }
         // The final checkpoint's transaction follows the last numbered one, which may be any:
         // a bounded run killed before committing it restores the final checkpoint.
-        for left in [&[FINAL_EPOCH][..], &[4, 5, FINAL_EPOCH]] {
+        for left in [&[FINAL_EPOCH.0][..], &[4, 5, FINAL_EPOCH.0]] {
             transactions
-                .check_staged(Some(3), FINAL_EPOCH, &staged(left))
+                .check_staged(Some(Epoch(3)), FINAL_EPOCH, &staged(left))
                 .unwrap();
         }
-        for (left, missing) in [(&[5, FINAL_EPOCH][..], "4"), (&[4, 5][..], "final")] {
+        for (left, missing) in [(&[5, FINAL_EPOCH.0][..], "4"), (&[4, 5][..], "final")] {
             fails_missing(FINAL_EPOCH, left, missing);
         }
         // Once the final transaction is committed, nothing is left to check.

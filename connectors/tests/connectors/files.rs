@@ -9,7 +9,7 @@ use parquet::record::RowAccessor;
 use serde::{Deserialize, Serialize};
 use weir_connectors::{CsvSink, CsvSource, JsonLinesSink, JsonLinesSource, ParquetSink};
 use weir_engine::checkpoint::FINAL_EPOCH;
-use weir_engine::{CollectSink, DeadLetter, Job, JobConfig, Sink, Source, WorkerInfo};
+use weir_engine::{CollectSink, DeadLetter, Epoch, Job, JobConfig, Sink, Source, WorkerInfo};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Trade {
@@ -218,33 +218,33 @@ fn two_phase_commit_survives_a_crash<K: Sink<Trade>>(
     crashed.open(worker).unwrap();
     crashed.start_transactions(None).unwrap();
     crashed.write(epoch(1)).unwrap();
-    crashed.pre_commit(1).unwrap();
-    crashed.commit(1).unwrap();
+    crashed.pre_commit(Epoch(1)).unwrap();
+    crashed.commit(Epoch(1)).unwrap();
     crashed.write(epoch(2)).unwrap();
-    crashed.pre_commit(2).unwrap();
+    crashed.pre_commit(Epoch(2)).unwrap();
     crashed.write(epoch(3)).unwrap();
-    crashed.pre_commit(3).unwrap();
+    crashed.pre_commit(Epoch(3)).unwrap();
     crashed.write(epoch(4)).unwrap();
-    crashed.pre_commit(4).unwrap();
+    crashed.pre_commit(Epoch(4)).unwrap();
     crashed.write(epoch(1)).unwrap();
     drop(crashed);
     assert_eq!(published(&out, &read_part), vec![ids(1)]);
 
     let mut restored = make_sink(&out);
     restored.open(worker).unwrap();
-    restored.start_transactions(Some(2)).unwrap();
+    restored.start_transactions(Some(Epoch(2))).unwrap();
     assert_eq!(published(&out, &read_part), vec![ids(1), ids(2)]);
     restored.write(epoch(3)).unwrap();
-    restored.pre_commit(3).unwrap();
+    restored.pre_commit(Epoch(3)).unwrap();
     assert_eq!(
         published(&out, &read_part).len(),
         2,
         "epoch 3 is not committed"
     );
-    restored.commit(3).unwrap();
-    restored.commit(3).unwrap();
-    restored.pre_commit(4).unwrap();
-    restored.commit(4).unwrap();
+    restored.commit(Epoch(3)).unwrap();
+    restored.commit(Epoch(3)).unwrap();
+    restored.pre_commit(Epoch(4)).unwrap();
+    restored.commit(Epoch(4)).unwrap();
     restored.close().unwrap();
     assert_eq!(published(&out, &read_part), vec![ids(1), ids(2), ids(3)]);
     let hidden: Vec<_> = std::fs::read_dir(&out)
@@ -322,13 +322,13 @@ fn crashed_parts(out: &Path, committed: bool, last: bool) {
     Sink::<Trade>::open(&mut sink, WorkerInfo { index: 0, peers: 1 }).unwrap();
     Sink::<Trade>::start_transactions(&mut sink, None).unwrap();
     sink.write(&records[..10]).unwrap();
-    Sink::<Trade>::pre_commit(&mut sink, 1).unwrap();
+    Sink::<Trade>::pre_commit(&mut sink, Epoch(1)).unwrap();
     if committed {
-        Sink::<Trade>::commit(&mut sink, 1).unwrap();
+        Sink::<Trade>::commit(&mut sink, Epoch(1)).unwrap();
     }
-    Sink::<Trade>::pre_commit(&mut sink, 2).unwrap();
+    Sink::<Trade>::pre_commit(&mut sink, Epoch(2)).unwrap();
     sink.write(&records[10..20]).unwrap();
-    Sink::<Trade>::pre_commit(&mut sink, 3).unwrap();
+    Sink::<Trade>::pre_commit(&mut sink, Epoch(3)).unwrap();
     if last {
         sink.write(&records[20..]).unwrap();
         Sink::<Trade>::pre_commit(&mut sink, FINAL_EPOCH).unwrap();
@@ -336,7 +336,7 @@ fn crashed_parts(out: &Path, committed: bool, last: bool) {
 }
 
 /// Restores the JSON lines sink in `out` from checkpoint `epoch`.
-fn restore_parts(out: &Path, epoch: u64) -> Result<(), String> {
+fn restore_parts(out: &Path, epoch: Epoch) -> Result<(), String> {
     let mut sink = JsonLinesSink::create(out);
     Sink::<Trade>::open(&mut sink, WorkerInfo { index: 0, peers: 1 }).unwrap();
     Sink::<Trade>::start_transactions(&mut sink, Some(epoch)).map_err(|error| error.to_string())
@@ -360,7 +360,7 @@ struct Damaged {
     /// The final epoch staged before the crash.
     last: bool,
     damage: fn(&Path),
-    restored: u64,
+    restored: Epoch,
     /// Words of the error, or `None` where the restore must succeed.
     expected: Option<&'static str>,
 }
@@ -377,7 +377,7 @@ fn a_restore_refuses_a_staged_part_that_is_missing_or_damaged() {
             committed: false,
             last: false,
             damage: |_| {},
-            restored: 3,
+            restored: Epoch(3),
             expected: None,
         },
         Damaged {
@@ -385,7 +385,7 @@ fn a_restore_refuses_a_staged_part_that_is_missing_or_damaged() {
             committed: false,
             last: false,
             damage: |out| std::fs::remove_file(third_pending(out)).unwrap(),
-            restored: 3,
+            restored: Epoch(3),
             expected: Some(
                 ".part-00000000000000000003.jsonl.pending: the staged part of epoch 3 is missing",
             ),
@@ -395,7 +395,7 @@ fn a_restore_refuses_a_staged_part_that_is_missing_or_damaged() {
             committed: false,
             last: false,
             damage: |out| std::fs::remove_file(third_pending(out)).unwrap(),
-            restored: 2,
+            restored: Epoch(2),
             expected: None,
         },
         Damaged {
@@ -408,7 +408,7 @@ fn a_restore_refuses_a_staged_part_that_is_missing_or_damaged() {
                 bytes[5] ^= 1;
                 std::fs::write(path, bytes).unwrap();
             },
-            restored: 3,
+            restored: Epoch(3),
             expected: Some("the staged part of epoch 3 is damaged"),
         },
         Damaged {
@@ -416,7 +416,7 @@ fn a_restore_refuses_a_staged_part_that_is_missing_or_damaged() {
             committed: false,
             last: false,
             damage: |out| std::fs::remove_file(out.join(".ledger.json")).unwrap(),
-            restored: 3,
+            restored: Epoch(3),
             expected: Some(".ledger.json: the sink's ledger cannot be read"),
         },
         Damaged {
@@ -432,7 +432,7 @@ fn a_restore_refuses_a_staged_part_that_is_missing_or_damaged() {
             committed: true,
             last: false,
             damage: |out| std::fs::remove_file(out.join(format!("part-{:020}.jsonl", 1))).unwrap(),
-            restored: 3,
+            restored: Epoch(3),
             expected: None,
         },
     ];

@@ -178,7 +178,7 @@ impl Checkpoints {
         Ok(Checkpoints {
             shared: Some(Rc::new(Shared {
                 coordinator: RefCell::new(coordinator),
-                first_epoch: restored_epoch.map_or(0, |epoch| epoch.saturating_add(1)),
+                first_epoch: restored_epoch.map_or(Epoch(0), Epoch::next),
                 restored,
                 restored_state: RefCell::new(restored_state),
                 restore_time: Cell::new(restore_time),
@@ -200,7 +200,10 @@ impl Checkpoints {
         let Some(shared) = &self.shared else {
             return true;
         };
-        next < 2 || shared.coordinator.borrow().checkpointed >= Some(next - 2)
+        match next.previous().and_then(Epoch::previous) {
+            Some(before_last) => shared.coordinator.borrow().checkpointed >= Some(before_last),
+            None => true,
+        }
     }
 
     /// Records the pipeline's stateful operators (for the job manifest), once it is built, and
@@ -227,7 +230,9 @@ impl Checkpoints {
 
     /// The epoch this run starts in: one past the restored checkpoint's.
     pub(crate) fn first_epoch(&self) -> Epoch {
-        self.shared.as_ref().map_or(0, |shared| shared.first_epoch)
+        self.shared
+            .as_ref()
+            .map_or(Epoch(0), |shared| shared.first_epoch)
     }
 
     /// The epoch of the checkpoint this run restored, if any.
@@ -266,7 +271,7 @@ impl Checkpoints {
             return 0;
         };
         let mut coordinator = shared.coordinator.borrow_mut();
-        let done_through = shared.first_epoch.checked_sub(1);
+        let done_through = shared.first_epoch.previous();
         coordinator.participants.push(Participant {
             done_through,
             source,
@@ -315,7 +320,7 @@ impl Checkpoints {
         let coordinator = shared.coordinator.borrow();
         matches!(coordinator.state, WorkerState::Files(_))
             || epoch <= shared.first_epoch
-            || coordinator.checkpointed >= Some(epoch - 1)
+            || coordinator.checkpointed >= epoch.previous()
     }
 
     /// Where in-memory state writes its checkpoint files; `None` without checkpoints or with
@@ -413,7 +418,7 @@ impl Coordinator {
         // later checkpoint. (Sources start a new epoch only once the one before the current
         // is checkpointed, so a slow checkpoint makes epochs longer, not more numerous.) The
         // final checkpoint may follow any epoch: it stands for every epoch left.
-        let next = self.checkpointed.map_or(0, |epoch| epoch.saturating_add(1));
+        let next = self.checkpointed.map_or(Epoch(0), Epoch::next);
         if let Some(through) = through.filter(|through| *through >= next) {
             if self.in_flight.is_none() && self.checkpointed != Some(FINAL_EPOCH) {
                 self.take(if through == FINAL_EPOCH {
@@ -540,7 +545,7 @@ impl Coordinator {
             activator.activate();
         }
         tracing::debug!(
-            epoch,
+            epoch = epoch.0,
             worker = self.worker.index,
             ?duration,
             "worker checkpoint"

@@ -47,7 +47,7 @@ impl EpochCursor {
     pub(crate) fn finish(&mut self, last: bool) {
         self.checkpoints
             .done(self.participant, self.done_epoch(last));
-        self.epoch += 1;
+        self.epoch = self.epoch.next();
     }
 
     /// The epoch a finish reports: the current one, or the final epoch with `last`.
@@ -64,12 +64,12 @@ impl EpochCursor {
     pub(crate) fn finish_source(&mut self, last: bool, positions: Option<Positions>) {
         self.checkpoints
             .source_done(self.participant, self.done_epoch(last), positions);
-        self.epoch += 1;
+        self.epoch = self.epoch.next();
     }
 
     /// A source: whether the next epoch may start (see [`Checkpoints::may_start_epoch`]).
     pub(crate) fn may_start_next(&self) -> bool {
-        self.checkpoints.may_start_epoch(self.epoch + 1)
+        self.checkpoints.may_start_epoch(self.epoch.next())
     }
 
     /// Whether the current epoch's state may be written to the store yet.

@@ -651,7 +651,7 @@ mod tests {
                     .unwrap();
             }
             let pending = timers.iter().map(|(kind, time, key)| (*kind, *time, key));
-            cache.flush(epoch, pending).unwrap();
+            cache.flush(Epoch(epoch), pending).unwrap();
             expected.push((contents(&cache), timers.clone()));
         }
         let names: Vec<String> = std::fs::read_dir(dir.path())
@@ -664,7 +664,7 @@ mod tests {
         );
         assert!(names.iter().filter(|name| name.ends_with(".snap")).count() > 1);
         for (epoch, (state, timers)) in expected.into_iter().enumerate() {
-            let mut restored = with_files(dir.path(), restore_at(dir.path(), epoch as u64));
+            let mut restored = with_files(dir.path(), restore_at(dir.path(), Epoch(epoch as u64)));
             assert_eq!(contents(&restored), state, "state at epoch {epoch}");
             let restored_timers: std::collections::BTreeSet<_> =
                 restored.restored_timers().unwrap().into_iter().collect();

@@ -506,7 +506,7 @@ mod tests {
     fn names_round_trip_and_other_files_are_not_ours() {
         let name = FileName {
             operator: 7,
-            epoch: 42,
+            epoch: Epoch(42),
             kind: FileKind::Delta,
         };
         assert_eq!(name.render(), "op-0000000007-000000000042.delta");
@@ -525,7 +525,7 @@ mod tests {
     fn write(
         dir: &Path,
         operator: u32,
-        epoch: Epoch,
+        epoch: u64,
         kind: FileKind,
         puts: &[(u8, u8)],
         deletes: &[u8],
@@ -534,7 +534,7 @@ mod tests {
         let prefix = keys::state_prefix(operator, operator);
         let name = FileName {
             operator,
-            epoch,
+            epoch: Epoch(epoch),
             kind,
         };
         let mut buffer = FileBuffer::default();
@@ -558,11 +558,11 @@ mod tests {
         write(dir.path(), 1, 4, delta, &[(2, 22)], &[3]);
         write(dir.path(), 1, 5, delta, &[(9, 90)], &[]);
         write(dir.path(), 2, 2, snap, &[(5, 50)], &[]);
-        let (needed, superseded) = chain_at(dir.path(), 4).unwrap();
+        let (needed, superseded) = chain_at(dir.path(), Epoch(4)).unwrap();
         let epochs = |names: &[FileName]| {
             names
                 .iter()
-                .map(|name| (name.operator, name.epoch))
+                .map(|name| (name.operator, name.epoch.0))
                 .collect::<Vec<_>>()
         };
         assert_eq!(epochs(&needed), [(1, 3), (1, 4), (2, 2)]);

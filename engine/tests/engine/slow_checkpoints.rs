@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use weir_engine::checkpoint::{list_checkpoints, FINAL_EPOCH};
 use weir_engine::{
-    BoxError, CheckpointConfig, CollectSink, EventTime, Job, JobConfig, KeyGroups, KeyedContext,
-    KeyedProcess, Source, SourcePoll, SourceReader, WorkerInfo,
+    BoxError, CheckpointConfig, CollectSink, Epoch, EventTime, Job, JobConfig, KeyGroups,
+    KeyedContext, KeyedProcess, Source, SourcePoll, SourceReader, WorkerInfo,
 };
 
 const KEYS: usize = 60_000;
@@ -155,7 +155,10 @@ fn a_checkpoint_slower_than_the_interval_does_not_stall_the_job() {
         regular > 2,
         "the job was meant to run for several epochs: {epochs:?}"
     );
-    assert_eq!(epochs[..regular], (0..regular as u64).collect::<Vec<_>>());
+    assert_eq!(
+        epochs[..regular],
+        (0..regular as u64).map(Epoch).collect::<Vec<_>>()
+    );
     assert_eq!(epochs.last(), Some(&FINAL_EPOCH));
     // The state reaches 240 MB in memory; how much of it the largest checkpoint holds depends
     // on when the input ended (one run on a loaded machine: 97 MB), so the bound is loose.

@@ -85,13 +85,17 @@ impl SourceReader for KeysReader {
             finished &= end == per_partition;
         }
         if !finished {
-            return Ok(SourcePoll::Ready { watermark: 0 });
+            return Ok(SourcePoll::Ready {
+                watermark: EventTime(0),
+            });
         }
         let read_all = *self.read_all.get_or_insert_with(Instant::now);
         Ok(if read_all.elapsed() >= self.linger {
             SourcePoll::Finished
         } else {
-            SourcePoll::Waiting { watermark: 0 }
+            SourcePoll::Waiting {
+                watermark: EventTime(0),
+            }
         })
     }
     fn positions(&self) -> Option<Positions> {
@@ -161,7 +165,7 @@ fn run(
     job.run(move |p| {
         p.source(source.clone())
             .key_by(|key| *key)
-            .process("remember", |_| 0, Remember)
+            .process("remember", |_| EventTime(0), Remember)
             .results
             .sink(DiscardSink);
         Ok(())

@@ -61,7 +61,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Parses an event time given as milliseconds or as "YYYY-MM-DD HH:MM:SS.mmm".
 pub fn parse_time(text: &str) -> Result<EventTime, String> {
-    text.parse::<EventTime>()
+    text.parse::<u64>()
+        .map(EventTime)
         .or_else(|_| datetime::parse(text))
         .map_err(|_| format!("{text:?} is neither milliseconds nor YYYY-MM-DD HH:MM:SS.mmm"))
 }

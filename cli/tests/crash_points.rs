@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::{assert_same, checkpoint_args, committed_to_files, write_events, Output};
 use weir::log::{LogConfig, RecordRef, Topic, ValueFormat};
-use weir::CRASH_POINTS;
+use weir::{EventTime, CRASH_POINTS};
 
 const EVENTS: u64 = 40_000;
 /// Events per second per worker: a run lasts about half a second, ten checkpoints.
@@ -134,7 +134,7 @@ fn write_input(dir: &Path, damaged: bool) {
             writer
                 .append(&RecordRef {
                     value: b"\xff not an event",
-                    timestamp: 1,
+                    timestamp: EventTime(1),
                     ..RecordRef::default()
                 })
                 .unwrap();

@@ -215,7 +215,7 @@ fn a_changelog_with_a_replayed_epoch_fails_the_check() {
             .send(&RecordRef {
                 key: b"",
                 value: value.as_bytes(),
-                timestamp: 0,
+                timestamp: weir::EventTime::ZERO,
                 headers: &[],
             })
             .unwrap();

@@ -107,7 +107,7 @@ fn large_state_job() {
             let source = LogSource::<u64>::new(&keys).until_end().max_rate(RATE);
             p.source(source)
                 .key_by(|key| *key)
-                .process("fill", |_| 0, Fill)
+                .process("fill", |_| EventTime(0), Fill)
                 .results
                 .sink(LogSink::new(&out));
             Ok(())
@@ -186,7 +186,7 @@ fn write_keys(dir: &Path) {
         producer
             .send(&RecordRef {
                 value: key.to_string().as_bytes(),
-                timestamp: 0,
+                timestamp: EventTime(0),
                 ..RecordRef::default()
             })
             .unwrap();

@@ -23,7 +23,8 @@ pub fn format(millis: EventTime) -> String {
 }
 
 /// Appends the formatted time to `out`.
-pub fn write(millis: EventTime, out: &mut String) {
+pub fn write(time: EventTime, out: &mut String) {
+    let millis = time.millis();
     let days = millis / MILLIS_PER_DAY;
     let in_day = millis % MILLIS_PER_DAY;
     let (year, month, day) = civil_from_days(days);
@@ -104,7 +105,9 @@ pub fn parse(text: &str) -> Result<EventTime, DateTimeError> {
         return Err(error());
     }
     let days = days_from_civil(year, month, day);
-    Ok(days * MILLIS_PER_DAY + hour * 3_600_000 + minute * 60_000 + second * 1000 + milli)
+    Ok(EventTime(
+        days * MILLIS_PER_DAY + hour * 3_600_000 + minute * 60_000 + second * 1000 + milli,
+    ))
 }
 
 fn is_leap(year: u64) -> bool {
@@ -162,7 +165,7 @@ pub mod serde_millis {
             write(*millis, &mut text);
             serializer.serialize_str(&text)
         } else {
-            serializer.serialize_u64(*millis)
+            serializer.serialize_u64(millis.millis())
         }
     }
 
@@ -172,7 +175,7 @@ pub mod serde_millis {
             let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
             parse(&text).map_err(serde::de::Error::custom)
         } else {
-            u64::deserialize(deserializer)
+            u64::deserialize(deserializer).map(EventTime)
         }
     }
 }
@@ -184,15 +187,24 @@ mod tests {
 
     #[test]
     fn known_dates() {
-        assert_eq!(format(0), "1970-01-01 00:00:00.000");
-        assert_eq!(format(1_436_918_400_000), "2015-07-15 00:00:00.000");
+        assert_eq!(format(EventTime(0)), "1970-01-01 00:00:00.000");
         assert_eq!(
-            format(951_782_400_000 + 3_723_004),
+            format(EventTime(1_436_918_400_000)),
+            "2015-07-15 00:00:00.000"
+        );
+        assert_eq!(
+            format(EventTime(951_782_400_000 + 3_723_004)),
             "2000-02-29 01:02:03.004"
         );
-        assert_eq!(parse("2015-07-15 00:00:00.000").unwrap(), 1_436_918_400_000);
+        assert_eq!(
+            parse("2015-07-15 00:00:00.000").unwrap(),
+            EventTime(1_436_918_400_000)
+        );
         // 10,000-01-01: years past 9999 keep all their digits.
-        assert_eq!(format(253_402_300_800_000), "10000-01-01 00:00:00.000");
+        assert_eq!(
+            format(EventTime(253_402_300_800_000)),
+            "10000-01-01 00:00:00.000"
+        );
     }
 
     #[test]
@@ -214,7 +226,7 @@ mod tests {
     proptest! {
         #[test]
         fn format_then_parse_round_trips(millis in 0u64..253_402_300_799_999) {
-            prop_assert_eq!(parse(&format(millis)).unwrap(), millis);
+            prop_assert_eq!(parse(&format(EventTime(millis))).unwrap(), EventTime(millis));
         }
     }
 }

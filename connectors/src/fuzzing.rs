@@ -124,7 +124,7 @@ pub fn log_partition(data: &[u8]) {
     let appended = RecordRef {
         key: b"key",
         value: b"appended after recovery",
-        timestamp: 1,
+        timestamp: weir_engine::EventTime(1),
         headers: &[],
     };
     assert_eq!(writer.append(&appended).expect("append"), next);

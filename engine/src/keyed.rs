@@ -44,7 +44,7 @@ pub struct KeyedContext<K, O, T> {
 impl<K, O, T> KeyedContext<K, O, T> {
     fn new() -> Self {
         KeyedContext {
-            watermark: 0,
+            watermark: EventTime::ZERO,
             outputs: Vec::new(),
             late: Vec::new(),
             timers: Vec::new(),
@@ -74,10 +74,11 @@ impl<K, O, T> KeyedContext<K, O, T> {
 
     /// Asks for [`KeyedProcess::on_timer`] for this key once the watermark passes `time`
     /// (every record with event time `<= time` has arrived). Setting a timer twice fires it
-    /// once. A timer at the end of time (`EventTime::MAX`) fires when the input ends, as one
-    /// at `EventTime::MAX - 1` does.
+    /// once. A timer at the end of time ([`END_OF_TIME`]) fires when the input ends, as one a
+    /// millisecond before it does.
     pub fn set_timer(&mut self, time: EventTime) {
-        self.timers.push(time.min(END_OF_TIME - 1));
+        self.timers
+            .push(time.min(EventTime(END_OF_TIME.millis() - 1)));
     }
 
     /// Processing time, in milliseconds since the Unix epoch, when the operator started this
@@ -332,12 +333,13 @@ where
                 for (kind, time, key) in restored {
                     match kind {
                         TimerKind::Event => {
-                            timers.add(time, &key, &Time::new(epoch, time), &capabilities_at)
+                            let at = Time::new(epoch, EventTime(time));
+                            timers.add(time, &key, &at, &capabilities_at)
                         }
                         TimerKind::Processing => processing_timers.add(
                             time,
                             &key,
-                            &Time::new(epoch, 0),
+                            &Time::new(epoch, EventTime::ZERO),
                             &capabilities_at,
                         ),
                     };
@@ -411,6 +413,7 @@ where
                         for timer in cx.timers.drain(..) {
                             // A timer behind the record's own time fires at the record's time.
                             let when = Time::new(time.epoch, timer.max(time.watermark));
+                            let timer = timer.millis();
                             if timers.add(timer, &key, &when, &capabilities_at) {
                                 let set = (TimerKind::Event, timer, TimerChange::Set);
                                 note(&mut states, set, &key, &fail);
@@ -537,7 +540,7 @@ fn fire_timers<K, T, P>(
     P: KeyedProcess<K, T>,
 {
     loop {
-        let (time, pending, kind) = match timers.first_before(watermark) {
+        let (time, pending, kind) = match timers.first_before(watermark.millis()) {
             Some((time, pending)) => (time, pending, TimerKind::Event),
             None => {
                 let due = if input_ended {
@@ -552,7 +555,7 @@ fn fire_timers<K, T, P>(
             }
         };
         if kind == TimerKind::Event {
-            cx.watermark = time;
+            cx.watermark = EventTime(time);
         }
         let capabilities_at =
             |when: &Time| (pending.results.delayed(when), pending.late.delayed(when));
@@ -567,7 +570,7 @@ fn fire_timers<K, T, P>(
                 }
             };
             match kind {
-                TimerKind::Event => logic.on_timer(cx, key, state, time),
+                TimerKind::Event => logic.on_timer(cx, key, state, EventTime(time)),
                 TimerKind::Processing => {
                     logic.on_processing_timer(cx, key, state, ProcessingTime(time))
                 }
@@ -580,17 +583,17 @@ fn fire_timers<K, T, P>(
             for later in cx.timers.drain(..) {
                 // A timer set while timers fire fires no earlier than the one firing.
                 let later = match kind {
-                    TimerKind::Event => later.max(time),
+                    TimerKind::Event => later.max(EventTime(time)),
                     TimerKind::Processing => later,
                 };
                 let when = Time::new(
                     pending.results.time().epoch,
                     later.max(pending.results.time().watermark),
                 );
-                if timers.add(later, key, &when, &capabilities_at) {
+                if timers.add(later.millis(), key, &when, &capabilities_at) {
                     note(
                         states,
-                        (TimerKind::Event, later, TimerChange::Set),
+                        (TimerKind::Event, later.millis(), TimerChange::Set),
                         key,
                         fail,
                     );

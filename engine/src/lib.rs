@@ -47,7 +47,9 @@ pub use runtime::job::WorkerInfo;
 pub use sink::{CollectSink, DiscardSink, Sink, SinkPlacement};
 pub use source::{Source, SourcePoll, SourceReader};
 pub use state::{StateBackend, StateError};
-pub use time::{millis, wall_clock_millis, Epoch, EventTime, ProcessingTime, Time, Timestamped};
+pub use time::{
+    millis, wall_clock_millis, Epoch, EventTime, ProcessingTime, Time, Timestamped, END_OF_TIME,
+};
 
 /// What a record type needs to flow through a pipeline: plain owned data that serde can
 /// encode, so that it can cross threads and processes.

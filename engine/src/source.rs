@@ -71,7 +71,7 @@ pub trait SourceReader: 'static {
     /// had reached (so that a restored run judges lateness as the run it continues did).
     /// Readers that restore no event-time state keep the default, the beginning of time.
     fn start_watermark(&self) -> EventTime {
-        0
+        EventTime::ZERO
     }
 }
 
@@ -143,14 +143,15 @@ where
         OutputBuilder::<_, CapacityContainerBuilder<Vec<S::Item>>>::from(records_output);
     let mut dead_output =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_output);
-    job.watermarks.publish(number, worker.index, Some(0));
+    job.watermarks
+        .publish(number, worker.index, Some(EventTime::ZERO));
     builder.build(move |capabilities| {
         let mut capabilities = Some(capabilities);
         let mut unopened = Some(source);
         let mut reader = None;
         let mut batch = Vec::with_capacity(POLL_BATCH);
         let mut rejected = Vec::new();
-        let mut pending_watermark = 0;
+        let mut pending_watermark = EventTime::ZERO;
         let mut last_advance = job.clock.now();
         let mut epoch_started = job.clock.now();
         let board = Arc::clone(&job);
@@ -171,7 +172,9 @@ where
                     Ok(None) => {}
                     Err(error) => fail(error),
                 }
-                pending_watermark = reader.as_ref().map_or(0, S::Reader::start_watermark);
+                pending_watermark = reader
+                    .as_ref()
+                    .map_or(EventTime::ZERO, S::Reader::start_watermark);
                 if let Some(caps) = capabilities.as_mut() {
                     for capability in caps {
                         capability.downgrade(&Time::new(cursor.epoch(), pending_watermark));
@@ -241,7 +244,9 @@ where
             }
             let idle = pause == Pause::Idle;
             let target = if idle {
-                job.watermarks.active_watermark(number).unwrap_or(0)
+                job.watermarks
+                    .active_watermark(number)
+                    .unwrap_or(EventTime::ZERO)
             } else {
                 pending_watermark
             };

@@ -496,7 +496,7 @@ impl<T: 'static> Source for TestSource<T> {
         Ok(TestReader {
             input: self.input,
             worker: worker.index,
-            watermark: 0,
+            watermark: EventTime::ZERO,
         })
     }
 }

@@ -8,11 +8,62 @@ use serde::{Deserialize, Serialize};
 use timely::order::PartialOrder;
 use timely::progress::timestamp::{PathSummary, Refines, Timestamp};
 
-/// Event time in milliseconds since the Unix epoch (UTC).
-pub type EventTime = u64;
+/// Event time: when a record happened, in milliseconds since the Unix epoch (UTC), as its
+/// source says. Watermarks are event times too. A type of its own, so that it cannot be mixed
+/// up with processing time, an epoch or a duration: a duration is added with `+`, and the
+/// millisecond count is read with [`EventTime::millis`] where arithmetic needs it (window
+/// alignment, the encoding of records).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct EventTime(pub u64);
 
 /// The watermark that means "no more input will ever arrive".
-pub const END_OF_TIME: EventTime = EventTime::MAX;
+pub const END_OF_TIME: EventTime = EventTime(u64::MAX);
+
+impl EventTime {
+    /// The Unix epoch, the earliest event time.
+    pub const ZERO: EventTime = EventTime(0);
+
+    /// The end of time ([`END_OF_TIME`]).
+    pub const MAX: EventTime = END_OF_TIME;
+
+    /// The time `millis` milliseconds after the Unix epoch.
+    pub const fn from_millis(millis: u64) -> EventTime {
+        EventTime(millis)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub const fn millis(self) -> u64 {
+        self.0
+    }
+
+    /// The time passed since `earlier` (zero if `earlier` is later).
+    pub fn since(self, earlier: EventTime) -> std::time::Duration {
+        std::time::Duration::from_millis(self.0.saturating_sub(earlier.0))
+    }
+
+    /// The time `duration` earlier (the Unix epoch at the earliest).
+    pub fn saturating_sub(self, duration: std::time::Duration) -> EventTime {
+        EventTime(self.0.saturating_sub(millis(duration)))
+    }
+}
+
+impl std::ops::Add<std::time::Duration> for EventTime {
+    type Output = EventTime;
+    /// The time `duration` later (saturating at the end of time).
+    fn add(self, duration: std::time::Duration) -> EventTime {
+        EventTime(self.0.saturating_add(millis(duration)))
+    }
+}
+
+impl std::fmt::Display for EventTime {
+    /// Milliseconds since the Unix epoch.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
 
 /// Milliseconds in `duration`, saturating at `u64::MAX`: how every configured duration (out of
 /// orderness, window sizes, lateness, intervals) becomes a time in milliseconds.
@@ -156,7 +207,7 @@ pub struct TimeSummary {
     /// Epochs added along the path.
     pub epoch: u64,
     /// Milliseconds added to the watermark along the path.
-    pub watermark: EventTime,
+    pub watermark: u64,
 }
 
 impl PartialOrder for TimeSummary {
@@ -169,7 +220,7 @@ impl PathSummary<Time> for TimeSummary {
     fn results_in(&self, src: &Time) -> Option<Time> {
         Some(Time {
             epoch: Epoch(src.epoch.0.checked_add(self.epoch)?),
-            watermark: src.watermark.checked_add(self.watermark)?,
+            watermark: EventTime(src.watermark.0.checked_add(self.watermark)?),
         })
     }
     fn followed_by(&self, other: &Self) -> Option<Self> {
@@ -206,28 +257,31 @@ mod tests {
 
     #[test]
     fn product_order_is_not_total() {
-        let a = Time::new(Epoch(1), 10);
-        let b = Time::new(Epoch(2), 5);
+        let a = Time::new(Epoch(1), EventTime(10));
+        let b = Time::new(Epoch(2), EventTime(5));
         assert!(!a.less_equal(&b));
         assert!(!b.less_equal(&a));
-        assert!(Time::new(Epoch(1), 5).less_equal(&a));
-        assert!(Time::new(Epoch(1), 5).less_equal(&b));
+        assert!(Time::new(Epoch(1), EventTime(5)).less_equal(&a));
+        assert!(Time::new(Epoch(1), EventTime(5)).less_equal(&b));
     }
 
     #[test]
     fn frontier_reads_watermark_and_epoch() {
-        let frontier = [Time::new(Epoch(3), 100), Time::new(Epoch(4), 50)];
-        assert_eq!(frontier_watermark(&frontier), 50);
+        let frontier = [
+            Time::new(Epoch(3), EventTime(100)),
+            Time::new(Epoch(4), EventTime(50)),
+        ];
+        assert_eq!(frontier_watermark(&frontier), EventTime(50));
         assert_eq!(completed_epoch(&frontier), Some(Epoch(2)));
         assert_eq!(frontier_watermark(&[]), END_OF_TIME);
-        assert_eq!(completed_epoch(&[Time::new(Epoch(0), 7)]), None);
+        assert_eq!(completed_epoch(&[Time::new(Epoch(0), EventTime(7))]), None);
     }
 
     proptest! {
         /// timely sorts timestamps by `Ord`; it must extend the partial order.
         #[test]
         fn total_order_extends_partial_order(e1 in 0u64..5, w1 in 0u64..5, e2 in 0u64..5, w2 in 0u64..5) {
-            let (a, b) = (Time::new(Epoch(e1), w1), Time::new(Epoch(e2), w2));
+            let (a, b) = (Time::new(Epoch(e1), EventTime(w1)), Time::new(Epoch(e2), EventTime(w2)));
             if a.less_equal(&b) {
                 prop_assert!(a <= b);
             }

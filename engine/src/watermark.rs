@@ -6,25 +6,27 @@ use std::time::{Duration, Instant};
 use crate::time::EventTime;
 
 /// Tracks the watermark of one input (a partition, a file) whose events arrive at most
-/// `bound` milliseconds out of order: after seeing event time `t`, no event below `t - bound`
-/// is expected any more.
+/// `bound` out of order: after seeing event time `t`, no event below `t - bound` is expected
+/// any more.
 ///
 /// ```
+/// use std::time::Duration;
 /// use weir_engine::watermark::BoundedOutOfOrderness;
-/// let mut watermark = BoundedOutOfOrderness::new(4_000);
-/// watermark.observe(10_000);
-/// watermark.observe(9_000); // out of order, within the bound
-/// assert_eq!(watermark.current(), 6_000);
+/// use weir_engine::EventTime;
+/// let mut watermark = BoundedOutOfOrderness::new(Duration::from_secs(4));
+/// watermark.observe(EventTime(10_000));
+/// watermark.observe(EventTime(9_000)); // out of order, within the bound
+/// assert_eq!(watermark.current(), EventTime(6_000));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BoundedOutOfOrderness {
-    bound: EventTime,
+    bound: Duration,
     max_seen: Option<EventTime>,
 }
 
 impl BoundedOutOfOrderness {
-    /// A tracker for events at most `bound` milliseconds out of order.
-    pub fn new(bound: EventTime) -> Self {
+    /// A tracker for events at most `bound` out of order.
+    pub fn new(bound: Duration) -> Self {
         BoundedOutOfOrderness {
             bound,
             max_seen: None,
@@ -33,7 +35,7 @@ impl BoundedOutOfOrderness {
 
     /// A tracker for events that arrive in time order (a bound of zero).
     pub fn monotonic() -> Self {
-        Self::new(0)
+        Self::new(Duration::ZERO)
     }
 
     /// Takes note of an event's time.
@@ -41,10 +43,11 @@ impl BoundedOutOfOrderness {
         self.max_seen = Some(self.max_seen.map_or(event_time, |max| max.max(event_time)));
     }
 
-    /// The watermark: the largest event time seen minus the bound, 0 before any event.
+    /// The watermark: the largest event time seen minus the bound, the Unix epoch before any
+    /// event.
     pub fn current(&self) -> EventTime {
         self.max_seen
-            .map_or(0, |max| max.saturating_sub(self.bound))
+            .map_or(EventTime::ZERO, |max| max.saturating_sub(self.bound))
     }
 
     /// Whether an event at `event_time` is late: below the current watermark.
@@ -59,11 +62,12 @@ impl BoundedOutOfOrderness {
 /// ```
 /// use std::time::Duration;
 /// use weir_engine::watermark::Watermarks;
+/// use weir_engine::EventTime;
 /// let strategy = Watermarks::bounded(Duration::from_secs(4)).idle_after(Duration::from_secs(30));
-/// assert_eq!(strategy.watermark_after(10_000), 6_000);
+/// assert_eq!(strategy.watermark_after(EventTime(10_000)), EventTime(6_000));
 /// // Any rule from the largest event time seen, for instance whole seconds only:
-/// let seconds = Watermarks::custom(|max_seen| max_seen - max_seen % 1_000);
-/// assert_eq!(seconds.watermark_after(12_345), 12_000);
+/// let seconds = Watermarks::custom(|max_seen| EventTime(max_seen.millis() / 1_000 * 1_000));
+/// assert_eq!(seconds.watermark_after(EventTime(12_345)), EventTime(12_000));
 /// ```
 #[derive(Clone, Debug)]
 pub struct Watermarks {
@@ -75,7 +79,7 @@ pub struct Watermarks {
 #[derive(Clone)]
 enum WatermarkRule {
     /// That time minus a bound.
-    Bounded(EventTime),
+    Bounded(Duration),
     /// A user's function of that time (clamped so the watermark never passes it).
     Custom(Arc<dyn Fn(EventTime) -> EventTime + Send + Sync>),
 }
@@ -83,7 +87,7 @@ enum WatermarkRule {
 impl std::fmt::Debug for WatermarkRule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WatermarkRule::Bounded(bound) => write!(f, "Bounded({bound} ms)"),
+            WatermarkRule::Bounded(bound) => write!(f, "Bounded({bound:?})"),
             WatermarkRule::Custom(_) => write!(f, "Custom"),
         }
     }
@@ -100,7 +104,7 @@ impl Watermarks {
     /// Events arrive at most `out_of_orderness` late.
     pub fn bounded(out_of_orderness: Duration) -> Self {
         Watermarks {
-            rule: WatermarkRule::Bounded(crate::time::millis(out_of_orderness)),
+            rule: WatermarkRule::Bounded(out_of_orderness),
             idle_after: None,
         }
     }
@@ -159,16 +163,17 @@ pub enum CombinedWatermark {
 /// ```
 /// use std::time::{Duration, Instant};
 /// use weir_engine::watermark::{CombinedWatermark, PartitionWatermarks, Watermarks};
+/// use weir_engine::EventTime;
 ///
 /// let start = Instant::now();
 /// let strategy = Watermarks::monotonic().idle_after(Duration::from_secs(10));
 /// let mut partitions = PartitionWatermarks::new(strategy, 2, start);
-/// partitions.observe(0, 5_000, start);
+/// partitions.observe(0, EventTime(5_000), start);
 /// // Partition 1 has no records yet: it holds the watermark back until it is idle.
-/// assert_eq!(partitions.watermark(start), CombinedWatermark::Active(0));
+/// assert_eq!(partitions.watermark(start), CombinedWatermark::Active(EventTime::ZERO));
 /// let later = start + Duration::from_secs(11);
-/// partitions.observe(0, 9_000, later);
-/// assert_eq!(partitions.watermark(later), CombinedWatermark::Active(9_000));
+/// partitions.observe(0, EventTime(9_000), later);
+/// assert_eq!(partitions.watermark(later), CombinedWatermark::Active(EventTime(9_000)));
 /// ```
 #[derive(Clone, Debug)]
 pub struct PartitionWatermarks {
@@ -191,7 +196,7 @@ impl PartitionWatermarks {
     pub fn new(strategy: Watermarks, count: usize, now: Instant) -> Self {
         let state = PartitionState {
             max_seen: None,
-            watermark: 0,
+            watermark: EventTime::ZERO,
             last_record: now,
             finished: false,
         };
@@ -282,29 +287,29 @@ mod tests {
         let strategy = Watermarks::bounded(Duration::from_millis(100))
             .idle_after(Duration::from_millis(1_000));
         let mut partitions = PartitionWatermarks::new(strategy, 3, start);
-        partitions.observe(0, 10_000, at(0));
-        partitions.observe(1, 2_000, at(0));
-        partitions.observe(2, 7_000, at(0));
+        partitions.observe(0, EventTime(10_000), at(0));
+        partitions.observe(1, EventTime(2_000), at(0));
+        partitions.observe(2, EventTime(7_000), at(0));
         assert_eq!(
             partitions.watermark(at(10)),
-            CombinedWatermark::Active(1_900)
+            CombinedWatermark::Active(EventTime(1_900))
         );
         // Partition 1 goes silent; the others keep going.
-        partitions.observe(0, 12_000, at(900));
-        partitions.observe(2, 9_000, at(900));
+        partitions.observe(0, EventTime(12_000), at(900));
+        partitions.observe(2, EventTime(9_000), at(900));
         assert_eq!(
             partitions.watermark(at(999)),
-            CombinedWatermark::Active(1_900)
+            CombinedWatermark::Active(EventTime(1_900))
         );
         assert_eq!(
             partitions.watermark(at(1_000)),
-            CombinedWatermark::Active(8_900)
+            CombinedWatermark::Active(EventTime(8_900))
         );
         // It wakes with old events: it holds the watermark back again.
-        partitions.observe(1, 3_000, at(1_500));
+        partitions.observe(1, EventTime(3_000), at(1_500));
         assert_eq!(
             partitions.watermark(at(1_500)),
-            CombinedWatermark::Active(2_900)
+            CombinedWatermark::Active(EventTime(2_900))
         );
         // Everyone silent: idle; everyone finished: finished.
         assert_eq!(partitions.watermark(at(10_000)), CombinedWatermark::Idle);
@@ -319,17 +324,23 @@ mod tests {
     fn a_custom_rule_never_passes_the_data_nor_goes_back() {
         let start = Instant::now();
         // A rule that misbehaves: ahead of the data for even times, far behind for odd ones.
-        let strategy = Watermarks::custom(|max| if max % 2 == 0 { max + 1_000 } else { 0 });
+        let strategy = Watermarks::custom(|max| {
+            if max.millis() % 2 == 0 {
+                max + Duration::from_secs(1)
+            } else {
+                EventTime::ZERO
+            }
+        });
         let mut partitions = PartitionWatermarks::new(strategy, 1, start);
-        partitions.observe(0, 5_000, start);
+        partitions.observe(0, EventTime(5_000), start);
         assert_eq!(
             partitions.watermark(start),
-            CombinedWatermark::Active(5_000)
+            CombinedWatermark::Active(EventTime(5_000))
         );
-        partitions.observe(0, 7_001, start);
+        partitions.observe(0, EventTime(7_001), start);
         assert_eq!(
             partitions.watermark(start),
-            CombinedWatermark::Active(5_000)
+            CombinedWatermark::Active(EventTime(5_000))
         );
     }
 
@@ -337,16 +348,16 @@ mod tests {
     fn without_an_idleness_timeout_a_silent_partition_holds_back_forever() {
         let start = Instant::now();
         let mut partitions = PartitionWatermarks::new(Watermarks::monotonic(), 2, start);
-        partitions.observe(0, 50_000, start);
+        partitions.observe(0, EventTime(50_000), start);
         let much_later = start + Duration::from_secs(3_600);
         assert_eq!(
             partitions.watermark(much_later),
-            CombinedWatermark::Active(0)
+            CombinedWatermark::Active(EventTime(0))
         );
         partitions.finish(1);
         assert_eq!(
             partitions.watermark(much_later),
-            CombinedWatermark::Active(50_000)
+            CombinedWatermark::Active(EventTime(50_000))
         );
     }
 
@@ -360,10 +371,10 @@ mod tests {
             bound in 0u64..5_000,
         ) {
             in_order.sort_unstable();
-            let mut tracker = BoundedOutOfOrderness::new(bound);
-            let mut watermark = 0;
+            let mut tracker = BoundedOutOfOrderness::new(Duration::from_millis(bound));
+            let mut watermark = EventTime::ZERO;
             for (time, lag) in in_order.iter().zip(&lags) {
-                let event_time = time.saturating_sub(lag % (bound + 1));
+                let event_time = EventTime(time.saturating_sub(lag % (bound + 1)));
                 prop_assert!(!tracker.is_late(event_time));
                 tracker.observe(event_time);
                 prop_assert!(tracker.current() >= watermark);
@@ -375,11 +386,11 @@ mod tests {
     #[test]
     fn starts_at_zero_and_follows_the_maximum() {
         let mut tracker = BoundedOutOfOrderness::monotonic();
-        assert_eq!(tracker.current(), 0);
-        tracker.observe(50);
-        tracker.observe(20);
-        assert_eq!(tracker.current(), 50);
-        assert!(tracker.is_late(20));
-        assert!(!tracker.is_late(50));
+        assert_eq!(tracker.current(), EventTime::ZERO);
+        tracker.observe(EventTime(50));
+        tracker.observe(EventTime(20));
+        assert_eq!(tracker.current(), EventTime(50));
+        assert!(tracker.is_late(EventTime(20)));
+        assert!(!tracker.is_late(EventTime(50)));
     }
 }

@@ -6,6 +6,7 @@
 //! bid targets are skewed towards "hot" recent entities as in the reference generator.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use weir::EventTime;
 
@@ -56,7 +57,7 @@ const US_CITIES: [&str; 10] = [
 ];
 
 /// 2015-07-15 00:00:00 UTC, the customary start of Nexmark event time.
-pub const DEFAULT_BASE_TIME: EventTime = 1_436_918_400_000;
+pub const DEFAULT_BASE_TIME: EventTime = EventTime(1_436_918_400_000);
 
 /// The generator's parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -189,14 +190,14 @@ impl Generator {
     /// The in-order event time of event `id`: `base_time + id / rate` seconds.
     pub fn timestamp_of(&self, id: u64) -> EventTime {
         let offset = u128::from(id) * 1000 / u128::from(self.config.rate.max(1));
-        self.config.base_time + offset as u64
+        EventTime(self.config.base_time.millis() + offset as u64)
     }
 
     /// The lowest event time any event with an id `>= id` can have: a watermark for a reader
     /// whose next event is `id`.
     pub fn watermark_before(&self, id: u64) -> EventTime {
         self.timestamp_of(id)
-            .saturating_sub(self.config.max_disorder_ms)
+            .saturating_sub(Duration::from_millis(self.config.max_disorder_ms))
     }
 
     /// Event `id`.
@@ -205,8 +206,9 @@ impl Generator {
         let date_time = if self.config.max_disorder_ms == 0 {
             self.timestamp_of(id)
         } else {
-            self.timestamp_of(id)
-                .saturating_sub(rng.below(self.config.max_disorder_ms + 1))
+            self.timestamp_of(id).saturating_sub(Duration::from_millis(
+                rng.below(self.config.max_disorder_ms + 1),
+            ))
         };
         match EventKind::of(id) {
             EventKind::Person => Event::Person(Box::new(self.person(id, date_time, &mut rng))),
@@ -275,11 +277,13 @@ impl Generator {
 
     /// An auction lasts up to two "horizons": the event time the generator needs to create
     /// the number of auctions that are in flight at once.
-    fn auction_length(&self, id: u64, rng: &mut EventRng) -> EventTime {
+    fn auction_length(&self, id: u64, rng: &mut EventRng) -> Duration {
         let events_for_auctions =
             NUM_IN_FLIGHT_AUCTIONS * PROPORTION_DENOMINATOR / AUCTION_PROPORTION;
-        let horizon = self.timestamp_of(id + events_for_auctions) - self.timestamp_of(id);
-        1 + rng.below((2 * horizon).max(1))
+        let horizon = self
+            .timestamp_of(id + events_for_auctions)
+            .since(self.timestamp_of(id));
+        Duration::from_millis(1 + rng.below((2 * weir::millis(horizon)).max(1)))
     }
 
     fn bid(&self, id: u64, date_time: EventTime, rng: &mut EventRng) -> Bid {
@@ -393,7 +397,7 @@ mod tests {
                     assert!(auction.reserve > auction.initial_bid);
                     assert!(auction.expires > auction.date_time);
                     // Two horizons at 100k events/s are 2 * 1666 events, about 34 ms.
-                    assert!(auction.expires - auction.date_time <= 34);
+                    assert!(auction.expires.since(auction.date_time) <= Duration::from_millis(34));
                     auctions += 1;
                     hot_sellers += u64::from(auction.seller % HOT_GROUP == 0);
                 }
@@ -481,15 +485,15 @@ mod tests {
     fn event_time_follows_the_rate_and_the_disorder_bound() {
         let generator = Generator::new(GeneratorConfig::default());
         assert_eq!(
-            generator.timestamp_of(10_000_000) - DEFAULT_BASE_TIME,
-            100_000
+            generator.timestamp_of(10_000_000).since(DEFAULT_BASE_TIME),
+            Duration::from_secs(100)
         );
         let disorderly = Generator::new(GeneratorConfig {
             max_disorder_ms: 50,
             ..GeneratorConfig::default()
         });
         let mut out_of_order = 0;
-        let mut latest = 0;
+        let mut latest = EventTime::ZERO;
         for id in 0..100_000 {
             let time = disorderly.event(id).date_time();
             assert!(time >= disorderly.watermark_before(id));

@@ -58,10 +58,9 @@ impl EventInput {
                     None => source,
                 })
             }
-            EventInput::JsonLines { path, disorder } => {
-                let disorder = weir::millis(*disorder);
-                p.source(JsonLinesSource::<Event>::new(path).event_time(disorder, Event::date_time))
-            }
+            EventInput::JsonLines { path, disorder } => p.source(
+                JsonLinesSource::<Event>::new(path).event_time(*disorder, Event::date_time),
+            ),
         }
     }
 }

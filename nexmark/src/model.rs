@@ -208,7 +208,7 @@ mod tests {
             price: 12_345,
             channel: "Google".into(),
             url: "https://www.nexmark.com/google/item.htm?query=1".into(),
-            date_time: 1_436_918_400_123,
+            date_time: EventTime(1_436_918_400_123),
             extra: "xyz".into(),
         }
     }

@@ -97,6 +97,7 @@ impl SourceReader for NexmarkReader {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use weir::EventTime;
 
     /// The event ids each worker reads, checking on the way that no event is below the
     /// watermark its reader reported before it.
@@ -113,7 +114,7 @@ mod tests {
             .map(|index| {
                 let source = NexmarkSource::new(config.clone(), events);
                 let mut reader = source.open(WorkerInfo { index, peers }).unwrap();
-                let (mut out, mut watermark) = (Vec::new(), 0);
+                let (mut out, mut watermark) = (Vec::new(), EventTime::ZERO);
                 loop {
                     let before = out.len();
                     let status = reader.poll(&mut out, 700).unwrap();

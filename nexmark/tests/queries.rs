@@ -7,10 +7,11 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use weir::operators::changelog::{apply, Change};
-use weir::{Job, JobConfig};
+use weir::{EventTime, Job, JobConfig};
 use weir_nexmark::queries::{
     EarlyBidRow, Q0Row, Q11Row, Q12Row, Q13Row, Q14Row, Q15Row, Q16Row, Q17Row, Q19Row, Q1Row,
     Q20Row, Q21Row, Q22Row, Q2Row, Q3Row, Q4Row, Q5Row, Q7Row, Q8Row, Q9Row, SIDE_KEYS,
@@ -178,7 +179,7 @@ fn q5_finds_the_most_bid_auctions_of_every_hopping_window() {
     // Reference: every 10 s window starting on a 2 s boundary that holds bids.
     let mut counts: BTreeMap<(u64, u64), u64> = BTreeMap::new();
     for bid in bids_of(slow_config()) {
-        let last_start = bid.date_time - bid.date_time % 2_000;
+        let last_start = window_start(bid.date_time, 2_000);
         for start in (0..5).filter_map(|k| last_start.checked_sub(k * 2_000)) {
             *counts.entry((start, bid.auction)).or_default() += 1;
         }
@@ -208,7 +209,10 @@ fn q11_counts_each_bidders_sessions() {
     use std::collections::BTreeMap;
     let mut times: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for bid in bids_of(slow_config()) {
-        times.entry(bid.bidder).or_default().push(bid.date_time);
+        times
+            .entry(bid.bidder)
+            .or_default()
+            .push(bid.date_time.millis());
     }
     let mut expected = Vec::new();
     for (bidder, mut times) in times {
@@ -224,8 +228,8 @@ fn q11_counts_each_bidders_sessions() {
                         expected.push(Q11Row {
                             bidder,
                             bid_count,
-                            starttime,
-                            endtime,
+                            starttime: EventTime(starttime),
+                            endtime: EventTime(endtime),
                         });
                     }
                     Some((time, time + 10_000, 1))
@@ -236,8 +240,8 @@ fn q11_counts_each_bidders_sessions() {
             expected.push(Q11Row {
                 bidder,
                 bid_count,
-                starttime,
-                endtime,
+                starttime: EventTime(starttime),
+                endtime: EventTime(endtime),
             });
         }
     }
@@ -568,8 +572,8 @@ fn q12_counts_every_bid_of_every_bidder_in_processing_time_windows() {
         // Which window a bid lands in depends on the wall clock; the totals do not.
         let mut totals: BTreeMap<u64, u64> = BTreeMap::new();
         for row in &rows {
-            assert_eq!(row.endtime - row.starttime, 10_000);
-            assert_eq!(row.starttime % 10_000, 0);
+            assert_eq!(row.endtime.since(row.starttime), Duration::from_secs(10));
+            assert_eq!(row.starttime.millis() % 10_000, 0);
             *totals.entry(row.bidder).or_default() += row.bid_count;
         }
         assert_eq!(totals, expected, "{workers} workers");
@@ -592,15 +596,15 @@ fn q12_puts_each_bid_in_the_window_of_the_processing_time_it_is_handled_at() {
             price: 100,
             channel: "web".into(),
             url: "https://x".into(),
-            date_time,
+            date_time: EventTime(date_time),
             extra: String::new(),
         })
     };
     let row = |bidder, bid_count, starttime: u64| Q12Row {
         bidder,
         bid_count,
-        starttime,
-        endtime: starttime + 10_000,
+        starttime: EventTime(starttime),
+        endtime: EventTime(starttime + 10_000),
     };
     let mut job = TestJob::new(JobConfig::default().workers(2)).unwrap();
     let events = job.input::<Event>("events");
@@ -660,8 +664,9 @@ fn events_of(config: GeneratorConfig) -> Vec<Event> {
     (0..EVENTS).map(|id| generator.event(id)).collect()
 }
 
-fn window_start(at: u64, size: u64) -> u64 {
-    at - at % size
+/// The start, in milliseconds, of the tumbling window of `size` ms that holds `at`.
+fn window_start(at: EventTime, size: u64) -> u64 {
+    at.millis() - at.millis() % size
 }
 
 #[test]
@@ -719,7 +724,7 @@ fn q8_finds_people_who_opened_auctions_in_the_window_they_registered_in() {
         .map(|person| Q8Row {
             id: person.id,
             name: person.name.clone(),
-            starttime: window_start(person.date_time, 10_000),
+            starttime: EventTime(window_start(person.date_time, 10_000)),
         })
         .collect();
     assert!(expected.len() > 20, "{} rows", expected.len());
@@ -875,7 +880,7 @@ fn q4_averages_the_closing_prices_per_category() {
 fn q9_finds_each_auctions_winning_bid() {
     use std::cmp::Reverse;
     let events = events_of(slow_config());
-    let expected: HashMap<(u64, u64, u64, u64), u64> = count_rows(
+    let expected: HashMap<(u64, u64, u64, EventTime), u64> = count_rows(
         bids_on_open_auctions(&events)
             .into_iter()
             .filter_map(|(auction, bids)| {
@@ -933,7 +938,9 @@ fn early_bids_are_the_bids_within_10_s_of_their_auction_opening() {
         .into_iter()
         .filter(|bid| {
             auctions.iter().any(|a| {
-                a.id == bid.auction && (a.date_time..=a.date_time + 10_000).contains(&bid.date_time)
+                a.id == bid.auction
+                    && (a.date_time..=a.date_time + Duration::from_secs(10))
+                        .contains(&bid.date_time)
             })
         })
         .map(|bid| EarlyBidRow {

@@ -109,7 +109,7 @@ impl<'s, T: Data> ChangelogExt<'s, T> for Stream<'s, Change<T>> {
         T: Hash + Eq,
     {
         self.key_by(|change| change.row().clone())
-            .process("final view", |_| 0, FinalView)
+            .process("final view", |_| EventTime::ZERO, FinalView)
             .results
     }
 
@@ -118,7 +118,7 @@ impl<'s, T: Data> ChangelogExt<'s, T> for Stream<'s, Change<T>> {
         T: PartialEq,
     {
         self.key_by(move |change| key_of(change.row()))
-            .process("upsert view", |_| 0, UpsertView)
+            .process("upsert view", |_| EventTime::ZERO, UpsertView)
             .results
     }
 }
@@ -146,7 +146,7 @@ impl<K: Data, T: Data + PartialEq> KeyedProcess<K, Change<T>> for UpsertView {
                 }
             }
         }
-        cx.set_timer(END_OF_TIME - 1);
+        cx.set_timer(END_OF_TIME);
     }
 
     fn on_timer(
@@ -186,7 +186,7 @@ impl<T: Data> KeyedProcess<T, Change<T>> for FinalView {
         *count += diff;
         // Fires once every record has arrived: the watermark reaches the end of time only
         // when the input ends.
-        cx.set_timer(END_OF_TIME - 1);
+        cx.set_timer(END_OF_TIME);
     }
 
     fn on_timer(

@@ -19,7 +19,7 @@
 //! let sink = CollectSink::new();
 //! let kept = sink.results();
 //! Job::new(JobConfig::default()).run(move |p| {
-//!     let orders = [(7, 100), (7, 300), (8, 200), (7, 50)].map(|(id, at)| Order { id, at });
+//!     let orders = [(7, 100), (7, 300), (8, 200), (7, 50)].map(|(id, at)| Order { id, at: EventTime(at) });
 //!     p.source(IterSource::new("orders", orders))
 //!         .key_by(|order| order.id)
 //!         .dedupe(Keep::First, Duration::from_secs(60))
@@ -29,7 +29,7 @@
 //! })?;
 //! let mut kept = kept.lock().unwrap().clone();
 //! kept.sort_by_key(|order| order.id);
-//! assert_eq!(kept, vec![Order { id: 7, at: 50 }, Order { id: 8, at: 200 }]);
+//! assert_eq!(kept, vec![Order { id: 7, at: EventTime(50) }, Order { id: 8, at: EventTime(200) }]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -76,8 +76,12 @@ where
         A: Aggregate<T>,
         A::Output: PartialEq,
     {
-        self.process("running aggregate", |_| 0, RunningLogic { aggregate })
-            .results
+        self.process(
+            "running aggregate",
+            |_| EventTime::ZERO,
+            RunningLogic { aggregate },
+        )
+        .results
     }
 }
 
@@ -156,8 +160,12 @@ where
         A::Output: PartialEq,
     {
         // Updating aggregations judge nothing late: every change counts, whenever it comes.
-        self.process("updating aggregate", |_| 0, UpdatingLogic { aggregate })
-            .results
+        self.process(
+            "updating aggregate",
+            |_| EventTime::ZERO,
+            UpdatingLogic { aggregate },
+        )
+        .results
     }
 }
 

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde::de::IgnoredAny;
 use weir::datetime;
 use weir::log::{LogConfig, RecordRef, RecordView, Topic, ValueFormat};
-use weir::Codec;
+use weir::{Codec, EventTime};
 use weir_nexmark::{Event, EVENT_SCHEMA};
 
 /// The `weir log` commands.
@@ -153,7 +153,7 @@ fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
         );
     }
     let mut producer = topic.producer()?;
-    let now = weir::wall_clock_millis();
+    let now = EventTime(weir::wall_clock_millis());
     let mut produced = 0u64;
     let stdin = std::io::stdin().lock();
     for (index, line) in stdin.split(b'\n').enumerate() {
@@ -185,6 +185,7 @@ fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
                     }
                     Some((path, value)) => value
                         .as_u64()
+                        .map(EventTime)
                         .ok_or_else(|| reject(format!("{path:?} is not a time in milliseconds")))?,
                     None => return Err(reject(format!("none of the time fields {paths:?}"))),
                 }

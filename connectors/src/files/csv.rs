@@ -177,7 +177,9 @@ impl<T: DeserializeOwned + 'static> SourceReader for CsvReader<T> {
                 }
             }
         }
-        Ok(SourcePoll::Ready { watermark: 0 })
+        Ok(SourcePoll::Ready {
+            watermark: weir_engine::EventTime::ZERO,
+        })
     }
 
     fn positions(&self) -> Option<Positions> {

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -43,32 +44,31 @@ type EventTimeOf<T> = Box<dyn Fn(&T) -> EventTime>;
 pub struct JsonLinesSource<T> {
     path: PathBuf,
     event_time: Option<EventTimeOf<T>>,
-    out_of_orderness: EventTime,
+    out_of_orderness: Duration,
     _records: PhantomData<fn() -> T>,
 }
 
 impl<T: DeserializeOwned + 'static> JsonLinesSource<T> {
-    /// Reads `path`. Without [`event_time`](Self::event_time) the watermark stays at 0 until
+    /// Reads `path`. Without [`event_time`](Self::event_time) the watermark stays at the Unix epoch until
     /// the file is read.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         JsonLinesSource {
             path: path.into(),
             event_time: None,
-            out_of_orderness: 0,
+            out_of_orderness: Duration::ZERO,
             _records: PhantomData,
         }
     }
 
-    /// Derives the watermark from these event times, allowing `out_of_orderness_ms` of
-    /// disorder.
+    /// Derives the watermark from these event times, allowing `out_of_orderness` of disorder.
     pub fn event_time(
         self,
-        out_of_orderness_ms: EventTime,
+        out_of_orderness: Duration,
         event_time: impl Fn(&T) -> EventTime + 'static,
     ) -> Self {
         JsonLinesSource {
             event_time: Some(Box::new(event_time)),
-            out_of_orderness: out_of_orderness_ms,
+            out_of_orderness,
             ..self
         }
     }

@@ -6,11 +6,17 @@
 //!
 //! ```
 //! use weir_connectors::log::{LogConfig, RecordRef, Topic, ValueFormat};
+//! use weir_engine::EventTime;
 //!
 //! let dir = tempfile::tempdir()?;
 //! let topic = Topic::create(dir.path().join("bids"), 2, ValueFormat::Json, LogConfig::default())?;
 //! let mut producer = topic.producer()?;
-//! producer.send(&RecordRef { key: b"auction-7", value: br#"{"price":3}"#, timestamp: 1000, headers: &[] })?;
+//! producer.send(&RecordRef {
+//!     key: b"auction-7",
+//!     value: br#"{"price":3}"#,
+//!     timestamp: EventTime(1000),
+//!     headers: &[],
+//! })?;
 //! producer.flush()?;
 //!
 //! let mut values = Vec::new();

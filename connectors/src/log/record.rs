@@ -64,7 +64,7 @@ pub(crate) fn encode(buffer: &mut Vec<u8>, offset: u64, record: &RecordRef<'_>) 
     let start = buffer.len();
     buffer.extend_from_slice(&[0; FRAME_HEADER]);
     buffer.extend_from_slice(&offset.to_le_bytes());
-    buffer.extend_from_slice(&record.timestamp.to_le_bytes());
+    buffer.extend_from_slice(&record.timestamp.millis().to_le_bytes());
     buffer.extend_from_slice(&(record.key.len() as u32).to_le_bytes());
     buffer.extend_from_slice(&(record.value.len() as u32).to_le_bytes());
     buffer.extend_from_slice(&(record.headers.len() as u16).to_le_bytes());
@@ -174,7 +174,7 @@ fn parse_body(body: &[u8]) -> Option<RecordView<'_>> {
     }
     rest.is_empty().then_some(RecordView {
         offset,
-        timestamp,
+        timestamp: EventTime(timestamp),
         key,
         value,
         header_count,
@@ -213,14 +213,14 @@ mod tests {
         ) {
             let header_refs: Vec<(&str, &[u8])> =
                 headers.iter().map(|(name, value)| (name.as_str(), value.as_slice())).collect();
-            let record = RecordRef { key: &key, value: &value, timestamp, headers: &header_refs };
+            let record = RecordRef { key: &key, value: &value, timestamp: EventTime(timestamp), headers: &header_refs };
             let mut buffer = vec![7u8; 3];
             encode(&mut buffer, offset, &record);
             let Frame::Record(view, end) = decode(&buffer, 3) else {
                 panic!("the frame did not decode");
             };
             prop_assert_eq!(end, buffer.len());
-            prop_assert_eq!((view.offset, view.timestamp, view.key, view.value), (offset, timestamp, &key[..], &value[..]));
+            prop_assert_eq!((view.offset, view.timestamp.millis(), view.key, view.value), (offset, timestamp, &key[..], &value[..]));
             prop_assert_eq!(view.headers().collect::<Vec<_>>(), header_refs);
             // Every cut inside the frame is incomplete, never damaged.
             for cut in 3..buffer.len() {
@@ -231,7 +231,7 @@ mod tests {
 
         #[test]
         fn any_flipped_bit_is_damage(position in 0usize..60, bit in 0u8..8) {
-            let record = RecordRef { key: b"k", value: b"a value of some bytes", timestamp: 5, headers: &[("h", b"v")] };
+            let record = RecordRef { key: b"k", value: b"a value of some bytes", timestamp: EventTime(5), headers: &[("h", b"v")] };
             let mut buffer = Vec::new();
             encode(&mut buffer, 9, &record);
             let position = position % buffer.len();

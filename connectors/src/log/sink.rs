@@ -238,7 +238,7 @@ impl<T: Serialize + 'static> Sink<T> for LogSink<T> {
         let Some(state) = self.state.as_mut() else {
             return Err(self.not_open().into());
         };
-        let now = weir_engine::wall_clock_millis();
+        let now = EventTime(weir_engine::wall_clock_millis());
         for record in records {
             let stage = &mut state.stage;
             let key_start = stage.bytes.len();

@@ -43,7 +43,7 @@ type Validate<T> = Box<dyn Fn(&T) -> Result<(), String>>;
 /// ```
 /// use std::time::Duration;
 /// use weir_connectors::log::{LogConfig, LogSource, RecordRef, StartAt, Topic, ValueFormat};
-/// use weir_engine::{CollectSink, Job, JobConfig};
+/// use weir_engine::{CollectSink, EventTime, Job, JobConfig};
 /// use weir_engine::watermark::Watermarks;
 ///
 /// let dir = tempfile::tempdir()?;
@@ -51,7 +51,8 @@ type Validate<T> = Box<dyn Fn(&T) -> Result<(), String>>;
 /// let mut producer = topic.producer()?;
 /// for price in [3u64, 5, 8] {
 ///     let value = price.to_string();
-///     producer.send(&RecordRef { value: value.as_bytes(), timestamp: price * 1000, ..RecordRef::default() })?;
+///     let timestamp = EventTime(price * 1000);
+///     producer.send(&RecordRef { value: value.as_bytes(), timestamp, ..RecordRef::default() })?;
 /// }
 /// producer.flush()?;
 ///
@@ -382,7 +383,9 @@ impl<T: DeserializeOwned + 'static> SourceReader for LogReader<T> {
             CombinedWatermark::Active(watermark) if read > 0 => SourcePoll::Ready { watermark },
             CombinedWatermark::Active(watermark) => SourcePoll::Waiting { watermark },
             // Only rejected records arrived: active, with nothing to advance the watermark.
-            CombinedWatermark::Idle if read > 0 => SourcePoll::Ready { watermark: 0 },
+            CombinedWatermark::Idle if read > 0 => SourcePoll::Ready {
+                watermark: EventTime::ZERO,
+            },
             CombinedWatermark::Idle => SourcePoll::Idle,
         })
     }
@@ -411,7 +414,7 @@ impl<T: DeserializeOwned + 'static> SourceReader for LogReader<T> {
     fn start_watermark(&self) -> EventTime {
         match self.watermarks.watermark(Instant::now()) {
             CombinedWatermark::Active(watermark) => watermark,
-            CombinedWatermark::Idle | CombinedWatermark::Finished => 0,
+            CombinedWatermark::Idle | CombinedWatermark::Finished => EventTime::ZERO,
         }
     }
 }

@@ -473,7 +473,7 @@ impl OpenTransaction {
     pub(crate) fn append(&mut self, record: &StagedRef<'_>) -> Result<(), ConnectorError> {
         let mut header = [0; RECORD_HEADER];
         header[..4].copy_from_slice(&record.partition.to_le_bytes());
-        header[4..12].copy_from_slice(&record.timestamp.to_le_bytes());
+        header[4..12].copy_from_slice(&record.timestamp.millis().to_le_bytes());
         header[12..16].copy_from_slice(&(record.key.len() as u32).to_le_bytes());
         header[16..20].copy_from_slice(&(record.value.len() as u32).to_le_bytes());
         for part in [&header[..], record.key, record.value] {
@@ -541,7 +541,7 @@ fn for_each_staged(
         };
         each(StagedRef {
             partition: number(0..4, header) as u32,
-            timestamp: number(4..12, header),
+            timestamp: EventTime(number(4..12, header)),
             key,
             value,
         })?;
@@ -662,7 +662,7 @@ mod tests {
                 let value = epoch.to_string();
                 open.append(&StagedRef {
                     partition: 0,
-                    timestamp: number,
+                    timestamp: EventTime(number),
                     key: b"",
                     value: value.as_bytes(),
                 })

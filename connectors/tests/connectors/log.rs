@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use weir_connectors::log::{LogConfig, RecordRef, Topic, ValueFormat};
 use weir_connectors::ConnectorError;
+use weir_engine::EventTime;
 
 fn small_segments() -> LogConfig {
     LogConfig {
@@ -47,7 +48,7 @@ fn fill(topic: &Topic, count: u64) {
                 .append(&RecordRef {
                     key: &key,
                     value: value.as_bytes(),
-                    timestamp: number * 10,
+                    timestamp: EventTime(number * 10),
                     headers,
                 })
                 .unwrap();
@@ -64,7 +65,7 @@ fn read_all(topic: &Topic, partition: u32, from: u64) -> Vec<(u64, u64, String)>
         .read(37, |record| {
             records.push((
                 record.offset,
-                record.timestamp,
+                record.timestamp.millis(),
                 String::from_utf8(record.value.to_vec()).unwrap(),
             ))
         })
@@ -170,7 +171,7 @@ fn a_torn_tail_is_cut_off_on_open() {
     writer
         .append(&RecordRef {
             value: b"after the crash",
-            timestamp: 5,
+            timestamp: EventTime(5),
             ..RecordRef::default()
         })
         .unwrap();
@@ -318,14 +319,14 @@ fn a_second_writer_of_a_partition_is_refused() {
 fn offsets_are_found_by_time_and_topics_are_described() {
     let (dir, topic) = new_topic(3, small_segments());
     fill(&topic, 500);
-    assert_eq!(topic.offset_for_time(1, 0).unwrap(), 0);
-    assert_eq!(topic.offset_for_time(1, 2345).unwrap(), 235);
-    assert_eq!(topic.offset_for_time(1, 1_000_000).unwrap(), 500);
+    assert_eq!(topic.offset_for_time(1, EventTime(0)).unwrap(), 0);
+    assert_eq!(topic.offset_for_time(1, EventTime(2345)).unwrap(), 235);
+    assert_eq!(topic.offset_for_time(1, EventTime(1_000_000)).unwrap(), 500);
     let description = topic.describe().unwrap();
     assert_eq!(description.len(), 3);
     for partition in &description {
         assert_eq!((partition.start_offset, partition.end_offset), (0, 500));
-        assert_eq!(partition.time_range, Some((0, 4990)));
+        assert_eq!(partition.time_range, Some((EventTime(0), EventTime(4990))));
         assert!(partition.segments > 1 && partition.bytes > 0);
     }
     let reopened = Topic::open(topic.dir()).unwrap();
@@ -362,7 +363,7 @@ fn a_reader_racing_segment_rolls_reads_every_record_intact() {
             writer
                 .append(&RecordRef {
                     value: value(number).as_bytes(),
-                    timestamp: number,
+                    timestamp: EventTime(number),
                     ..RecordRef::default()
                 })
                 .unwrap();

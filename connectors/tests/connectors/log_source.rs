@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use weir_connectors::log::{LogConfig, LogSink, LogSource, RecordRef, StartAt, Topic, ValueFormat};
 use weir_engine::watermark::Watermarks;
+use weir_engine::EventTime;
 use weir_engine::{
     CollectSink, DeadLetter, EngineError, Job, JobConfig, Source, SourcePoll, SourceReader,
     WorkerInfo,
@@ -32,7 +33,7 @@ fn append_rows(topic: &Topic, partition: u32, rows: impl IntoIterator<Item = Row
         writer
             .append(&RecordRef {
                 value: &value,
-                timestamp: row.time,
+                timestamp: EventTime(row.time),
                 ..RecordRef::default()
             })
             .unwrap();
@@ -46,7 +47,7 @@ fn append_raw(topic: &Topic, partition: u32, values: &[&[u8]]) {
         writer
             .append(&RecordRef {
                 value,
-                timestamp: 1,
+                timestamp: EventTime(1),
                 ..RecordRef::default()
             })
             .unwrap();
@@ -138,7 +139,7 @@ fn each_start_position_starts_where_it_says() {
     );
     // Timestamps are id * 10: from 1500 ms, partition 0 has nothing and partition 1 starts at 150.
     assert_eq!(
-        ids(|s| s.start_at(StartAt::Timestamp(1_500))),
+        ids(|s| s.start_at(StartAt::Timestamp(EventTime(1_500)))),
         (150..200).collect::<Vec<_>>()
     );
 }
@@ -271,7 +272,9 @@ fn each_partition_has_its_own_watermark_and_a_silent_one_stops_holding_it_back()
     let mut reader = source.open(WorkerInfo { index: 0, peers: 1 }).unwrap();
     let mut out = Vec::new();
     let mut poll = |out: &mut Vec<Row>| -> SourcePoll {
-        let mut last = SourcePoll::Waiting { watermark: 0 };
+        let mut last = SourcePoll::Waiting {
+            watermark: EventTime::ZERO,
+        };
         // Drain what is there; report the last status.
         for _ in 0..10 {
             last = reader.poll(out, 1024).unwrap();
@@ -286,16 +289,16 @@ fn each_partition_has_its_own_watermark_and_a_silent_one_stops_holding_it_back()
     append_rows(&topic, 0, rows(0..100)); // times 0..990
     let started = Instant::now();
     // Partition 1 has had nothing yet: it holds the watermark at 0 until it counts as idle.
-    assert_eq!(watermark(poll(&mut out)), Some(0));
+    assert_eq!(watermark(poll(&mut out)), Some(EventTime(0)));
     assert_eq!(out.len(), 100);
     while started.elapsed() < idle_after {
         std::thread::sleep(Duration::from_millis(20));
     }
     append_rows(&topic, 0, rows(100..110)); // partition 0 stays active
-    assert_eq!(watermark(poll(&mut out)), Some(990));
+    assert_eq!(watermark(poll(&mut out)), Some(EventTime(990)));
     // Partition 1 wakes with older records: it holds the watermark back again.
     append_rows(&topic, 1, [Row { id: 500, time: 400 }]);
-    assert_eq!(watermark(poll(&mut out)), Some(300));
+    assert_eq!(watermark(poll(&mut out)), Some(EventTime(300)));
     // Both silent for longer than the timeout: the reader is dormant.
     std::thread::sleep(idle_after + Duration::from_millis(50));
     assert_eq!(poll(&mut out), SourcePoll::Idle);
@@ -339,7 +342,7 @@ fn the_log_sink_partitions_by_key_and_reads_back_in_binary() {
     .run(move |p| {
         let sink = LogSink::new(&out_dir)
             .key_by(|row: &Row| (row.id % 10).to_le_bytes().to_vec())
-            .event_time(|row| row.time);
+            .event_time(|row| EventTime(row.time));
         p.source(LogSource::<Row>::new(&in_dir).until_end())
             .sink(sink);
         Ok(())
@@ -376,7 +379,7 @@ fn read_then_checkpoint(
         let wanted = count - rows.len();
         match reader.poll(&mut rows, wanted).unwrap() {
             SourcePoll::Ready { watermark: now } | SourcePoll::Waiting { watermark: now } => {
-                watermark = now
+                watermark = now.millis()
             }
             other => panic!("unexpected {other:?} after {} rows", rows.len()),
         }
@@ -414,7 +417,7 @@ fn a_restored_reader_starts_at_the_watermark_it_had_reached() {
     let source = || {
         LogSource::<Row>::new(dir.path().join("rows"))
             .watermarks(watermarks.clone())
-            .event_time(|row: &Row| row.time)
+            .event_time(|row: &Row| EventTime(row.time))
     };
     // Partition 0 is read to its end (time 990), partition 1 to time 190.
     let (_, positions, watermark) = read_then_checkpoint(source(), 120);
@@ -423,7 +426,7 @@ fn a_restored_reader_starts_at_the_watermark_it_had_reached() {
     resumed.resume_from(&positions).unwrap();
     let reader = resumed.open(WorkerInfo { index: 0, peers: 1 }).unwrap();
     // A record of time 100 read now is late, as it would have been without the restore.
-    assert_eq!(reader.start_watermark(), watermark);
+    assert_eq!(reader.start_watermark(), EventTime(watermark));
 }
 
 /// Cuts the first segment of `partition` of the topic in `dir` to `keep` of its bytes.

@@ -111,7 +111,9 @@ impl SourceReader for NumbersReader {
         Ok(if self.next.values().all(|next| *next == PER_PARTITION) {
             SourcePoll::Finished
         } else {
-            SourcePoll::Waiting { watermark: 0 }
+            SourcePoll::Waiting {
+                watermark: EventTime(0),
+            }
         })
     }
     fn positions(&self) -> Option<Positions> {
@@ -140,7 +142,7 @@ impl KeyedProcess<u64, u64> for CountAtEnd {
     ) {
         state.0 += 1;
         state.1 += record;
-        cx.set_timer(EventTime::MAX - 1);
+        cx.set_timer(EventTime::MAX);
     }
     fn on_timer(
         &mut self,
@@ -207,7 +209,7 @@ fn run_job(job: Job, source: Numbers) -> Result<(Vec<Count>, JobReport), EngineE
 fn count<'s>(numbers: Stream<'s, u64>, name: &str) -> Stream<'s, Count> {
     numbers
         .key_by(|n| n % KEYS)
-        .process(name, |_| 0, CountAtEnd)
+        .process(name, |_| EventTime(0), CountAtEnd)
         .results
 }
 

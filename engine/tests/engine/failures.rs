@@ -7,8 +7,8 @@
 use std::sync::{Arc, Mutex};
 
 use weir_engine::{
-    BoxError, EngineError, IterSource, Job, JobConfig, Sink, Source, SourcePoll, SourceReader,
-    WorkerInfo,
+    BoxError, EngineError, EventTime, IterSource, Job, JobConfig, Sink, Source, SourcePoll,
+    SourceReader, WorkerInfo,
 };
 
 /// A source that fails to open on one worker only.
@@ -40,7 +40,9 @@ impl SourceReader for Counting {
         Ok(if end == 100_000 {
             SourcePoll::Finished
         } else {
-            SourcePoll::Ready { watermark: 0 }
+            SourcePoll::Ready {
+                watermark: EventTime(0),
+            }
         })
     }
 }

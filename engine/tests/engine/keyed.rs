@@ -30,7 +30,7 @@ impl KeyedProcess<u64, u64> for Alarm {
         _: &mut KeyedContext<u64, ProcessingTime, u64>,
         _: &u64,
         _: &mut bool,
-        _: u64,
+        _: EventTime,
     ) {
     }
     fn on_processing_timer(
@@ -59,7 +59,7 @@ fn a_processing_time_timer_fires_when_the_clock_reaches_it_while_the_input_is_op
     job.build(move |p| {
         p.source(source.source())
             .key_by(|n| *n)
-            .process("alarm", |_| 0, Alarm)
+            .process("alarm", |_| EventTime(0), Alarm)
             .results
             .sink(sink.clone());
         Ok(())

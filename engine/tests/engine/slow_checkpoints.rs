@@ -56,7 +56,9 @@ impl SourceReader for Paced {
         Ok(if self.0.is_empty() {
             SourcePoll::Finished
         } else {
-            SourcePoll::Waiting { watermark: 0 }
+            SourcePoll::Waiting {
+                watermark: EventTime(0),
+            }
         })
     }
 }
@@ -119,7 +121,7 @@ fn run(dir: &Path) -> Vec<(u64, usize)> {
         .run(move |p| {
             p.source(Paced(keys.clone()))
                 .key_by(|key| *key)
-                .process("fill", |_| 0, Fill)
+                .process("fill", |_| EventTime(0), Fill)
                 .results
                 .sink(sink.clone());
             Ok(())

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weir_engine::{
-    BoxError, CollectSink, DeadLetter, EngineError, Job, JobConfig, Source, SourcePoll,
+    BoxError, CollectSink, DeadLetter, EngineError, EventTime, Job, JobConfig, Source, SourcePoll,
     SourceReader, WorkerInfo,
 };
 
@@ -67,7 +67,9 @@ impl SourceReader for NumbersReader {
         Ok(if self.next == self.end {
             SourcePoll::Finished
         } else {
-            SourcePoll::Ready { watermark: 0 }
+            SourcePoll::Ready {
+                watermark: EventTime(0),
+            }
         })
     }
     fn drain_dead_letters(&mut self, out: &mut Vec<DeadLetter>) {
@@ -166,7 +168,7 @@ impl SourceReader for ScriptReader {
         if self.worker == 0 {
             if !reached && !timed_out {
                 return Ok(SourcePoll::Waiting {
-                    watermark: self.script.wake_at,
+                    watermark: EventTime(self.script.wake_at),
                 });
             }
             if reached && !timed_out {
@@ -176,7 +178,7 @@ impl SourceReader for ScriptReader {
             let phase = *self.phase_started.get_or_insert_with(Instant::now);
             if phase.elapsed() < Duration::from_millis(500) && !timed_out {
                 return Ok(SourcePoll::Waiting {
-                    watermark: self.script.wake_at * 2,
+                    watermark: EventTime(self.script.wake_at * 2),
                 });
             }
             self.script.worker0_done.store(true, Ordering::SeqCst);
@@ -191,7 +193,7 @@ impl SourceReader for ScriptReader {
             return Ok(SourcePoll::Finished);
         }
         Ok(SourcePoll::Waiting {
-            watermark: self.script.woken_watermark,
+            watermark: EventTime(self.script.woken_watermark),
         })
     }
 }
@@ -221,9 +223,10 @@ fn a_dormant_worker_does_not_stall_the_watermark_and_holds_it_back_once_awake() 
             let (seen, max_while_awake, done, _) = observer.clone();
             p.source(script)
                 .on_watermark(move |watermark| {
-                    if watermark == u64::MAX {
+                    if watermark == EventTime::MAX {
                         return;
                     }
+                    let watermark = watermark.millis();
                     if seen.load(Ordering::SeqCst) >= wake_at && !done.load(Ordering::SeqCst) {
                         max_while_awake.fetch_max(watermark, Ordering::SeqCst);
                     }

@@ -89,7 +89,7 @@ pub struct Q22Row {
 
 /// The hour of the day (UTC) of an event time.
 fn hour_of(time: EventTime) -> u64 {
-    time / 3_600_000 % 24
+    time.millis() / 3_600_000 % 24
 }
 
 /// q14: bids between 1 and 50 million euros with their time of day and `c` count.

@@ -72,11 +72,12 @@ impl KeyedProcess<u64, u64> for ProcessingTimeCount {
         let time = time.millis();
         let start = time - self.size;
         if let Some(bid_count) = counts.remove(&start) {
+            // The wall-clock window goes in the date-time columns q12 shares with q11.
             cx.emit(Q12Row {
                 bidder: *bidder,
                 bid_count,
-                starttime: start,
-                endtime: time,
+                starttime: EventTime(start),
+                endtime: EventTime(time),
             });
         }
     }
@@ -93,7 +94,7 @@ pub fn q12<'s>(events: Stream<'s, Event>) -> Stream<'s, Q12Row> {
     };
     select_bids(events, |bid| Some(bid.bidder))
         .key_by(|bidder| *bidder)
-        .process("processing-time count", |_| 0, logic)
+        .process("processing-time count", |_| EventTime::ZERO, logic)
         .results
 }
 

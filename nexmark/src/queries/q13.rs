@@ -42,7 +42,7 @@ pub struct SideRow {
 impl Timestamped for SideRow {
     /// Loaded from a file: valid from the beginning.
     fn event_time(&self) -> EventTime {
-        0
+        EventTime::ZERO
     }
 }
 

@@ -66,7 +66,8 @@ pub fn q7<'s>(events: Stream<'s, Event>) -> Stream<'s, Q7Row> {
         .aggregate(MaxBy::of(|bid: &Q7Row| bid.price))
         .results
         .flat_map(|highest| highest.value);
-    let window_start = |at: EventTime| at - at % weir::millis(Q7_WINDOW);
+    let window_start =
+        |at: EventTime| EventTime(at.millis() - at.millis() % weir::millis(Q7_WINDOW));
     let maxima = candidates
         .clone()
         .key_by(move |bid| window_start(bid.date_time))
@@ -74,10 +75,8 @@ pub fn q7<'s>(events: Stream<'s, Event>) -> Stream<'s, Q7Row> {
         .aggregate(Max::of(|bid: &Q7Row| bid.price))
         .results
         .flat_map(|max: WindowResult<EventTime, Option<u64>>| {
-            max.value.map(|price| WindowMax {
-                price,
-                at: max.end - 1,
-            })
+            let at = max.event_time();
+            max.value.map(|price| WindowMax { price, at })
         });
     maxima
         .key_by(move |max| window_start(max.at))

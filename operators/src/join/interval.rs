@@ -33,7 +33,7 @@ impl IntervalJoin {
 
     /// Whether a right record at `right` joins a left record at `left`.
     fn matches(&self, left: EventTime, right: EventTime) -> bool {
-        let distance = i128::from(right) - i128::from(left);
+        let distance = i128::from(right.millis()) - i128::from(left.millis());
         i128::from(self.lower) <= distance && distance <= i128::from(self.upper)
     }
 
@@ -44,11 +44,12 @@ impl IntervalJoin {
 
 /// `time + by`, saturating at both ends of event time.
 fn shifted(time: EventTime, by: i64) -> EventTime {
-    if by >= 0 {
-        time.saturating_add(by.unsigned_abs())
+    let millis = if by >= 0 {
+        time.millis().saturating_add(by.unsigned_abs())
     } else {
-        time.saturating_sub(by.unsigned_abs())
-    }
+        time.millis().saturating_sub(by.unsigned_abs())
+    };
+    EventTime(millis)
 }
 
 /// The keyed logic of an interval join.

@@ -94,13 +94,13 @@ pub trait JoinExt<'s, K, L> {
     /// let sink = CollectSink::new();
     /// let results = sink.results();
     /// Job::new(JobConfig::default()).run(move |p| {
-    ///     let clicks = [(1, 100), (1, 300), (2, 500)].map(|(user, at)| Click { user, at });
-    ///     let views = [(1, 200), (2, 1_500)].map(|(user, at)| Click { user, at });
+    ///     let clicks = [(1, 100), (1, 300), (2, 500)].map(|(user, at)| Click { user, at: EventTime(at) });
+    ///     let views = [(1, 200), (2, 1_500)].map(|(user, at)| Click { user, at: EventTime(at) });
     ///     let clicks = p.source(IterSource::new("clicks", clicks)).key_by(|c| c.user);
     ///     let views = p.source(IterSource::new("views", views)).key_by(|v| v.user);
     ///     // Users who clicked and viewed in the same second, with their click count.
     ///     let both = clicks.window_cogroup(views, tumbling(Duration::from_secs(1)), |user, window, clicks, views| {
-    ///         (!clicks.is_empty() && !views.is_empty()).then(|| (*user, window.start, clicks.len()))
+    ///         (!clicks.is_empty() && !views.is_empty()).then(|| (*user, window.start.millis(), clicks.len()))
     ///     });
     ///     both.results.sink(sink.clone());
     ///     Ok(())

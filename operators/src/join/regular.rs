@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use weir_engine::{millis, Data, EventTime, KeyedContext, KeyedProcess};
+use weir_engine::{Data, EventTime, KeyedContext, KeyedProcess};
 
 use super::{Rows, Side};
 use crate::changelog::Change;
@@ -59,11 +59,11 @@ impl<T> Expiry<T> for Never {
 
 /// Rows are forgotten a fixed time after their event time.
 #[derive(Clone, Copy, Debug)]
-pub struct Ttl(EventTime);
+pub struct Ttl(Duration);
 
 impl<T> Expiry<T> for Ttl {
     fn expires_at(&self, _row: &T, event_time: EventTime) -> Option<EventTime> {
-        Some(event_time.saturating_add(self.0))
+        Some(event_time + self.0)
     }
 }
 
@@ -95,7 +95,7 @@ impl RegularJoin {
 impl<EL, ER> RegularJoin<EL, ER> {
     /// Forgets each row once the watermark passes its event time plus `ttl`.
     pub fn ttl(self, ttl: Duration) -> RegularJoin<Ttl, Ttl> {
-        let ttl = Ttl(millis(ttl));
+        let ttl = Ttl(ttl);
         self.expire(ttl, ttl)
     }
 

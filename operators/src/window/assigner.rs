@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use weir_engine::{millis, EventTime};
+use weir_engine::{millis, EventTime, END_OF_TIME};
 
 /// A window of event time, `[start, end)` in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -17,7 +17,15 @@ pub struct Window {
 impl Window {
     /// The last event time in the window: a window fires once the watermark passes it.
     pub fn max_timestamp(&self) -> EventTime {
-        self.end.saturating_sub(1)
+        EventTime(self.end.millis().saturating_sub(1))
+    }
+
+    /// The window of `length` ms that starts `start` ms after the Unix epoch.
+    fn starting_at(start: u64, length: u64) -> Window {
+        Window {
+            start: EventTime(start),
+            end: EventTime(start.saturating_add(length)),
+        }
     }
 
     /// Whether the two windows overlap or touch (sessions that do are one session).
@@ -41,21 +49,21 @@ pub enum Windows {
     /// its size).
     Tumbling {
         /// Window length in ms.
-        size: EventTime,
+        size: u64,
     },
     /// Windows of `size` ms starting every `slide` ms; an event belongs to `size / slide`
     /// windows.
     Hopping {
         /// Window length in ms.
-        size: EventTime,
+        size: u64,
         /// Distance between window starts in ms.
-        slide: EventTime,
+        slide: u64,
     },
     /// Per key, events less than `gap` ms apart form one session; sessions merge as events
     /// arrive between them.
     Session {
         /// The largest silence inside a session, in ms.
-        gap: EventTime,
+        gap: u64,
     },
     /// One window per key over all of event time: it fires when the input ends, or earlier
     /// through a trigger.
@@ -66,9 +74,13 @@ pub enum Windows {
 ///
 /// ```
 /// use std::time::Duration;
+/// use weir_engine::EventTime;
 /// use weir_operators::window::{tumbling, Window};
 /// let windows = tumbling(Duration::from_secs(10));
-/// assert_eq!(windows.assign(12_345), vec![Window { start: 10_000, end: 20_000 }]);
+/// assert_eq!(
+///     windows.assign(EventTime(12_345)),
+///     vec![Window { start: EventTime(10_000), end: EventTime(20_000) }]
+/// );
 /// ```
 pub fn tumbling(size: Duration) -> Windows {
     Windows::Tumbling {
@@ -80,11 +92,15 @@ pub fn tumbling(size: Duration) -> Windows {
 ///
 /// ```
 /// use std::time::Duration;
+/// use weir_engine::EventTime;
 /// use weir_operators::window::{hopping, Window};
 /// let windows = hopping(Duration::from_secs(10), Duration::from_secs(5));
 /// assert_eq!(
-///     windows.assign(12_000),
-///     vec![Window { start: 5_000, end: 15_000 }, Window { start: 10_000, end: 20_000 }]
+///     windows.assign(EventTime(12_000)),
+///     vec![
+///         Window { start: EventTime(5_000), end: EventTime(15_000) },
+///         Window { start: EventTime(10_000), end: EventTime(20_000) },
+///     ]
 /// );
 /// ```
 pub fn hopping(size: Duration, slide: Duration) -> Windows {
@@ -98,9 +114,13 @@ pub fn hopping(size: Duration, slide: Duration) -> Windows {
 ///
 /// ```
 /// use std::time::Duration;
+/// use weir_engine::EventTime;
 /// use weir_operators::window::{session, Window};
 /// // Alone, an event opens a session of one gap; later events extend or merge it.
-/// assert_eq!(session(Duration::from_secs(10)).assign(1_000), vec![Window { start: 1_000, end: 11_000 }]);
+/// assert_eq!(
+///     session(Duration::from_secs(10)).assign(EventTime(1_000)),
+///     vec![Window { start: EventTime(1_000), end: EventTime(11_000) }]
+/// );
 /// ```
 pub fn session(gap: Duration) -> Windows {
     Windows::Session {
@@ -112,8 +132,12 @@ pub fn session(gap: Duration) -> Windows {
 /// the input ends.
 ///
 /// ```
+/// use weir_engine::{EventTime, END_OF_TIME};
 /// use weir_operators::window::{global, Window};
-/// assert_eq!(global().assign(1_000), vec![Window { start: 0, end: u64::MAX }]);
+/// assert_eq!(
+///     global().assign(EventTime(1_000)),
+///     vec![Window { start: EventTime::ZERO, end: END_OF_TIME }]
+/// );
 /// ```
 pub fn global() -> Windows {
     Windows::Global
@@ -123,42 +147,28 @@ impl Windows {
     /// The windows an event at `event_time` belongs to, earliest first (for sessions, the
     /// event's own session before merging).
     pub fn assign(&self, event_time: EventTime) -> Vec<Window> {
+        let time = event_time.millis();
         match *self {
-            Windows::Tumbling { size } => {
-                let start = event_time - event_time % size;
-                vec![Window {
-                    start,
-                    end: start.saturating_add(size),
-                }]
-            }
+            Windows::Tumbling { size } => vec![Window::starting_at(time - time % size, size)],
             Windows::Hopping { size, slide } => {
-                let last_start = event_time - event_time % slide;
                 let mut windows = Vec::new();
-                let mut start = last_start;
+                let mut start = time - time % slide;
                 loop {
-                    if start.saturating_add(size) > event_time {
-                        windows.push(Window {
-                            start,
-                            end: start.saturating_add(size),
-                        });
+                    if start.saturating_add(size) > time {
+                        windows.push(Window::starting_at(start, size));
                     }
                     match start.checked_sub(slide) {
-                        Some(earlier) if earlier.saturating_add(size) > event_time => {
-                            start = earlier
-                        }
+                        Some(earlier) if earlier.saturating_add(size) > time => start = earlier,
                         _ => break,
                     }
                 }
                 windows.reverse();
                 windows
             }
-            Windows::Session { gap } => vec![Window {
-                start: event_time,
-                end: event_time.saturating_add(gap),
-            }],
+            Windows::Session { gap } => vec![Window::starting_at(time, gap)],
             Windows::Global => vec![Window {
-                start: 0,
-                end: EventTime::MAX,
+                start: EventTime::ZERO,
+                end: END_OF_TIME,
             }],
         }
     }
@@ -177,12 +187,13 @@ mod tests {
     proptest! {
         #[test]
         fn hopping_windows_are_exactly_those_holding_the_event(time in 0u64..1_000_000, size in 1u64..5_000, slide in 1u64..5_000) {
-            let windows = Windows::Hopping { size, slide }.assign(time);
+            let windows = Windows::Hopping { size, slide }.assign(EventTime(time));
             // Every window holds the event and starts on a slide boundary.
             for window in &windows {
-                prop_assert!(window.start <= time && time < window.end);
-                prop_assert_eq!(window.start % slide, 0);
-                prop_assert_eq!(window.end - window.start, size);
+                let (start, end) = (window.start.millis(), window.end.millis());
+                prop_assert!(start <= time && time < end);
+                prop_assert_eq!(start % slide, 0);
+                prop_assert_eq!(end - start, size);
             }
             // And no other boundary-aligned window does.
             let expected = (0..=time / slide).filter(|k| k * slide + size > time).count();

@@ -21,13 +21,13 @@
 //! let sink = CollectSink::new();
 //! let results = sink.results();
 //! Job::new(JobConfig::default()).run(move |p| {
-//!     let clicks = [(1, 500), (1, 1_500), (2, 900), (1, 1_200)].map(|(page, at)| Click { page, at });
+//!     let clicks = [(1, 500), (1, 1_500), (2, 900), (1, 1_200)].map(|(page, at)| Click { page, at: EventTime(at) });
 //!     let counts = p
 //!         .source(IterSource::new("clicks", clicks))
 //!         .key_by(|click| click.page)
 //!         .window(tumbling(Duration::from_secs(1)))
 //!         .aggregate(Count);
-//!     counts.results.map(|r| (r.key, r.start, r.value)).sink(sink.clone());
+//!     counts.results.map(|r| (r.key, r.start.millis(), r.value)).sink(sink.clone());
 //!     Ok(())
 //! })?;
 //! let mut counts = results.lock().unwrap().clone();
@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use weir_engine::{
-    millis, Data, EventTime, KeyedContext, KeyedOutput, KeyedProcess, KeyedStream, ProcessingTime,
+    Data, EventTime, KeyedContext, KeyedOutput, KeyedProcess, KeyedStream, ProcessingTime,
     Timestamped,
 };
 
@@ -103,7 +103,11 @@ impl<K, R> Timestamped for WindowResult<K, R> {
     /// A window's result happens at its last millisecond, so windows downstream put it in
     /// the window it summarises.
     fn event_time(&self) -> EventTime {
-        self.end.saturating_sub(1)
+        let window = Window {
+            start: self.start,
+            end: self.end,
+        };
+        window.max_timestamp()
     }
 }
 
@@ -115,7 +119,7 @@ pub type WindowOutput<'s, K, R, T> = KeyedOutput<'s, WindowResult<K, R>, T>;
 pub struct WindowedStream<'s, K, T> {
     stream: KeyedStream<'s, K, T>,
     windows: Windows,
-    allowed_lateness: EventTime,
+    allowed_lateness: Duration,
     trigger: Option<(Trigger<T>, Firing)>,
 }
 
@@ -130,7 +134,7 @@ impl<'s, K: Data + Hash + Eq, T: Data + Timestamped> WindowExt<'s, K, T> for Key
         WindowedStream {
             stream: self,
             windows,
-            allowed_lateness: 0,
+            allowed_lateness: Duration::ZERO,
             trigger: None,
         }
     }
@@ -142,7 +146,7 @@ impl<'s, K: Data + Hash + Eq, T: Data + Timestamped> WindowedStream<'s, K, T> {
     /// output.
     pub fn allowed_lateness(self, lateness: Duration) -> Self {
         WindowedStream {
-            allowed_lateness: millis(lateness),
+            allowed_lateness: lateness,
             ..self
         }
     }
@@ -183,7 +187,7 @@ struct OpenWindow<Acc, Out> {
 /// The keyed logic of windowed aggregation.
 struct WindowLogic<A, T> {
     windows: Windows,
-    allowed_lateness: EventTime,
+    allowed_lateness: Duration,
     trigger: Option<(Trigger<T>, Firing)>,
     aggregate: A,
 }
@@ -193,7 +197,7 @@ type Open<A, T> = OpenWindow<<A as Aggregate<T>>::Accumulator, <A as Aggregate<T
 impl<A: Aggregate<T>, T> WindowLogic<A, T> {
     /// A window is expired once the watermark passes its end plus the allowed lateness.
     fn expired(&self, window: &Window, watermark: EventTime) -> bool {
-        window.max_timestamp().saturating_add(self.allowed_lateness) < watermark
+        window.max_timestamp() + self.allowed_lateness < watermark
     }
 
     fn retracting(&self) -> bool {
@@ -271,8 +275,8 @@ impl<A: Aggregate<T>, T> WindowLogic<A, T> {
     /// Asks for the window's firing and, with lateness, its clean-up.
     fn set_timers<K, O>(&self, cx: &mut KeyedContext<K, O, T>, window: &Window) {
         cx.set_timer(window.max_timestamp());
-        if self.allowed_lateness > 0 {
-            cx.set_timer(window.max_timestamp().saturating_add(self.allowed_lateness));
+        if !self.allowed_lateness.is_zero() {
+            cx.set_timer(window.max_timestamp() + self.allowed_lateness);
         }
     }
 }
@@ -382,7 +386,7 @@ where
             }
         }
         open.retain(|window| {
-            !(window.fired && self.expired(&window.window, time.saturating_add(1)))
+            !(window.fired && self.expired(&window.window, time + Duration::from_millis(1)))
         });
     }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use weir_engine::testing::{TestInput, TestJob, TestSource};
 use weir_engine::{BoxError, EventTime, JobConfig, JobMetrics, Pipeline, Timestamped};
@@ -13,8 +14,8 @@ use weir_engine::{BoxError, EventTime, JobConfig, JobMetrics, Pipeline, Timestam
 pub enum Step<T> {
     /// A record.
     Record(T),
-    /// The watermark the source reaches.
-    Watermark(EventTime),
+    /// The watermark the source reaches, in milliseconds.
+    Watermark(u64),
 }
 
 /// A harnessed job with `config` whose input plays `steps[w]` on worker `w` and then ends.
@@ -28,7 +29,9 @@ pub fn scripted<T: Send + 'static>(
         for step in steps {
             match step {
                 Step::Record(record) => input.push_to(worker, [record]),
-                Step::Watermark(watermark) => input.advance_watermark_of(worker, watermark),
+                Step::Watermark(watermark) => {
+                    input.advance_watermark_of(worker, EventTime(watermark))
+                }
             }
         }
     }
@@ -54,11 +57,11 @@ pub fn run_script<T: Send + 'static>(
 pub fn scripts<T: Clone + Timestamped>(
     records: &[T],
     workers: usize,
-    bound: EventTime,
+    bound: Duration,
     every: usize,
 ) -> Vec<Vec<Step<T>>> {
     let mut steps = vec![Vec::new(); workers];
-    let mut max_seen = vec![0; workers];
+    let mut max_seen = vec![EventTime::ZERO; workers];
     for (index, record) in records.iter().enumerate() {
         let worker = index % workers;
         steps[worker].push(Step::Record(record.clone()));
@@ -66,7 +69,7 @@ pub fn scripts<T: Clone + Timestamped>(
         if at > max_seen[worker] {
             max_seen[worker] = at;
             if index % every == 0 {
-                steps[worker].push(Step::Watermark(at.saturating_sub(bound)));
+                steps[worker].push(Step::Watermark(at.saturating_sub(bound).millis()));
             }
         }
     }

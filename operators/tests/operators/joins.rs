@@ -23,19 +23,20 @@ use weir_operators::window::{hopping, session, tumbling, Windows};
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 struct Rec {
     key: u32,
-    at: EventTime,
+    /// Event time in milliseconds.
+    at: u64,
     id: u32,
     left: bool,
 }
 
 impl Timestamped for Rec {
     fn event_time(&self) -> EventTime {
-        self.at
+        EventTime(self.at)
     }
 }
 
 /// A joined pair: key, window start (0 for interval joins), left id, right id.
-type Pair = (u32, EventTime, u32, u32);
+type Pair = (u32, u64, u32, u32);
 
 /// The join under test, between the left and the right records of one scripted source.
 #[derive(Clone, Copy, Debug)]
@@ -66,7 +67,7 @@ fn run(steps: Vec<Vec<Step<Rec>>>, kind: Kind) -> Outcome {
         let right = records.filter(|r| !r.left).key_by(|r| r.key);
         let output: JoinOutput<'_, Pair, Rec, Rec> = match kind {
             Kind::Window(windows) => left.window_join(right, windows, |key, window, l, r| {
-                (*key, window.start, l.id, r.id)
+                (*key, window.start.millis(), l.id, r.id)
             }),
             Kind::Interval(bounds) => {
                 left.interval_join(right, bounds, |key, l, r| (*key, 0, l.id, r.id))
@@ -99,7 +100,7 @@ fn run(steps: Vec<Vec<Step<Rec>>>, kind: Kind) -> Outcome {
 
 /// The windows `[start, end)` each record of one key falls in, sessions built over both
 /// sides' records: computed here without the operator library's assigner.
-fn windows_of(records: &[&Rec], windows: Windows) -> Vec<Vec<EventTime>> {
+fn windows_of(records: &[&Rec], windows: Windows) -> Vec<Vec<u64>> {
     match windows {
         Windows::Tumbling { size } => records.iter().map(|r| vec![r.at - r.at % size]).collect(),
         Windows::Hopping { size, slide } => records
@@ -112,10 +113,10 @@ fn windows_of(records: &[&Rec], windows: Windows) -> Vec<Vec<EventTime>> {
             })
             .collect(),
         Windows::Session { gap } => {
-            let mut times: Vec<EventTime> = records.iter().map(|r| r.at).collect();
+            let mut times: Vec<u64> = records.iter().map(|r| r.at).collect();
             times.sort_unstable();
             // Session starts: a record more than `gap` after the one before starts a session.
-            let starts: Vec<EventTime> = times
+            let starts: Vec<u64> = times
                 .iter()
                 .enumerate()
                 .filter(|(i, at)| *i == 0 || **at > times[i - 1] + gap)
@@ -179,12 +180,8 @@ fn bounds_of(bounds: IntervalJoin) -> (i64, i64) {
 }
 
 /// Records dealt to scripts, a watermark step after every fourth.
-fn scripts<T: Clone + Timestamped>(
-    records: &[T],
-    workers: usize,
-    bound: EventTime,
-) -> Vec<Vec<Step<T>>> {
-    crate::common::scripts(records, workers, bound, 4)
+fn scripts<T: Clone + Timestamped>(records: &[T], workers: usize, bound: u64) -> Vec<Vec<Step<T>>> {
+    crate::common::scripts(records, workers, Duration::from_millis(bound), 4)
 }
 
 fn records_strategy() -> impl Strategy<Value = Vec<Rec>> {
@@ -196,7 +193,7 @@ fn records_strategy() -> impl Strategy<Value = Vec<Rec>> {
             // In event-time order, 30 ms apart on average, then each delayed by up to the
             // bound and emitted in delayed order.
             let mut at = 0;
-            let mut delayed: Vec<(EventTime, Rec)> = raw
+            let mut delayed: Vec<(u64, Rec)> = raw
                 .into_iter()
                 .enumerate()
                 .map(|(id, (key, step, left))| {
@@ -215,7 +212,7 @@ fn records_strategy() -> impl Strategy<Value = Vec<Rec>> {
         })
 }
 
-const BOUND: EventTime = 100;
+const BOUND: u64 = 100;
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 10, ..ProptestConfig::default() })]
@@ -238,7 +235,7 @@ proptest! {
     }
 }
 
-fn rec(key: u32, at: EventTime, id: u32, left: bool) -> Step<Rec> {
+fn rec(key: u32, at: u64, id: u32, left: bool) -> Step<Rec> {
     Step::Record(Rec { key, at, id, left })
 }
 
@@ -296,7 +293,7 @@ fn state_stays_bounded(kind: Kind, most: u64) {
     let held = outcome
         .state_keys
         .iter()
-        .filter(|(watermark, _)| *watermark > 1_000 && *watermark < 5_000)
+        .filter(|(watermark, _)| (1_001..5_000).contains(&watermark.millis()))
         .map(|(_, keys)| *keys)
         .collect::<Vec<_>>();
     assert!(held.len() > 10, "the watermark moved in steps: {held:?}");
@@ -437,7 +434,7 @@ proptest! {
     }
 }
 
-fn insert(key: u32, at: EventTime, id: u32, left: bool) -> Step<Change<Rec>> {
+fn insert(key: u32, at: u64, id: u32, left: bool) -> Step<Change<Rec>> {
     Step::Record(Change::Insert(Rec { key, at, id, left }))
 }
 
@@ -488,7 +485,7 @@ type Versioned = (u32, u32, Option<u32>);
 fn versions_strategy() -> impl Strategy<Value = Vec<Change<Rec>>> {
     proptest::collection::vec((0u32..3, 0u8..4, 1u64..40, 0u64..1000), 1..60).prop_map(|ops| {
         let mut at = 0;
-        let mut delayed: Vec<(EventTime, u32, Change<Rec>)> = ops
+        let mut delayed: Vec<(u64, u32, Change<Rec>)> = ops
             .into_iter()
             .enumerate()
             .map(|(id, (key, kind, step, delay))| {

@@ -24,17 +24,18 @@ use weir_operators::window::{
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Reading {
     sensor: u32,
-    at: EventTime,
+    /// Event time in milliseconds.
+    at: u64,
     value: u64,
 }
 
 impl Timestamped for Reading {
     fn event_time(&self) -> EventTime {
-        self.at
+        EventTime(self.at)
     }
 }
 
-type Key = (u32, EventTime, EventTime);
+type Key = (u32, u64, u64);
 type Step = crate::common::Step<Reading>;
 
 /// Runs a windowed sum of `value` per sensor; returns every result and the late readings.
@@ -71,7 +72,7 @@ fn run(
 fn final_results(results: &[WindowResult<u32, u64>]) -> BTreeMap<Key, u64> {
     results
         .iter()
-        .map(|r| ((r.key, r.start, r.end), r.value))
+        .map(|r| ((r.key, r.start.millis(), r.end.millis()), r.value))
         .collect()
 }
 
@@ -86,7 +87,7 @@ fn reference(readings: &[Reading], windows: Windows) -> BTreeMap<Key, u64> {
             }
             for (sensor, mut readings) in by_sensor {
                 readings.sort_by_key(|r| r.at);
-                let mut current: Option<(EventTime, EventTime, u64)> = None;
+                let mut current: Option<(u64, u64, u64)> = None;
                 for reading in readings {
                     current = match current {
                         Some((start, end, sum)) if reading.at <= end => {
@@ -107,9 +108,9 @@ fn reference(readings: &[Reading], windows: Windows) -> BTreeMap<Key, u64> {
         }
         _ => {
             for reading in readings {
-                for window in windows.assign(reading.at) {
+                for window in windows.assign(EventTime(reading.at)) {
                     *sums
-                        .entry((reading.sensor, window.start, window.end))
+                        .entry((reading.sensor, window.start.millis(), window.end.millis()))
                         .or_default() += reading.value;
                 }
             }
@@ -119,8 +120,8 @@ fn reference(readings: &[Reading], windows: Windows) -> BTreeMap<Key, u64> {
 }
 
 /// Readings dealt to scripts, a watermark step after every fifth.
-fn scripts(emitted: &[Reading], workers: usize, bound: EventTime) -> Vec<Vec<Step>> {
-    crate::common::scripts(emitted, workers, bound, 5)
+fn scripts(emitted: &[Reading], workers: usize, bound: u64) -> Vec<Vec<Step>> {
+    crate::common::scripts(emitted, workers, Duration::from_millis(bound), 5)
 }
 
 fn readings_strategy() -> impl Strategy<Value = (Vec<Reading>, Vec<usize>)> {
@@ -143,8 +144,8 @@ fn readings_strategy() -> impl Strategy<Value = (Vec<Reading>, Vec<usize>)> {
 }
 
 /// Reorders in-order readings so that none comes more than `bound` ms after a later one.
-fn disorder(readings: &[Reading], shuffle: &[usize], bound: EventTime) -> Vec<Reading> {
-    let mut keyed: Vec<(EventTime, usize, Reading)> = readings
+fn disorder(readings: &[Reading], shuffle: &[usize], bound: u64) -> Vec<Reading> {
+    let mut keyed: Vec<(u64, usize, Reading)> = readings
         .iter()
         .enumerate()
         .map(|(index, reading)| {
@@ -181,7 +182,7 @@ proptest! {
     }
 }
 
-fn reading(sensor: u32, at: EventTime, value: u64) -> Step {
+fn reading(sensor: u32, at: u64, value: u64) -> Step {
     Step::Record(Reading { sensor, at, value })
 }
 
@@ -207,13 +208,13 @@ fn late_records_update_within_the_lateness_and_go_to_the_late_output_beyond_it()
     let sensor1: Vec<_> = results
         .iter()
         .filter(|r| r.key == 1)
-        .map(|r| (r.start, r.value, r.kind == ResultKind::Update))
+        .map(|r| (r.start.millis(), r.value, r.kind == ResultKind::Update))
         .collect();
     assert_eq!(sensor1, vec![(0, 3, false), (0, 11, true)]);
     let sensor2: Vec<_> = results
         .iter()
         .filter(|r| r.key == 2)
-        .map(|r| (r.start, r.value, r.kind == ResultKind::Update))
+        .map(|r| (r.start.millis(), r.value, r.kind == ResultKind::Update))
         .collect();
     assert_eq!(sensor2, vec![(1_000, 36, false), (7_000, 64, false)]);
     assert_eq!(
@@ -266,7 +267,14 @@ fn a_late_record_bridging_two_fired_sessions_merges_them_into_an_update() {
     assert!(late.is_empty());
     let emitted: Vec<_> = results
         .iter()
-        .map(|r| (r.start, r.end, r.value, r.kind == ResultKind::Update))
+        .map(|r| {
+            (
+                r.start.millis(),
+                r.end.millis(),
+                r.value,
+                r.kind == ResultKind::Update,
+            )
+        })
         .collect();
     assert_eq!(
         emitted,
@@ -303,7 +311,7 @@ fn counts_match_on_one_and_two_workers() {
         let results: Vec<WindowResult<u32, u64>> = out.lock().unwrap().clone();
         results
             .iter()
-            .map(|r| ((r.key, r.start, r.end), r.value))
+            .map(|r| ((r.key, r.start.millis(), r.end.millis()), r.value))
             .collect::<BTreeMap<_, _>>()
     };
     let one = count(1);
@@ -317,7 +325,7 @@ fn run_triggered(
     windows: Windows,
     trigger: fn() -> Trigger<Reading>,
     firing: Firing,
-) -> Vec<(EventTime, u64, ResultKind)> {
+) -> Vec<(u64, u64, ResultKind)> {
     let results = CollectSink::new();
     let out = results.results();
     run_script(JobConfig::default(), vec![steps], move |p, script| {
@@ -331,7 +339,9 @@ fn run_triggered(
         Ok(())
     });
     let rows: Vec<WindowResult<u32, u64>> = out.lock().unwrap().clone();
-    rows.iter().map(|r| (r.start, r.value, r.kind)).collect()
+    rows.iter()
+        .map(|r| (r.start.millis(), r.value, r.kind))
+        .collect()
 }
 
 fn five_readings() -> Vec<Step> {
@@ -416,9 +426,11 @@ fn an_interval_trigger_fires_when_processing_time_passes_the_interval() {
         Ok(())
     })
     .unwrap();
-    let rows = || -> Vec<(EventTime, u64, ResultKind)> {
+    let rows = || -> Vec<(u64, u64, ResultKind)> {
         let rows: Vec<WindowResult<u32, u64>> = out.lock().unwrap().clone();
-        rows.iter().map(|r| (r.start, r.value, r.kind)).collect()
+        rows.iter()
+            .map(|r| (r.start.millis(), r.value, r.kind))
+            .collect()
     };
 
     readings.push([Reading {
@@ -494,19 +506,25 @@ impl SourceReader for OneIdleReader {
                     at: 100,
                     value: 1,
                 });
-                return Ok(SourcePoll::Ready { watermark: 100 });
+                return Ok(SourcePoll::Ready {
+                    watermark: EventTime(100),
+                });
             }
             out.extend((0..50).map(|n| Reading {
                 sensor: 1,
                 at: n * 100,
                 value: 1,
             }));
-            return Ok(SourcePoll::Ready { watermark: 4_900 });
+            return Ok(SourcePoll::Ready {
+                watermark: EventTime(4_900),
+            });
         }
         Ok(match (done, self.worker) {
             (true, _) => SourcePoll::Finished,
             (false, 1) => SourcePoll::Idle,
-            (false, _) => SourcePoll::Waiting { watermark: 4_900 },
+            (false, _) => SourcePoll::Waiting {
+                watermark: EventTime(4_900),
+            },
         })
     }
 }

@@ -1,7 +1,9 @@
 //! The bids, and the auctions with their bids, that most queries select from the events.
 
 use crate::{Auction, Bid, Event};
-use weir::{Data, KeyedStream, Stream};
+use weir::operators::changelog::Change;
+use weir::operators::join::{JoinExt, JoinKind, RegularJoin};
+use weir::{Data, EventTime, KeyedStream, Stream};
 
 /// Applies `select` to the bids of an event stream, in one operator (filtering the bids
 /// first and mapping them after would move every bid twice).
@@ -29,4 +31,32 @@ pub fn auctions_and_their_bids(
         .key_by(|auction| auction.id);
     let bids = select_bids(events, Some).key_by(|bid| bid.auction);
     (auctions, bids)
+}
+
+/// Every bid joined with its auction while the auction is open, as `pair(auction, bid)` (q4,
+/// q6, q9).
+/// An inner join of two streams of records only inserts (it forgets rows when they expire,
+/// it never withdraws results), so its changelog is taken as plain records.
+pub fn bids_on_open_auctions<'s, O: Data>(
+    events: Stream<'s, Event>,
+    pair: impl Fn(&Auction, &Bid) -> O + 'static,
+) -> Stream<'s, O> {
+    let (auctions, bids) = auctions_and_their_bids(events);
+    let close = |auction: &Auction, _: EventTime| Some(auction.expires);
+    let forget_bids = |_: &Bid, time: EventTime| Some(time);
+    auctions
+        .join(
+            bids,
+            RegularJoin::new(JoinKind::Inner).expire(close, forget_bids),
+            move |_, auction, bid| {
+                let (auction, bid) = (auction?, bid?);
+                (auction.date_time..=auction.expires)
+                    .contains(&bid.date_time)
+                    .then(|| pair(auction, bid))
+            },
+        )
+        .flat_map(|change| match change {
+            Change::Insert(row) => Some(row),
+            Change::Delete(_) => None,
+        })
 }

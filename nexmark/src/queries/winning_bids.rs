@@ -27,16 +27,15 @@
 
 use std::cmp::Reverse;
 
-use crate::{Auction, Bid, Event};
+use crate::Event;
 use serde::{Deserialize, Serialize};
 use weir::datetime::serde_millis;
 use weir::operators::aggregate::{Avg, Max};
 use weir::operators::changelog::Change;
-use weir::operators::join::{JoinExt, JoinKind, RegularJoin};
 use weir::operators::updating::{RunningExt, UpdatingExt};
-use weir::{Data, EventTime, Stream};
+use weir::{EventTime, Stream};
 
-use super::bids::auctions_and_their_bids;
+use super::bids::bids_on_open_auctions;
 use crate::registry::{Input, Query, Results, UpsertKey};
 use weir::operators::changelog::ChangelogExt;
 
@@ -87,33 +86,6 @@ pub struct Q9Row {
     /// Bid padding.
     #[serde(rename = "bid_extra")]
     pub bid_extra: String,
-}
-
-/// Every bid joined with its auction while the auction is open, as `pair(auction, bid)`.
-/// An inner join of two streams of records only inserts (it forgets rows when they expire,
-/// it never withdraws results), so its changelog is taken as plain records.
-fn bids_on_open_auctions<'s, O: Data>(
-    events: Stream<'s, Event>,
-    pair: impl Fn(&Auction, &Bid) -> O + 'static,
-) -> Stream<'s, O> {
-    let (auctions, bids) = auctions_and_their_bids(events);
-    let close = |auction: &Auction, _: EventTime| Some(auction.expires);
-    let forget_bids = |_: &Bid, time: EventTime| Some(time);
-    auctions
-        .join(
-            bids,
-            RegularJoin::new(JoinKind::Inner).expire(close, forget_bids),
-            move |_, auction, bid| {
-                let (auction, bid) = (auction?, bid?);
-                (auction.date_time..=auction.expires)
-                    .contains(&bid.date_time)
-                    .then(|| pair(auction, bid))
-            },
-        )
-        .flat_map(|change| match change {
-            Change::Insert(row) => Some(row),
-            Change::Delete(_) => None,
-        })
 }
 
 /// q4: the highest bid per auction (a running maximum whose every new value retracts the

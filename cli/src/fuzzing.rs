@@ -1,7 +1,7 @@
 //! Entry point of the coverage-guided fuzzers (`fuzz/`) into the command line's value
 //! parsers. Compiled only by `cargo fuzz`, which sets `cfg(fuzzing)`; see `fuzz/README.md`.
 
-use weir::datetime;
+use weir::{datetime, EventTime};
 
 use crate::arguments::{parse_duration, parse_time, Location};
 
@@ -18,8 +18,8 @@ pub fn arguments(data: &[u8]) {
         assert!(!error.is_empty());
     }
     // Times after the year 9999 print with more year digits than the date form reads.
-    const YEAR_10000_MS: u64 = 253_402_300_800_000;
-    if let Some(time) = parse_time(text).ok().filter(|time| *time < YEAR_10000_MS) {
+    const YEAR_10000: EventTime = EventTime(253_402_300_800_000);
+    if let Some(time) = parse_time(text).ok().filter(|time| *time < YEAR_10000) {
         assert_eq!(parse_time(&datetime::format(time)), Ok(time), "{text:?}");
     }
 }

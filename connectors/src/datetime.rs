@@ -15,10 +15,10 @@ pub struct DateTimeError {
     text: String,
 }
 
-/// Formats milliseconds since the Unix epoch as `"YYYY-MM-DD HH:MM:SS.mmm"`.
-pub fn format(millis: EventTime) -> String {
+/// Formats an event time as `"YYYY-MM-DD HH:MM:SS.mmm"`.
+pub fn format(time: EventTime) -> String {
     let mut text = String::with_capacity(23);
-    write(millis, &mut text);
+    write(time, &mut text);
     text
 }
 
@@ -159,13 +159,13 @@ pub mod serde_millis {
     use super::*;
 
     /// Serializes an event time.
-    pub fn serialize<S: Serializer>(millis: &EventTime, serializer: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(time: &EventTime, serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
             let mut text = String::with_capacity(23);
-            write(*millis, &mut text);
+            write(*time, &mut text);
             serializer.serialize_str(&text)
         } else {
-            serializer.serialize_u64(millis.millis())
+            serializer.serialize_u64(time.millis())
         }
     }
 

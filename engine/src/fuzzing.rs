@@ -76,7 +76,7 @@ pub fn checkpoint_manifests(data: &[u8]) {
     json_round_trips::<WorkerManifest>(worker_0);
     json_round_trips::<WorkerManifest>(worker_1);
     let scratch = scratch_dir();
-    let checkpoint = layout::checkpoint_path(scratch.path(), 7);
+    let checkpoint = layout::checkpoint_path(scratch.path(), crate::Epoch(7));
     let run = serde_json::from_slice::<JobManifest>(job).map_or(0, |job| job.run);
     std::fs::create_dir_all(&checkpoint).expect("scratch folders can be created");
     std::fs::write(checkpoint.join(layout::JOB_MANIFEST), job).expect("scratch files");

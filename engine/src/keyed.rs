@@ -77,8 +77,7 @@ impl<K, O, T> KeyedContext<K, O, T> {
     /// once. A timer at the end of time ([`END_OF_TIME`]) fires when the input ends, as one a
     /// millisecond before it does.
     pub fn set_timer(&mut self, time: EventTime) {
-        self.timers
-            .push(time.min(EventTime(END_OF_TIME.millis() - 1)));
+        self.timers.push(time.min(LAST_TIMER));
     }
 
     /// Processing time, in milliseconds since the Unix epoch, when the operator started this
@@ -116,6 +115,10 @@ impl<K, O: Data, T: Data> KeyedContext<K, O, T> {
         }
     }
 }
+
+/// The latest time a timer fires at: a millisecond before the end of time, which the
+/// watermark reaches only when the input ends (a timer must be passed by the watermark).
+const LAST_TIMER: EventTime = EventTime(END_OF_TIME.0 - 1);
 
 /// Per-key logic of a keyed operator.
 pub trait KeyedProcess<K, T>: 'static {

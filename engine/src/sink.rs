@@ -76,39 +76,6 @@ pub trait Sink<T>: 'static {
     fn abort(&mut self) {}
 }
 
-/// A sink chosen at run time (`Box::new(DiscardSink)` or `Box::new(LogSink::new(dir))` as a
-/// flag says). The sink driver holds every sink this way, so it is compiled once per record
-/// type rather than once per record type and sink.
-impl<T: 'static> Sink<T> for Box<dyn Sink<T>> {
-    fn name(&self) -> String {
-        (**self).name()
-    }
-    fn placement(&self) -> SinkPlacement {
-        (**self).placement()
-    }
-    fn open(&mut self, worker: WorkerInfo) -> Result<(), BoxError> {
-        (**self).open(worker)
-    }
-    fn start_transactions(&mut self, restored: Option<Epoch>) -> Result<(), BoxError> {
-        (**self).start_transactions(restored)
-    }
-    fn write(&mut self, records: &[T]) -> Result<(), BoxError> {
-        (**self).write(records)
-    }
-    fn pre_commit(&mut self, epoch: Epoch) -> Result<(), BoxError> {
-        (**self).pre_commit(epoch)
-    }
-    fn commit(&mut self, epoch: Epoch) -> Result<(), BoxError> {
-        (**self).commit(epoch)
-    }
-    fn close(&mut self) -> Result<(), BoxError> {
-        (**self).close()
-    }
-    fn abort(&mut self) {
-        (**self).abort()
-    }
-}
-
 /// A sink with the state of its driver, shared by the sink operator and the checkpoint
 /// coordinator (which commits and closes it).
 struct Driven<T> {

@@ -29,11 +29,6 @@ impl EventTime {
     /// The end of time ([`END_OF_TIME`]).
     pub const MAX: EventTime = END_OF_TIME;
 
-    /// The time `millis` milliseconds after the Unix epoch.
-    pub const fn from_millis(millis: u64) -> EventTime {
-        EventTime(millis)
-    }
-
     /// Milliseconds since the Unix epoch.
     pub const fn millis(self) -> u64 {
         self.0
@@ -65,8 +60,8 @@ impl std::fmt::Display for EventTime {
     }
 }
 
-/// Milliseconds in `duration`, saturating at `u64::MAX`: how every configured duration (out of
-/// orderness, window sizes, lateness, intervals) becomes a time in milliseconds.
+/// Milliseconds in `duration`, saturating at `u64::MAX`: how a configured duration becomes a
+/// number of milliseconds where arithmetic needs one (window sizes, interval bounds).
 pub fn millis(duration: std::time::Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

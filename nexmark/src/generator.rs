@@ -280,10 +280,9 @@ impl Generator {
     fn auction_length(&self, id: u64, rng: &mut EventRng) -> Duration {
         let events_for_auctions =
             NUM_IN_FLIGHT_AUCTIONS * PROPORTION_DENOMINATOR / AUCTION_PROPORTION;
-        let horizon = self
-            .timestamp_of(id + events_for_auctions)
-            .since(self.timestamp_of(id));
-        Duration::from_millis(1 + rng.below((2 * weir::millis(horizon)).max(1)))
+        let horizon =
+            self.timestamp_of(id + events_for_auctions).millis() - self.timestamp_of(id).millis();
+        Duration::from_millis(1 + rng.below((2 * horizon).max(1)))
     }
 
     fn bid(&self, id: u64, date_time: EventTime, rng: &mut EventRng) -> Bid {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use weir::log::LogSink;
 use weir::operators::changelog::Change;
-use weir::{Data, DiscardSink, JsonLinesSink, Sink, Stream};
+use weir::{Data, DiscardSink, JsonLinesSink, Stream};
 
 /// Where q13's standard side table is written and read unless told otherwise.
 pub const DEFAULT_SIDE_TABLE: &str = "nexmark-side-input.csv";
@@ -45,12 +45,11 @@ impl Output {
 
     /// Writes rows that only append.
     pub fn append<T: Data>(&self, rows: Stream<'_, T>) {
-        let sink: Box<dyn Sink<T>> = match &self.sink {
-            ResultSink::Discard => Box::new(DiscardSink),
-            ResultSink::JsonLines(path) => Box::new(JsonLinesSink::create(path)),
-            ResultSink::Log(dir) => Box::new(LogSink::new(dir)),
-        };
-        rows.sink(sink);
+        match &self.sink {
+            ResultSink::Discard => rows.sink(DiscardSink),
+            ResultSink::JsonLines(path) => rows.sink(JsonLinesSink::create(path)),
+            ResultSink::Log(dir) => rows.sink(LogSink::new(dir)),
+        }
     }
 
     /// Writes an updating query's changes: as they are with [`Output::changelog`], otherwise

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use weir::checkpoint::{epoch_name, list_checkpoints, save_savepoint, CheckpointInfo};
+use weir::checkpoint::{epoch_name, list_checkpoints, save_savepoint, CheckpointInfo, FINAL_EPOCH};
 
 /// The `weir checkpoints` commands.
 #[derive(Subcommand)]
@@ -56,7 +56,7 @@ pub fn run(command: CheckpointsCommand) -> anyhow::Result<()> {
             let wanted =
                 match epoch.as_deref() {
                     None => None,
-                    Some("final") => Some(weir::checkpoint::FINAL_EPOCH),
+                    Some("final") => Some(FINAL_EPOCH),
                     Some(number) => Some(number.parse().with_context(|| {
                         format!("--epoch {number:?}: expected final or a number")
                     })?),

@@ -593,7 +593,7 @@ pub(crate) fn fuzz_prepared(data: &[u8], fix_checksum: bool) {
     match decoded {
         Ok(()) => {
             let prepared = transactions
-                .prepare(staged, 1)
+                .prepare(staged, Epoch(1))
                 .expect("a scratch transaction");
             let again = std::fs::read(prepared).expect("the prepared transaction");
             assert_eq!(again, bytes, "a transaction changes when staged again");

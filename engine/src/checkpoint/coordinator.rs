@@ -545,7 +545,7 @@ impl Coordinator {
             activator.activate();
         }
         tracing::debug!(
-            epoch = epoch.0,
+            %epoch,
             worker = self.worker.index,
             ?duration,
             "worker checkpoint"

@@ -99,15 +99,21 @@ pub enum Firing {
     Retracting,
 }
 
+impl<K, R> WindowResult<K, R> {
+    /// The window this result is for.
+    pub fn window(&self) -> Window {
+        Window {
+            start: self.start,
+            end: self.end,
+        }
+    }
+}
+
 impl<K, R> Timestamped for WindowResult<K, R> {
     /// A window's result happens at its last millisecond, so windows downstream put it in
     /// the window it summarises.
     fn event_time(&self) -> EventTime {
-        let window = Window {
-            start: self.start,
-            end: self.end,
-        };
-        window.max_timestamp()
+        self.window().max_timestamp()
     }
 }
 

@@ -70,6 +70,7 @@ pub const QUERIES: &[Query] = &[
     queries::regular_joins::Q3,
     queries::winning_bids::Q4,
     queries::q5::Q5,
+    queries::q6::Q6,
     queries::q7::Q7,
     queries::q8::Q8,
     queries::winning_bids::Q9,
@@ -120,6 +121,6 @@ mod tests {
             assert_eq!(query(entry.name).map(|found| found.name), Some(entry.name));
             assert!(!entry.reads.is_empty(), "{} reads nothing", entry.name);
         }
-        assert!(query("q6").is_none());
+        assert!(query("q6x").is_none());
     }
 }

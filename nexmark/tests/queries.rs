@@ -14,7 +14,8 @@ use weir::operators::changelog::{apply, Change};
 use weir::{EventTime, Job, JobConfig};
 use weir_nexmark::queries::{
     EarlyBidRow, Q0Row, Q11Row, Q12Row, Q13Row, Q14Row, Q15Row, Q16Row, Q17Row, Q19Row, Q1Row,
-    Q20Row, Q21Row, Q22Row, Q2Row, Q3Row, Q4Row, Q5Row, Q7Row, Q8Row, Q9Row, SIDE_KEYS,
+    Q20Row, Q21Row, Q22Row, Q2Row, Q3Row, Q4Row, Q5Row, Q6Row, Q7Row, Q8Row, Q9Row,
+    Q6_LAST_AUCTIONS, SIDE_KEYS,
 };
 use weir_nexmark::{
     Auction, Bid, Event, EventInput, Generator, GeneratorConfig, Input, Output, Person, ResultSink,
@@ -873,6 +874,53 @@ fn q4_averages_the_closing_prices_per_category() {
         .into_keys()
         .collect();
         assert_eq!(view, expected, "{workers} workers");
+    }
+}
+
+#[test]
+fn q6_averages_each_sellers_last_ten_closed_auctions() {
+    use std::collections::{BTreeMap, VecDeque};
+    // Reference: per seller, the auctions with a bid that meets the reserve, in closing order,
+    // each emitting the integer mean of the last ten final prices.
+    let events = events_of(slow_config());
+    let mut closed: BTreeMap<u64, Vec<(EventTime, u64, u64)>> = BTreeMap::new();
+    for (auction, bids) in bids_on_open_auctions(&events) {
+        let valid = bids.iter().filter(|bid| bid.price >= auction.reserve);
+        if let Some(price) = valid.map(|bid| bid.price).max() {
+            closed
+                .entry(auction.seller)
+                .or_default()
+                .push((auction.expires, auction.id, price));
+        }
+    }
+    let mut expected: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for (seller, mut auctions) in closed {
+        auctions.sort_unstable();
+        let mut last = VecDeque::new();
+        for (_, _, price) in auctions {
+            if last.len() == Q6_LAST_AUCTIONS {
+                last.pop_front();
+            }
+            last.push_back(price);
+            let average = last.iter().sum::<u64>() / last.len() as u64;
+            expected.entry(seller).or_default().push(average);
+        }
+    }
+    let rows: usize = expected.values().map(Vec::len).sum();
+    assert!(rows > 100, "{rows} closed auctions");
+    assert!(
+        expected
+            .values()
+            .any(|averages| averages.len() > Q6_LAST_AUCTIONS),
+        "no seller closed more than {Q6_LAST_AUCTIONS} auctions: the window never slid"
+    );
+    for workers in [1, 2] {
+        // One seller's averages come from one worker, in closing order.
+        let mut actual: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+        for row in run_with::<Q6Row>(slow_config(), workers, "q6") {
+            actual.entry(row.seller).or_default().push(row.avg_price);
+        }
+        assert_eq!(actual, expected, "{workers} workers");
     }
 }
 

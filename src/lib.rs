@@ -22,6 +22,8 @@
 //!
 //! The Nexmark benchmark's events, generator and queries are in the `weir-nexmark` crate.
 
+#[cfg(feature = "kafka")]
+pub use weir_connectors::kafka;
 pub use weir_connectors::{
     datetime, files, log, write_json_lines, Codec, ConnectorError, CsvSink, CsvSource,
     JsonLinesSink, JsonLinesSource, ParquetSink,
@@ -31,6 +33,8 @@ pub use weir_operators as operators;
 
 /// The names most pipelines use.
 pub mod prelude {
+    #[cfg(feature = "kafka")]
+    pub use weir_connectors::kafka::{KafkaClient, KafkaSink, KafkaSource};
     pub use weir_connectors::log::{LogSink, LogSource, StartAt};
     pub use weir_connectors::{CsvSink, CsvSource, JsonLinesSink, JsonLinesSource, ParquetSink};
     pub use weir_engine::watermark::Watermarks;

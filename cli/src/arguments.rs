@@ -6,13 +6,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use weir::datetime;
+use weir::kafka::KafkaClient;
 use weir::EventTime;
 
-/// A topic of the embedded log or a JSON lines file.
+/// A topic of the embedded log or of Kafka, or a JSON lines file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Location {
     /// `log:DIR/TOPIC`: a topic directory.
     Log(PathBuf),
+    /// `kafka:HOST:PORT[,HOST:PORT...]/TOPIC`: a Kafka topic.
+    Kafka(KafkaClient),
     /// Any other path: a JSON lines file.
     File(PathBuf),
 }
@@ -21,6 +24,9 @@ impl FromStr for Location {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
+        if let Some(address) = text.strip_prefix("kafka:") {
+            return address.parse().map(Location::Kafka);
+        }
         match text.strip_prefix("log:") {
             Some("") => Err("log: needs a topic directory, as in log:data/events".into()),
             Some(dir) => Ok(Location::Log(PathBuf::from(dir))),
@@ -34,8 +40,33 @@ impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Location::Log(dir) => write!(f, "log:{}", dir.display()),
+            Location::Kafka(client) => write!(f, "{}", client.address()),
             Location::File(path) => write!(f, "{}", path.display()),
         }
+    }
+}
+
+impl Location {
+    /// Applies librdkafka `options` to a Kafka location; others are returned as they are.
+    pub fn with_kafka_options(self, options: &[(String, String)]) -> Location {
+        match self {
+            Location::Kafka(client) => Location::Kafka(
+                options
+                    .iter()
+                    .fold(client, |client, (key, value)| client.option(key, value)),
+            ),
+            other => other,
+        }
+    }
+}
+
+/// Parses a librdkafka option given as `key=value`.
+pub fn parse_kafka_option(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!(
+            "{text:?} is not key=value, as in security.protocol=SSL"
+        )),
     }
 }
 

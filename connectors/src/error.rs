@@ -69,6 +69,27 @@ pub enum ConnectorError {
         /// The next offset to be written.
         end: u64,
     },
+    /// A Kafka client call failed.
+    #[cfg(feature = "kafka")]
+    #[error("{address}: {what}: {source}")]
+    Kafka {
+        /// The brokers and topic, as `kafka:HOST:PORT/TOPIC`.
+        address: String,
+        /// What the client was doing.
+        what: String,
+        /// The client's error.
+        source: rdkafka::error::KafkaError,
+    },
+    /// A Kafka topic, setting or output that cannot work as asked (a missing topic, a bad
+    /// option, a transactional output a restore cannot continue).
+    #[cfg(feature = "kafka")]
+    #[error("{address}: {reason}")]
+    BadKafka {
+        /// The brokers and topic, as `kafka:HOST:PORT/TOPIC`.
+        address: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl ConnectorError {

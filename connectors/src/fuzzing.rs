@@ -211,7 +211,7 @@ pub fn csv(data: &[u8]) {
 /// recomputed (odd).
 pub fn log_transaction(data: &[u8]) {
     let fix = data.first().is_some_and(|flags| flags & 1 == 1);
-    transaction::fuzz_prepared(data.get(1..).unwrap_or_default(), fix);
+    crate::staging::fuzz_sealed(data.get(1..).unwrap_or_default(), fix);
 }
 
 /// The commit history of a log sink's output.

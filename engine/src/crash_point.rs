@@ -21,6 +21,7 @@ pub const CRASH_POINTS: &[&str] = &[
     "sink.pre_commit",
     "log_sink.prepared",
     "file_sink.prepared",
+    "kafka_sink.prepared",
     // A worker writes its state checkpoint, then its manifest.
     "checkpoint.state",
     "checkpoint.worker_manifest",
@@ -31,6 +32,10 @@ pub const CRASH_POINTS: &[&str] = &[
     "log_sink.commit_marked",
     "log_sink.commit_appended",
     "file_sink.published",
+    // The Kafka sink has produced an epoch's records and marker in a transaction, then
+    // committed it.
+    "kafka_sink.produced",
+    "kafka_sink.committed",
     // Old checkpoints are deleted.
     "checkpoint.gc",
     // A restore deletes the checkpoints after the one it restores.

@@ -155,7 +155,7 @@ pub(crate) fn drive<T: Data>(
     let mut cursor = EpochCursor::new(&checkpoints);
     {
         let driven = Rc::clone(&driven);
-        checkpoints.register_sink(Box::new(move |step| {
+        checkpoints.on_commit(Box::new(move |step| {
             let mut driven = driven.borrow_mut();
             match step {
                 SinkStep::Commit(epoch) => {

@@ -4,6 +4,9 @@
 //! advances the watermark part at most once per watermark interval, so batches stay large.
 //! Rejected input leaves on a second output as dead letters.
 
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use timely::container::CapacityContainerBuilder;
@@ -12,12 +15,13 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, StreamVec};
 
 use crate::checkpoint::positions::Positions;
-use crate::checkpoint::{CheckpointError, Checkpoints, EpochCursor};
+use crate::checkpoint::{CheckpointError, Checkpoints, EpochCursor, SinkStep};
 use crate::dead_letter::DeadLetter;
 use crate::error::{BoxError, EngineError};
 use crate::runtime::context::Context;
 use crate::runtime::job::WorkerInfo;
-use crate::time::{EventTime, Time};
+use crate::time::{Epoch, EventTime, Time};
+use crate::watermark::CombinedWatermark;
 
 /// Records a driver asks a reader for in one call.
 const POLL_BATCH: usize = 1024;
@@ -49,6 +53,23 @@ pub enum SourcePoll {
     Finished,
 }
 
+impl SourcePoll {
+    /// What a reader of partitions reports after a poll that consumed `read` records (good or
+    /// rejected), its partitions' watermarks combined into `watermark`.
+    pub fn after(read: usize, watermark: CombinedWatermark) -> SourcePoll {
+        match watermark {
+            CombinedWatermark::Finished => SourcePoll::Finished,
+            CombinedWatermark::Active(watermark) if read > 0 => SourcePoll::Ready { watermark },
+            CombinedWatermark::Active(watermark) => SourcePoll::Waiting { watermark },
+            // Only rejected records arrived: active, with nothing to advance the watermark.
+            CombinedWatermark::Idle if read > 0 => SourcePoll::Ready {
+                watermark: EventTime::ZERO,
+            },
+            CombinedWatermark::Idle => SourcePoll::Idle,
+        }
+    }
+}
+
 /// One worker's share of a source: reads records in batches and tracks its watermark.
 pub trait SourceReader: 'static {
     /// The record type.
@@ -72,6 +93,14 @@ pub trait SourceReader: 'static {
     /// Readers that restore no event-time state keep the default, the beginning of time.
     fn start_watermark(&self) -> EventTime {
         EventTime::ZERO
+    }
+
+    /// Called once a checkpoint holding `positions` (positions this reader reported) is
+    /// complete: nothing before them will be read again. A reader may tell its input, as the
+    /// Kafka source commits them to its consumer group so that Kafka's tools show the job's
+    /// lag. Never needed for correctness: a restore takes positions from the checkpoint.
+    fn checkpoint_complete(&mut self, _positions: &Positions) -> Result<(), BoxError> {
+        Ok(())
     }
 }
 
@@ -145,6 +174,18 @@ where
         OutputBuilder::<_, CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_output);
     job.watermarks
         .publish(number, worker.index, Some(EventTime::ZERO));
+    let committed = Rc::new(Cell::new(None));
+    {
+        let committed = Rc::clone(&committed);
+        checkpoints.on_commit(Box::new(move |step| {
+            if let SinkStep::Commit(epoch) = step {
+                committed.set(Some(epoch));
+            }
+            Ok(())
+        }));
+    }
+    // The positions of epochs this worker finished, until their checkpoints complete.
+    let mut uncommitted = VecDeque::new();
     builder.build(move |capabilities| {
         let mut capabilities = Some(capabilities);
         let mut unopened = Some(source);
@@ -256,8 +297,15 @@ where
             {
                 // Every record emitted so far belongs to the current epoch; later ones to the
                 // next.
-                cursor.finish_source(false, reader.positions());
+                let positions = reader.positions();
+                if let Some(positions) = &positions {
+                    uncommitted.push_back((cursor.epoch(), positions.clone()));
+                }
+                cursor.finish_source(false, positions);
                 epoch_started = job.clock.now();
+            }
+            if let Err(error) = tell_complete(reader, &mut uncommitted, committed.get()) {
+                fail(error);
             }
             // While records stream in, the watermark moves once per interval; a reader that
             // has caught up publishes its watermark at once.
@@ -299,6 +347,29 @@ enum Pause {
     Waiting,
     /// The reader reported [`SourcePoll::Idle`].
     Idle,
+}
+
+/// Tells `reader` the positions of the newest of its finished epochs whose checkpoint is
+/// complete (up to `committed`), forgetting those.
+fn tell_complete<R: SourceReader>(
+    reader: &mut R,
+    uncommitted: &mut VecDeque<(Epoch, Positions)>,
+    committed: Option<Epoch>,
+) -> Result<(), BoxError> {
+    let Some(committed) = committed else {
+        return Ok(());
+    };
+    let mut newest = None;
+    while uncommitted
+        .front()
+        .is_some_and(|(epoch, _)| *epoch <= committed)
+    {
+        newest = uncommitted.pop_front();
+    }
+    match newest {
+        Some((_, positions)) => reader.checkpoint_complete(&positions),
+        None => Ok(()),
+    }
 }
 
 /// Opens `source` on this worker, first moving it to the positions of the restored

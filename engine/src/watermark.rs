@@ -157,6 +157,16 @@ pub enum CombinedWatermark {
     Finished,
 }
 
+impl CombinedWatermark {
+    /// The watermark a reader starts at: the active one, or the beginning of time.
+    pub fn start(self) -> EventTime {
+        match self {
+            CombinedWatermark::Active(watermark) => watermark,
+            CombinedWatermark::Idle | CombinedWatermark::Finished => EventTime::ZERO,
+        }
+    }
+}
+
 /// The watermarks of the partitions one reader owns, each tracked on its own, combined as
 /// their minimum over the partitions that are not idle.
 ///

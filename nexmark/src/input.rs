@@ -1,9 +1,10 @@
-//! Where a query's events come from: the generator, a topic of the embedded log, or a JSON
-//! lines file.
+//! Where a query's events come from: the generator, a topic of the embedded log or of Kafka,
+//! or a JSON lines file.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use weir::kafka::{KafkaClient, KafkaSource};
 use weir::log::LogSource;
 use weir::watermark::Watermarks;
 use weir::{JsonLinesSource, Pipeline, Stream};
@@ -24,6 +25,16 @@ pub enum EventInput {
     Log {
         /// The topic's directory.
         topic: PathBuf,
+        /// How far behind the largest event time seen the watermark stays.
+        disorder: Duration,
+        /// At most this many events per second per worker (to replay at a steady pace).
+        max_rate: Option<u64>,
+    },
+    /// Every event of a Kafka topic (JSON values) up to the ends its partitions had when the
+    /// job first started; event times are the events' own.
+    Kafka {
+        /// The brokers, the topic and client settings.
+        client: KafkaClient,
         /// How far behind the largest event time seen the watermark stays.
         disorder: Duration,
         /// At most this many events per second per worker (to replay at a steady pace).
@@ -52,6 +63,20 @@ impl EventInput {
             } => {
                 let source = LogSource::<Event>::new(topic)
                     .watermarks(Watermarks::bounded(*disorder))
+                    .until_end();
+                p.source(match max_rate {
+                    Some(rate) => source.max_rate(*rate),
+                    None => source,
+                })
+            }
+            EventInput::Kafka {
+                client,
+                disorder,
+                max_rate,
+            } => {
+                let source = KafkaSource::<Event>::new(client.clone())
+                    .watermarks(Watermarks::bounded(*disorder))
+                    .event_time(Event::date_time)
                     .until_end();
                 p.source(match max_rate {
                     Some(rate) => source.max_rate(*rate),

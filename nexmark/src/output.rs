@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use weir::kafka::{KafkaClient, KafkaSink};
 use weir::log::LogSink;
 use weir::operators::changelog::Change;
 use weir::{Data, DiscardSink, JsonLinesSink, Stream};
@@ -19,6 +20,14 @@ pub enum ResultSink {
     JsonLines(PathBuf),
     /// A topic of the embedded log (exactly-once with checkpoints).
     Log(PathBuf),
+    /// A Kafka topic: exactly-once with checkpoints (transactions), epochs staged in
+    /// `staging` until their checkpoint completes.
+    Kafka {
+        /// The brokers, the topic and client settings.
+        client: KafkaClient,
+        /// Where epochs are staged (beside the checkpoints); without one, at-least-once.
+        staging: Option<PathBuf>,
+    },
 }
 
 /// How a query writes its results.
@@ -49,6 +58,13 @@ impl Output {
             ResultSink::Discard => rows.sink(DiscardSink),
             ResultSink::JsonLines(path) => rows.sink(JsonLinesSink::create(path)),
             ResultSink::Log(dir) => rows.sink(LogSink::new(dir)),
+            ResultSink::Kafka { client, staging } => {
+                let sink = KafkaSink::new(client.clone());
+                rows.sink(match staging {
+                    Some(dir) => sink.staging_dir(dir),
+                    None => sink.at_least_once(),
+                })
+            }
         }
     }
 

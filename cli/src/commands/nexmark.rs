@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Subcommand};
+use weir::kafka::{KafkaClient, KafkaSink};
 use weir::log::{LogConfig, LogSink, Topic, ValueFormat};
 use weir::{
     write_json_lines, CheckpointConfig, Cluster, Job, JobConfig, JobMetrics, JobReport,
@@ -15,11 +16,11 @@ use weir::{
 };
 use weir_nexmark::queries::write_side_input;
 use weir_nexmark::{
-    query, write_events_to_topic, EventInput, Generator, GeneratorConfig, Input, Output, Query,
-    ResultSink, DEFAULT_BASE_TIME, DEFAULT_SIDE_TABLE, QUERIES,
+    query, write_events_to_topic, Event, EventInput, Generator, GeneratorConfig, Input,
+    NexmarkSource, Output, Query, ResultSink, DEFAULT_BASE_TIME, DEFAULT_SIDE_TABLE, QUERIES,
 };
 
-use crate::arguments::{parse_duration, Location};
+use crate::arguments::{parse_duration, parse_kafka_option, Location};
 
 use super::progress;
 
@@ -72,13 +73,18 @@ impl GeneratorArgs {
 pub struct GenerateArgs {
     #[command(flatten)]
     generator: GeneratorArgs,
-    /// Where to write: a JSON lines file, or `log:DIR/TOPIC` for a new topic of the embedded
-    /// log (binary-encoded events).
+    /// Where to write: a JSON lines file, `log:DIR/TOPIC` for a new topic of the embedded
+    /// log (binary-encoded events), or `kafka:HOST:PORT/TOPIC` (JSON events, as other
+    /// engines read them; the topic is created if missing).
     #[arg(long)]
     out: Location,
     /// Partitions of a new topic.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     partitions: u32,
+    /// A librdkafka setting for Kafka clients, as `key=value` (repeatable), e.g.
+    /// `security.protocol=SASL_SSL`.
+    #[arg(long = "kafka-option", value_parser = parse_kafka_option)]
+    kafka_options: Vec<(String, String)>,
     /// Do not draw a progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -90,7 +96,9 @@ pub struct RunArgs {
     /// The query to run.
     #[arg(long, value_parser = query_name())]
     query: &'static Query,
-    /// Read events from `log:DIR/TOPIC` or a JSON lines file instead of generating them.
+    /// Read events from `log:DIR/TOPIC`, `kafka:HOST:PORT/TOPIC` (JSON events, up to the
+    /// topic's ends when the job first started) or a JSON lines file instead of generating
+    /// them.
     #[arg(long)]
     from: Option<Location>,
     #[command(flatten)]
@@ -98,12 +106,18 @@ pub struct RunArgs {
     /// Worker threads per process.
     #[arg(long, default_value_t = 1)]
     workers: usize,
-    /// Write the results as JSON lines to this file, or to `log:DIR/TOPIC` (created with one
-    /// partition if missing). Otherwise they are counted and dropped. With checkpoints the
-    /// output is exactly-once: a topic receives each result once, and a path names a
-    /// directory of JSON lines part files, one per committed checkpoint epoch.
+    /// Write the results as JSON lines to this file, to `log:DIR/TOPIC` or to
+    /// `kafka:HOST:PORT/TOPIC` (topics are created with one partition if missing).
+    /// Otherwise they are counted and dropped. With checkpoints the output is exactly-once:
+    /// a topic receives each result once (Kafka through transactions, its epochs staged
+    /// under the checkpoint directory), and a path names a directory of JSON lines part
+    /// files, one per committed checkpoint epoch.
     #[arg(long)]
     out: Option<Location>,
+    /// A librdkafka setting for Kafka clients, as `key=value` (repeatable), e.g.
+    /// `security.protocol=SASL_SSL`.
+    #[arg(long = "kafka-option", value_parser = parse_kafka_option)]
+    kafka_options: Vec<(String, String)>,
     /// Take checkpoints into this directory (RocksDB checkpoints, source offsets, manifests).
     #[arg(long)]
     checkpoint_dir: Option<PathBuf>,
@@ -126,13 +140,14 @@ pub struct RunArgs {
     /// long before each next one (at most 10 s).
     #[arg(long, default_value_t = 0, requires = "checkpoint_dir")]
     max_restarts: u32,
-    /// Read at most this many events per second per worker from a topic (to replay a topic
-    /// at a steady pace).
+    /// Read at most this many events per second per worker from a topic of the log or Kafka
+    /// (to replay a topic at a steady pace).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_rate: Option<u64>,
     /// Write input that cannot be decoded here, with the reason and the place it was found:
     /// a JSON lines file (left out when there is none; a directory of part files with
-    /// checkpoints) or `log:DIR/TOPIC` (created as a JSON topic of one partition if missing).
+    /// checkpoints), `log:DIR/TOPIC` (created as a JSON topic of one partition if missing) or
+    /// `kafka:HOST:PORT/TOPIC` (at least once: a restore may write one again).
     #[arg(
         long,
         default_value = "dead-letters.jsonl",
@@ -189,12 +204,15 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
     let events = args.generator.events()?;
     let config = args.generator.config();
     let bar = progress::bar(events, args.no_progress);
-    match &args.out {
-        Location::File(path) => generate_json_lines(&config, events, path, &bar)?,
+    match args.out.clone().with_kafka_options(&args.kafka_options) {
+        Location::File(path) => generate_json_lines(&config, events, &path, &bar)?,
+        Location::Kafka(client) => {
+            generate_to_kafka(config, events, client, args.partitions, &bar)?
+        }
         Location::Log(dir) => {
             let written = Arc::new(AtomicU64::new(0));
             let watcher = progress::watch_counter(bar.clone(), Arc::clone(&written));
-            let result = write_events_to_topic(dir, args.partitions, &config, events, &written);
+            let result = write_events_to_topic(&dir, args.partitions, &config, events, &written);
             drop(watcher);
             result?;
         }
@@ -228,6 +246,29 @@ fn generate_json_lines(
     std::io::Write::flush(&mut writer).with_context(|| format!("cannot write {}", out.display()))
 }
 
+/// Writes generated events to a Kafka topic as JSON, created with `partitions` if missing;
+/// each record's timestamp is its event's time.
+fn generate_to_kafka(
+    config: GeneratorConfig,
+    events: u64,
+    client: KafkaClient,
+    partitions: u32,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<()> {
+    client.ensure_topic(partitions)?;
+    let job = Job::new(JobConfig::default());
+    let metrics = job.metrics();
+    let watcher = progress::watch(bar.clone(), move || metrics.records_in());
+    let result = job.run(move |p| {
+        p.source(NexmarkSource::new(config.clone(), events))
+            .sink(KafkaSink::new(client.clone()).event_time(Event::date_time));
+        Ok(())
+    });
+    drop(watcher);
+    result?;
+    Ok(())
+}
+
 /// The `--query` parser: the registry's names, each with what it computes in `--help`.
 fn query_name() -> impl TypedValueParser<Value = &'static Query> {
     let names = QUERIES
@@ -240,30 +281,47 @@ fn query_name() -> impl TypedValueParser<Value = &'static Query> {
 /// The events a run reads: `events` from the generator, or those of `--from`.
 fn event_input(args: &RunArgs, events: u64) -> EventInput {
     let disorder = Duration::from_millis(args.generator.max_disorder_ms);
-    match &args.from {
+    let from = args
+        .from
+        .clone()
+        .map(|from| from.with_kafka_options(&args.kafka_options));
+    match from {
         None => EventInput::Generated {
             config: args.generator.config(),
             events,
         },
         Some(Location::Log(topic)) => EventInput::Log {
-            topic: topic.clone(),
+            topic,
             disorder,
             max_rate: args.max_rate,
         },
-        Some(Location::File(path)) => EventInput::JsonLines {
-            path: path.clone(),
+        Some(Location::Kafka(client)) => EventInput::Kafka {
+            client,
             disorder,
+            max_rate: args.max_rate,
         },
+        Some(Location::File(path)) => EventInput::JsonLines { path, disorder },
     }
 }
 
 /// Where a run's results go.
 fn output(args: &RunArgs) -> Output {
     Output {
-        sink: match &args.out {
+        sink: match args
+            .out
+            .clone()
+            .map(|out| out.with_kafka_options(&args.kafka_options))
+        {
             None => ResultSink::Discard,
-            Some(Location::File(path)) => ResultSink::JsonLines(path.clone()),
-            Some(Location::Log(dir)) => ResultSink::Log(dir.clone()),
+            Some(Location::File(path)) => ResultSink::JsonLines(path),
+            Some(Location::Log(dir)) => ResultSink::Log(dir),
+            Some(Location::Kafka(client)) => ResultSink::Kafka {
+                client,
+                staging: args
+                    .checkpoint_dir
+                    .as_ref()
+                    .map(|dir| dir.join("kafka-staging")),
+            },
         },
         changelog: args.changelog,
         side_table: args.side_input.clone(),
@@ -312,11 +370,19 @@ fn job_config(args: &RunArgs) -> anyhow::Result<JobConfig> {
 }
 
 /// Creates a missing output or dead-letter topic: one partition, JSON values.
-fn ensure_topic(location: Option<&Location>) -> anyhow::Result<()> {
-    if let Some(Location::Log(dir)) = location {
-        if Topic::open(dir).is_err() {
-            Topic::create(dir, 1, ValueFormat::Json, LogConfig::default())?;
+fn ensure_topic(
+    location: Option<&Location>,
+    kafka_options: &[(String, String)],
+) -> anyhow::Result<()> {
+    match location
+        .cloned()
+        .map(|at| at.with_kafka_options(kafka_options))
+    {
+        Some(Location::Log(dir)) if Topic::open(&dir).is_err() => {
+            Topic::create(&dir, 1, ValueFormat::Json, LogConfig::default())?;
         }
+        Some(Location::Kafka(client)) => client.ensure_topic(1)?,
+        _ => {}
     }
     Ok(())
 }
@@ -330,12 +396,21 @@ fn run_query(args: &RunArgs) -> anyhow::Result<()> {
         }
         Some(_) => 0,
     };
-    if config.checkpoints.is_some() && !matches!(args.from, Some(Location::Log(_))) {
-        bail!("checkpoints need a source that can resume: read events --from log:DIR/TOPIC");
+    if config.checkpoints.is_some()
+        && !matches!(args.from, Some(Location::Log(_) | Location::Kafka(_)))
+    {
+        bail!(
+            "checkpoints need a source that can resume: read events --from log:DIR/TOPIC or \
+             kafka:HOST:PORT/TOPIC"
+        );
     }
-    let dead_letters = (!args.fail_fast).then(|| args.dead_letters.clone());
-    ensure_topic(dead_letters.as_ref())?;
-    ensure_topic(args.out.as_ref())?;
+    let dead_letters = (!args.fail_fast).then(|| {
+        args.dead_letters
+            .clone()
+            .with_kafka_options(&args.kafka_options)
+    });
+    ensure_topic(dead_letters.as_ref(), &args.kafka_options)?;
+    ensure_topic(args.out.as_ref(), &args.kafka_options)?;
     let job = Job::new(config.clone());
     let metrics = job.metrics();
     let report = (run_job(args, job, events, dead_letters)?, metrics);
@@ -371,6 +446,10 @@ fn run_job(
                 p.dead_letters_to(JsonLinesSink::create(path).skip_empty())
             }
             Some(Location::Log(dir)) => p.dead_letters_to(LogSink::new(dir)),
+            // At least once: a restore may write a dead letter again, never loses one.
+            Some(Location::Kafka(client)) => {
+                p.dead_letters_to(KafkaSink::new(client.clone()).at_least_once())
+            }
             None => {}
         }
         Ok(())

@@ -3,6 +3,8 @@
 // Not every test file uses every helper.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod kafka;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -37,8 +37,9 @@ mod source;
 mod topic;
 pub(crate) mod transaction;
 
+pub use crate::start_at::StartAt;
 pub use partition::{LogConfig, PartitionReader, PartitionWriter, Skipped, TornTail};
 pub use record::{RecordRef, RecordView};
 pub use sink::LogSink;
-pub use source::{LogReader, LogSource, StartAt};
+pub use source::{LogReader, LogSource};
 pub use topic::{partition_for_key, PartitionDescription, Producer, Topic, ValueFormat};

@@ -1,13 +1,12 @@
 //! The log source: each worker reads the partitions assigned to it, decodes values into typed
 //! records, tracks a watermark per partition and reports its position.
 
-use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::de::DeserializeOwned;
-use weir_engine::watermark::{CombinedWatermark, PartitionWatermarks, Watermarks};
+use weir_engine::watermark::{PartitionWatermarks, Watermarks};
 use weir_engine::{
     BoxError, DeadLetter, EventTime, PartitionPosition, Positions, Source, SourcePoll,
     SourceReader, WorkerInfo,
@@ -15,23 +14,11 @@ use weir_engine::{
 
 use crate::codec::Codec;
 use crate::error::ConnectorError;
+use crate::pace::Pace;
+use crate::start_at::StartAt;
 
 use super::partition::PartitionReader;
 use super::topic::Topic;
-
-/// Where a log source starts reading each partition.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum StartAt {
-    /// The first record retention kept.
-    #[default]
-    Earliest,
-    /// After the last record written when the job starts.
-    Latest,
-    /// The given offset per partition; partitions not named start at the earliest.
-    Offsets(BTreeMap<u32, u64>),
-    /// The first record whose timestamp is at least this event time.
-    Timestamp(EventTime),
-}
 
 type EventTimeOf<T> = Box<dyn Fn(&T) -> EventTime>;
 type Validate<T> = Box<dyn Fn(&T) -> Result<(), String>>;
@@ -225,11 +212,7 @@ impl<T: DeserializeOwned + 'static> Source for LogSource<T> {
             skip_corrupt: self.skip_corrupt,
             event_time: self.event_time,
             validate: self.validate,
-            pace: self.max_rate.map(|rate| Pace {
-                rate,
-                started: now,
-                read: 0,
-            }),
+            pace: self.max_rate.map(|rate| Pace::new(rate, now)),
         })
     }
 }
@@ -252,21 +235,6 @@ pub struct LogReader<T> {
     event_time: Option<EventTimeOf<T>>,
     validate: Option<Validate<T>>,
     pace: Option<Pace>,
-}
-
-/// A reader's rate limit.
-struct Pace {
-    rate: u64,
-    started: Instant,
-    read: u64,
-}
-
-impl Pace {
-    /// How many records may be read now.
-    fn allowance(&self, now: Instant) -> usize {
-        let due = now.duration_since(self.started).as_secs_f64() * self.rate as f64;
-        (due as u64).saturating_sub(self.read) as usize
-    }
 }
 
 impl<T: DeserializeOwned + 'static> LogReader<T> {
@@ -376,18 +344,9 @@ impl<T: DeserializeOwned + 'static> SourceReader for LogReader<T> {
             }
         }
         if let Some(pace) = &mut self.pace {
-            pace.read += read as u64;
+            pace.count(read);
         }
-        Ok(match self.watermarks.watermark(now) {
-            CombinedWatermark::Finished => SourcePoll::Finished,
-            CombinedWatermark::Active(watermark) if read > 0 => SourcePoll::Ready { watermark },
-            CombinedWatermark::Active(watermark) => SourcePoll::Waiting { watermark },
-            // Only rejected records arrived: active, with nothing to advance the watermark.
-            CombinedWatermark::Idle if read > 0 => SourcePoll::Ready {
-                watermark: EventTime::ZERO,
-            },
-            CombinedWatermark::Idle => SourcePoll::Idle,
-        })
+        Ok(SourcePoll::after(read, self.watermarks.watermark(now)))
     }
 
     fn drain_dead_letters(&mut self, out: &mut Vec<DeadLetter>) {
@@ -412,9 +371,6 @@ impl<T: DeserializeOwned + 'static> SourceReader for LogReader<T> {
     }
 
     fn start_watermark(&self) -> EventTime {
-        match self.watermarks.watermark(Instant::now()) {
-            CombinedWatermark::Active(watermark) => watermark,
-            CombinedWatermark::Idle | CombinedWatermark::Finished => EventTime::ZERO,
-        }
+        self.watermarks.watermark(Instant::now()).start()
     }
 }

@@ -24,38 +24,26 @@
 //! rewritten without the lines of epochs that appended nothing (a rewind to such an epoch
 //! finds the same ends on the line before it).
 //!
-//! Staged file: records `partition u32 | timestamp u64 | key length u32 | value length u32 |
-//! key | value` (little-endian), then `output id u64 | record count u64 | CRC-32C u32` of all
-//! bytes before.
+//! Staged files are those of [`staging`](crate::staging).
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use weir_engine::checkpoint::{epoch_name, FINAL_EPOCH};
 use weir_engine::time::Epoch;
-use weir_engine::EventTime;
 
 use super::record::RecordRef;
 use super::topic::Producer;
 use crate::durable::{sync_dir, write_atomically};
 use crate::error::ConnectorError;
+use crate::staging::{for_each_staged, new_output_id, TRAILER};
+pub(crate) use crate::staging::{OpenTransaction, StagedRef};
 
-const RECORD_HEADER: usize = 4 + 8 + 4 + 4;
-const TRAILER: usize = 8 + 8 + 4;
 /// History lines past which the history is compacted.
 const HISTORY_LINES: usize = 1024;
-
-/// A record as the sink staged it.
-pub(crate) struct StagedRef<'a> {
-    pub(crate) partition: u32,
-    pub(crate) timestamp: EventTime,
-    pub(crate) key: &'a [u8],
-    pub(crate) value: &'a [u8],
-}
 
 /// A line of the commit history: the partitions' end offsets once `epoch` was committed
 /// (`None`: before the job's first commit, a line that also holds the output's id).
@@ -74,14 +62,6 @@ pub(crate) struct Transactions {
     output: u64,
     /// Lines in the history file.
     history_lines: usize,
-}
-
-/// The transaction being written: records of the current epoch.
-pub(crate) struct OpenTransaction {
-    path: PathBuf,
-    file: BufWriter<File>,
-    crc: u32,
-    count: u64,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ConnectorError + '_ {
@@ -109,34 +89,16 @@ impl Transactions {
 
     /// Starts staging records.
     pub(crate) fn begin(&self) -> Result<OpenTransaction, ConnectorError> {
-        let path = self.dir.join("current.pending");
-        let file = File::create(&path).map_err(io(&path))?;
-        Ok(OpenTransaction {
-            path,
-            file: BufWriter::with_capacity(1 << 20, file),
-            crc: 0,
-            count: 0,
-        })
+        OpenTransaction::create(self.dir.join("current.pending"))
     }
 
     /// Makes `transaction` durable as the transaction of `epoch`.
     pub(crate) fn prepare(
         &self,
-        mut transaction: OpenTransaction,
+        transaction: OpenTransaction,
         epoch: Epoch,
     ) -> Result<PathBuf, ConnectorError> {
-        let mut trailer = [0; TRAILER];
-        trailer[..8].copy_from_slice(&self.output.to_le_bytes());
-        trailer[8..16].copy_from_slice(&transaction.count.to_le_bytes());
-        let crc = crc32c::crc32c_append(transaction.crc, &trailer[..16]);
-        trailer[16..].copy_from_slice(&crc.to_le_bytes());
-        let path = transaction.path.clone();
-        transaction.file.write_all(&trailer).map_err(io(&path))?;
-        let file = transaction
-            .file
-            .into_inner()
-            .map_err(|error| ConnectorError::io(&path, error.into_error()))?;
-        file.sync_all().map_err(io(&path))?;
+        let path = transaction.seal(self.output)?;
         weir_engine::crash_point("log_sink.prepared");
         let prepared = self.prepared_path(epoch);
         std::fs::rename(&path, &prepared).map_err(io(&prepared))?;
@@ -468,92 +430,6 @@ impl Transactions {
     }
 }
 
-impl OpenTransaction {
-    /// Stages one record.
-    pub(crate) fn append(&mut self, record: &StagedRef<'_>) -> Result<(), ConnectorError> {
-        let mut header = [0; RECORD_HEADER];
-        header[..4].copy_from_slice(&record.partition.to_le_bytes());
-        header[4..12].copy_from_slice(&record.timestamp.millis().to_le_bytes());
-        header[12..16].copy_from_slice(&(record.key.len() as u32).to_le_bytes());
-        header[16..20].copy_from_slice(&(record.value.len() as u32).to_le_bytes());
-        for part in [&header[..], record.key, record.value] {
-            self.crc = crc32c::crc32c_append(self.crc, part);
-            self.file.write_all(part).map_err(io(&self.path))?;
-        }
-        self.count += 1;
-        Ok(())
-    }
-
-    /// Discards the staged records.
-    pub(crate) fn discard(self) {
-        drop(self.file);
-        // Nothing to do if it is gone already; recovery removes leftovers too.
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// Checks a prepared transaction's trailer and calls `each` on its records in order.
-fn for_each_staged(
-    path: &Path,
-    bytes: &[u8],
-    output: u64,
-    mut each: impl FnMut(StagedRef<'_>) -> Result<(), ConnectorError>,
-) -> Result<(), ConnectorError> {
-    let damaged = |reason: String| ConnectorError::BadLog {
-        path: path.to_owned(),
-        reason: format!("damaged transaction: {reason}"),
-    };
-    let body_len = bytes
-        .len()
-        .checked_sub(TRAILER)
-        .ok_or_else(|| damaged(format!("{} bytes, shorter than its trailer", bytes.len())))?;
-    let (body, trailer) = bytes.split_at(body_len);
-    let number = |range: std::ops::Range<usize>, of: &[u8]| -> u64 {
-        of[range]
-            .iter()
-            .rev()
-            .fold(0, |value, byte| (value << 8) | u64::from(*byte))
-    };
-    let (staged_by, count) = (number(0..8, trailer), number(8..16, trailer));
-    let crc = number(16..20, trailer) as u32;
-    if crc32c::crc32c(&bytes[..bytes.len() - 4]) != crc {
-        return Err(damaged("checksum mismatch".into()));
-    }
-    if staged_by != output {
-        return Err(damaged(format!(
-            "staged by output {staged_by:016x}, not by this topic's output {output:016x}"
-        )));
-    }
-    let mut at = 0;
-    let mut seen = 0;
-    while at < body.len() {
-        let header = body
-            .get(at..at + RECORD_HEADER)
-            .ok_or_else(|| damaged(format!("record header cut at byte {at}")))?;
-        let key_len = number(12..16, header) as usize;
-        let value_len = number(16..20, header) as usize;
-        let key_start = at + RECORD_HEADER;
-        let value_start = key_start + key_len;
-        let end = value_start + value_len;
-        let (key, value) = match (body.get(key_start..value_start), body.get(value_start..end)) {
-            (Some(key), Some(value)) => (key, value),
-            _ => return Err(damaged(format!("record cut at byte {at}"))),
-        };
-        each(StagedRef {
-            partition: number(0..4, header) as u32,
-            timestamp: EventTime(number(4..12, header)),
-            key,
-            value,
-        })?;
-        at = end;
-        seen += 1;
-    }
-    if seen != count {
-        return Err(damaged(format!("{seen} records, the trailer says {count}")));
-    }
-    Ok(())
-}
-
 /// History `lines` as JSON lines, for the history file at `path`.
 fn encode_lines(lines: &[Committed], path: &Path) -> Result<Vec<u8>, ConnectorError> {
     let mut text = Vec::new();
@@ -563,49 +439,6 @@ fn encode_lines(lines: &[Committed], path: &Path) -> Result<Vec<u8>, ConnectorEr
         text.push(b'\n');
     }
     Ok(text)
-}
-
-/// Fuzzer entry: `data` as a prepared transaction file (its trailer's checksum recomputed
-/// when `fix_checksum`, so that the records behind it are reached): it is refused naming the
-/// damage, or its records staged again make the same bytes.
-#[cfg(fuzzing)]
-pub(crate) fn fuzz_prepared(data: &[u8], fix_checksum: bool) {
-    let mut bytes = data.to_vec();
-    if fix_checksum && bytes.len() >= TRAILER {
-        let end = bytes.len() - 4;
-        let crc = crc32c::crc32c(&bytes[..end]);
-        bytes[end..].copy_from_slice(&crc.to_le_bytes());
-    }
-    let scratch = weir_engine::fuzzing::scratch_dir();
-    let mut transactions = Transactions::open(scratch.path()).expect("a scratch staging dir");
-    transactions.output = bytes
-        .len()
-        .checked_sub(TRAILER)
-        .and_then(|at| bytes.get(at..at + 8))
-        .map_or(0, |id| {
-            u64::from_le_bytes(id.try_into().expect("eight bytes"))
-        });
-    let path = scratch.path().join("epoch-00000000000000000001.txn");
-    let mut staged = transactions.begin().expect("a scratch transaction");
-    let decoded = for_each_staged(&path, &bytes, transactions.output, |record| {
-        staged.append(&record)
-    });
-    match decoded {
-        Ok(()) => {
-            let prepared = transactions
-                .prepare(staged, Epoch(1))
-                .expect("a scratch transaction");
-            let again = std::fs::read(prepared).expect("the prepared transaction");
-            assert_eq!(again, bytes, "a transaction changes when staged again");
-        }
-        Err(error) => {
-            assert!(
-                error.to_string().contains("epoch-00000000000000000001.txn"),
-                "{error}"
-            );
-            staged.discard();
-        }
-    }
 }
 
 /// Fuzzer entry: `data` as an output's commit history: it is refused naming the file and
@@ -630,23 +463,11 @@ pub(crate) fn fuzz_history(data: &[u8]) {
     }
 }
 
-/// A new output's id: random enough that two outputs (two runs started fresh) never share it.
-fn new_output_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_nanos()),
-    );
-    hasher.write_u32(std::process::id());
-    hasher.finish()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::log::{LogConfig, Topic, ValueFormat};
+    use weir_engine::EventTime;
 
     /// Stages and commits epochs `0..epochs`, each with one record when `with_record` says so.
     fn commit_epochs(

@@ -363,8 +363,9 @@ impl Checkpoints {
         }
     }
 
-    /// Registers a sink for commits and its final close.
-    pub(crate) fn register_sink(&self, handle: SinkHandle) {
+    /// Registers a handle for the commits of complete checkpoints and the final close: a sink's,
+    /// or a source's that tells its input where the job stands.
+    pub(crate) fn on_commit(&self, handle: SinkHandle) {
         if let Some(shared) = &self.shared {
             shared.coordinator.borrow_mut().sinks.push(handle);
         }

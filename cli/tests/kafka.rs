@@ -1,0 +1,325 @@
+//! The Kafka connector against Apache Kafka itself (a single-node KRaft broker started by
+//! `scripts/kafka.sh`): the source reads every partition once and names bad records, starts
+//! where it is told, and its job's offsets show in Kafka's consumer-group tool; the
+//! transactional sink survives a SIGKILL at every named step of its commit protocol, a
+//! `read_committed` consumer seeing each q5 result exactly once while the records of aborted
+//! transactions stay in the topic, invisible to it; a stale producer is fenced.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::time::Duration;
+
+use common::kafka::{broker, tool, unique_topic, values};
+use common::{assert_same, run_within};
+use weir::kafka::{KafkaClient, KafkaSink, KafkaSource};
+use weir::log::StartAt;
+use weir::time::Epoch;
+use weir::{CollectSink, DeadLetter, EventTime, IterSource, Job, JobConfig, Sink, WorkerInfo};
+
+/// The longest one `weir` run may take before the test calls it hung.
+const RUN_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Writes the numbers `0..count` to `client`'s topic, keyed by themselves, each stamped with
+/// the event time of its number of seconds.
+fn write_numbers(client: &KafkaClient, count: u64) {
+    let client = client.clone();
+    Job::new(JobConfig::default())
+        .run(move |p| {
+            p.source(IterSource::new("numbers", 0..count)).sink(
+                KafkaSink::new(client.clone())
+                    .key_by(|n: &u64| n.to_string().into_bytes())
+                    .event_time(|n| EventTime(n * 1000)),
+            );
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// Reads the source `source` makes (one per worker) on two workers to its end: the records,
+/// sorted, and the dead letters.
+fn read_all(
+    source: impl Fn() -> KafkaSource<u64> + Send + Sync + 'static,
+) -> (Vec<u64>, Vec<DeadLetter>) {
+    let records = CollectSink::new();
+    let letters = CollectSink::new();
+    let (read, rejected) = (records.results(), letters.results());
+    Job::new(JobConfig::default().workers(2))
+        .run(move |p| {
+            p.source(source()).sink(records.clone());
+            p.dead_letters_to(letters.clone());
+            Ok(())
+        })
+        .unwrap();
+    let mut read = read.lock().unwrap().clone();
+    read.sort_unstable();
+    let rejected = rejected.lock().unwrap().clone();
+    (read, rejected)
+}
+
+/// A value that is not JSON, produced to partition 1 of `client`'s topic.
+fn write_garbage(client: &KafkaClient) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &client.brokers)
+        .create()
+        .unwrap();
+    producer
+        .send(
+            BaseRecord::<(), [u8]>::to(&client.topic)
+                .payload(b"{not json")
+                .partition(1),
+        )
+        .unwrap();
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+#[test]
+fn the_source_reads_every_partition_once_and_names_bad_records() {
+    let client = KafkaClient::new(broker(), unique_topic("numbers"));
+    client.ensure_topic(3).unwrap();
+    write_numbers(&client, 300);
+    write_garbage(&client);
+
+    let from = client.clone();
+    let (read, rejected) = read_all(move || KafkaSource::new(from.clone()).until_end());
+    assert_eq!(read, (0..300).collect::<Vec<_>>());
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    let letter = &rejected[0];
+    assert_eq!(letter.source, client.address());
+    assert_eq!(letter.partition, Some(1));
+    assert!(letter.offset.is_some());
+    assert!(letter.reason.contains("JSON"), "{}", letter.reason);
+    assert_eq!(letter.raw, b"{not json");
+}
+
+#[test]
+fn the_source_starts_where_it_is_told() {
+    let client = KafkaClient::new(broker(), unique_topic("starts"));
+    client.ensure_topic(2).unwrap();
+    write_numbers(&client, 100);
+    let read_from = |start: StartAt| {
+        let client = client.clone();
+        read_all(move || {
+            KafkaSource::new(client.clone())
+                .start_at(start.clone())
+                .until_end()
+        })
+        .0
+    };
+    assert_eq!(read_from(StartAt::Earliest).len(), 100);
+    assert_eq!(read_from(StartAt::Latest), Vec::<u64>::new());
+    // Record timestamps are the numbers' seconds.
+    assert_eq!(
+        read_from(StartAt::Timestamp(EventTime(60_000))),
+        (60..100).collect::<Vec<_>>()
+    );
+    let skip_ten = StartAt::Offsets(BTreeMap::from([(0, 10), (1, 10)]));
+    assert_eq!(read_from(skip_ten).len(), 80);
+}
+
+/// A worker's sink on `topic`, exactly-once, staging into `staging`.
+fn transactional_sink(client: &KafkaClient, staging: &Path) -> KafkaSink<u64> {
+    KafkaSink::new(client.clone()).staging_dir(staging)
+}
+
+#[test]
+fn a_stale_producer_is_fenced_and_its_complete_epoch_committed_by_its_successor() {
+    let client = KafkaClient::new(broker(), unique_topic("fenced"));
+    client.ensure_topic(1).unwrap();
+    let staging = tempfile::tempdir().unwrap();
+    let worker = WorkerInfo { index: 0, peers: 1 };
+
+    let mut stale = transactional_sink(&client, staging.path());
+    stale.open(worker).unwrap();
+    stale.start_transactions(None).unwrap();
+    stale.write(&[1, 2, 3]).unwrap();
+    stale.pre_commit(Epoch(0)).unwrap();
+
+    // The successor restores the checkpoint of epoch 0 (complete, not yet committed): it
+    // takes the same transactional id, which fences the stale producer, and commits epoch 0.
+    let mut successor = transactional_sink(&client, staging.path());
+    successor.open(worker).unwrap();
+    successor.start_transactions(Some(Epoch(0))).unwrap();
+    stale.write(&[9]).unwrap();
+    stale.pre_commit(Epoch(1)).unwrap();
+    let error = stale.commit(Epoch(1)).unwrap_err().to_string();
+    assert!(error.to_lowercase().contains("fenced"), "{error}");
+
+    successor.write(&[4]).unwrap();
+    successor.pre_commit(Epoch(1)).unwrap();
+    successor.commit(Epoch(1)).unwrap();
+    successor.close().unwrap();
+    let committed: BTreeMap<String, usize> = ["1", "2", "3", "4"].map(|v| (v.to_owned(), 1)).into();
+    assert_eq!(values(&client.topic, "read_committed"), committed);
+}
+
+/// The q5 pipeline of the kill test: the events topic, the output topic and the checkpoint
+/// directory; `restore` continues from the newest checkpoint.
+fn q5_args(events: &str, out: &str, restore: bool) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "nexmark",
+        "run",
+        "--query",
+        "q5",
+        "--from",
+        &format!("kafka:{}/{events}", broker()),
+        "--out",
+        &format!("kafka:{}/{out}", broker()),
+        "--workers",
+        "2",
+        "--checkpoint-dir",
+        &format!("{out}-checkpoints"),
+        "--checkpoint-interval",
+        "50ms",
+        "--state-dir",
+        &format!("{out}-state"),
+        "--max-rate",
+        "10000",
+        "--fail-fast",
+        "--no-progress",
+    ]
+    .map(String::from)
+    .to_vec();
+    if restore {
+        args.extend(["--restore".into(), "latest".into()]);
+    }
+    args
+}
+
+/// One kill: `point` armed to kill the run the `n`-th time it passes (or, with no point, a
+/// SIGKILL from outside after `n` milliseconds), then restores until a run ends by itself.
+/// Returns the output topic.
+fn killed_and_restored(dir: &Path, events: &str, point: Option<&str>, n: usize) -> String {
+    let out = unique_topic("q5-out");
+    KafkaClient::new(broker(), &out).ensure_topic(3).unwrap();
+    let what = format!("q5 killed at {point:?} #{n}");
+    match point {
+        Some(point) => {
+            let env = [
+                ("WEIR_CRASH_POINT", point),
+                ("WEIR_CRASH_AT", &n.to_string()),
+            ];
+            let (status, stderr) = run_within(
+                dir,
+                &q5_args(events, &out, false),
+                &env,
+                RUN_DEADLINE,
+                &what,
+            );
+            assert_eq!(status.signal(), Some(9), "{what}: not killed: {stderr}");
+            assert!(
+                stderr.contains(&format!("crash point {point}")),
+                "{what}: {stderr}"
+            );
+        }
+        None => {
+            let mut child = common::weir(dir, &q5_args(events, &out, false));
+            std::thread::sleep(Duration::from_millis(n as u64));
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+    let mut restores = 0;
+    loop {
+        let (status, stderr) =
+            run_within(dir, &q5_args(events, &out, true), &[], RUN_DEADLINE, &what);
+        if status.success() {
+            break;
+        }
+        restores += 1;
+        assert!(restores < 3, "{what}: restores keep failing: {stderr}");
+    }
+    out
+}
+
+#[test]
+fn q5_into_a_transactional_topic_survives_kills_at_every_commit_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = unique_topic("events");
+    let generate = [
+        "nexmark",
+        "generate",
+        "--events",
+        "20000",
+        "--rate",
+        "2000",
+        "--partitions",
+        "4",
+        "--no-progress",
+        "--out",
+        &format!("kafka:{}/{events}", broker()),
+    ]
+    .map(String::from);
+    let (status, stderr) = run_within(dir.path(), &generate, &[], RUN_DEADLINE, "generate");
+    assert!(status.success(), "{stderr}");
+
+    let reference_args = [
+        "nexmark",
+        "run",
+        "--query",
+        "q5",
+        "--from",
+        &format!("kafka:{}/{events}", broker()),
+        "--out",
+        "reference.jsonl",
+        "--workers",
+        "2",
+        "--fail-fast",
+        "--no-progress",
+    ]
+    .map(String::from);
+    let (status, stderr) = run_within(dir.path(), &reference_args, &[], RUN_DEADLINE, "reference");
+    assert!(status.success(), "{stderr}");
+    let mut reference = BTreeMap::new();
+    for line in std::fs::read_to_string(dir.path().join("reference.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        *reference.entry(line.to_owned()).or_insert(0) += 1;
+    }
+    assert!(reference.len() > 10, "q5 gave too few results to test with");
+
+    let kills: &[(Option<&str>, usize)] = &[
+        (Some("sink.pre_commit"), 3),
+        (Some("kafka_sink.prepared"), 3),
+        (Some("checkpoint.job_manifest"), 3),
+        (Some("sink.commit"), 3),
+        (Some("kafka_sink.produced"), 2),
+        (Some("kafka_sink.produced"), 7),
+        (Some("kafka_sink.committed"), 3),
+        (None, 700),
+    ];
+    for (point, n) in kills {
+        let out = killed_and_restored(dir.path(), &events, *point, *n);
+        let what = format!("killed at {point:?} #{n}");
+        let committed = values(&out, "read_committed");
+        assert_same(&reference, &committed, &what);
+        if *point == Some("kafka_sink.produced") {
+            // The killed transaction's records are in the topic, aborted: only a consumer
+            // that reads uncommitted records sees them.
+            let all: usize = values(&out, "read_uncommitted").values().sum();
+            let visible: usize = committed.values().sum();
+            assert!(all > visible, "{what}: no aborted records in the topic");
+        }
+    }
+
+    // The source committed its offsets to its consumer group after checkpoints: Kafka's own
+    // tool shows the job's group with its lag per partition.
+    let described = tool(
+        "consumer-groups",
+        &["--describe", "--group", &format!("weir-{events}")],
+    );
+    assert!(described.contains("LAG"), "{described}");
+    assert_eq!(
+        described
+            .lines()
+            .filter(|line| line.contains(&events))
+            .count(),
+        4,
+        "{described}"
+    );
+}

@@ -77,8 +77,8 @@ pub enum ConnectorError {
         address: String,
         /// What the client was doing.
         what: String,
-        /// The client's error.
-        source: rdkafka::error::KafkaError,
+        /// The client's error (boxed: it is large, and rare).
+        source: Box<rdkafka::error::KafkaError>,
     },
     /// A Kafka topic, setting or output that cannot work as asked (a missing topic, a bad
     /// option, a transactional output a restore cannot continue).

@@ -17,9 +17,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -30,6 +30,29 @@ pub use source::{KafkaReader, KafkaSource};
 
 /// How long a metadata or offsets request to the brokers may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The context of weir's consumers: librdkafka's errors go to `tracing`, except the
+/// end-of-partition events the source asks for (`enable.partition.eof`), which are none
+/// (rdkafka hands every error event to the context as well as to `poll`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Quiet;
+
+impl ClientContext for Quiet {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let end_of_partition = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !end_of_partition {
+            tracing::warn!(%error, reason, "librdkafka");
+        }
+    }
+}
+
+impl ConsumerContext for Quiet {}
+
+/// A consumer of weir's.
+pub(crate) type WeirConsumer = BaseConsumer<Quiet>;
 
 /// Where a topic lives: the brokers to bootstrap from, and librdkafka settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,7 +106,7 @@ impl KafkaClient {
         move |source| ConnectorError::Kafka {
             address: self.address(),
             what,
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -96,14 +119,18 @@ impl KafkaClient {
 
     /// The number of partitions of the topic; an error naming it when it does not exist.
     pub fn partitions(&self) -> Result<u32, ConnectorError> {
-        let consumer: BaseConsumer = self
-            .config(&[])
-            .create()
-            .map_err(self.error("creating a client"))?;
+        let consumer = self.consumer(&[])?;
         self.partitions_seen_by(&consumer)
     }
 
-    fn partitions_seen_by(&self, consumer: &BaseConsumer) -> Result<u32, ConnectorError> {
+    /// A consumer with `settings` (and the user's options over them).
+    fn consumer(&self, settings: &[(&str, &str)]) -> Result<WeirConsumer, ConnectorError> {
+        self.config(settings)
+            .create_with_context(Quiet)
+            .map_err(self.error("creating a consumer"))
+    }
+
+    fn partitions_seen_by(&self, consumer: &WeirConsumer) -> Result<u32, ConnectorError> {
         let metadata = consumer
             .fetch_metadata(Some(&self.topic), REQUEST_TIMEOUT)
             .map_err(self.error("reading the topic's metadata"))?;

@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
+use rdkafka::consumer::{Consumer, ConsumerGroupMetadata};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
@@ -37,7 +37,7 @@ use weir_engine::checkpoint::{epoch_name, FINAL_EPOCH};
 use weir_engine::time::Epoch;
 use weir_engine::{BoxError, EventTime, Sink, WorkerInfo};
 
-use super::{KafkaClient, REQUEST_TIMEOUT};
+use super::{KafkaClient, WeirConsumer, REQUEST_TIMEOUT};
 use crate::codec::Codec;
 use crate::durable::{sync_dir, write_atomically};
 use crate::error::ConnectorError;
@@ -134,7 +134,8 @@ impl<T: Serialize + 'static> KafkaSink<T> {
         }
     }
 
-    /// Stamps records with this event time (by default, the wall-clock time of writing).
+    /// Stamps records with this event time (by default, the wall-clock time of writing). An
+    /// event time of 0 is stamped with the time of writing: librdkafka reads 0 as "unset".
     pub fn event_time(self, event_time: impl Fn(&T) -> EventTime + 'static) -> Self {
         KafkaSink {
             event_time: Some(Box::new(event_time)),
@@ -385,10 +386,8 @@ impl<T: Serialize + 'static> Sink<T> for KafkaSink<T> {
         producer
             .init_transactions(FLUSH_TIMEOUT)
             .map_err(client.error(format!("starting transactions as {id}")))?;
-        let markers: BaseConsumer = client
-            .config(&[("group.id", &id), ("isolation.level", "read_committed")])
-            .create()
-            .map_err(client.error("creating the marker's consumer"))?;
+        let markers =
+            client.consumer(&[("group.id", &id), ("isolation.level", "read_committed")])?;
         let marker_group = markers
             .group_metadata()
             .ok_or_else(|| client.bad("the marker's consumer has no group metadata"))?;
@@ -580,7 +579,7 @@ impl<T: Serialize + 'static> Sink<T> for KafkaSink<T> {
 /// The last epoch this output committed, from the marker in its group (`None`: none yet, or
 /// only another output's).
 fn read_marker(
-    markers: &BaseConsumer,
+    markers: &WeirConsumer,
     client: &KafkaClient,
     output: u64,
 ) -> Result<Option<Epoch>, ConnectorError> {

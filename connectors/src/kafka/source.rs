@@ -5,7 +5,7 @@
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -16,7 +16,7 @@ use weir_engine::{
     SourceReader, WorkerInfo,
 };
 
-use super::{KafkaClient, REQUEST_TIMEOUT};
+use super::{KafkaClient, WeirConsumer, REQUEST_TIMEOUT};
 use crate::codec::Codec;
 use crate::error::ConnectorError;
 use crate::pace::Pace;
@@ -127,17 +127,14 @@ impl<T: DeserializeOwned + 'static> Source for KafkaSource<T> {
     fn open(self, worker: WorkerInfo) -> Result<KafkaReader<T>, BoxError> {
         let client = &self.client;
         let group = self.group_id();
-        let consumer: BaseConsumer = client
-            .config(&[
-                ("group.id", &group),
-                ("enable.auto.commit", "false"),
-                ("enable.auto.offset.store", "false"),
-                ("enable.partition.eof", "true"),
-                ("isolation.level", "read_committed"),
-                ("auto.offset.reset", "error"),
-            ])
-            .create()
-            .map_err(client.error("creating a consumer"))?;
+        let consumer = client.consumer(&[
+            ("group.id", &group),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "true"),
+            ("isolation.level", "read_committed"),
+            ("auto.offset.reset", "error"),
+        ])?;
         let count = client.partitions_seen_by(&consumer)?;
         let mut partitions = Vec::new();
         let mut assignment = TopicPartitionList::new();
@@ -209,7 +206,7 @@ impl<T: DeserializeOwned + 'static> Source for KafkaSource<T> {
 /// The first offset of partition `number` whose timestamp is at least `time`; `None` when
 /// every record is older.
 fn offset_for_time(
-    consumer: &BaseConsumer,
+    consumer: &WeirConsumer,
     client: &KafkaClient,
     number: u32,
     time: EventTime,
@@ -247,7 +244,7 @@ impl OwnedPartition {
 pub struct KafkaReader<T> {
     name: String,
     client: KafkaClient,
-    consumer: BaseConsumer,
+    consumer: WeirConsumer,
     partitions: Vec<OwnedPartition>,
     /// A partition number's index in `partitions`, if this worker reads it.
     index_of: Vec<Option<usize>>,

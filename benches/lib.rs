@@ -2,6 +2,7 @@
 //! the Nexmark throughput harness, `--bench log` reads the events from a log topic and a JSON
 //! lines file, `--bench checkpoints` measures the cost of checkpoints and of state in RocksDB,
 //! `--bench restore` the time to restore 1 GiB of state, `--bench joins` the join queries,
+//! `--bench kafka` reading from and writing to Apache Kafka (exactly-once against at-least-once),
 //! `--bench generator` runs the criterion micro-benchmarks.
 
 use std::path::{Path, PathBuf};

@@ -118,6 +118,10 @@ pub struct RunArgs {
     /// `security.protocol=SASL_SSL`.
     #[arg(long = "kafka-option", value_parser = parse_kafka_option)]
     kafka_options: Vec<(String, String)>,
+    /// Write a Kafka output at least once even with checkpoints: no transactions (for brokers
+    /// without them); a restore writes again what followed the restored checkpoint.
+    #[arg(long)]
+    kafka_at_least_once: bool,
     /// Take checkpoints into this directory (RocksDB checkpoints, source offsets, manifests).
     #[arg(long)]
     checkpoint_dir: Option<PathBuf>,

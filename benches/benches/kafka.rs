@@ -33,11 +33,11 @@ fn write_events(client: &KafkaClient, events: u64) {
     client
         .ensure_topic(PARTITIONS)
         .expect("the topic is created");
-    let client = client.clone();
+    let sink_client = client.clone();
     let report = Job::new(JobConfig::default().workers(WORKERS))
         .run(move |p| {
             p.source(NexmarkSource::new(GeneratorConfig::default(), events))
-                .sink(KafkaSink::new(client.clone()).event_time(Event::date_time));
+                .sink(KafkaSink::new(sink_client.clone()).event_time(Event::date_time));
             Ok(())
         })
         .expect("the events are written");

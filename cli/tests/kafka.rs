@@ -178,7 +178,7 @@ fn q5_args(events: &str, out: &str, restore: bool) -> Vec<String> {
         "--state-dir",
         &format!("{out}-state"),
         "--max-rate",
-        "10000",
+        "5000",
         "--fail-fast",
         "--no-progress",
     ]
@@ -283,19 +283,39 @@ fn q5_into_a_transactional_topic_survives_kills_at_every_commit_step() {
     }
     assert!(reference.len() > 10, "q5 gave too few results to test with");
 
-    let kills: &[(Option<&str>, usize)] = &[
-        (Some("sink.pre_commit"), 3),
-        (Some("kafka_sink.prepared"), 3),
-        (Some("checkpoint.job_manifest"), 3),
-        (Some("sink.commit"), 3),
-        (Some("kafka_sink.produced"), 2),
-        (Some("kafka_sink.produced"), 6),
-        (Some("kafka_sink.produced"), 10),
-        (Some("kafka_sink.committed"), 3),
+    // How often an unbroken run passes each crash point: the kills below are placed at
+    // fractions of it, so that each lands where the run has output to lose or repeat.
+    let log = dir.path().join("crash-points.log");
+    let out = unique_topic("q5-counted");
+    KafkaClient::new(broker(), &out).ensure_topic(3).unwrap();
+    let env = [("WEIR_CRASH_LOG", log.to_str().unwrap())];
+    let (status, stderr) = run_within(
+        dir.path(),
+        &q5_args(&events, &out, false),
+        &env,
+        RUN_DEADLINE,
+        "counted run",
+    );
+    assert!(status.success(), "{stderr}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    let passes = |point: &str| log.lines().filter(|line| *line == point).count();
+    let at = |point: &'static str, fraction: f64| {
+        let n = (passes(point) as f64 * fraction).ceil().max(1.0) as usize;
+        (Some(point), n)
+    };
+    let kills = [
+        at("sink.pre_commit", 0.3),
+        at("kafka_sink.prepared", 0.5),
+        at("checkpoint.job_manifest", 0.3),
+        at("sink.commit", 0.5),
+        at("kafka_sink.produced", 0.25),
+        at("kafka_sink.produced", 0.5),
+        at("kafka_sink.produced", 0.75),
+        at("kafka_sink.committed", 0.5),
         (None, 700),
     ];
     let mut aborted = 0;
-    for (point, n) in kills {
+    for (point, n) in &kills {
         let out = killed_and_restored(dir.path(), &events, *point, *n);
         let what = format!("killed at {point:?} #{n}");
         let committed = values(&out, "read_committed");
@@ -326,5 +346,186 @@ fn q5_into_a_transactional_topic_survives_kills_at_every_commit_step() {
             .count(),
         4,
         "{described}"
+    );
+}
+
+/// The samples of a Prometheus text exposition, by name with labels (`name{labels}`).
+fn samples(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| {
+            let (name, value) = line.rsplit_once(' ').unwrap();
+            (name.to_owned(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+/// `GET http://addr/metrics`: the body.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{head}"
+    );
+    body.to_owned()
+}
+
+/// The upper bound, in seconds, of the bucket holding the `q` quantile of a histogram's
+/// samples `{to="to"}`.
+fn quantile(samples: &BTreeMap<String, f64>, to: &str, q: f64) -> f64 {
+    let count = samples[&format!("weir_latency_seconds_count{{to=\"{to}\"}}")];
+    let prefix = format!("weir_latency_seconds_bucket{{to=\"{to}\",le=\"");
+    let mut buckets: Vec<(f64, f64)> = samples
+        .iter()
+        .filter_map(|(name, value)| {
+            let le = name.strip_prefix(&prefix)?.strip_suffix("\"}")?;
+            Some((le.parse().unwrap_or(f64::INFINITY), *value))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    buckets
+        .into_iter()
+        .find(|(_, cumulative)| *cumulative >= q * count)
+        .unwrap()
+        .0
+}
+
+#[test]
+fn a_running_job_serves_lag_watermarks_latency_and_checkpoints_to_prometheus() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let events = unique_topic("scraped");
+    let brokers = broker();
+    let generate = [
+        "nexmark",
+        "generate",
+        "--events",
+        "100000",
+        "--partitions",
+        "4",
+        "--no-progress",
+        "--out",
+        &format!("kafka:{brokers}/{events}"),
+    ]
+    .map(String::from);
+    let (status, stderr) = run_within(dir.path(), &generate, &[], RUN_DEADLINE, "generate");
+    assert!(status.success(), "{stderr}");
+
+    // 100,000 events at 10,000 per second on each of two workers: about five seconds.
+    let run = [
+        "nexmark",
+        "run",
+        "--query",
+        "q5",
+        "--from",
+        &format!("kafka:{brokers}/{events}"),
+        "--out",
+        &format!("kafka:{brokers}/{events}-out"),
+        "--workers",
+        "2",
+        "--checkpoint-dir",
+        "checkpoints",
+        "--checkpoint-interval",
+        "200ms",
+        "--max-rate",
+        "10000",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--no-progress",
+    ]
+    .map(String::from);
+    let mut child = common::weir(dir.path(), &run);
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("metrics at http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics address in {first:?}"))
+        .to_owned();
+
+    std::thread::sleep(Duration::from_millis(2500));
+    let during = samples(&scrape(&addr));
+    std::thread::sleep(Duration::from_millis(1000));
+    let later = samples(&scrape(&addr));
+    let status = common::wait_within(&mut child, RUN_DEADLINE, "the scraped run");
+    assert!(status.success());
+
+    // Lag: the reader is held at its rate, so records are left in every partition, and
+    // fewer a second later.
+    let lag_of = |samples: &BTreeMap<String, f64>, unit: &str| -> Vec<f64> {
+        (0..4)
+            .map(|partition| {
+                samples[&format!(
+                    "weir_source_lag_{unit}{{source=\"kafka:{brokers}/{events}\",partition=\"{partition}\"}}"
+                )]
+            })
+            .collect()
+    };
+    let behind: f64 = lag_of(&during, "records").iter().sum();
+    let behind_later: f64 = lag_of(&later, "records").iter().sum();
+    assert!(
+        behind > 10_000.0 && behind < 100_000.0,
+        "records behind: {behind}"
+    );
+    assert!(
+        behind_later < behind,
+        "{behind_later} records behind a second later, not fewer than {behind}"
+    );
+    // The events' timestamps are their event times, years ago: where records are left,
+    // the seconds behind say so; a partition read to its end is not behind.
+    let seconds = lag_of(&during, "seconds");
+    for (records, seconds) in lag_of(&during, "records").iter().zip(&seconds) {
+        assert_eq!(
+            *records > 0.0,
+            *seconds > 3e8,
+            "{records} records, {seconds} s behind"
+        );
+    }
+    // The watermark follows the events' times (2015), years behind the wall clock.
+    let source = format!("{{source=\"kafka:{brokers}/{events}\"}}");
+    let watermark = during[&format!("weir_watermark_milliseconds{source}")];
+    assert!(
+        watermark > 1.4e12 && watermark < 1.5e12,
+        "watermark {watermark}"
+    );
+    assert!(during[&format!("weir_watermark_lag_seconds{source}")] > 3e8);
+    // Checkpoints every 200 ms: several done, the last one recent.
+    assert!(
+        during["weir_checkpoints_completed_total"] >= 3.0,
+        "{during:?}"
+    );
+    assert!(later["weir_checkpoints_completed_total"] > during["weir_checkpoints_completed_total"]);
+    assert!(during["weir_checkpoint_age_seconds"] < 2.0, "{during:?}");
+    // Latency: results are written within a second of ingestion, and committed within
+    // a few checkpoint intervals.
+    assert!(
+        later["weir_latency_seconds_count{to=\"emission\"}"] > 10.0,
+        "{later:?}"
+    );
+    assert!(quantile(&later, "emission", 0.99) <= 1.0, "{later:?}");
+    assert!(
+        later["weir_latency_seconds_count{to=\"commit\"}"] > 3.0,
+        "{later:?}"
+    );
+    let commit_p50 = quantile(&later, "commit", 0.5);
+    assert!(
+        (0.1..=2.0).contains(&commit_p50),
+        "commit p50 {commit_p50}: {later:?}"
+    );
+    // Every operator counts what passed it.
+    assert!(
+        later[&format!(
+            "weir_operator_records_out_total{{operator=\"source kafka:{brokers}/{events}\"}}"
+        )] > 40_000.0
     );
 }

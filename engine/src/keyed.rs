@@ -22,6 +22,7 @@ use timely::order::PartialOrder;
 
 use crate::checkpoint::{EpochCursor, EpochStatus, HeldInput};
 use crate::error::EngineError;
+use crate::metrics::OperatorMetrics;
 use crate::runtime::context::Context;
 use crate::runtime::job::JobShared;
 use crate::state::{StateBackend, StateCache, StateError, TimerChange, TimerKind};
@@ -38,11 +39,13 @@ pub struct KeyedContext<K, O, T> {
     timers: Vec<EventTime>,
     processing_timers: Vec<ProcessingTime>,
     now: ProcessingTime,
+    /// The operator's counters.
+    metrics: Arc<OperatorMetrics>,
     _key: std::marker::PhantomData<fn(&K)>,
 }
 
 impl<K, O, T> KeyedContext<K, O, T> {
-    fn new() -> Self {
+    fn new(metrics: Arc<OperatorMetrics>) -> Self {
         KeyedContext {
             watermark: EventTime::ZERO,
             outputs: Vec::new(),
@@ -50,6 +53,7 @@ impl<K, O, T> KeyedContext<K, O, T> {
             timers: Vec::new(),
             processing_timers: Vec::new(),
             now: ProcessingTime::default(),
+            metrics,
             _key: std::marker::PhantomData,
         }
     }
@@ -103,6 +107,7 @@ impl<K, O: Data, T: Data> KeyedContext<K, O, T> {
         job: &JobShared,
     ) {
         if !self.outputs.is_empty() {
+            self.metrics.add_out(self.outputs.len());
             results
                 .session(results_at)
                 .give_container(&mut self.outputs);
@@ -110,6 +115,7 @@ impl<K, O: Data, T: Data> KeyedContext<K, O, T> {
         }
         if !self.late.is_empty() {
             job.metrics.add_late_records(self.late.len());
+            self.metrics.add_late(self.late.len());
             late.session(late_at).give_container(&mut self.late);
             self.late.clear();
         }
@@ -289,6 +295,7 @@ where
         job.fail(EngineError::Build(Box::new(collision)));
         (name.to_owned(), 0)
     });
+    let operator_metrics_name = operator_name.clone();
     let restoring = Instant::now();
     let opened = match (job.config.state_backend, checkpoints.state_files_dir()) {
         (StateBackend::Memory, None) => Ok(StateCache::in_memory()),
@@ -365,7 +372,7 @@ where
         // Input not handled yet: of later epochs, or waiting for a checkpoint.
         let mut held: HeldInput<Batch<(K, T)>> = HeldInput::default();
         let mut finished = false;
-        let mut cx = KeyedContext::new();
+        let mut cx = KeyedContext::new(job.metrics.operator(&operator_metrics_name));
         move |frontiers| {
             let mut results_handle = results_output.activate();
             let mut late_handle = late_output.activate();
@@ -398,6 +405,7 @@ where
                     cx.watermark = time.watermark;
                     let capabilities_at =
                         |when: &Time| (batch.results.delayed(when), batch.late.delayed(when));
+                    cx.metrics.add_in(batch.records.len());
                     for (key, record) in batch.records.drain(..) {
                         let at = event_time(&record);
                         let state = match states.get_or_default(&key) {
@@ -496,6 +504,7 @@ where
             }
             let (created, removed) = states.take_key_counts();
             job.metrics.add_state_keys(created, removed);
+            cx.metrics.add_state_keys(created, removed);
         }
     });
     (results, late)

@@ -41,7 +41,7 @@ pub use iter_source::{IterReader, IterSource};
 pub use key_group::{KeyGroup, KeyGroups};
 pub use keyed::{KeyedContext, KeyedProcess};
 pub use launcher::{Job, JobReport};
-pub use metrics::JobMetrics;
+pub use metrics::{JobMetrics, LatencyHistogram, OperatorMetrics, PartitionLag, BUCKET_BOUNDS_MS};
 pub use pipeline::{KeyedOutput, KeyedStream, Pipeline, Stream};
 pub use runtime::job::WorkerInfo;
 pub use sink::{CollectSink, DiscardSink, Sink, SinkPlacement};

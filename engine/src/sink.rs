@@ -15,7 +15,7 @@ use crate::checkpoint::{EpochCursor, EpochStatus, HeldInput, SinkStep};
 use crate::error::{BoxError, EngineError};
 use crate::runtime::context::Context;
 use crate::runtime::job::{JobShared, WorkerInfo};
-use crate::time::{Epoch, Time};
+use crate::time::{Epoch, EventTime, Time, END_OF_TIME};
 use crate::Data;
 
 /// Where a sink's records are written.
@@ -152,15 +152,22 @@ pub(crate) fn drive<T: Data>(
         job: Arc::clone(&job),
         worker,
     }));
+    let metrics = job.metrics.operator(&operator_name);
     let mut cursor = EpochCursor::new(&checkpoints);
     {
         let driven = Rc::clone(&driven);
+        let mut committed = None;
         checkpoints.on_commit(Box::new(move |step| {
             let mut driven = driven.borrow_mut();
             match step {
                 SinkStep::Commit(epoch) => {
                     crate::crash_point("sink.commit");
-                    driven.step(|sink| sink.commit(epoch))
+                    let result = driven.step(|sink| sink.commit(epoch));
+                    if writes_here && role == SinkRole::Results {
+                        driven.job.metrics.record_commit(committed, epoch);
+                    }
+                    committed = Some(epoch);
+                    result
                 }
                 SinkStep::Close => {
                     let closed = driven.step(|sink| sink.close());
@@ -172,6 +179,8 @@ pub(crate) fn drive<T: Data>(
     }
     // Batches of later epochs, held until this sink has pre-committed the current one.
     let mut held: HeldInput<Vec<T>> = HeldInput::default();
+    // The watermark the last emission latency was sampled at.
+    let mut sampled = EventTime::ZERO;
     let mut logic = move |batches: &mut Batches<T>, frontier: &[Time]| {
         let mut driven = driven.borrow_mut();
         if let SinkState::Unopened = driven.state {
@@ -194,7 +203,11 @@ pub(crate) fn drive<T: Data>(
                 if role == SinkRole::Results && matches!(driven.state, SinkState::Open) {
                     job.metrics.add_records_out(records.len());
                 }
+                metrics.add_in(records.len());
                 driven.fail_on(|sink| sink.write(&records));
+            }
+            if writes_here && role == SinkRole::Results {
+                sample_emission(&job, frontier, &mut sampled);
             }
             let status = held.status(cursor.epoch(), frontier);
             if !checkpoints.enabled() {
@@ -250,6 +263,23 @@ pub(crate) fn drive<T: Data>(
             &operator_name,
             move |(input, frontier)| feed(&mut |batches| receive(input, batches), frontier),
         ),
+    }
+}
+
+/// Once the sink's input has passed a watermark the sources reached after `sampled`, counts
+/// the time since they reached it: every record read before then has been written.
+fn sample_emission(job: &JobShared, frontier: &[Time], sampled: &mut EventTime) {
+    let Some(passed) = frontier.iter().map(|time| time.watermark).min() else {
+        return;
+    };
+    if passed <= *sampled || passed == END_OF_TIME {
+        return;
+    }
+    if let Some((watermark, reached)) = job.watermarks.reached(passed) {
+        if watermark > *sampled {
+            job.metrics.record_emission(reached.elapsed());
+            *sampled = watermark;
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -18,6 +19,7 @@ use crate::checkpoint::positions::Positions;
 use crate::checkpoint::{CheckpointError, Checkpoints, EpochCursor, SinkStep};
 use crate::dead_letter::DeadLetter;
 use crate::error::{BoxError, EngineError};
+use crate::metrics::PartitionLag;
 use crate::runtime::context::Context;
 use crate::runtime::job::WorkerInfo;
 use crate::time::{Epoch, EventTime, Time};
@@ -27,6 +29,8 @@ use crate::watermark::CombinedWatermark;
 const POLL_BATCH: usize = 1024;
 /// Records a driver emits in one activation before yielding to other operators.
 const ACTIVATION_BUDGET: usize = 64 * 1024;
+/// How often a driver asks its reader for its lag.
+const LAG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What a [`SourceReader`] reports after a poll.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +106,13 @@ pub trait SourceReader: 'static {
     fn checkpoint_complete(&mut self, _positions: &Positions) -> Result<(), BoxError> {
         Ok(())
     }
+
+    /// How far this reader is behind the end of each of its partitions, for the job's
+    /// metrics; the driver asks about once a second. Readers that cannot tell keep the
+    /// default, nothing.
+    fn lag(&mut self) -> Vec<PartitionLag> {
+        Vec::new()
+    }
 }
 
 /// A source of records: opened once on every worker, each worker reading its own share.
@@ -151,6 +162,7 @@ where
         ..
     } = cx;
     let name = source.name();
+    let metrics = job.metrics.operator(&format!("source {name}"));
     let mut cursor = EpochCursor::for_source(&checkpoints, number, name.clone());
     let checkpoint_interval = job.config.checkpoints.as_ref().map(|c| c.interval);
     let watermark_interval = job.config.watermark_interval;
@@ -195,6 +207,7 @@ where
         let mut pending_watermark = EventTime::ZERO;
         let mut last_advance = job.clock.now();
         let mut epoch_started = job.clock.now();
+        let mut lag_polled = job.clock.now();
         let board = Arc::clone(&job);
         let finish = move |capabilities: &mut Option<Vec<_>>,
                            cursor: &mut EpochCursor,
@@ -221,6 +234,7 @@ where
                         capability.downgrade(&Time::new(cursor.epoch(), pending_watermark));
                     }
                 }
+                job.metrics.epoch_started(cursor.epoch());
             }
             let (Some([records_cap, dead_cap]), Some(reader)) = (
                 capabilities
@@ -252,6 +266,7 @@ where
                 if !batch.is_empty() {
                     emitted += batch.len();
                     job.metrics.add_records_in(batch.len());
+                    metrics.add_out(batch.len());
                     records_handle
                         .session(&*records_cap)
                         .give_container(&mut batch);
@@ -260,6 +275,7 @@ where
                 reader.drain_dead_letters(&mut rejected);
                 if !rejected.is_empty() {
                     job.metrics.add_dead_letters(rejected.len());
+                    metrics.add_dead_letters(rejected.len());
                     dead_handle
                         .session(&*dead_cap)
                         .give_container(&mut rejected);
@@ -303,6 +319,11 @@ where
                 }
                 cursor.finish_source(false, positions);
                 epoch_started = job.clock.now();
+                job.metrics.epoch_started(cursor.epoch());
+            }
+            if job.clock.since(lag_polled) >= LAG_INTERVAL {
+                lag_polled = job.clock.now();
+                job.metrics.set_lags(&name, &reader.lag());
             }
             if let Err(error) = tell_complete(reader, &mut uncommitted, committed.get()) {
                 fail(error);
@@ -324,6 +345,9 @@ where
             }
             let published = (!idle).then(|| records_cap.time().watermark);
             job.watermarks.publish(number, worker.index, published);
+            if let Some(watermark) = published {
+                job.metrics.set_watermark(&name, worker.index, watermark);
+            }
             match pause {
                 Pause::Budget => activator.activate(),
                 Pause::Waiting | Pause::Idle => {

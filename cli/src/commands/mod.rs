@@ -2,6 +2,7 @@
 
 pub mod checkpoints;
 pub mod log;
+pub mod metrics_endpoint;
 pub mod nexmark;
 pub mod progress;
 

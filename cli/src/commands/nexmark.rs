@@ -22,7 +22,7 @@ use weir_nexmark::{
 
 use crate::arguments::{parse_duration, parse_kafka_option, Location};
 
-use super::progress;
+use super::{metrics_endpoint, progress};
 
 /// The `weir nexmark` commands.
 #[derive(Subcommand)]
@@ -190,6 +190,11 @@ pub struct RunArgs {
     /// The first port of a single-machine cluster.
     #[arg(long, default_value_t = 2101)]
     port: u16,
+    /// Serve the job's metrics (records, source lag, watermarks, latency, checkpoints) in the
+    /// Prometheus text format at `http://ADDR/metrics` while it runs, as `127.0.0.1:9898`
+    /// (port 0: any free port, printed at the start).
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Do not draw a progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -271,6 +276,18 @@ fn generate_to_kafka(
     drop(watcher);
     result?;
     Ok(())
+}
+
+/// A latency histogram's bucket bound, as `20 ms` or `over 300 s`.
+fn bucket_bound(bound: Duration) -> String {
+    match bound {
+        Duration::MAX => format!(
+            "over {} s",
+            weir::BUCKET_BOUNDS_MS.last().copied().unwrap_or_default() / 1000
+        ),
+        bound if bound < Duration::from_secs(1) => format!("{} ms", bound.as_millis()),
+        bound => format!("{} s", bound.as_secs()),
+    }
 }
 
 /// The `--query` parser: the registry's names, each with what it computes in `--help`.
@@ -417,6 +434,10 @@ fn run_query(args: &RunArgs) -> anyhow::Result<()> {
     ensure_topic(args.out.as_ref(), &args.kafka_options)?;
     let job = Job::new(config.clone());
     let metrics = job.metrics();
+    if let Some(addr) = args.metrics_addr {
+        let bound = metrics_endpoint::serve(addr, Arc::clone(&metrics))?;
+        eprintln!("metrics at http://{bound}/metrics");
+    }
     let report = (run_job(args, job, events, dead_letters)?, metrics);
     summarize(args, &config, events, report)
 }
@@ -507,6 +528,19 @@ fn summarize(
             println!(
                 "restarted {} times from the latest checkpoint (events read again are counted again)",
                 report.restarts
+            );
+        }
+    }
+    for (to, histogram) in [
+        ("emission", metrics.emission_latency()),
+        ("commit", metrics.commit_latency()),
+    ] {
+        if let (Some(p50), Some(p99)) = (histogram.quantile(0.5), histogram.quantile(0.99)) {
+            println!(
+                "latency from ingestion to {to}: p50 <= {}, p99 <= {} ({} samples)",
+                bucket_bound(p50),
+                bucket_bound(p99),
+                histogram.count()
             );
         }
     }

@@ -12,8 +12,9 @@
 mod sink;
 mod source;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -21,6 +22,7 @@ use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::error::ConnectorError;
@@ -33,11 +35,21 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The context of weir's consumers: librdkafka's errors go to `tracing`, except the
 /// end-of-partition events the source asks for (`enable.partition.eof`), which are none
-/// (rdkafka hands every error event to the context as well as to `poll`).
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Quiet;
+/// (rdkafka hands every error event to the context as well as to `poll`); the consumer lag
+/// per partition of librdkafka's statistics is kept for the source's metrics.
+#[derive(Debug, Default)]
+pub(crate) struct Observed {
+    lags: Mutex<HashMap<i32, u64>>,
+}
 
-impl ClientContext for Quiet {
+impl Observed {
+    /// The consumer lag of `partition` in the latest statistics.
+    pub(crate) fn lag(&self, partition: i32) -> Option<u64> {
+        self.lags.lock().ok()?.get(&partition).copied()
+    }
+}
+
+impl ClientContext for Observed {
     fn error(&self, error: KafkaError, reason: &str) {
         let end_of_partition = matches!(
             error,
@@ -47,12 +59,26 @@ impl ClientContext for Quiet {
             tracing::warn!(%error, reason, "librdkafka");
         }
     }
+
+    fn stats(&self, statistics: Statistics) {
+        let Ok(mut lags) = self.lags.lock() else {
+            return;
+        };
+        for topic in statistics.topics.values() {
+            for (partition, figures) in &topic.partitions {
+                // librdkafka reports -1 until it knows; partition -1 is its internal one.
+                if let (true, Ok(lag)) = (*partition >= 0, u64::try_from(figures.consumer_lag)) {
+                    lags.insert(*partition, lag);
+                }
+            }
+        }
+    }
 }
 
-impl ConsumerContext for Quiet {}
+impl ConsumerContext for Observed {}
 
 /// A consumer of weir's.
-pub(crate) type WeirConsumer = BaseConsumer<Quiet>;
+pub(crate) type WeirConsumer = BaseConsumer<Observed>;
 
 /// Where a topic lives: the brokers to bootstrap from, and librdkafka settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,7 +152,7 @@ impl KafkaClient {
     /// A consumer with `settings` (and the user's options over them).
     fn consumer(&self, settings: &[(&str, &str)]) -> Result<WeirConsumer, ConnectorError> {
         self.config(settings)
-            .create_with_context(Quiet)
+            .create_with_context(Observed::default())
             .map_err(self.error("creating a consumer"))
     }
 

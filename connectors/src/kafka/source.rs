@@ -12,8 +12,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::de::DeserializeOwned;
 use weir_engine::watermark::{PartitionWatermarks, Watermarks};
 use weir_engine::{
-    BoxError, DeadLetter, EventTime, PartitionPosition, Positions, Source, SourcePoll,
-    SourceReader, WorkerInfo,
+    BoxError, DeadLetter, EventTime, PartitionLag, PartitionPosition, Positions, Source,
+    SourcePoll, SourceReader, WorkerInfo,
 };
 
 use super::{KafkaClient, WeirConsumer, REQUEST_TIMEOUT};
@@ -134,6 +134,8 @@ impl<T: DeserializeOwned + 'static> Source for KafkaSource<T> {
             ("enable.partition.eof", "true"),
             ("isolation.level", "read_committed"),
             ("auto.offset.reset", "error"),
+            // The consumer lag per partition, for the job's metrics.
+            ("statistics.interval.ms", "1000"),
         ])?;
         let count = client.partitions_seen_by(&consumer)?;
         let mut partitions = Vec::new();
@@ -166,6 +168,7 @@ impl<T: DeserializeOwned + 'static> Source for KafkaSource<T> {
                 number,
                 next_offset: start,
                 end,
+                last_timestamp: None,
             });
         }
         consumer
@@ -232,6 +235,8 @@ struct OwnedPartition {
     next_offset: u64,
     /// For a bounded read: the offset it ends at.
     end: Option<u64>,
+    /// The Kafka timestamp of the last record read, in milliseconds.
+    last_timestamp: Option<i64>,
 }
 
 impl OwnedPartition {
@@ -325,6 +330,7 @@ impl<T: DeserializeOwned + 'static> SourceReader for KafkaReader<T> {
                 continue;
             }
             partition.next_offset = offset + 1;
+            partition.last_timestamp = message.timestamp().to_millis();
             read += 1;
             let value = message.payload().unwrap_or_default();
             match Codec::Json.decode::<T>(value) {
@@ -379,6 +385,26 @@ impl<T: DeserializeOwned + 'static> SourceReader for KafkaReader<T> {
 
     fn start_watermark(&self) -> EventTime {
         self.watermarks.watermark(Instant::now()).start()
+    }
+
+    fn lag(&mut self) -> Vec<PartitionLag> {
+        let now = weir_engine::wall_clock_millis() as i64;
+        let observed = self.consumer.context();
+        self.partitions
+            .iter()
+            .filter_map(|partition| {
+                let records = observed.lag(partition.number as i32)?;
+                let behind = partition
+                    .last_timestamp
+                    .filter(|_| records > 0)
+                    .map_or(0, |at| now.saturating_sub(at).max(0));
+                Some(PartitionLag {
+                    partition: partition.number,
+                    records,
+                    seconds: behind as f64 / 1e3,
+                })
+            })
+            .collect()
     }
 
     fn checkpoint_complete(&mut self, positions: &Positions) -> Result<(), BoxError> {

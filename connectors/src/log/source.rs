@@ -8,8 +8,8 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 use weir_engine::watermark::{PartitionWatermarks, Watermarks};
 use weir_engine::{
-    BoxError, DeadLetter, EventTime, PartitionPosition, Positions, Source, SourcePoll,
-    SourceReader, WorkerInfo,
+    BoxError, DeadLetter, EventTime, PartitionLag, PartitionPosition, Positions, Source,
+    SourcePoll, SourceReader, WorkerInfo,
 };
 
 use crate::codec::Codec;
@@ -182,6 +182,7 @@ impl<T: DeserializeOwned + 'static> Source for LogSource<T> {
                 number,
                 reader,
                 end,
+                last_timestamp: None,
             });
         }
         let now = Instant::now();
@@ -205,6 +206,7 @@ impl<T: DeserializeOwned + 'static> Source for LogSource<T> {
         Ok(LogReader {
             name: self.name(),
             codec: Codec::of(topic.value_format()),
+            topic,
             partitions,
             watermarks,
             next_partition: 0,
@@ -221,11 +223,14 @@ struct OwnedPartition {
     number: u32,
     reader: PartitionReader,
     end: Option<u64>,
+    /// The timestamp of the last record read.
+    last_timestamp: Option<EventTime>,
 }
 
 /// One worker's share of a [`LogSource`].
 pub struct LogReader<T> {
     name: String,
+    topic: Topic,
     codec: Codec,
     partitions: Vec<OwnedPartition>,
     watermarks: PartitionWatermarks,
@@ -264,7 +269,9 @@ impl<T: DeserializeOwned + 'static> LogReader<T> {
             None => max,
         };
         let number = partition.number;
+        let last_timestamp = &mut partition.last_timestamp;
         let result = partition.reader.read(max, |record| {
+            *last_timestamp = Some(record.timestamp);
             let decoded = codec
                 .decode::<T>(record.value)
                 .and_then(|value| match validate {
@@ -372,5 +379,26 @@ impl<T: DeserializeOwned + 'static> SourceReader for LogReader<T> {
 
     fn start_watermark(&self) -> EventTime {
         self.watermarks.watermark(Instant::now()).start()
+    }
+
+    fn lag(&mut self) -> Vec<PartitionLag> {
+        let now = weir_engine::wall_clock_millis();
+        self.partitions
+            .iter()
+            .filter_map(|partition| {
+                let (_, end) = self.topic.offsets(partition.number).ok()?;
+                let end = partition.end.map_or(end, |bounded| bounded.min(end));
+                let records = end.saturating_sub(partition.reader.next_offset());
+                let behind = partition
+                    .last_timestamp
+                    .filter(|_| records > 0)
+                    .map_or(0, |at| now.saturating_sub(at.0));
+                Some(PartitionLag {
+                    partition: partition.number,
+                    records,
+                    seconds: behind as f64 / 1e3,
+                })
+            })
+            .collect()
     }
 }

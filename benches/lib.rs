@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use weir::{Job, JobReport};
-use weir_nexmark::{write_events_to_topic, EventInput, GeneratorConfig, Output};
+use weir_nexmark::{write_events_to_topic, EventInput, GeneratorConfig, Output, ResultSink};
 
 /// The benchmarks allocate with mimalloc, as the `weir` binary does.
 #[global_allocator]
@@ -83,10 +83,23 @@ pub fn run_on_topic(job: Job, topic: &Path, events: u64, name: &str) -> JobRepor
 /// updating query's changes as they come, without building its final view); checks that
 /// every one of `events` was read.
 pub fn run_query(job: Job, input: EventInput, events: u64, name: &str) -> JobReport {
+    run_query_into(job, input, events, name, ResultSink::Discard)
+}
+
+/// Runs the registry's query `name` as `job` over `input` into `sink` (an updating query's
+/// changes as they come); checks that every one of `events` was read.
+pub fn run_query_into(
+    job: Job,
+    input: EventInput,
+    events: u64,
+    name: &str,
+    sink: ResultSink,
+) -> JobReport {
     let Some(query) = weir_nexmark::query(name) else {
         panic!("the registry has no query {name}");
     };
     let output = Output {
+        sink,
         changelog: true,
         ..Output::discard()
     };

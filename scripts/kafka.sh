@@ -92,6 +92,9 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=4
 group.initial.rebalance.delay.ms=0
+# Records of any age are kept: Nexmark events and the tests' records carry event times years
+# old as their timestamps, which time-based retention (7 days by default) would delete.
+log.retention.ms=-1
 # Tests abort transactions on purpose; the broker finds abandoned ones quickly.
 transaction.abort.timed.out.transaction.cleanup.interval.ms=5000
 EOF

@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use weir::kafka::{KafkaClient, KafkaSink};
 use weir::{CheckpointConfig, Job, JobConfig};
-use weir_benches as _;
-use weir_nexmark::{Event, EventInput, GeneratorConfig, NexmarkSource, Output, ResultSink};
+use weir_nexmark::{Event, EventInput, GeneratorConfig, NexmarkSource, ResultSink};
 
 const WORKERS: usize = 2;
 const PARTITIONS: u32 = 8;
@@ -31,7 +30,7 @@ fn topic(name: &str) -> String {
 /// Writes `events` generated events to a new topic as JSON, each stamped with its event time.
 fn write_events(client: &KafkaClient, events: u64) {
     client
-        .ensure_topic(PARTITIONS)
+        .ensure_topic(PARTITIONS, &[])
         .expect("the topic is created");
     let sink_client = client.clone();
     let report = Job::new(JobConfig::default().workers(WORKERS))
@@ -66,20 +65,7 @@ fn run(
         disorder: Duration::ZERO,
         max_rate: None,
     };
-    let query = weir_nexmark::query(query).expect("a query of the registry");
-    let output = Output {
-        sink,
-        changelog: true,
-        ..Output::discard()
-    };
-    let report = Job::new(config)
-        .run(move |p| {
-            let events = input.stream(p);
-            (query.build)(p, events, &output);
-            Ok(())
-        })
-        .expect("the benchmark job runs");
-    assert_eq!(report.records_in, events, "every event was read");
+    let report = weir_benches::run_query_into(Job::new(config), input, events, query, sink);
     events as f64 / report.wall.as_secs_f64()
 }
 
@@ -104,7 +90,7 @@ fn main() {
     let mut rates = Vec::new();
     for (mode, exactly_once) in [("at-least-once", false), ("exactly-once", true)] {
         let out = KafkaClient::new(&brokers, topic(mode));
-        out.ensure_topic(PARTITIONS)
+        out.ensure_topic(PARTITIONS, &[])
             .expect("the output topic is created");
         let checkpoints = scratch.path().join(mode);
         let sink = ResultSink::Kafka {

@@ -32,9 +32,10 @@ pub const CRASH_POINTS: &[&str] = &[
     "log_sink.commit_marked",
     "log_sink.commit_appended",
     "file_sink.published",
-    // The Kafka sink has produced an epoch's records and marker in a transaction, then
-    // committed it.
+    // The Kafka sink has produced an epoch's records and marker in a transaction (the second
+    // point only for a transaction with records), then committed it.
     "kafka_sink.produced",
+    "kafka_sink.produced_records",
     "kafka_sink.committed",
     // Old checkpoints are deleted.
     "checkpoint.gc",

@@ -264,7 +264,9 @@ fn generate_to_kafka(
     partitions: u32,
     bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<()> {
-    client.ensure_topic(partitions)?;
+    // The events' timestamps are their event times, years ago: time-based retention would
+    // delete them at once.
+    client.ensure_topic(partitions, &[("retention.ms", "-1")])?;
     let job = Job::new(JobConfig::default());
     let metrics = job.metrics();
     let watcher = progress::watch(bar.clone(), move || metrics.records_in());
@@ -402,7 +404,7 @@ fn ensure_topic(
         Some(Location::Log(dir)) if Topic::open(&dir).is_err() => {
             Topic::create(&dir, 1, ValueFormat::Json, LogConfig::default())?;
         }
-        Some(Location::Kafka(client)) => client.ensure_topic(1)?,
+        Some(Location::Kafka(client)) => client.ensure_topic(1, &[])?,
         _ => {}
     }
     Ok(())

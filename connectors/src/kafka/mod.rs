@@ -156,28 +156,43 @@ impl KafkaClient {
             .map_err(self.error("creating a consumer"))
     }
 
+    /// The topic's partition count. A topic created a moment ago may be unknown to the broker
+    /// that answers for a while: an unknown topic is asked about again for up to
+    /// [`REQUEST_TIMEOUT`].
     fn partitions_seen_by(&self, consumer: &WeirConsumer) -> Result<u32, ConnectorError> {
-        let metadata = consumer
-            .fetch_metadata(Some(&self.topic), REQUEST_TIMEOUT)
-            .map_err(self.error("reading the topic's metadata"))?;
-        let topic = metadata
-            .topics()
-            .iter()
-            .find(|topic| topic.name() == self.topic)
-            .ok_or_else(|| self.bad("the brokers returned no metadata for the topic"))?;
-        match topic.error() {
-            None if !topic.partitions().is_empty() => Ok(topic.partitions().len() as u32),
-            None => Err(self.bad("the topic has no partitions")),
-            Some(error) => Err(self.bad(format!(
-                "the topic cannot be read: {}",
-                RDKafkaErrorCode::from(error)
-            ))),
+        let started = std::time::Instant::now();
+        loop {
+            let metadata = consumer
+                .fetch_metadata(Some(&self.topic), REQUEST_TIMEOUT)
+                .map_err(self.error("reading the topic's metadata"))?;
+            let topic = metadata
+                .topics()
+                .iter()
+                .find(|topic| topic.name() == self.topic)
+                .ok_or_else(|| self.bad("the brokers returned no metadata for the topic"))?;
+            match topic.error().map(RDKafkaErrorCode::from) {
+                None if !topic.partitions().is_empty() => {
+                    return Ok(topic.partitions().len() as u32)
+                }
+                None => return Err(self.bad("the topic has no partitions")),
+                Some(RDKafkaErrorCode::UnknownTopicOrPartition)
+                    if started.elapsed() < REQUEST_TIMEOUT =>
+                {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Some(code) => return Err(self.bad(format!("the topic cannot be read: {code}"))),
+            }
         }
     }
 
     /// Creates the topic with `partitions` partitions (one replica each unless the options say
-    /// `replication.factor`) if it does not exist yet.
-    pub fn ensure_topic(&self, partitions: u32) -> Result<(), ConnectorError> {
+    /// `replication.factor`) and the topic settings `config` (as `retention.ms`) if it does
+    /// not exist yet.
+    pub fn ensure_topic(
+        &self,
+        partitions: u32,
+        config: &[(&str, &str)],
+    ) -> Result<(), ConnectorError> {
         let admin: AdminClient<DefaultClientContext> = self
             .config(&[])
             .create()
@@ -187,10 +202,13 @@ impl KafkaClient {
             .get("replication.factor")
             .and_then(|factor| i32::from_str(factor).ok())
             .unwrap_or(1);
-        let topic = NewTopic::new(
-            &self.topic,
-            partitions as i32,
-            TopicReplication::Fixed(replication),
+        let topic = config.iter().fold(
+            NewTopic::new(
+                &self.topic,
+                partitions as i32,
+                TopicReplication::Fixed(replication),
+            ),
+            |topic, (key, value)| topic.set(key, value),
         );
         let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
         let results = futures_executor::block_on(admin.create_topics([&topic], &options))

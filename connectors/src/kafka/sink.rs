@@ -271,7 +271,9 @@ impl Transactions {
         producer
             .begin_transaction()
             .map_err(client.error(what("beginning")))?;
+        let mut records = 0;
         for_each_staged(path, &bytes, self.output, |record| {
+            records += 1;
             let key = (!record.key.is_empty()).then_some(record.key);
             produce(producer, client, key, record.value, record.timestamp)
         })?;
@@ -291,6 +293,9 @@ impl Transactions {
             .send_offsets_to_transaction(&marker, &self.marker_group, FLUSH_TIMEOUT)
             .map_err(client.error(what("marking")))?;
         weir_engine::crash_point("kafka_sink.produced");
+        if records > 0 {
+            weir_engine::crash_point("kafka_sink.produced_records");
+        }
         producer
             .commit_transaction(FLUSH_TIMEOUT)
             .map_err(client.error(what("committing")))?;

@@ -156,20 +156,37 @@ impl<T: DeserializeOwned + 'static> Source for KafkaSource<T> {
             };
             let resumed = self.resumed.get(&number);
             let start = resumed.map_or(configured, |position| position.next_offset);
+            if !(earliest..=latest).contains(&start) {
+                return Err(client
+                    .bad(format!(
+                        "partition {number} holds offsets {earliest}..{latest}, not the offset \
+                         {start} to start at (records deleted by retention, or the topic was \
+                         recreated)"
+                    ))
+                    .into());
+            }
             let end = self.until_end.then(|| {
                 resumed
                     .and_then(|position| position.end_offset)
                     .unwrap_or(latest)
             });
-            assignment
-                .add_partition_offset(&client.topic, number as i32, Offset::Offset(start as i64))
-                .map_err(client.error(format!("assigning partition {number}")))?;
-            partitions.push(OwnedPartition {
+            let partition = OwnedPartition {
                 number,
                 next_offset: start,
                 end,
                 last_timestamp: None,
-            });
+            };
+            // A bounded read already at its end fetches nothing more.
+            if !partition.is_done() {
+                assignment
+                    .add_partition_offset(
+                        &client.topic,
+                        number as i32,
+                        Offset::Offset(start as i64),
+                    )
+                    .map_err(client.error(format!("assigning partition {number}")))?;
+            }
+            partitions.push(partition);
         }
         consumer
             .assign(&assignment)

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::checkpoint::positions::{PartitionPosition, Positions};
 use crate::time::EventTime;
 
 /// Tracks the watermark of one input (a partition, a file) whose events arrive at most
@@ -252,6 +253,26 @@ impl PartitionWatermarks {
         if let Some(partition) = self.partitions.get_mut(index) {
             partition.finished = true;
         }
+    }
+
+    /// A reader's positions for a checkpoint: `partitions` gives each partition's number,
+    /// next offset and (for a bounded read) end offset, in the order of their indices here.
+    pub fn positions(
+        &self,
+        partitions: impl IntoIterator<Item = (u32, u64, Option<u64>)>,
+    ) -> Positions {
+        partitions
+            .into_iter()
+            .enumerate()
+            .map(|(index, (number, next_offset, end_offset))| {
+                let position = PartitionPosition {
+                    next_offset,
+                    end_offset,
+                    max_event_time: self.max_seen(index),
+                };
+                (number, position)
+            })
+            .collect()
     }
 
     /// The watermark of partition `index` alone.

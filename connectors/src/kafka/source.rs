@@ -12,8 +12,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::de::DeserializeOwned;
 use weir_engine::watermark::{PartitionWatermarks, Watermarks};
 use weir_engine::{
-    BoxError, DeadLetter, EventTime, PartitionLag, PartitionPosition, Positions, Source,
-    SourcePoll, SourceReader, WorkerInfo,
+    BoxError, DeadLetter, EventTime, PartitionLag, Positions, Source, SourcePoll, SourceReader,
+    WorkerInfo,
 };
 
 use super::{KafkaClient, WeirConsumer, REQUEST_TIMEOUT};
@@ -385,18 +385,11 @@ impl<T: DeserializeOwned + 'static> SourceReader for KafkaReader<T> {
 
     fn positions(&self) -> Option<Positions> {
         Some(
-            self.partitions
-                .iter()
-                .enumerate()
-                .map(|(index, partition)| {
-                    let position = PartitionPosition {
-                        next_offset: partition.next_offset,
-                        end_offset: partition.end,
-                        max_event_time: self.watermarks.max_seen(index),
-                    };
-                    (partition.number, position)
-                })
-                .collect(),
+            self.watermarks.positions(
+                self.partitions
+                    .iter()
+                    .map(|partition| (partition.number, partition.next_offset, partition.end)),
+            ),
         )
     }
 
@@ -405,21 +398,16 @@ impl<T: DeserializeOwned + 'static> SourceReader for KafkaReader<T> {
     }
 
     fn lag(&mut self) -> Vec<PartitionLag> {
-        let now = weir_engine::wall_clock_millis() as i64;
+        let now = weir_engine::wall_clock_millis();
         let observed = self.consumer.context();
         self.partitions
             .iter()
             .filter_map(|partition| {
                 let records = observed.lag(partition.number as i32)?;
-                let behind = partition
+                let last_read = partition
                     .last_timestamp
-                    .filter(|_| records > 0)
-                    .map_or(0, |at| now.saturating_sub(at).max(0));
-                Some(PartitionLag {
-                    partition: partition.number,
-                    records,
-                    seconds: behind as f64 / 1e3,
-                })
+                    .and_then(|at| u64::try_from(at).ok());
+                Some(PartitionLag::new(partition.number, records, last_read, now))
             })
             .collect()
     }

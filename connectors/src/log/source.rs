@@ -8,8 +8,8 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 use weir_engine::watermark::{PartitionWatermarks, Watermarks};
 use weir_engine::{
-    BoxError, DeadLetter, EventTime, PartitionLag, PartitionPosition, Positions, Source,
-    SourcePoll, SourceReader, WorkerInfo,
+    BoxError, DeadLetter, EventTime, PartitionLag, Positions, Source, SourcePoll, SourceReader,
+    WorkerInfo,
 };
 
 use crate::codec::Codec;
@@ -362,18 +362,14 @@ impl<T: DeserializeOwned + 'static> SourceReader for LogReader<T> {
 
     fn positions(&self) -> Option<Positions> {
         Some(
-            self.partitions
-                .iter()
-                .enumerate()
-                .map(|(index, partition)| {
-                    let position = PartitionPosition {
-                        next_offset: partition.reader.next_offset(),
-                        end_offset: partition.end,
-                        max_event_time: self.watermarks.max_seen(index),
-                    };
-                    (partition.number, position)
-                })
-                .collect(),
+            self.watermarks
+                .positions(self.partitions.iter().map(|partition| {
+                    (
+                        partition.number,
+                        partition.reader.next_offset(),
+                        partition.end,
+                    )
+                })),
         )
     }
 
@@ -389,15 +385,8 @@ impl<T: DeserializeOwned + 'static> SourceReader for LogReader<T> {
                 let (_, end) = self.topic.offsets(partition.number).ok()?;
                 let end = partition.end.map_or(end, |bounded| bounded.min(end));
                 let records = end.saturating_sub(partition.reader.next_offset());
-                let behind = partition
-                    .last_timestamp
-                    .filter(|_| records > 0)
-                    .map_or(0, |at| now.saturating_sub(at.0));
-                Some(PartitionLag {
-                    partition: partition.number,
-                    records,
-                    seconds: behind as f64 / 1e3,
-                })
+                let last_read = partition.last_timestamp.map(|at| at.0);
+                Some(PartitionLag::new(partition.number, records, last_read, now))
             })
             .collect()
     }

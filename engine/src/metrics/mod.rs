@@ -26,6 +26,21 @@ pub struct PartitionLag {
     pub seconds: f64,
 }
 
+impl PartitionLag {
+    /// `records` left in `partition`, whose last record read has the timestamp
+    /// `last_read_ms` (milliseconds since the Unix epoch), at `now_ms`.
+    pub fn new(partition: u32, records: u64, last_read_ms: Option<u64>, now_ms: u64) -> Self {
+        let behind = last_read_ms
+            .filter(|_| records > 0)
+            .map_or(0, |at| now_ms.saturating_sub(at));
+        PartitionLag {
+            partition,
+            records,
+            seconds: behind as f64 / 1e3,
+        }
+    }
+}
+
 /// The counters of one operator (a source, a keyed operator or a sink), shared by the
 /// workers of a process.
 #[derive(Debug, Default)]

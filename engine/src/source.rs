@@ -208,6 +208,7 @@ where
         let mut last_advance = job.clock.now();
         let mut epoch_started = job.clock.now();
         let mut lag_polled = job.clock.now();
+        let mut reported_watermark = None;
         let board = Arc::clone(&job);
         let finish = move |capabilities: &mut Option<Vec<_>>,
                            cursor: &mut EpochCursor,
@@ -345,8 +346,10 @@ where
             }
             let published = (!idle).then(|| records_cap.time().watermark);
             job.watermarks.publish(number, worker.index, published);
-            if let Some(watermark) = published {
+            // The metrics hear of a watermark when it moves, not at every activation.
+            if let Some(watermark) = published.filter(|w| Some(*w) != reported_watermark) {
                 job.metrics.set_watermark(&name, worker.index, watermark);
+                reported_watermark = Some(watermark);
             }
             match pause {
                 Pause::Budget => activator.activate(),

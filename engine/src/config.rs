@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::checkpoint::CheckpointConfig;
 use crate::state::StateBackend;
+use crate::time::FLOW_TICK;
 
 use crate::error::ConfigError;
 
@@ -151,6 +152,13 @@ pub struct JobConfig {
     /// How often sources advance the watermark part of their timestamps (processing time).
     /// Larger values keep batches larger; smaller values lower the latency of window results.
     pub watermark_interval: Duration,
+    /// Backpressure: how long a record may be on its way from its source to the sinks. A
+    /// source pauses while a sink still waits for records emitted longer ago than this, so
+    /// records in flight stay within what the sources read in about twice this time (the
+    /// records a sink is writing, and those read while it writes them) and a slow sink slows
+    /// the sources instead of filling memory. Longer limits ride out short stalls (a large
+    /// checkpoint, a window firing) without pausing; shorter ones hold less in memory.
+    pub in_flight_limit: Duration,
     /// Whether and how the job restarts itself from its latest checkpoint after a failure.
     pub restarts: RestartPolicy,
 }
@@ -165,6 +173,7 @@ impl Default for JobConfig {
             state_dir: PathBuf::from("weir-state"),
             state_backend: StateBackend::Memory,
             watermark_interval: Duration::from_millis(100),
+            in_flight_limit: Duration::from_millis(200),
             restarts: RestartPolicy::never(),
         }
     }
@@ -213,6 +222,12 @@ impl JobConfig {
         self
     }
 
+    /// Sets how long records may be on their way to the sinks before sources pause.
+    pub fn in_flight_limit(mut self, limit: Duration) -> Self {
+        self.in_flight_limit = limit;
+        self
+    }
+
     /// Restarts the job from its latest checkpoint after retryable failures, as `policy` says.
     pub fn restarts(mut self, policy: RestartPolicy) -> Self {
         self.restarts = policy;
@@ -253,6 +268,12 @@ impl JobConfig {
         }
         if self.watermark_interval.is_zero() {
             return Err(ConfigError::ZeroInterval("watermark interval"));
+        }
+        if self.in_flight_limit < FLOW_TICK {
+            return Err(ConfigError::InFlightLimit {
+                limit: self.in_flight_limit,
+                tick: FLOW_TICK,
+            });
         }
         if self.restarts.max_restarts > 0 && self.checkpoints.is_none() {
             return Err(ConfigError::RestartsNeedCheckpoints);

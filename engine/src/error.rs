@@ -39,6 +39,15 @@ pub enum ConfigError {
     /// An interval was zero.
     #[error("the {0} must be longer than zero")]
     ZeroInterval(&'static str),
+    /// The in-flight limit was shorter than a flow tick, the step in which sources tell
+    /// processing time.
+    #[error("the in-flight limit ({limit:?}) must be at least one flow tick ({tick:?})")]
+    InFlightLimit {
+        /// The limit asked for.
+        limit: std::time::Duration,
+        /// The flow tick.
+        tick: std::time::Duration,
+    },
     /// The host file could not be read.
     #[error("cannot read host file {path}: {source}")]
     HostFile {

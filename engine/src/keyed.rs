@@ -235,8 +235,11 @@ impl<K: Hash + Eq + Clone> Timers<K> {
         for pending in self.by_time.values_mut() {
             for capability in [&mut pending.results, &mut pending.late] {
                 if capability.time().epoch < epoch {
-                    let watermark = capability.time().watermark;
-                    capability.downgrade(&Time::new(epoch, watermark));
+                    let moved = Time {
+                        epoch,
+                        ..*capability.time()
+                    };
+                    capability.downgrade(&moved);
                 }
             }
         }
@@ -343,13 +346,13 @@ where
                 for (kind, time, key) in restored {
                     match kind {
                         TimerKind::Event => {
-                            let at = Time::new(epoch, EventTime(time));
+                            let at = Time::from_state(epoch, EventTime(time));
                             timers.add(time, &key, &at, &capabilities_at)
                         }
                         TimerKind::Processing => processing_timers.add(
                             time,
                             &key,
-                            &Time::new(epoch, EventTime::ZERO),
+                            &Time::from_state(epoch, EventTime::ZERO),
                             &capabilities_at,
                         ),
                     };
@@ -365,7 +368,7 @@ where
             .then(|| {
                 capabilities
                     .first()
-                    .map(|c| c.delayed(&Time::new(epoch, END_OF_TIME)))
+                    .map(|c| c.delayed(&Time::from_state(epoch, END_OF_TIME)))
             })
             .flatten();
         drop(capabilities);
@@ -423,7 +426,7 @@ where
                         }
                         for timer in cx.timers.drain(..) {
                             // A timer behind the record's own time fires at the record's time.
-                            let when = Time::new(time.epoch, timer.max(time.watermark));
+                            let when = Time::from_state(time.epoch, timer.max(time.watermark));
                             let timer = timer.millis();
                             if timers.add(timer, &key, &when, &capabilities_at) {
                                 let set = (TimerKind::Event, timer, TimerChange::Set);
@@ -432,7 +435,8 @@ where
                         }
                         for timer in cx.processing_timers.drain(..) {
                             let timer = timer.millis();
-                            if processing_timers.add(timer, &key, &time, &capabilities_at) {
+                            let when = Time::from_state(time.epoch, time.watermark);
+                            if processing_timers.add(timer, &key, &when, &capabilities_at) {
                                 let set = (TimerKind::Processing, timer, TimerChange::Set);
                                 note(&mut states, set, &key, &fail);
                             }
@@ -491,7 +495,7 @@ where
                 }
                 let epoch = cursor.epoch();
                 if let Some(keepalive) = &mut keepalive {
-                    keepalive.downgrade(&Time::new(epoch, END_OF_TIME));
+                    keepalive.downgrade(&Time::from_state(epoch, END_OF_TIME));
                 }
                 timers.advance_epoch(epoch);
                 processing_timers.advance_epoch(epoch);
@@ -598,7 +602,7 @@ fn fire_timers<K, T, P>(
                     TimerKind::Event => later.max(EventTime(time)),
                     TimerKind::Processing => later,
                 };
-                let when = Time::new(
+                let when = Time::from_state(
                     pending.results.time().epoch,
                     later.max(pending.results.time().watermark),
                 );

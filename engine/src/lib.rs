@@ -48,7 +48,8 @@ pub use sink::{CollectSink, DiscardSink, Sink, SinkPlacement};
 pub use source::{Source, SourcePoll, SourceReader};
 pub use state::{StateBackend, StateError};
 pub use time::{
-    millis, wall_clock_millis, Epoch, EventTime, ProcessingTime, Time, Timestamped, END_OF_TIME,
+    millis, wall_clock_millis, Epoch, EventTime, FlowTick, ProcessingTime, Time, Timestamped,
+    END_OF_TIME, FLOW_TICK,
 };
 
 /// What a record type needs to flow through a pipeline: plain owned data that serde can

@@ -15,7 +15,7 @@ use crate::checkpoint::{EpochCursor, EpochStatus, HeldInput, SinkStep};
 use crate::error::{BoxError, EngineError};
 use crate::runtime::context::Context;
 use crate::runtime::job::{JobShared, WorkerInfo};
-use crate::time::{Epoch, EventTime, Time, END_OF_TIME};
+use crate::time::{frontier_tick, Epoch, EventTime, Time, END_OF_TIME};
 use crate::Data;
 
 /// Where a sink's records are written.
@@ -181,7 +181,9 @@ pub(crate) fn drive<T: Data>(
     let mut held: HeldInput<Vec<T>> = HeldInput::default();
     // The watermark the last emission latency was sampled at.
     let mut sampled = EventTime::ZERO;
+    let flow = job.flow.sink_slot();
     let mut logic = move |batches: &mut Batches<T>, frontier: &[Time]| {
+        flow.publish(frontier_tick(frontier));
         let mut driven = driven.borrow_mut();
         if let SinkState::Unopened = driven.state {
             driven.state = SinkState::Open;

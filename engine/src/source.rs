@@ -1,8 +1,10 @@
 //! Sources: the trait a connector implements, and the timely operator that drives it.
 //!
-//! The driver holds one capability at `(epoch, watermark)`, emits every record at that time and
-//! advances the watermark part at most once per watermark interval, so batches stay large.
-//! Rejected input leaves on a second output as dead letters.
+//! The driver holds one capability at `(epoch, watermark, tick)`, emits every record at that
+//! time and advances the watermark part at most once per watermark interval, so batches stay
+//! large, and the tick once per flow tick. It stops polling while the job's sinks are further
+//! behind than the in-flight limit (backpressure, see [`crate::runtime::flow`]). Rejected input
+//! leaves on a second output as dead letters.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -22,7 +24,7 @@ use crate::error::{BoxError, EngineError};
 use crate::metrics::PartitionLag;
 use crate::runtime::context::Context;
 use crate::runtime::job::WorkerInfo;
-use crate::time::{Epoch, EventTime, Time};
+use crate::time::{Epoch, EventTime, FlowTick, ProcessingTime, Time};
 use crate::watermark::CombinedWatermark;
 
 /// Records a driver asks a reader for in one call.
@@ -31,6 +33,8 @@ const POLL_BATCH: usize = 1024;
 const ACTIVATION_BUDGET: usize = 64 * 1024;
 /// How often a driver asks its reader for its lag.
 const LAG_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a paused driver looks again whether the sinks have caught up.
+const BACKPRESSURE_RECHECK: Duration = Duration::from_millis(10);
 
 /// What a [`SourceReader`] reports after a poll.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,6 +170,9 @@ where
     let mut cursor = EpochCursor::for_source(&checkpoints, number, name.clone());
     let checkpoint_interval = job.config.checkpoints.as_ref().map(|c| c.interval);
     let watermark_interval = job.config.watermark_interval;
+    // Under a test's manual clock processing time passes only when the test says, so no record
+    // is ever in flight for long: no backpressure.
+    let in_flight_limit = (!job.clock.is_manual()).then_some(job.config.in_flight_limit);
     let fail = {
         let (job, name) = (Arc::clone(&job), name.clone());
         move |source| {
@@ -209,6 +216,8 @@ where
         let mut epoch_started = job.clock.now();
         let mut lag_polled = job.clock.now();
         let mut reported_watermark = None;
+        // Since when the driver has been paused for backpressure, counted up to now.
+        let mut paused_since: Option<ProcessingTime> = None;
         let board = Arc::clone(&job);
         let finish = move |capabilities: &mut Option<Vec<_>>,
                            cursor: &mut EpochCursor,
@@ -230,9 +239,14 @@ where
                 pending_watermark = reader
                     .as_ref()
                     .map_or(EventTime::ZERO, S::Reader::start_watermark);
+                let start = Time::new(
+                    cursor.epoch(),
+                    pending_watermark,
+                    FlowTick::at(job.clock.now()),
+                );
                 if let Some(caps) = capabilities.as_mut() {
                     for capability in caps {
-                        capability.downgrade(&Time::new(cursor.epoch(), pending_watermark));
+                        capability.downgrade(&start);
                     }
                 }
                 job.metrics.epoch_started(cursor.epoch());
@@ -252,11 +266,25 @@ where
                 finish(&mut capabilities, &mut cursor, None);
                 return;
             }
+            let now = job.clock.now();
+            // The tick never goes back, even if the wall clock does.
+            let tick = FlowTick::at(now).max(records_cap.time().tick);
+            // Looked at before every poll: a fast reader could otherwise emit a whole
+            // activation's budget past the limit.
+            let over_limit = || in_flight_limit.is_some_and(|limit| job.flow.behind(tick) > limit);
+            if let Some(since) = paused_since.take() {
+                metrics.add_backpressure(now.since(since));
+            }
             let mut records_handle = records_output.activate();
             let mut dead_handle = dead_output.activate();
             let mut emitted = 0;
             let mut pause = Pause::Budget;
             while emitted < ACTIVATION_BUDGET {
+                if over_limit() {
+                    paused_since = Some(now);
+                    pause = Pause::Backpressure;
+                    break;
+                }
                 let status = match reader.poll(&mut batch, POLL_BATCH) {
                     Ok(status) => status,
                     Err(error) => {
@@ -333,14 +361,19 @@ where
             // has caught up publishes its watermark at once.
             let advance_watermark = target > records_cap.time().watermark
                 && (pause != Pause::Budget || job.clock.since(last_advance) >= watermark_interval);
-            if advance_watermark || cursor.epoch() > records_cap.time().epoch {
+            // The tick moves even while the watermark stands still, so that the sinks' frontiers
+            // tell how long ago the oldest record still on its way to them was emitted.
+            if advance_watermark
+                || cursor.epoch() > records_cap.time().epoch
+                || tick > records_cap.time().tick
+            {
                 let watermark = if advance_watermark {
                     last_advance = job.clock.now();
                     target
                 } else {
                     records_cap.time().watermark
                 };
-                let time = Time::new(cursor.epoch(), watermark);
+                let time = Time::new(cursor.epoch(), watermark, tick);
                 records_cap.downgrade(&time);
                 dead_cap.downgrade(&time);
             }
@@ -356,6 +389,7 @@ where
                 Pause::Waiting | Pause::Idle => {
                     alarms.wake_after(&activator, watermark_interval / 10);
                 }
+                Pause::Backpressure => alarms.wake_after(&activator, BACKPRESSURE_RECHECK),
             }
         }
     });
@@ -374,6 +408,8 @@ enum Pause {
     Waiting,
     /// The reader reported [`SourcePoll::Idle`].
     Idle,
+    /// The sinks are further behind than the job's in-flight limit: the driver did not poll.
+    Backpressure,
 }
 
 /// Tells `reader` the positions of the newest of its finished epochs whose checkpoint is

@@ -1,8 +1,11 @@
-//! The timely timestamp of every record: an (epoch, watermark) pair under the product order.
+//! The timely timestamp of every record: an (epoch, watermark, flow tick) triple under the
+//! product order.
 //!
-//! timely tracks progress with timestamps and frontiers. Letting the timestamp carry both the
-//! checkpoint epoch and the event-time watermark means neither needs in-band marker messages:
-//! an operator reads its watermark and its completed epoch straight off its input frontier.
+//! timely tracks progress with timestamps and frontiers. Letting the timestamp carry the
+//! checkpoint epoch, the event-time watermark and the tick at which a source emitted the record
+//! means none of them needs in-band marker messages: an operator reads its watermark and its
+//! completed epoch straight off its input frontier, and a sink's frontier says how long ago the
+//! oldest record still on its way to it was emitted (what backpressure acts on).
 
 use serde::{Deserialize, Serialize};
 use timely::order::PartialOrder;
@@ -149,11 +152,41 @@ impl std::fmt::Display for Epoch {
     }
 }
 
-/// The timely timestamp of a record: the checkpoint `epoch` it belongs to and the `watermark`
-/// its source had when it emitted it.
+/// The processing-time tick at which a source emitted a record: [`FLOW_TICK`]s since the Unix
+/// epoch. Sources move it forward as processing time passes, even while their watermark stands
+/// still, so that a sink's input frontier says how long ago the oldest record still on its way
+/// to the sink was emitted; sources pause while that is longer than the job's in-flight limit
+/// (backpressure). Records an operator creates later, from state (timers), carry
+/// [`FlowTick::MAX`]: they were not in flight from a source.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct FlowTick(pub u64);
+
+/// The length of a [`FlowTick`]: sources move their timestamps' tick at most this often.
+pub const FLOW_TICK: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl FlowTick {
+    /// The tick of records that no source emitted (and of an input that has ended).
+    pub const MAX: FlowTick = FlowTick(u64::MAX);
+
+    /// The tick `now` falls in.
+    pub fn at(now: ProcessingTime) -> FlowTick {
+        FlowTick(now.0 / millis(FLOW_TICK))
+    }
+
+    /// How long before `later` this tick began (zero if it is not earlier).
+    pub fn before(self, later: FlowTick) -> std::time::Duration {
+        FLOW_TICK.saturating_mul(u32::try_from(later.0.saturating_sub(self.0)).unwrap_or(u32::MAX))
+    }
+}
+
+/// The timely timestamp of a record: the checkpoint `epoch` it belongs to, the `watermark` its
+/// source had when it emitted it, and the flow `tick` at which it emitted it.
 ///
-/// `(e1, w1) <= (e2, w2)` iff `e1 <= e2 && w1 <= w2` (the product order), so the epoch and the
-/// watermark advance independently of each other.
+/// `(e1, w1, t1) <= (e2, w2, t2)` iff every part is `<=` (the product order), so the three
+/// advance independently of each other.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
@@ -163,18 +196,31 @@ pub struct Time {
     /// The source watermark: every record the source emits later has event time `>=` this,
     /// except late records, which are late by definition.
     pub watermark: EventTime,
+    /// When the source emitted the record, for backpressure; [`FlowTick::MAX`] for records
+    /// made from state.
+    pub tick: FlowTick,
 }
 
 impl Time {
-    /// A time from its two parts.
-    pub fn new(epoch: Epoch, watermark: EventTime) -> Self {
-        Time { epoch, watermark }
+    /// A time from its three parts.
+    pub fn new(epoch: Epoch, watermark: EventTime, tick: FlowTick) -> Self {
+        Time {
+            epoch,
+            watermark,
+            tick,
+        }
+    }
+
+    /// The time of results an operator makes from state at `watermark` in `epoch`: not in
+    /// flight from a source, so its tick holds no source back.
+    pub fn from_state(epoch: Epoch, watermark: EventTime) -> Self {
+        Time::new(epoch, watermark, FlowTick::MAX)
     }
 }
 
 impl PartialOrder for Time {
     fn less_equal(&self, other: &Self) -> bool {
-        self.epoch <= other.epoch && self.watermark <= other.watermark
+        self.epoch <= other.epoch && self.watermark <= other.watermark && self.tick <= other.tick
     }
 }
 
@@ -203,11 +249,13 @@ pub struct TimeSummary {
     pub epoch: u64,
     /// Milliseconds added to the watermark along the path.
     pub watermark: u64,
+    /// Flow ticks added along the path.
+    pub tick: u64,
 }
 
 impl PartialOrder for TimeSummary {
     fn less_equal(&self, other: &Self) -> bool {
-        self.epoch <= other.epoch && self.watermark <= other.watermark
+        self.epoch <= other.epoch && self.watermark <= other.watermark && self.tick <= other.tick
     }
 }
 
@@ -216,12 +264,14 @@ impl PathSummary<Time> for TimeSummary {
         Some(Time {
             epoch: Epoch(src.epoch.0.checked_add(self.epoch)?),
             watermark: EventTime(src.watermark.0.checked_add(self.watermark)?),
+            tick: FlowTick(src.tick.0.checked_add(self.tick)?),
         })
     }
     fn followed_by(&self, other: &Self) -> Option<Self> {
         Some(TimeSummary {
             epoch: self.epoch.checked_add(other.epoch)?,
             watermark: self.watermark.checked_add(other.watermark)?,
+            tick: self.tick.checked_add(other.tick)?,
         })
     }
 }
@@ -234,6 +284,16 @@ pub fn frontier_watermark(frontier: &[Time]) -> EventTime {
         .map(|time| time.watermark)
         .min()
         .unwrap_or(END_OF_TIME)
+}
+
+/// The oldest flow tick at this frontier: when the oldest record that may still arrive was
+/// emitted. [`FlowTick::MAX`] once the frontier is empty.
+pub fn frontier_tick(frontier: &[Time]) -> FlowTick {
+    frontier
+        .iter()
+        .map(|time| time.tick)
+        .min()
+        .unwrap_or(FlowTick::MAX)
 }
 
 /// The largest epoch that is complete at this frontier: every frontier element has a larger
@@ -250,33 +310,53 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn at(epoch: u64, watermark: u64) -> Time {
+        Time::new(Epoch(epoch), EventTime(watermark), FlowTick(0))
+    }
+
     #[test]
     fn product_order_is_not_total() {
-        let a = Time::new(Epoch(1), EventTime(10));
-        let b = Time::new(Epoch(2), EventTime(5));
+        let a = at(1, 10);
+        let b = at(2, 5);
         assert!(!a.less_equal(&b));
         assert!(!b.less_equal(&a));
-        assert!(Time::new(Epoch(1), EventTime(5)).less_equal(&a));
-        assert!(Time::new(Epoch(1), EventTime(5)).less_equal(&b));
+        assert!(at(1, 5).less_equal(&a));
+        assert!(at(1, 5).less_equal(&b));
     }
 
     #[test]
     fn frontier_reads_watermark_and_epoch() {
-        let frontier = [
-            Time::new(Epoch(3), EventTime(100)),
-            Time::new(Epoch(4), EventTime(50)),
-        ];
+        let frontier = [at(3, 100), at(4, 50)];
         assert_eq!(frontier_watermark(&frontier), EventTime(50));
         assert_eq!(completed_epoch(&frontier), Some(Epoch(2)));
         assert_eq!(frontier_watermark(&[]), END_OF_TIME);
-        assert_eq!(completed_epoch(&[Time::new(Epoch(0), EventTime(7))]), None);
+        assert_eq!(completed_epoch(&[at(0, 7)]), None);
+    }
+
+    #[test]
+    fn frontier_reads_the_oldest_tick() {
+        let frontier = [
+            Time::new(Epoch(3), EventTime(100), FlowTick(40)),
+            Time::new(Epoch(4), EventTime(50), FlowTick(45)),
+        ];
+        assert_eq!(frontier_tick(&frontier), FlowTick(40));
+        assert_eq!(frontier_tick(&[]), FlowTick::MAX);
+        assert_eq!(FlowTick(40).before(FlowTick(45)), FLOW_TICK * 5);
+        assert_eq!(FlowTick(45).before(FlowTick(40)), std::time::Duration::ZERO);
+        assert_eq!(FlowTick::at(ProcessingTime(1_049)), FlowTick(20));
+        // State-made results never hold a source's tick back.
+        assert!(at(3, 7).less_equal(&Time::from_state(Epoch(3), EventTime(7))));
     }
 
     proptest! {
         /// timely sorts timestamps by `Ord`; it must extend the partial order.
         #[test]
-        fn total_order_extends_partial_order(e1 in 0u64..5, w1 in 0u64..5, e2 in 0u64..5, w2 in 0u64..5) {
-            let (a, b) = (Time::new(Epoch(e1), EventTime(w1)), Time::new(Epoch(e2), EventTime(w2)));
+        fn total_order_extends_partial_order(
+            (e1, w1, t1) in (0u64..5, 0u64..5, 0u64..5),
+            (e2, w2, t2) in (0u64..5, 0u64..5, 0u64..5),
+        ) {
+            let a = Time::new(Epoch(e1), EventTime(w1), FlowTick(t1));
+            let b = Time::new(Epoch(e2), EventTime(w2), FlowTick(t2));
             if a.less_equal(&b) {
                 prop_assert!(a <= b);
             }

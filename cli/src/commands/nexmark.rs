@@ -144,6 +144,11 @@ pub struct RunArgs {
     /// long before each next one (at most 10 s).
     #[arg(long, default_value_t = 0, requires = "checkpoint_dir")]
     max_restarts: u32,
+    /// Backpressure: sources pause while records they read longer ago than this have not yet
+    /// reached the sinks (`100ms`, `1s`). Records in flight stay within what the sources read
+    /// in about twice this time.
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    in_flight_limit: Duration,
     /// Read at most this many events per second per worker from a topic of the log or Kafka
     /// (to replay a topic at a steady pace).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -354,7 +359,8 @@ fn output(args: &RunArgs) -> Output {
 fn job_config(args: &RunArgs) -> anyhow::Result<JobConfig> {
     let mut config = JobConfig::default()
         .workers(args.workers)
-        .state_dir(&args.state_dir);
+        .state_dir(&args.state_dir)
+        .in_flight_limit(args.in_flight_limit);
     if let Some(budget) = args.rocksdb_budget_mib {
         config = config.state_backend(StateBackend::RocksDb {
             memory_budget: budget << 20,

@@ -51,6 +51,7 @@ pub struct OperatorMetrics {
     dead_letters: AtomicU64,
     state_keys_created: AtomicU64,
     state_keys_removed: AtomicU64,
+    backpressure_ms: AtomicU64,
 }
 
 impl OperatorMetrics {
@@ -81,6 +82,11 @@ impl OperatorMetrics {
             .saturating_sub(self.state_keys_removed.load(Ordering::Relaxed))
     }
 
+    /// How long a source has been paused because the sinks were behind (backpressure).
+    pub fn backpressure(&self) -> Duration {
+        Duration::from_millis(self.backpressure_ms.load(Ordering::Relaxed))
+    }
+
     pub(crate) fn add_in(&self, count: usize) {
         self.records_in.fetch_add(count as u64, Ordering::Relaxed);
     }
@@ -102,6 +108,11 @@ impl OperatorMetrics {
             .fetch_add(created, Ordering::Relaxed);
         self.state_keys_removed
             .fetch_add(removed, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_backpressure(&self, paused: Duration) {
+        self.backpressure_ms
+            .fetch_add(crate::time::millis(paused), Ordering::Relaxed);
     }
 }
 

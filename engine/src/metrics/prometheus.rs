@@ -85,43 +85,49 @@ impl JobMetrics {
             self.records_out() as f64,
         );
         let operators = self.operators();
-        type Counter = fn(&super::OperatorMetrics) -> u64;
-        let per_operator: [(&str, &str, &str, Counter); 5] = [
+        type Counter = fn(&super::OperatorMetrics) -> f64;
+        let per_operator: [(&str, &str, &str, Counter); 6] = [
             (
                 "weir_operator_records_in_total",
                 "counter",
                 "Records an operator received (a sink: wrote).",
-                |m| m.records_in(),
+                |m| m.records_in() as f64,
             ),
             (
                 "weir_operator_records_out_total",
                 "counter",
                 "Records an operator emitted (a source: read).",
-                |m| m.records_out(),
+                |m| m.records_out() as f64,
             ),
             (
                 "weir_dead_letters_total",
                 "counter",
                 "Input records a source rejected (sent to dead letters).",
-                |m| m.dead_letters(),
+                |m| m.dead_letters() as f64,
             ),
             (
                 "weir_late_records_total",
                 "counter",
                 "Records later than an operator's allowed lateness (sent to its late output).",
-                |m| m.late_records(),
+                |m| m.late_records() as f64,
             ),
             (
                 "weir_state_keys",
                 "gauge",
                 "Keys holding state in a keyed operator.",
-                |m| m.state_keys(),
+                |m| m.state_keys() as f64,
+            ),
+            (
+                "weir_backpressure_seconds_total",
+                "counter",
+                "How long a source was paused because the sinks were behind (backpressure).",
+                |m| m.backpressure().as_secs_f64(),
             ),
         ];
         for (name, kind, help, value) in per_operator {
             out.family(name, kind, help);
             for (operator, metrics) in &operators {
-                out.sample(name, &[("operator", operator)], value(metrics) as f64);
+                out.sample(name, &[("operator", operator)], value(metrics));
             }
         }
         let lags = self.lags();

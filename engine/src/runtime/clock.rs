@@ -32,6 +32,11 @@ impl Clock {
         })
     }
 
+    /// Whether a test moves this clock by hand.
+    pub(crate) fn is_manual(&self) -> bool {
+        matches!(self, Clock::Manual(_))
+    }
+
     /// Processing time passed since `earlier` (a reading of [`now`](Clock::now)).
     pub(crate) fn since(&self, earlier: ProcessingTime) -> Duration {
         self.now().since(earlier)

@@ -1,6 +1,6 @@
 //! The state one process's workers share while a job runs: the job's configuration, metrics,
-//! key groups, source watermarks and state stores, and its first failure; and which worker a
-//! piece of code runs on.
+//! key groups, source watermarks, sink frontiers (for backpressure) and state stores, and its
+//! first failure; and which worker a piece of code runs on.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +14,7 @@ use crate::metrics::JobMetrics;
 use crate::state::StateStores;
 
 use super::clock::Clock;
+use super::flow::FlowBoard;
 use super::watermarks::WatermarkBoard;
 
 /// Which worker a piece of code runs on.
@@ -32,6 +33,8 @@ pub(crate) struct JobShared {
     pub(crate) metrics: Arc<JobMetrics>,
     pub(crate) key_groups: KeyGroups,
     pub(crate) watermarks: WatermarkBoard,
+    /// How far the sinks are behind the sources, for backpressure.
+    pub(crate) flow: FlowBoard,
     pub(crate) state_stores: StateStores,
     /// Where processing time comes from.
     pub(crate) clock: Clock,
@@ -52,6 +55,7 @@ impl JobShared {
             config: config.clone(),
             metrics,
             watermarks: WatermarkBoard::default(),
+            flow: FlowBoard::default(),
             state_stores: StateStores::default(),
             clock,
             failure: Mutex::new(None),

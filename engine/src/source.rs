@@ -6,7 +6,7 @@
 //! behind than the in-flight limit (backpressure, see [`crate::runtime::flow`]). Rejected input
 //! leaves on a second output as dead letters.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, StreamVec};
 
 use crate::checkpoint::positions::Positions;
-use crate::checkpoint::{CheckpointError, Checkpoints, EpochCursor, SinkStep};
+use crate::checkpoint::{CheckpointError, Checkpoints, EpochCursor, SinkStep, FINAL_EPOCH};
 use crate::dead_letter::DeadLetter;
 use crate::error::{BoxError, EngineError};
 use crate::metrics::PartitionLag;
@@ -193,22 +193,26 @@ where
         OutputBuilder::<_, CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_output);
     job.watermarks
         .publish(number, worker.index, Some(EventTime::ZERO));
-    let committed = Rc::new(Cell::new(None));
+    let shared: Rc<RefCell<Driven<S::Reader>>> = Rc::default();
     {
-        let committed = Rc::clone(&committed);
+        // Commits run between dataflow steps, never inside this operator: the borrow is free.
+        let (shared, name) = (Rc::clone(&shared), name.clone());
         checkpoints.on_commit(Box::new(move |step| {
-            if let SinkStep::Commit(epoch) = step {
-                committed.set(Some(epoch));
-            }
-            Ok(())
+            let (SinkStep::Commit(epoch), Ok(mut shared)) = (step, shared.try_borrow_mut()) else {
+                return Ok(());
+            };
+            shared
+                .tell_complete(epoch)
+                .map_err(|source| EngineError::Source {
+                    name: name.clone(),
+                    worker: worker.index,
+                    source,
+                })
         }));
     }
-    // The positions of epochs this worker finished, until their checkpoints complete.
-    let mut uncommitted = VecDeque::new();
     builder.build(move |capabilities| {
         let mut capabilities = Some(capabilities);
         let mut unopened = Some(source);
-        let mut reader = None;
         let mut batch = Vec::with_capacity(POLL_BATCH);
         let mut rejected = Vec::new();
         let mut pending_watermark = EventTime::ZERO;
@@ -221,18 +225,23 @@ where
         let board = Arc::clone(&job);
         let finish = move |capabilities: &mut Option<Vec<_>>,
                            cursor: &mut EpochCursor,
-                           reader: Option<&S::Reader>| {
+                           positions: Option<Positions>| {
             if capabilities.is_some() {
-                cursor.finish_source(true, reader.and_then(|reader| reader.positions()));
+                cursor.finish_source(true, positions);
             }
             // Dropping the capabilities moves this source's watermark to the end of time.
             *capabilities = None;
             board.watermarks.retire(number, worker.index);
         };
         move |_frontiers| {
+            let mut shared = shared.borrow_mut();
+            let Driven {
+                reader,
+                uncommitted,
+            } = &mut *shared;
             if let Some(source) = unopened.take() {
                 match open(source, worker, &checkpoints, number) {
-                    Ok(Some(opened)) => reader = Some(opened),
+                    Ok(Some(opened)) => *reader = Some(opened),
                     Ok(None) => {}
                     Err(error) => fail(error),
                 }
@@ -323,7 +332,11 @@ where
                     }
                     SourcePoll::Finished => {
                         drop((records_handle, dead_handle));
-                        finish(&mut capabilities, &mut cursor, Some(reader));
+                        let positions = reader.positions();
+                        if let Some(positions) = &positions {
+                            uncommitted.push_back((FINAL_EPOCH, positions.clone()));
+                        }
+                        finish(&mut capabilities, &mut cursor, positions);
                         return;
                     }
                 }
@@ -353,9 +366,6 @@ where
             if job.clock.since(lag_polled) >= LAG_INTERVAL {
                 lag_polled = job.clock.now();
                 job.metrics.set_lags(&name, &reader.lag());
-            }
-            if let Err(error) = tell_complete(reader, &mut uncommitted, committed.get()) {
-                fail(error);
             }
             // While records stream in, the watermark moves once per interval; a reader that
             // has caught up publishes its watermark at once.
@@ -412,26 +422,38 @@ enum Pause {
     Backpressure,
 }
 
-/// Tells `reader` the positions of the newest of its finished epochs whose checkpoint is
-/// complete (up to `committed`), forgetting those.
-fn tell_complete<R: SourceReader>(
-    reader: &mut R,
-    uncommitted: &mut VecDeque<(Epoch, Positions)>,
-    committed: Option<Epoch>,
-) -> Result<(), BoxError> {
-    let Some(committed) = committed else {
-        return Ok(());
-    };
-    let mut newest = None;
-    while uncommitted
-        .front()
-        .is_some_and(|(epoch, _)| *epoch <= committed)
-    {
-        newest = uncommitted.pop_front();
+/// A source worker's reader and the positions of the epochs it finished whose checkpoints are
+/// not complete yet, shared by the driver and the handle that hears of commits.
+struct Driven<R> {
+    reader: Option<R>,
+    uncommitted: VecDeque<(Epoch, Positions)>,
+}
+
+impl<R> Default for Driven<R> {
+    fn default() -> Self {
+        Driven {
+            reader: None,
+            uncommitted: VecDeque::new(),
+        }
     }
-    match newest {
-        Some((_, positions)) => reader.checkpoint_complete(&positions),
-        None => Ok(()),
+}
+
+impl<R: SourceReader> Driven<R> {
+    /// Tells the reader the positions of the newest of its finished epochs whose checkpoint is
+    /// complete (up to `committed`, the final one included), forgetting those.
+    fn tell_complete(&mut self, committed: Epoch) -> Result<(), BoxError> {
+        let mut newest = None;
+        while self
+            .uncommitted
+            .front()
+            .is_some_and(|(epoch, _)| *epoch <= committed)
+        {
+            newest = self.uncommitted.pop_front();
+        }
+        match (newest, self.reader.as_mut()) {
+            (Some((_, positions)), Some(reader)) => reader.checkpoint_complete(&positions),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -26,7 +26,10 @@ use crate::metrics::OperatorMetrics;
 use crate::runtime::context::Context;
 use crate::runtime::job::JobShared;
 use crate::state::{StateBackend, StateCache, StateError, TimerChange, TimerKind};
-use crate::time::{frontier_watermark, Epoch, EventTime, ProcessingTime, Time, END_OF_TIME};
+use crate::time::{
+    frontier_tick, frontier_watermark, Epoch, EventTime, FlowTick, ProcessingTime, Time,
+    END_OF_TIME,
+};
 use crate::Data;
 
 type KeySet<K> = HashSet<K, foldhash::fast::FixedState>;
@@ -167,30 +170,42 @@ pub trait KeyedProcess<K, T>: 'static {
     fn is_empty(&self, state: &Self::State) -> bool;
 }
 
-/// A timer time's keys and the capabilities its results and late records are sent with.
+/// A timer time's keys, and the watermark its results go out at (the earliest that set it).
 struct PendingTimer<K> {
     keys: KeySet<K>,
-    results: Capability<Time>,
-    late: Capability<Time>,
+    watermark: EventTime,
 }
 
-/// Pending timers of one kind, by time.
+/// Pending timers of one kind, by time, and one capability per output (results, late records)
+/// that every pending timer's results are sent under.
+///
+/// The capabilities stand at the current epoch, the earliest watermark any pending timer's
+/// results go out at, and the flow tick of the operator's input frontier, which they follow
+/// ([`Timers::follow`]). So a timer waiting for the watermark never holds the sources back,
+/// yet its results, once fired, carry a real tick: a slow sink they queue in front of slows
+/// the sources down (backpressure, see [`crate::runtime::flow`]).
 struct Timers<K> {
     by_time: BTreeMap<u64, PendingTimer<K>>,
+    /// How many pending timers go out at each watermark: the first is the capabilities'.
+    watermarks: BTreeMap<EventTime, usize>,
+    capabilities: Option<(Capability<Time>, Capability<Time>)>,
 }
 
 impl<K> Default for Timers<K> {
     fn default() -> Self {
         Timers {
             by_time: BTreeMap::new(),
+            watermarks: BTreeMap::new(),
+            capabilities: None,
         }
     }
 }
 
 impl<K: Hash + Eq + Clone> Timers<K> {
-    /// Adds `key`'s timer at `time`, with capabilities at `when` made by `capabilities_at`.
-    /// Of two claims on one timer time, the earlier capability wins: results go out then.
-    /// Returns whether the key had no timer at `time` yet.
+    /// Adds `key`'s timer at `time`, its results at `when`; `capabilities_at` makes
+    /// capabilities at `when` should the held ones be later. Of two claims on one timer time,
+    /// the earlier wins: results go out then. Returns whether the key had no timer at `time`
+    /// yet.
     fn add(
         &mut self,
         time: u64,
@@ -198,24 +213,57 @@ impl<K: Hash + Eq + Clone> Timers<K> {
         when: &Time,
         capabilities_at: &impl Fn(&Time) -> (Capability<Time>, Capability<Time>),
     ) -> bool {
+        // Results go out at the held capabilities' tick (or a later one): a batch held back
+        // for a later epoch may carry an older tick than they have moved to.
+        let when = &match &self.capabilities {
+            Some((results, _)) => Time {
+                tick: when.tick.max(results.time().tick),
+                ..*when
+            },
+            None => *when,
+        };
         let pending = self.by_time.entry(time).or_insert_with(|| {
-            let (results, late) = capabilities_at(when);
+            *self.watermarks.entry(when.watermark).or_default() += 1;
             PendingTimer {
                 keys: KeySet::default(),
-                results,
-                late,
+                watermark: when.watermark,
             }
         });
-        if when.less_than(pending.results.time()) {
-            (pending.results, pending.late) = capabilities_at(when);
+        if when.watermark < pending.watermark {
+            forget(&mut self.watermarks, pending.watermark);
+            *self.watermarks.entry(when.watermark).or_default() += 1;
+            pending.watermark = when.watermark;
+        }
+        let covered = self
+            .capabilities
+            .as_ref()
+            .is_some_and(|(results, _)| results.time().less_equal(when));
+        if !covered {
+            self.capabilities = Some(capabilities_at(when));
         }
         pending.keys.insert(key.clone())
     }
 
-    /// Removes and returns the earliest timer before `bound`.
-    fn first_before(&mut self, bound: u64) -> Option<(u64, PendingTimer<K>)> {
+    /// Removes and returns the earliest timer before `bound`, with capabilities to send its
+    /// results under.
+    #[allow(clippy::type_complexity)]
+    fn first_before(
+        &mut self,
+        bound: u64,
+    ) -> Option<(u64, PendingTimer<K>, (Capability<Time>, Capability<Time>))> {
+        let (results, late) = self.capabilities.as_ref()?;
         let entry = self.by_time.first_entry()?;
-        (*entry.key() < bound).then(|| entry.remove_entry())
+        if *entry.key() >= bound {
+            return None;
+        }
+        let (time, pending) = entry.remove_entry();
+        forget(&mut self.watermarks, pending.watermark);
+        let at = Time {
+            watermark: pending.watermark,
+            ..*results.time()
+        };
+        let sent_under = (results.delayed(&at), late.delayed(&at));
+        Some((time, pending, sent_under))
     }
 
     /// Every pending timer, as `(kind, time, key)`.
@@ -229,19 +277,41 @@ impl<K: Hash + Eq + Clone> Timers<K> {
         self.by_time.keys().next().copied()
     }
 
-    /// Moves every capability of an earlier epoch to `epoch`, so that the epochs before it can
-    /// complete downstream while the timers wait.
-    fn advance_epoch(&mut self, epoch: Epoch) {
-        for pending in self.by_time.values_mut() {
-            for capability in [&mut pending.results, &mut pending.late] {
-                if capability.time().epoch < epoch {
-                    let moved = Time {
-                        epoch,
-                        ..*capability.time()
-                    };
-                    capability.downgrade(&moved);
-                }
+    /// Moves the capabilities up to `epoch` (so that earlier epochs can complete downstream
+    /// while the timers wait), the earliest pending watermark, and the flow tick `tick` of the
+    /// operator's input frontier; drops them once no timer is pending.
+    fn follow(&mut self, epoch: Epoch, tick: FlowTick) {
+        let Some(earliest) = self.watermarks.keys().next().copied() else {
+            self.capabilities = None;
+            return;
+        };
+        if let Some((results, late)) = &mut self.capabilities {
+            let now = results.time();
+            let moved = Time::new(
+                now.epoch.max(epoch),
+                now.watermark.max(earliest),
+                now.tick.max(tick),
+            );
+            if moved != *now {
+                results.downgrade(&moved);
+                late.downgrade(&moved);
             }
+        }
+    }
+}
+
+/// The time of a capability that only holds `epoch` open: at the end of event time and of
+/// flow ticks, so that it holds neither the watermark nor the sources back.
+fn holding_open(epoch: Epoch) -> Time {
+    Time::new(epoch, END_OF_TIME, FlowTick::MAX)
+}
+
+/// Takes one pending timer off the count of timers at `watermark`.
+fn forget(watermarks: &mut BTreeMap<EventTime, usize>, watermark: EventTime) {
+    if let Some(count) = watermarks.get_mut(&watermark) {
+        *count -= 1;
+        if *count == 0 {
+            watermarks.remove(&watermark);
         }
     }
 }
@@ -346,13 +416,13 @@ where
                 for (kind, time, key) in restored {
                     match kind {
                         TimerKind::Event => {
-                            let at = Time::from_state(epoch, EventTime(time));
+                            let at = Time::new(epoch, EventTime(time), FlowTick::default());
                             timers.add(time, &key, &at, &capabilities_at)
                         }
                         TimerKind::Processing => processing_timers.add(
                             time,
                             &key,
-                            &Time::from_state(epoch, EventTime::ZERO),
+                            &Time::new(epoch, EventTime::ZERO, FlowTick::default()),
                             &capabilities_at,
                         ),
                     };
@@ -368,7 +438,7 @@ where
             .then(|| {
                 capabilities
                     .first()
-                    .map(|c| c.delayed(&Time::from_state(epoch, END_OF_TIME)))
+                    .map(|c| c.delayed(&holding_open(epoch)))
             })
             .flatten();
         drop(capabilities);
@@ -426,7 +496,10 @@ where
                         }
                         for timer in cx.timers.drain(..) {
                             // A timer behind the record's own time fires at the record's time.
-                            let when = Time::from_state(time.epoch, timer.max(time.watermark));
+                            let when = Time {
+                                watermark: timer.max(time.watermark),
+                                ..time
+                            };
                             let timer = timer.millis();
                             if timers.add(timer, &key, &when, &capabilities_at) {
                                 let set = (TimerKind::Event, timer, TimerChange::Set);
@@ -435,8 +508,7 @@ where
                         }
                         for timer in cx.processing_timers.drain(..) {
                             let timer = timer.millis();
-                            let when = Time::from_state(time.epoch, time.watermark);
-                            if processing_timers.add(timer, &key, &when, &capabilities_at) {
+                            if processing_timers.add(timer, &key, &time, &capabilities_at) {
                                 let set = (TimerKind::Processing, timer, TimerChange::Set);
                                 note(&mut states, set, &key, &fail);
                             }
@@ -495,11 +567,15 @@ where
                 }
                 let epoch = cursor.epoch();
                 if let Some(keepalive) = &mut keepalive {
-                    keepalive.downgrade(&Time::from_state(epoch, END_OF_TIME));
+                    keepalive.downgrade(&holding_open(epoch));
                 }
-                timers.advance_epoch(epoch);
-                processing_timers.advance_epoch(epoch);
+                let tick = frontier_tick(frontier.as_ref());
+                timers.follow(epoch, tick);
+                processing_timers.follow(epoch, tick);
             }
+            let tick = frontier_tick(frontier.as_ref());
+            timers.follow(cursor.epoch(), tick);
+            processing_timers.follow(cursor.epoch(), tick);
             if let Some(next) = processing_timers.first_time() {
                 let delay = ProcessingTime(next)
                     .since(cx.now)
@@ -556,25 +632,27 @@ fn fire_timers<K, T, P>(
     P: KeyedProcess<K, T>,
 {
     loop {
-        let (time, pending, kind) = match timers.first_before(watermark.millis()) {
-            Some((time, pending)) => (time, pending, TimerKind::Event),
-            None => {
-                let due = if input_ended {
-                    u64::MAX
-                } else {
-                    cx.now.millis().saturating_add(1)
-                };
-                match processing_timers.first_before(due) {
-                    Some((time, pending)) => (time, pending, TimerKind::Processing),
-                    None => break,
+        let (time, pending, (results_at, late_at), kind) =
+            match timers.first_before(watermark.millis()) {
+                Some((time, pending, sent_under)) => (time, pending, sent_under, TimerKind::Event),
+                None => {
+                    let due = if input_ended {
+                        u64::MAX
+                    } else {
+                        cx.now.millis().saturating_add(1)
+                    };
+                    match processing_timers.first_before(due) {
+                        Some((time, pending, sent_under)) => {
+                            (time, pending, sent_under, TimerKind::Processing)
+                        }
+                        None => break,
+                    }
                 }
-            }
-        };
+            };
         if kind == TimerKind::Event {
             cx.watermark = EventTime(time);
         }
-        let capabilities_at =
-            |when: &Time| (pending.results.delayed(when), pending.late.delayed(when));
+        let capabilities_at = |when: &Time| (results_at.delayed(when), late_at.delayed(when));
         for key in &pending.keys {
             note(states, (kind, time, TimerChange::Fired), key, fail);
             let state = match states.get_existing(key) {
@@ -602,10 +680,10 @@ fn fire_timers<K, T, P>(
                     TimerKind::Event => later.max(EventTime(time)),
                     TimerKind::Processing => later,
                 };
-                let when = Time::from_state(
-                    pending.results.time().epoch,
-                    later.max(pending.results.time().watermark),
-                );
+                let when = Time {
+                    watermark: later.max(results_at.time().watermark),
+                    ..*results_at.time()
+                };
                 if timers.add(later.millis(), key, &when, &capabilities_at) {
                     note(
                         states,
@@ -617,7 +695,7 @@ fn fire_timers<K, T, P>(
             }
             for later in cx.processing_timers.drain(..) {
                 let later = later.millis();
-                if processing_timers.add(later, key, pending.results.time(), &capabilities_at) {
+                if processing_timers.add(later, key, results_at.time(), &capabilities_at) {
                     note(
                         states,
                         (TimerKind::Processing, later, TimerChange::Set),
@@ -629,7 +707,7 @@ fn fire_timers<K, T, P>(
         }
         cx.send(
             (&mut *results_handle, &mut *late_handle),
-            (&pending.results, &pending.late),
+            (&results_at, &late_at),
             job,
         );
     }

@@ -24,7 +24,7 @@ use crate::error::{BoxError, EngineError};
 use crate::metrics::PartitionLag;
 use crate::runtime::context::Context;
 use crate::runtime::job::WorkerInfo;
-use crate::time::{Epoch, EventTime, FlowTick, ProcessingTime, Time};
+use crate::time::{Epoch, EventTime, FlowTick, ProcessingTime, Time, FLOW_TICK};
 use crate::watermark::CombinedWatermark;
 
 /// Records a driver asks a reader for in one call.
@@ -278,6 +278,16 @@ where
             let now = job.clock.now();
             // The tick never goes back, even if the wall clock does.
             let tick = FlowTick::at(now).max(records_cap.time().tick);
+            if tick > records_cap.time().tick {
+                // What is read now goes out at the current tick, not at that of the last
+                // activation: a driver that slept would otherwise date it back by its sleep.
+                let time = Time {
+                    tick,
+                    ..*records_cap.time()
+                };
+                records_cap.downgrade(&time);
+                dead_cap.downgrade(&time);
+            }
             // Looked at before every poll: a fast reader could otherwise emit a whole
             // activation's budget past the limit.
             let over_limit = || in_flight_limit.is_some_and(|limit| job.flow.behind(tick) > limit);
@@ -371,12 +381,7 @@ where
             // has caught up publishes its watermark at once.
             let advance_watermark = target > records_cap.time().watermark
                 && (pause != Pause::Budget || job.clock.since(last_advance) >= watermark_interval);
-            // The tick moves even while the watermark stands still, so that the sinks' frontiers
-            // tell how long ago the oldest record still on its way to them was emitted.
-            if advance_watermark
-                || cursor.epoch() > records_cap.time().epoch
-                || tick > records_cap.time().tick
-            {
+            if advance_watermark || cursor.epoch() > records_cap.time().epoch {
                 let watermark = if advance_watermark {
                     last_advance = job.clock.now();
                     target
@@ -397,7 +402,9 @@ where
             match pause {
                 Pause::Budget => activator.activate(),
                 Pause::Waiting | Pause::Idle => {
-                    alarms.wake_after(&activator, watermark_interval / 10);
+                    // Often enough for the tick too: a sleeping driver's capability holds its
+                    // tick back.
+                    alarms.wake_after(&activator, (watermark_interval / 10).min(FLOW_TICK));
                 }
                 Pause::Backpressure => alarms.wake_after(&activator, BACKPRESSURE_RECHECK),
             }

@@ -156,8 +156,9 @@ impl std::fmt::Display for Epoch {
 /// epoch. Sources move it forward as processing time passes, even while their watermark stands
 /// still, so that a sink's input frontier says how long ago the oldest record still on its way
 /// to the sink was emitted; sources pause while that is longer than the job's in-flight limit
-/// (backpressure). Records an operator creates later, from state (timers), carry
-/// [`FlowTick::MAX`]: they were not in flight from a source.
+/// (backpressure). A keyed operator's timer results carry the tick of the operator's input
+/// frontier when they fire; a capability that only holds an epoch open carries
+/// [`FlowTick::MAX`], so that it holds no source back.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
@@ -168,7 +169,7 @@ pub struct FlowTick(pub u64);
 pub const FLOW_TICK: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl FlowTick {
-    /// The tick of records that no source emitted (and of an input that has ended).
+    /// The tick that holds no source back (and that of an input that has ended).
     pub const MAX: FlowTick = FlowTick(u64::MAX);
 
     /// The tick `now` falls in.
@@ -196,8 +197,8 @@ pub struct Time {
     /// The source watermark: every record the source emits later has event time `>=` this,
     /// except late records, which are late by definition.
     pub watermark: EventTime,
-    /// When the source emitted the record, for backpressure; [`FlowTick::MAX`] for records
-    /// made from state.
+    /// When the source emitted the record (for a timer's results: the tick of the operator's
+    /// input when it fired), for backpressure.
     pub tick: FlowTick,
 }
 
@@ -209,12 +210,6 @@ impl Time {
             watermark,
             tick,
         }
-    }
-
-    /// The time of results an operator makes from state at `watermark` in `epoch`: not in
-    /// flight from a source, so its tick holds no source back.
-    pub fn from_state(epoch: Epoch, watermark: EventTime) -> Self {
-        Time::new(epoch, watermark, FlowTick::MAX)
     }
 }
 
@@ -344,8 +339,6 @@ mod tests {
         assert_eq!(FlowTick(40).before(FlowTick(45)), FLOW_TICK * 5);
         assert_eq!(FlowTick(45).before(FlowTick(40)), std::time::Duration::ZERO);
         assert_eq!(FlowTick::at(ProcessingTime(1_049)), FlowTick(20));
-        // State-made results never hold a source's tick back.
-        assert!(at(3, 7).less_equal(&Time::from_state(Epoch(3), EventTime(7))));
     }
 
     proptest! {

@@ -1,34 +1,38 @@
 //! Backpressure: a sink slower than its sources slows the sources down instead of letting the
 //! records between them pile up in memory.
 //!
-//! Two workers read records of 256 bytes as fast as they can; their watermark never moves (the hard
-//! case: nothing but the flow tick tells the sinks' frontiers apart). A keyed operator passes
-//! every record on and keeps a timer pending for the whole run (its capability must not hold the
-//! sources back), and one sink on worker 0, throttled to a fixed rate, receives everything, so
-//! worker 1's records cross a channel to it. The test counts the records emitted but not yet
-//! written, and samples the process's resident memory, once with the default in-flight limit
-//! and once with a limit so long that nothing is held back, the behaviour before backpressure.
+//! Worker 1 reads records of 256 bytes as fast as it can, and a sink on worker 0, throttled to a
+//! fixed rate, receives everything: the sink never takes the source's thread, so only
+//! backpressure can stop the records piling up in the channel between them. Between them a
+//! keyed operator, also on worker 1, either passes every record on while a timer stays pending for
+//! the whole run (its capability must not hold the sources back), the sources' watermark
+//! standing still (the hard case: nothing but the flow tick tells the sinks' frontiers apart);
+//! or holds every record until the watermark passes the end of its window and sends it from a
+//! timer, as a window sends its results. Each case counts the records read but not yet written, and samples the
+//! process's resident memory, once with a short in-flight limit and once with one so long that
+//! nothing is held back, the behaviour before backpressure.
 //!
-//! A test binary of its own, so that the resident memory it samples is this test's alone.
+//! A test binary of its own, and its tests one at a time, so that the resident memory they
+//! sample is theirs alone.
 
 // Test helpers panic on purpose: a failed set-up step is a failed test.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use weir_engine::{
-    BoxError, EventTime, Job, JobConfig, KeyedContext, KeyedProcess, Sink, SinkPlacement, Source,
-    SourcePoll, SourceReader, WorkerInfo,
+    BoxError, EventTime, Job, JobConfig, KeyGroups, KeyedContext, KeyedProcess, Sink,
+    SinkPlacement, Source, SourcePoll, SourceReader, WorkerInfo,
 };
 
 /// Records each of the two workers reads.
-const PER_WORKER: u64 = 3_000_000;
+const RECORDS: u64 = 5_000_000;
 const PAYLOAD: usize = 256;
 /// Records per second the sink writes.
 const SINK_RATE: u64 = 1_000_000;
-/// How long one run may take before the test calls it hung (about 6 s at the sink's rate).
+/// How long one run may take before the test calls it hung (about 5 s at the sink's rate).
 const DEADLINE: Duration = Duration::from_secs(120);
 
 /// What the source and the sink count, shared by the workers.
@@ -42,12 +46,17 @@ struct Counts {
 
 type Record = (u64, Vec<u8>);
 
-/// Reads `PER_WORKER` records on every worker, with a watermark that stays at zero.
+/// Reads `RECORDS` records on worker 1 (nothing on worker 0), numbered from 0, with a watermark that stays at
+/// zero or follows the numbers (as event times in milliseconds).
 #[derive(Clone)]
-struct Fast(Arc<Counts>);
+struct Fast {
+    counts: Arc<Counts>,
+    moving_watermark: bool,
+}
 
 struct FastReader {
     counts: Arc<Counts>,
+    moving_watermark: bool,
     next: u64,
 }
 
@@ -57,10 +66,11 @@ impl Source for Fast {
     fn name(&self) -> String {
         "fast".into()
     }
-    fn open(self, _worker: WorkerInfo) -> Result<FastReader, BoxError> {
+    fn open(self, worker: WorkerInfo) -> Result<FastReader, BoxError> {
         Ok(FastReader {
-            counts: self.0,
-            next: 0,
+            counts: self.counts,
+            moving_watermark: self.moving_watermark,
+            next: if worker.index == 1 { 0 } else { RECORDS },
         })
     }
 }
@@ -68,17 +78,17 @@ impl Source for Fast {
 impl SourceReader for FastReader {
     type Item = Record;
     fn poll(&mut self, out: &mut Vec<Record>, max: usize) -> Result<SourcePoll, BoxError> {
-        let end = (self.next + max as u64).min(PER_WORKER);
+        let end = (self.next + max as u64).min(RECORDS);
         out.extend((self.next..end).map(|n| (n, vec![n as u8; PAYLOAD])));
         self.counts
             .emitted
             .fetch_add(end - self.next, Ordering::SeqCst);
         self.next = end;
-        Ok(if end == PER_WORKER {
+        Ok(if end == RECORDS {
             SourcePoll::Finished
         } else {
             SourcePoll::Ready {
-                watermark: EventTime::ZERO,
+                watermark: EventTime(if self.moving_watermark { end } else { 0 }),
             }
         })
     }
@@ -113,6 +123,46 @@ impl KeyedProcess<u64, Record> for PassOn {
     }
     fn is_empty(&self, state: &bool) -> bool {
         !*state
+    }
+}
+
+/// Holds every record until the watermark passes the end of its 10,000-millisecond window
+/// (its number read as event time), then sends it from the timer.
+struct HoldUntilWatermark;
+
+const WINDOW: u64 = 10_000;
+
+impl KeyedProcess<u64, Record> for HoldUntilWatermark {
+    type State = Vec<Record>;
+    type Output = Record;
+    fn on_record(
+        &mut self,
+        cx: &mut KeyedContext<u64, Record, Record>,
+        _key: &u64,
+        state: &mut Vec<Record>,
+        record: Record,
+        _event_time: EventTime,
+    ) {
+        cx.set_timer(EventTime((record.0 / WINDOW + 1) * WINDOW - 1));
+        state.push(record);
+    }
+    fn on_timer(
+        &mut self,
+        cx: &mut KeyedContext<u64, Record, Record>,
+        _key: &u64,
+        state: &mut Vec<Record>,
+        time: EventTime,
+    ) {
+        let (due, later) = std::mem::take(state)
+            .into_iter()
+            .partition(|(n, _)| *n <= time.millis());
+        *state = later;
+        for record in due {
+            cx.emit(record);
+        }
+    }
+    fn is_empty(&self, state: &Vec<Record>) -> bool {
+        state.is_empty()
     }
 }
 
@@ -171,11 +221,30 @@ fn rss_mb() -> u64 {
     kb / 1024
 }
 
-fn run(in_flight_limit: Duration) -> Run {
+/// The keyed step between source and sink.
+#[derive(Clone, Copy, Debug)]
+enum Stage {
+    /// [`PassOn`], the watermark standing still.
+    PassOn,
+    /// [`HoldUntilWatermark`], the watermark following the records.
+    FromTimers,
+}
+
+fn run(stage: Stage, in_flight_limit: Duration) -> Run {
     let counts = Arc::new(Counts::default());
+    // Windows fire as often as the watermark moves: every 20 ms, so that what they hold in
+    // state stays small beside what queues in front of the sink.
     let config = JobConfig::default()
         .workers(2)
+        .watermark_interval(Duration::from_millis(20))
         .in_flight_limit(in_flight_limit);
+    // Every key lives on worker 1, whose thread the sink never blocks: only its results, not
+    // its input, can queue in front of the sink.
+    let key_groups = KeyGroups::new(config.key_groups, 2);
+    let keys: Vec<u64> = (0..)
+        .filter(|key: &u64| key_groups.worker_of_key(key) == 1)
+        .take(64)
+        .collect();
     let job = Job::new(config);
     let metrics = job.metrics();
     let before = rss_mb();
@@ -197,11 +266,21 @@ fn run(in_flight_limit: Duration) -> Run {
         let counts = Arc::clone(&counts);
         std::thread::spawn(move || {
             let result = job.run(move |p| {
-                p.source(Fast(Arc::clone(&counts)))
-                    .key_by(|(n, _)| n % 64)
-                    .process("pass on", |_| EventTime::ZERO, PassOn)
-                    .results
-                    .sink(Throttled(Arc::clone(&counts)));
+                let source = Fast {
+                    counts: Arc::clone(&counts),
+                    moving_watermark: matches!(stage, Stage::FromTimers),
+                };
+                let keys = keys.clone();
+                let keyed = p
+                    .source(source)
+                    .key_by(move |(n, _)| keys[(n % 64) as usize]);
+                let results = match stage {
+                    Stage::PassOn => keyed.process("pass on", |_| EventTime::ZERO, PassOn),
+                    Stage::FromTimers => {
+                        keyed.process("hold", |(n, _): &Record| EventTime(*n), HoldUntilWatermark)
+                    }
+                };
+                results.results.sink(Throttled(Arc::clone(&counts)));
                 Ok(())
             });
             done.send(result.map_err(|error| error.to_string()))
@@ -217,7 +296,7 @@ fn run(in_flight_limit: Duration) -> Run {
     result.unwrap();
     assert_eq!(
         counts.written.load(Ordering::SeqCst),
-        2 * PER_WORKER,
+        RECORDS,
         "every record reaches the sink"
     );
     let backpressure = metrics
@@ -233,17 +312,30 @@ fn run(in_flight_limit: Duration) -> Run {
     }
 }
 
+/// The tests sample the process's memory: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[test]
 fn a_slow_sink_slows_the_sources_and_bounds_the_records_in_flight() {
-    let bounded = run(Duration::from_millis(100));
+    check(Stage::PassOn);
+}
+
+#[test]
+fn window_results_queued_before_a_slow_sink_slow_the_sources_too() {
+    check(Stage::FromTimers);
+}
+
+fn check(stage: Stage) {
+    let _alone = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let bounded = run(stage, Duration::from_millis(100));
     // Nothing held back: the sources read everything while the sink is still at the start.
-    let unbounded = run(Duration::from_secs(3600));
-    eprintln!("bounded: {bounded:?}\nunbounded: {unbounded:?}");
-    let total = 2 * PER_WORKER;
-    // Worker 0's source shares a thread with the sink and so waits for it anyway; worker 1's
-    // reads on.
+    let unbounded = run(stage, Duration::from_secs(3600));
+    eprintln!("{stage:?}\nbounded: {bounded:?}\nunbounded: {unbounded:?}");
+    let total = RECORDS;
     assert!(
-        unbounded.peak_in_flight > total / 3,
+        unbounded.peak_in_flight > total / 2,
         "without backpressure most records wait for the sink: {unbounded:?}"
     );
     // Records in flight stay near what the sources read within the limit while the sink
@@ -259,7 +351,7 @@ fn a_slow_sink_slows_the_sources_and_bounds_the_records_in_flight() {
     );
     assert!(bounded.backpressure > Duration::ZERO, "{bounded:?}");
     // Throughput follows the sink: pausing never leaves the sink waiting for long. (The sink
-    // alone needs total / SINK_RATE = 6 s; the bound is loose for a shared machine.)
+    // alone needs total / SINK_RATE = 5 s; the bound is loose for a shared machine.)
     let sink_time = Duration::from_secs_f64(total as f64 / SINK_RATE as f64);
     assert!(
         bounded.elapsed < sink_time * 3,

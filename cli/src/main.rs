@@ -7,7 +7,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 
-use weir_cli::commands::{self, CheckpointsCommand, LogCommand, NexmarkCommand};
+use weir_cli::commands::{self, BenchCommand, CheckpointsCommand, LogCommand, NexmarkCommand};
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +25,10 @@ enum Command {
     /// The Nexmark benchmark: generate its events, run its queries.
     #[command(subcommand)]
     Nexmark(NexmarkCommand),
+    /// Benchmarks: the Nexmark queries on each source and worker count, with a table and a
+    /// chart.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// The embedded log: create, fill, read and describe topics.
     #[command(subcommand)]
     Log(LogCommand),
@@ -43,6 +47,7 @@ fn main() {
         .init();
     let result = match Cli::parse().command {
         Command::Nexmark(command) => commands::nexmark::run(command),
+        Command::Bench(command) => commands::bench::run(command),
         Command::Log(command) => commands::log::run(command),
         Command::Checkpoints(command) => commands::checkpoints::run(command),
     };

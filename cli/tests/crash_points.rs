@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use common::{assert_same, checkpoint_args, committed_to_files, write_events, Output};
+use common::{assert_same, checkpoint_args, committed_to_files, write_events_at, Output};
 use weir::log::{LogConfig, RecordRef, Topic, ValueFormat};
 use weir::{EventTime, CRASH_POINTS};
 
@@ -55,6 +55,8 @@ struct Sweep {
     reaches: fn(&str) -> bool,
     /// Also write dead letters under checkpoints.
     dead_letters: bool,
+    /// Events per second of event time in the input.
+    event_rate: u64,
 }
 
 /// The arguments of a run writing to `out`, checkpointing into `checkpoints`.
@@ -126,8 +128,8 @@ fn killed_at(stderr: &str) -> Option<String> {
 
 /// The input: a 4-partition topic of Nexmark events, with damaged records in partition 1
 /// when the sweep writes dead letters.
-fn write_input(dir: &Path, damaged: bool) {
-    let topic = write_events(dir, EVENTS);
+fn write_input(dir: &Path, damaged: bool, rate: u64) {
+    let topic = write_events_at(dir, EVENTS, rate);
     if damaged {
         let mut writer = topic.writer(1).unwrap();
         for _ in 0..DAMAGED {
@@ -170,11 +172,11 @@ fn committed(
 fn sweep(sweep: &Sweep) {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    write_input(dir.path(), sweep.dead_letters);
+    write_input(dir.path(), sweep.dead_letters, sweep.event_rate);
     // Without checkpoints a file output is one file: the reference writes a topic.
     let reference = Sweep {
         output: match sweep.output {
-            Output::Files => Output::Log,
+            Output::Files | Output::Partitions => Output::Log,
             output => output,
         },
         ..*sweep
@@ -329,6 +331,7 @@ fn every_crash_point_into_a_topic_loses_and_repeats_nothing() {
         // Every point but the file and Kafka sinks' (cli/tests/kafka.rs kills those).
         reaches: |point| !point.starts_with("file_sink.") && !point.starts_with("kafka_sink."),
         dead_letters: false,
+        event_rate: 2_000,
     });
 }
 
@@ -343,6 +346,22 @@ fn every_commit_step_of_part_files_and_dead_letters_loses_and_repeats_nothing() 
         only: FILE_COMMIT_POINTS,
         reaches: |point| FILE_COMMIT_POINTS.contains(&point) || point == "restore.cleanup",
         dead_letters: true,
+        event_rate: 2_000,
+    });
+}
+
+/// q10 writes its bids into a partition per hour of event time: four events a second spread
+/// the input over three hours, so partitions appear while the run goes on, and a commit
+/// publishes the parts of several.
+#[test]
+fn every_commit_step_of_partitioned_files_loses_and_repeats_nothing() {
+    sweep(&Sweep {
+        query: "q10",
+        output: Output::Partitions,
+        only: FILE_COMMIT_POINTS,
+        reaches: |point| FILE_COMMIT_POINTS.contains(&point) || point == "restore.cleanup",
+        dead_letters: false,
+        event_rate: 4,
     });
 }
 
@@ -355,9 +374,10 @@ fn q5_into_a_topic() -> (tempfile::TempDir, Sweep, Vec<BTreeMap<String, usize>>)
         only: &[],
         reaches: |_| false,
         dead_letters: false,
+        event_rate: 2_000,
     };
     let dir = tempfile::tempdir().unwrap();
-    write_input(dir.path(), false);
+    write_input(dir.path(), false, sweep.event_rate);
     let (status, stderr) = run(dir.path(), &run_args(&sweep, "log:reference", None, 2), &[]);
     assert!(status.success(), "the reference run failed: {stderr}");
     let expected = committed(&sweep, dir.path(), "reference", "");

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use weir::files::PartitionedFileSink;
 use weir::kafka::{KafkaClient, KafkaSink};
 use weir::log::LogSink;
 use weir::operators::changelog::Change;
@@ -65,6 +66,18 @@ impl Output {
                     None => sink.at_least_once(),
                 })
             }
+        }
+    }
+
+    /// Writes rows that only append, a JSON lines output as a directory of partitions, each
+    /// row under the relative path `partition_of` names (`dt=2015-07-15/hour=10`); other
+    /// sinks receive the rows as [`Output::append`] writes them.
+    pub fn partitioned<T: Data>(&self, rows: Stream<'_, T>, partition_of: fn(&T) -> String) {
+        match &self.sink {
+            ResultSink::JsonLines(root) => {
+                rows.sink(PartitionedFileSink::json_lines(root, partition_of))
+            }
+            _ => self.append(rows),
         }
     }
 

@@ -74,6 +74,7 @@ pub const QUERIES: &[Query] = &[
     queries::q7::Q7,
     queries::q8::Q8,
     queries::winning_bids::Q9,
+    queries::q10::Q10,
     queries::q11::Q11,
     queries::q12::Q12,
     queries::q13::Q13,

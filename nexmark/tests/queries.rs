@@ -13,8 +13,8 @@ use serde::de::DeserializeOwned;
 use weir::operators::changelog::{apply, Change};
 use weir::{EventTime, Job, JobConfig};
 use weir_nexmark::queries::{
-    EarlyBidRow, Q0Row, Q11Row, Q12Row, Q13Row, Q14Row, Q15Row, Q16Row, Q17Row, Q19Row, Q1Row,
-    Q20Row, Q21Row, Q22Row, Q2Row, Q3Row, Q4Row, Q5Row, Q6Row, Q7Row, Q8Row, Q9Row,
+    EarlyBidRow, Q0Row, Q10Row, Q11Row, Q12Row, Q13Row, Q14Row, Q15Row, Q16Row, Q17Row, Q19Row,
+    Q1Row, Q20Row, Q21Row, Q22Row, Q2Row, Q3Row, Q4Row, Q5Row, Q6Row, Q7Row, Q8Row, Q9Row,
     Q6_LAST_AUCTIONS, SIDE_KEYS,
 };
 use weir_nexmark::{
@@ -464,6 +464,61 @@ fn day_long_config() -> GeneratorConfig {
     GeneratorConfig {
         rate: 1,
         ..config()
+    }
+}
+
+/// q10 writes a directory of partitions: every row sits in the partition of its date and
+/// hour, and together they hold every bid.
+#[test]
+fn q10_writes_every_bid_into_the_partition_of_its_date_and_hour() {
+    let expected: Vec<Q10Row> = bids_of(day_long_config())
+        .into_iter()
+        .map(|bid| {
+            // The reference reads the date and hour off the formatted time.
+            let text = weir::datetime::format(bid.date_time);
+            Q10Row {
+                auction: bid.auction,
+                bidder: bid.bidder,
+                price: bid.price,
+                date_time: bid.date_time,
+                extra: bid.extra,
+                dt: text[..10].to_owned(),
+                hour: text[11..13].to_owned(),
+            }
+        })
+        .collect();
+    let partitions: std::collections::BTreeSet<String> =
+        expected.iter().map(Q10Row::partition).collect();
+    assert!(partitions.len() > 3, "{partitions:?}");
+    for workers in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("bids");
+        let output = Output {
+            sink: ResultSink::JsonLines(root.clone()),
+            ..Output::discard()
+        };
+        let input = EventInput::Generated {
+            config: day_long_config(),
+            events: EVENTS,
+        };
+        let query = weir_nexmark::query("q10").unwrap();
+        Job::new(JobConfig::default().workers(workers))
+            .run(move |p| {
+                let events = input.stream(p);
+                (query.build)(p, events, &output);
+                Ok(())
+            })
+            .unwrap();
+        let mut actual = Vec::new();
+        for partition in &partitions {
+            let file = root.join(partition).join("part.jsonl");
+            for line in std::fs::read_to_string(&file).unwrap().lines() {
+                let row: Q10Row = serde_json::from_str(line).unwrap();
+                assert_eq!(&row.partition(), partition, "{}", file.display());
+                actual.push(row);
+            }
+        }
+        assert_same_multiset(actual, expected.clone());
     }
 }
 

@@ -1,11 +1,16 @@
 //! The command line's parts: one module per command group.
 
+pub mod bench;
+pub mod chart;
 pub mod checkpoints;
 pub mod log;
 pub mod metrics_endpoint;
 pub mod nexmark;
 pub mod progress;
+pub mod resources;
+pub mod run_report;
 
+pub use bench::BenchCommand;
 pub use checkpoints::CheckpointsCommand;
 pub use log::LogCommand;
 pub use nexmark::NexmarkCommand;

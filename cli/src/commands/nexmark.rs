@@ -22,7 +22,8 @@ use weir_nexmark::{
 
 use crate::arguments::{parse_duration, parse_kafka_option, Location};
 
-use super::{metrics_endpoint, progress};
+use super::run_report::{summary_table, RunRecord};
+use super::{metrics_endpoint, progress, resources};
 
 /// The `weir nexmark` commands.
 #[derive(Subcommand)]
@@ -35,7 +36,7 @@ pub enum NexmarkCommand {
     Run(Box<RunArgs>),
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct GeneratorArgs {
     /// Number of events to generate.
     #[arg(long)]
@@ -91,11 +92,12 @@ pub struct GenerateArgs {
 }
 
 /// The arguments of `weir nexmark run`.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct RunArgs {
-    /// The query to run.
+    /// The query to run, or `all` to run every query one after the other (each with its own
+    /// job, results counted and dropped) and print a table of them.
     #[arg(long, value_parser = query_name())]
-    query: &'static Query,
+    query: Queries,
     /// Read events from `log:DIR/TOPIC`, `kafka:HOST:PORT/TOPIC` (JSON events, up to the
     /// topic's ends when the job first started) or a JSON lines file instead of generating
     /// them.
@@ -203,13 +205,26 @@ pub struct RunArgs {
     /// Do not draw a progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Write what the run measured (wall and CPU time, peak memory, checkpoints, latency) to
+    /// this JSON file: an array with one object per query.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+/// The queries a run covers.
+#[derive(Clone, Copy)]
+enum Queries {
+    /// One query of the registry.
+    One(&'static Query),
+    /// Every query of the registry, one after the other.
+    All,
 }
 
 /// Runs a `weir nexmark` command.
 pub fn run(command: NexmarkCommand) -> anyhow::Result<()> {
     match command {
         NexmarkCommand::Generate(args) => generate(&args),
-        NexmarkCommand::Run(args) => run_query(&args),
+        NexmarkCommand::Run(args) => run_queries(&args),
     }
 }
 
@@ -297,14 +312,23 @@ fn bucket_bound(bound: Duration) -> String {
     }
 }
 
-/// The `--query` parser: the registry's names, each with what it computes in `--help`.
-fn query_name() -> impl TypedValueParser<Value = &'static Query> {
+/// The `--query` parser: the registry's names, each with what it computes in `--help`, and
+/// `all`.
+fn query_name() -> impl TypedValueParser<Value = Queries> {
     let names = QUERIES
         .iter()
-        .map(|query| PossibleValue::new(query.name).help(query.about));
-    PossibleValuesParser::new(names)
-        .try_map(|name| query(&name).ok_or_else(|| format!("no query is named {name}")))
+        .map(|query| PossibleValue::new(query.name).help(query.about))
+        .chain([PossibleValue::new(ALL).help("Every query, one after the other, with a table.")]);
+    PossibleValuesParser::new(names).try_map(|name| match name.as_str() {
+        ALL => Ok(Queries::All),
+        name => query(name)
+            .map(Queries::One)
+            .ok_or_else(|| format!("no query is named {name}")),
+    })
 }
+
+/// `--query all`.
+const ALL: &str = "all";
 
 /// The events a run reads: `events` from the generator, or those of `--from`.
 fn event_input(args: &RunArgs, events: u64) -> EventInput {
@@ -416,7 +440,63 @@ fn ensure_topic(
     Ok(())
 }
 
-fn run_query(args: &RunArgs) -> anyhow::Result<()> {
+fn run_queries(args: &RunArgs) -> anyhow::Result<()> {
+    let (records, failed) = match args.query {
+        Queries::One(query) => (vec![run_query(args, query)?], Vec::new()),
+        Queries::All => run_all(args)?,
+    };
+    if let Some(path) = &args.report {
+        let json = serde_json::to_vec_pretty(&records)?;
+        std::fs::write(path, json)
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} queries failed: {}",
+            failed.len(),
+            QUERIES.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Runs every query of the registry, each in its own job, and prints a table of them;
+/// returns the records of those that ran and the names of those that failed.
+fn run_all(args: &RunArgs) -> anyhow::Result<(Vec<RunRecord>, Vec<&'static str>)> {
+    if args.out.is_some() {
+        bail!("--query all counts and drops the results: give one --query to write them to --out");
+    }
+    if args.restore.is_some() {
+        bail!("--restore resumes the job of one query: give its --query");
+    }
+    if args.processes > 1 || args.hostfile.is_some() {
+        bail!("--query all runs in one process: give one --query to run it on a cluster");
+    }
+    let (mut records, mut failed) = (Vec::new(), Vec::new());
+    for query in QUERIES {
+        let mut one = args.clone();
+        // Each query checkpoints into a directory of its own.
+        one.checkpoint_dir = args.checkpoint_dir.as_ref().map(|dir| dir.join(query.name));
+        match run_query(&one, query) {
+            Ok(record) => records.push(record),
+            Err(error) => {
+                eprintln!("{} failed: {error:#}", query.name);
+                failed.push(query.name);
+            }
+        }
+    }
+    println!();
+    print!("{}", summary_table(&records));
+    println!(
+        "\nThe queries ran one after the other in this process: a query's peak memory includes \
+         what the allocator kept from those before it (`weir bench nexmark` runs each query in \
+         a process of its own)."
+    );
+    Ok((records, failed))
+}
+
+fn run_query(args: &RunArgs, query: &'static Query) -> anyhow::Result<RunRecord> {
     let config = job_config(args)?;
     let events = match &args.from {
         None => args.generator.events()?,
@@ -446,12 +526,24 @@ fn run_query(args: &RunArgs) -> anyhow::Result<()> {
         let bound = metrics_endpoint::serve(addr, Arc::clone(&metrics))?;
         eprintln!("metrics at http://{bound}/metrics");
     }
-    let report = (run_job(args, job, events, dead_letters)?, metrics);
-    summarize(args, &config, events, report)
+    resources::reset_peak_memory();
+    let cpu_before = resources::cpu_time();
+    let report = run_job(args, query, job, events, dead_letters)?;
+    let record = RunRecord::new(
+        query.name,
+        &report,
+        &metrics,
+        resources::cpu_time().saturating_sub(cpu_before),
+        resources::peak_memory(),
+        config.checkpoints.is_some(),
+    );
+    summarize(args, query, &config, events, (report, metrics))?;
+    Ok(record)
 }
 
 fn run_job(
     args: &RunArgs,
+    query: &'static Query,
     job: Job,
     events: u64,
     dead_letters: Option<Location>,
@@ -462,7 +554,6 @@ fn run_job(
     let expected = events * config.workers as u64 / config.total_workers() as u64;
     let bar = progress::bar(expected, args.no_progress || args.from.is_some());
     let watcher = progress::watch(bar.clone(), move || metrics.records_in());
-    let query = args.query;
     let input = event_input(args, events);
     let output = output(args);
     if query.reads.contains(&Input::SideTable) && !output.side_table.exists() {
@@ -494,6 +585,7 @@ fn run_job(
 
 fn summarize(
     args: &RunArgs,
+    query: &Query,
     config: &JobConfig,
     events: u64,
     (report, metrics): (JobReport, Arc<JobMetrics>),
@@ -512,7 +604,7 @@ fn summarize(
         .unwrap_or_default();
     println!(
         "{}{scope}{input}: {} events in {wall:.2} s, {:.2} M events/s, {} output rows{}",
-        args.query.name,
+        query.name,
         report.records_in,
         report.records_in as f64 / wall / 1e6,
         report.records_out,

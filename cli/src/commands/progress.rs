@@ -55,3 +55,18 @@ impl Drop for Watcher {
         }
     }
 }
+
+/// A bar of `length` steps with a message naming the current one, or a hidden one.
+pub fn steps(length: u64, hidden: bool) -> ProgressBar {
+    if hidden {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(length);
+    if let Ok(style) =
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} runs: {msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(Duration::from_secs(1));
+    bar
+}

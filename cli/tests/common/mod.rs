@@ -55,6 +55,8 @@ pub enum Output {
     Log,
     /// A directory of JSON lines part files, one per checkpoint epoch.
     Files,
+    /// A directory of partitions (q10's `dt=.../hour=...`), each a directory of part files.
+    Partitions,
     /// A topic receiving a changelog (`--changelog`): replayed change by change in commit
     /// order ([`applied_in_order`]) and compared as the table it ends in, so a change written
     /// twice, lost or reordered fails where it happens.
@@ -66,7 +68,7 @@ impl Output {
     pub fn location(self, name: &str) -> String {
         match self {
             Output::Log | Output::Changelog => format!("log:{name}"),
-            Output::Files => name.to_owned(),
+            Output::Files | Output::Partitions => name.to_owned(),
         }
     }
 
@@ -75,6 +77,7 @@ impl Output {
         match self {
             Output::Log => committed_to_topic(dir),
             Output::Files => committed_to_files(dir),
+            Output::Partitions => committed_to_partitions(dir),
             Output::Changelog => applied_in_order(dir),
         }
     }
@@ -83,7 +86,7 @@ impl Output {
     pub fn args(self) -> Vec<String> {
         match self {
             Output::Changelog => vec!["--changelog".to_owned()],
-            Output::Log | Output::Files => Vec::new(),
+            Output::Log | Output::Files | Output::Partitions => Vec::new(),
         }
     }
 }
@@ -145,6 +148,30 @@ pub fn committed_to_files(dir: &Path) -> BTreeMap<String, usize> {
             *lines.entry(line.to_owned()).or_insert(0) += 1;
         }
     }
+    lines
+}
+
+/// Every line of the published part files of every partition under `dir` (a directory with
+/// a sink ledger), counted.
+pub fn committed_to_partitions(dir: &Path) -> BTreeMap<String, usize> {
+    let mut lines = BTreeMap::new();
+    let mut partitions = 0;
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        if dir.join(".ledger.json").exists() {
+            partitions += 1;
+            for (line, count) in committed_to_files(&dir) {
+                *lines.entry(line).or_insert(0) += count;
+            }
+            continue;
+        }
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            assert!(path.is_dir(), "unexpected file {}", path.display());
+            pending.push(path);
+        }
+    }
+    assert!(partitions > 0, "{} holds no partition", dir.display());
     lines
 }
 
@@ -276,11 +303,17 @@ pub fn checkpoint_args(dir: &str, interval: &str, rate: u64) -> Vec<String> {
 /// Writes `events` Nexmark events to a new 4-partition topic `dir/events`, 2,000 events per
 /// second of event time (so windows and sessions open and close throughout).
 pub fn write_events(dir: &Path, events: u64) -> Topic {
+    write_events_at(dir, events, 2_000)
+}
+
+/// Writes `events` Nexmark events to a new 4-partition topic `dir/events`, `rate` events per
+/// second of event time.
+pub fn write_events_at(dir: &Path, events: u64, rate: u64) -> Topic {
     write_events_to_topic(
         dir.join("events"),
         4,
         &GeneratorConfig {
-            rate: 2_000,
+            rate,
             ..GeneratorConfig::default()
         },
         events,

@@ -24,6 +24,8 @@ pub trait FileFormat: 'static {
     type Encoder;
     /// The format's name in sink names, as `csv`.
     fn name(&self) -> &'static str;
+    /// The usual file name extension, without its dot, as `csv`.
+    fn extension(&self) -> &'static str;
     /// Starts a file written to `file` (named `path` in errors).
     fn start(&self, file: BufWriter<File>, path: &Path) -> Result<Self::Encoder, ConnectorError>;
     /// Completes the file (buffered rows, footer) and hands back the file's writer.
@@ -63,6 +65,10 @@ impl FileFormat for JsonLines {
         "json lines"
     }
 
+    fn extension(&self) -> &'static str {
+        "jsonl"
+    }
+
     fn start(&self, file: BufWriter<File>, _path: &Path) -> Result<Self::Encoder, ConnectorError> {
         Ok(file)
     }
@@ -91,6 +97,10 @@ impl FileFormat for Csv {
     type Encoder = csv::Writer<BufWriter<File>>;
 
     fn name(&self) -> &'static str {
+        "csv"
+    }
+
+    fn extension(&self) -> &'static str {
         "csv"
     }
 
@@ -150,6 +160,10 @@ impl<T: 'static> FileFormat for Parquet<T> {
     type Encoder = ArrowWriter<BufWriter<File>>;
 
     fn name(&self) -> &'static str {
+        "parquet"
+    }
+
+    fn extension(&self) -> &'static str {
         "parquet"
     }
 

@@ -60,6 +60,29 @@ impl PartFiles {
         restored: Option<Epoch>,
         removed_when_empty: bool,
     ) -> Result<Self, ConnectorError> {
+        Self::open(dir, extension, restored, restored, removed_when_empty)
+    }
+
+    /// Opens (creating) the output directory `dir` of a sink that first writes after it has
+    /// staged the epochs through `staged_through` elsewhere (a partition of a
+    /// [`PartitionedFileSink`](super::PartitionedFileSink) that appears mid-run): the ledger
+    /// records that none of those epochs has a part here, so a restore of one of them finds
+    /// the ledger complete. Parts left from an earlier run are deleted.
+    pub(crate) fn start_after(
+        dir: &Path,
+        extension: &str,
+        staged_through: Option<Epoch>,
+    ) -> Result<Self, ConnectorError> {
+        Self::open(dir, extension, None, staged_through, false)
+    }
+
+    fn open(
+        dir: &Path,
+        extension: &str,
+        restored: Option<Epoch>,
+        staged_through: Option<Epoch>,
+        removed_when_empty: bool,
+    ) -> Result<Self, ConnectorError> {
         let closed_empty = removed_when_empty && restored == Some(FINAL_EPOCH) && !dir.exists();
         create_dir_all(dir)?;
         let mut parts = PartFiles {
@@ -112,7 +135,7 @@ impl PartFiles {
         }
         parts.ledger = Ledger {
             committed: None,
-            staged_through: restored,
+            staged_through,
             parts: needed,
         };
         if let Some(restored) = restored {

@@ -32,6 +32,8 @@ use crate::error::ConnectorError;
 pub struct FileSink<F: FileFormat> {
     format: F,
     path: PathBuf,
+    /// The part files' name extension, without its dot (the path's own, unless told).
+    extension: String,
     skip_empty: bool,
     /// The part files, in a job with checkpoints.
     parts: Option<PartFiles>,
@@ -50,9 +52,16 @@ pub type ParquetSink<T> = FileSink<Parquet<T>>;
 
 impl<F: FileFormat> FileSink<F> {
     fn new(format: F, path: PathBuf) -> Self {
+        let extension = extension(&path).to_owned();
+        FileSink::with_extension(format, path, extension)
+    }
+
+    /// A sink writing `path`, whose part files (in a job with checkpoints) end in `extension`.
+    pub(crate) fn with_extension(format: F, path: PathBuf, extension: String) -> Self {
         FileSink {
             format,
             path,
+            extension,
             skip_empty: false,
             parts: None,
             open: None,
@@ -105,6 +114,21 @@ impl<F: FileFormat> FileSink<F> {
             Some((file, writer)) => file.publish(writer),
             None => Ok(()),
         }
+    }
+
+    /// In a job with checkpoints, starts the part files of a sink that first writes after
+    /// the epochs through `staged_through` were staged without it (see
+    /// [`PartFiles::start_after`]).
+    pub(crate) fn start_after(
+        &mut self,
+        staged_through: Option<Epoch>,
+    ) -> Result<(), ConnectorError> {
+        self.parts = Some(PartFiles::start_after(
+            &self.path,
+            &self.extension,
+            staged_through,
+        )?);
+        Ok(())
     }
 
     fn abort_file(&mut self) {
@@ -162,7 +186,7 @@ impl<T: 'static, F: EncodeRecords<T>> Sink<T> for FileSink<F> {
     fn start_transactions(&mut self, restored: Option<Epoch>) -> Result<(), BoxError> {
         self.parts = Some(PartFiles::recover(
             &self.path,
-            extension(&self.path),
+            &self.extension,
             restored,
             self.skip_empty,
         )?);

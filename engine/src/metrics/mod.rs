@@ -141,6 +141,7 @@ pub struct JobMetrics {
     worker_checkpoints: AtomicU64,
     checkpoint_micros: AtomicU64,
     checkpoint_bytes: AtomicU64,
+    largest_checkpoint_bytes: AtomicU64,
     checkpoints_completed: AtomicU64,
     restore_micros: AtomicU64,
     state_keys_created: AtomicU64,
@@ -316,6 +317,13 @@ impl JobMetrics {
         self.checkpoint_bytes.load(Ordering::Relaxed)
     }
 
+    /// The largest [`checkpoint_bytes`](Self::checkpoint_bytes) seen since the job started:
+    /// the state a run held at its fullest checkpoint (a bounded run's last one is often
+    /// nearly empty, its windows all closed).
+    pub fn largest_checkpoint_bytes(&self) -> u64 {
+        self.largest_checkpoint_bytes.load(Ordering::Relaxed)
+    }
+
     /// Keys that got state in this process's keyed operators (windows, joins, dedupe...) since
     /// the job started: keys neither in memory nor in the store when first touched.
     pub fn state_keys_created(&self) -> u64 {
@@ -363,9 +371,11 @@ impl JobMetrics {
         self.worker_checkpoints.fetch_add(1, Ordering::Relaxed);
         self.checkpoint_micros
             .fetch_add(duration.as_micros() as u64, Ordering::Relaxed);
-        self.checkpoint_bytes.fetch_add(size, Ordering::Relaxed);
+        let total = self.checkpoint_bytes.fetch_add(size, Ordering::Relaxed) + size;
         self.checkpoint_bytes
             .fetch_sub(previous_size, Ordering::Relaxed);
+        self.largest_checkpoint_bytes
+            .fetch_max(total.saturating_sub(previous_size), Ordering::Relaxed);
     }
 
     pub(crate) fn restarted(&self) {

@@ -1,0 +1,526 @@
+//! `weir bench nexmark`: the Nexmark benchmark as a user reruns it in one command.
+//!
+//! The events are generated once into a data directory (a log topic and a JSON lines file of
+//! the same events) and reused by later runs with the same count. Each query then runs on
+//! each source and worker count in a `weir nexmark run` process of its own (so one query's
+//! memory never counts against the next), which writes its figures with `--report`. Runs that
+//! read the log are repeated at half the rate they reached, to measure end-to-end latency under
+//! a steady load rather than a backlog. The results go to `results.json`, a markdown table
+//! (`results.md`) and a bar chart (`results.svg`).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+use weir_nexmark::QUERIES;
+
+use super::chart::{bar_chart, Series};
+use super::run_report::{mebibytes, Latency, RunRecord};
+use crate::arguments::parse_duration;
+
+/// The `weir bench` commands.
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Runs Nexmark queries on generated, log and JSON lines input and writes the results
+    /// as JSON, a markdown table and a chart.
+    Nexmark(NexmarkBenchArgs),
+}
+
+/// Where a benchmark run reads its events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchSource {
+    /// Generated in the job, as they are read.
+    Generator,
+    /// A topic of the embedded log (binary events, 8 partitions).
+    Log,
+    /// A JSON lines file (as other engines read them).
+    Jsonl,
+}
+
+/// The arguments of `weir bench nexmark`.
+#[derive(Args)]
+pub struct NexmarkBenchArgs {
+    /// The queries, comma-separated (all of the registry's when left out).
+    #[arg(long, value_delimiter = ',')]
+    queries: Vec<String>,
+    /// Events per run.
+    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    events: u64,
+    /// Worker counts, comma-separated: each query runs with each.
+    #[arg(long, value_delimiter = ',', default_value = "2")]
+    workers: Vec<usize>,
+    /// Sources, comma-separated: each query runs on each.
+    #[arg(long, value_delimiter = ',', default_value = "log")]
+    source: Vec<BenchSource>,
+    /// Checkpoint every interval (`1s`) in the runs that read the log (the only source a
+    /// checkpoint can resume), into exactly-once part files of JSON lines.
+    #[arg(long, value_parser = parse_duration)]
+    checkpoint_interval: Option<Duration>,
+    /// Leave out the latency runs (the log replayed at half the rate each run reached).
+    #[arg(long)]
+    no_latency: bool,
+    /// Where the events are generated and kept for later runs.
+    #[arg(long, default_value = "bench-data")]
+    data_dir: PathBuf,
+    /// Where the results go: results.json, results.md, results.svg and each run's log.
+    #[arg(long, default_value = "bench-results")]
+    out: PathBuf,
+    /// Do not draw a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// A benchmark's results, as `results.json` holds them.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BenchResults {
+    /// Events per run.
+    pub events: u64,
+    /// The machine: processor model and cores.
+    pub machine: String,
+    /// Each query on each source and worker count.
+    pub runs: Vec<BenchRun>,
+}
+
+/// One query on one source and worker count.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BenchRun {
+    /// The query.
+    pub query: String,
+    /// Where it read its events.
+    pub source: BenchSource,
+    /// Worker threads.
+    pub workers: usize,
+    /// Bytes of input read (the topic's segments, the file), if any.
+    pub input_bytes: Option<u64>,
+    /// The run at full speed.
+    pub peak: Option<RunRecord>,
+    /// The run at half of the peak rate (log source only).
+    pub half_load: Option<RunRecord>,
+    /// Why a run failed, if one did.
+    pub error: Option<String>,
+}
+
+/// Runs a `weir bench` command.
+pub fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Nexmark(args) => nexmark(&args),
+    }
+}
+
+fn nexmark(args: &NexmarkBenchArgs) -> anyhow::Result<()> {
+    let queries = chosen_queries(&args.queries)?;
+    if args.workers.is_empty() || args.workers.contains(&0) {
+        bail!("--workers needs counts of at least 1");
+    }
+    let weir = std::env::current_exe().context("cannot find the weir executable")?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let data = Inputs::prepare(&weir, args)?;
+    let latency_runs = !args.no_latency && args.source.contains(&BenchSource::Log);
+    let total = queries.len() * args.source.len() * args.workers.len();
+    let bar = super::progress::steps(
+        (total
+            + if latency_runs {
+                queries.len() * args.workers.len()
+            } else {
+                0
+            }) as u64,
+        args.no_progress,
+    );
+    let mut results = BenchResults {
+        events: args.events,
+        machine: machine(),
+        runs: Vec::new(),
+    };
+    // Query by query, so that a change in the machine's load hits every configuration alike.
+    for query in &queries {
+        for &source in &args.source {
+            for &workers in &args.workers {
+                let run = Run {
+                    weir: &weir,
+                    args,
+                    data: &data,
+                    query,
+                    source,
+                    workers,
+                };
+                bar.set_message(format!("{query} {source:?} {workers}w"));
+                let mut result = BenchRun {
+                    query: query.clone(),
+                    source,
+                    workers,
+                    input_bytes: data.bytes(source),
+                    peak: None,
+                    half_load: None,
+                    error: None,
+                };
+                match run.once("peak", None) {
+                    Ok(peak) => {
+                        bar.inc(1);
+                        if latency_runs && source == BenchSource::Log {
+                            bar.set_message(format!("{query} {source:?} {workers}w at half load"));
+                            let rate = (peak.events_per_s / 2.0 / workers as f64).max(1.0) as u64;
+                            match run.once("half-load", Some(rate)) {
+                                Ok(half) => result.half_load = Some(half),
+                                Err(error) => result.error = Some(format!("{error:#}")),
+                            }
+                            bar.inc(1);
+                        }
+                        result.peak = Some(peak);
+                    }
+                    Err(error) => {
+                        bar.inc(if latency_runs && source == BenchSource::Log {
+                            2
+                        } else {
+                            1
+                        });
+                        result.error = Some(format!("{error:#}"));
+                    }
+                }
+                if let Some(error) = &result.error {
+                    bar.println(format!("{query} {source:?} {workers} workers: {error}"));
+                }
+                results.runs.push(result);
+                write_results(&args.out, &results)?;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    print!("{}", markdown(&results));
+    println!("results in {}", args.out.display());
+    let failed = results
+        .runs
+        .iter()
+        .filter(|run| run.error.is_some())
+        .count();
+    if failed > 0 {
+        bail!(
+            "{failed} of {} runs failed (see the table)",
+            results.runs.len()
+        );
+    }
+    Ok(())
+}
+
+/// The registry's names of `asked`, or every query's when none is asked.
+fn chosen_queries(asked: &[String]) -> anyhow::Result<Vec<String>> {
+    if asked.is_empty() {
+        return Ok(QUERIES.iter().map(|query| query.name.to_owned()).collect());
+    }
+    for name in asked {
+        if weir_nexmark::query(name).is_none() {
+            let known: Vec<_> = QUERIES.iter().map(|query| query.name).collect();
+            bail!(
+                "--queries: no query is named {name:?} (known: {})",
+                known.join(", ")
+            );
+        }
+    }
+    Ok(asked.to_vec())
+}
+
+/// The events of a benchmark, generated once per event count.
+struct Inputs {
+    dir: PathBuf,
+    events: u64,
+}
+
+impl Inputs {
+    /// Generates what the chosen sources read, unless an earlier run left it complete.
+    fn prepare(weir: &Path, args: &NexmarkBenchArgs) -> anyhow::Result<Self> {
+        let inputs = Inputs {
+            dir: args.data_dir.join(format!("events-{}", args.events)),
+            events: args.events,
+        };
+        let mut generate = Vec::new();
+        if args.source.contains(&BenchSource::Log) {
+            generate.push((inputs.topic(), format!("log:{}", inputs.topic().display())));
+        }
+        if args.source.contains(&BenchSource::Jsonl) {
+            generate.push((
+                inputs.json_lines(),
+                inputs.json_lines().display().to_string(),
+            ));
+        }
+        for (path, out) in generate {
+            let done = path.with_extension("complete");
+            if done.exists() {
+                continue;
+            }
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+                    .with_context(|| format!("cannot remove the incomplete {}", path.display()))?;
+            }
+            std::fs::create_dir_all(&inputs.dir)
+                .with_context(|| format!("cannot create {}", inputs.dir.display()))?;
+            eprintln!("generating {} events into {out} ...", args.events);
+            let events = args.events.to_string();
+            let mut command = Command::new(weir);
+            command.args(["nexmark", "generate", "--events", &events, "--out", &out]);
+            if args.no_progress {
+                command.arg("--no-progress");
+            }
+            let status = command
+                .status()
+                .context("cannot start weir nexmark generate")?;
+            if !status.success() {
+                bail!("generating {out} failed ({status})");
+            }
+            std::fs::write(&done, b"")
+                .with_context(|| format!("cannot write {}", done.display()))?;
+        }
+        Ok(inputs)
+    }
+
+    fn topic(&self) -> PathBuf {
+        self.dir.join("topic")
+    }
+
+    fn json_lines(&self) -> PathBuf {
+        self.dir.join("events.jsonl")
+    }
+
+    /// The side table q13 reads.
+    fn side_table(&self) -> PathBuf {
+        self.dir.join("side-input.csv")
+    }
+
+    /// Bytes a source reads: the topic's files or the JSON lines file.
+    fn bytes(&self, source: BenchSource) -> Option<u64> {
+        match source {
+            BenchSource::Generator => None,
+            BenchSource::Log => directory_bytes(&self.topic()),
+            BenchSource::Jsonl => std::fs::metadata(self.json_lines())
+                .ok()
+                .map(|meta| meta.len()),
+        }
+    }
+}
+
+/// The bytes of every file under `dir`.
+fn directory_bytes(dir: &Path) -> Option<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).ok()? {
+        let entry = entry.ok()?;
+        let meta = entry.metadata().ok()?;
+        total += if meta.is_dir() {
+            directory_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Some(total)
+}
+
+/// One configuration of a query.
+struct Run<'a> {
+    weir: &'a Path,
+    args: &'a NexmarkBenchArgs,
+    data: &'a Inputs,
+    query: &'a str,
+    source: BenchSource,
+    workers: usize,
+}
+
+impl Run<'_> {
+    /// Runs the query in a process of its own, at most `max_rate` events per second per
+    /// worker, and reads back its report. `kind` names the run's files.
+    fn once(&self, kind: &str, max_rate: Option<u64>) -> anyhow::Result<RunRecord> {
+        let name =
+            format!("{}-{:?}-{}w-{kind}", self.query, self.source, self.workers).to_lowercase();
+        let scratch = self.args.out.join("scratch").join(&name);
+        if scratch.exists() {
+            std::fs::remove_dir_all(&scratch)
+                .with_context(|| format!("cannot empty {}", scratch.display()))?;
+        }
+        std::fs::create_dir_all(&scratch)
+            .with_context(|| format!("cannot create {}", scratch.display()))?;
+        let report = scratch.join("report.json");
+        let mut command = Command::new(self.weir);
+        command
+            .args(["nexmark", "run", "--no-progress", "--query", self.query])
+            .args(["--workers", &self.workers.to_string()])
+            .arg("--report")
+            .arg(&report)
+            .arg("--state-dir")
+            .arg(scratch.join("state"))
+            .arg("--dead-letters")
+            .arg(scratch.join("dead-letters.jsonl"))
+            .arg("--side-input")
+            .arg(self.data.side_table());
+        match self.source {
+            BenchSource::Generator => {
+                command.args(["--events", &self.data.events.to_string()]);
+            }
+            BenchSource::Log => {
+                command
+                    .arg("--from")
+                    .arg(format!("log:{}", self.data.topic().display()));
+                if let Some(interval) = self.args.checkpoint_interval {
+                    command
+                        .arg("--checkpoint-dir")
+                        .arg(scratch.join("checkpoints"))
+                        .args([
+                            "--checkpoint-interval",
+                            &format!("{}ms", interval.as_millis()),
+                        ])
+                        .arg("--out")
+                        .arg(scratch.join("results"));
+                }
+            }
+            BenchSource::Jsonl => {
+                command.arg("--from").arg(self.data.json_lines());
+            }
+        }
+        if let Some(rate) = max_rate {
+            command.args(["--max-rate", &rate.to_string()]);
+        }
+        let log = self.args.out.join(format!("{name}.log"));
+        let output = command
+            .output()
+            .with_context(|| format!("cannot start {}", self.weir.display()))?;
+        std::fs::write(
+            &log,
+            [output.stdout.as_slice(), output.stderr.as_slice()].concat(),
+        )
+        .with_context(|| format!("cannot write {}", log.display()))?;
+        if !output.status.success() {
+            let last = String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_owned();
+            bail!("{} ({}; log in {})", last, output.status, log.display());
+        }
+        let text = std::fs::read(&report)
+            .with_context(|| format!("the run wrote no report {}", report.display()))?;
+        let records: Vec<RunRecord> = serde_json::from_slice(&text)
+            .with_context(|| format!("cannot read the report {}", report.display()))?;
+        // The results and state are only there to be measured.
+        std::fs::remove_dir_all(&scratch)
+            .with_context(|| format!("cannot remove {}", scratch.display()))?;
+        records
+            .into_iter()
+            .next()
+            .with_context(|| format!("the report {} is empty", report.display()))
+    }
+}
+
+/// The processor's model name and the number of cores.
+fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown processor".into());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    format!("{model}, {cores} cores")
+}
+
+fn write_results(dir: &Path, results: &BenchResults) -> anyhow::Result<()> {
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    };
+    write("results.json", &serde_json::to_vec_pretty(results)?)?;
+    write("results.md", markdown(results).as_bytes())?;
+    write("results.svg", chart(results).as_bytes())
+}
+
+/// The results as a markdown table, one row per run.
+pub fn markdown(results: &BenchResults) -> String {
+    let mut table = format!(
+        "{} events per run on {}.\n\n\
+         | query | source | workers | M events/s | MB/s | CPU (s) | peak memory (MiB) | \
+         state (MiB) | checkpoint (ms) | latency to emission p50 / p99 (ms) | \
+         latency to commit p50 / p99 (ms) |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        results.events, results.machine
+    );
+    for run in &results.runs {
+        let Some(peak) = &run.peak else {
+            let _ = writeln!(
+                table,
+                "| {} | {:?} | {} | failed: {} | | | | | | | |",
+                run.query,
+                run.source,
+                run.workers,
+                run.error.as_deref().unwrap_or_default().replace('|', "/")
+            );
+            continue;
+        };
+        let megabytes = run.input_bytes.filter(|_| peak.wall_s > 0.0).map_or_else(
+            || "-".into(),
+            |bytes| format!("{:.0}", bytes as f64 / 1e6 / peak.wall_s),
+        );
+        let half = run.half_load.as_ref();
+        let _ = writeln!(
+            table,
+            "| {} | {:?} | {} | {:.2} | {megabytes} | {:.1} | {} | {} | {} | {} | {} |",
+            run.query,
+            run.source,
+            run.workers,
+            peak.events_per_s / 1e6,
+            peak.cpu_s,
+            mebibytes(peak.peak_memory_bytes),
+            mebibytes(peak.state_bytes),
+            peak.checkpoint_mean_ms
+                .map_or_else(|| "-".into(), |ms| format!("{ms:.0}")),
+            quantiles(half.and_then(|half| half.emission_latency)),
+            quantiles(half.and_then(|half| half.commit_latency)),
+        );
+    }
+    table
+}
+
+/// `p50 / p99` of a latency, `-` when not measured.
+fn quantiles(latency: Option<Latency>) -> String {
+    let bound = |ms: Option<u64>| ms.map_or_else(|| "> 300000".into(), |ms| format!("≤ {ms}"));
+    latency.map_or_else(
+        || "-".into(),
+        |latency| format!("{} / {}", bound(latency.p50_ms), bound(latency.p99_ms)),
+    )
+}
+
+/// The throughput of every run as a bar chart: a group per query, a bar per source and
+/// worker count.
+fn chart(results: &BenchResults) -> String {
+    let mut queries: Vec<&str> = Vec::new();
+    let mut series: Vec<Series> = Vec::new();
+    for run in &results.runs {
+        if !queries.contains(&run.query.as_str()) {
+            queries.push(&run.query);
+        }
+        let name = format!("weir, {:?}, {} workers", run.source, run.workers).to_lowercase();
+        let index = match series.iter().position(|series| series.name == name) {
+            Some(index) => index,
+            None => {
+                series.push(Series {
+                    name,
+                    values: Vec::new(),
+                });
+                series.len() - 1
+            }
+        };
+        let value = run.peak.as_ref().map(|peak| peak.events_per_s);
+        series[index].values.push((run.query.clone(), value));
+    }
+    bar_chart(
+        &format!(
+            "Nexmark throughput, {} events ({})",
+            results.events, results.machine
+        ),
+        "events/s",
+        &queries,
+        &series,
+    )
+}

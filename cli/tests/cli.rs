@@ -385,3 +385,121 @@ fn bad_arguments_end_with_one_line_naming_what_is_wrong() {
     assert_eq!(first.matches("earlier run").count(), 1, "{first}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn query_all_runs_every_query_of_the_registry_and_tables_them() {
+    let dir = scratch("all");
+    let report = dir.join("report.json");
+    let output = weir(&[
+        "nexmark",
+        "run",
+        "--query",
+        "all",
+        "--events",
+        "20000",
+        "--workers",
+        "2",
+        "--side-input",
+        dir.join("side.csv").to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_success(&output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let records: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(records.len(), weir_nexmark::QUERIES.len());
+    for (query, record) in weir_nexmark::QUERIES.iter().zip(&records) {
+        assert_eq!(record["query"], query.name);
+        assert!(record["events"].as_u64().unwrap() >= 20_000, "{record}");
+        assert!(record["cpu_s"].as_f64().unwrap() > 0.0, "{record}");
+        assert!(
+            stdout.contains(&format!("\n| {} | ", query.name)),
+            "{} is not in the table:\n{stdout}",
+            query.name
+        );
+    }
+    // One job's results at a time: --out has no single place to go.
+    let refused = weir(&[
+        "nexmark", "run", "--query", "all", "--events", "10", "--out", "x",
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("give one --query"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The benchmark harness on a small input: each query on each source, the latency runs from
+/// the log, and the comparison with a stand-in Flink runner (the real one needs Flink).
+#[test]
+fn the_benchmark_harness_measures_each_configuration_and_compares_with_flink() {
+    let dir = scratch("bench");
+    let runner = dir.join("fake-flink.sh");
+    // Prints a throughput of a tenth of a million events per second for q0 and q5.
+    std::fs::write(
+        &runner,
+        "#!/bin/sh\n\
+         case \"$*\" in *--list*) echo q0 q5; exit 0;; esac\n\
+         echo '{\"events\": 20000, \"wall_s\": 0.2, \"events_per_s\": 100000.0, \"cpu_s\": 0.4, \"peak_memory_bytes\": 1048576}'\n",
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(&runner).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&runner, permissions).unwrap();
+    let out = dir.join("results");
+    let output = weir(&[
+        "bench",
+        "nexmark",
+        "--events",
+        "20000",
+        "--queries",
+        "q0,q5,q13",
+        "--source",
+        "log,jsonl",
+        "--workers",
+        "1,2",
+        "--checkpoint-interval",
+        "200ms",
+        "--with-flink",
+        "--flink-runner",
+        runner.to_str().unwrap(),
+        "--data-dir",
+        dir.join("data").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_success(&output);
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let runs = results["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3 * 2 * 2);
+    for run in runs {
+        let peak = &run["peak"];
+        assert!(peak["events"].as_u64().unwrap() >= 20_000, "{run}");
+        assert!(run["input_bytes"].as_u64().unwrap() > 0, "{run}");
+        if run["source"] == "log" {
+            assert!(peak["checkpoints"].as_u64().unwrap() > 0, "{run}");
+            let half = &run["half_load"];
+            assert!(
+                half["emission_latency"]["samples"].as_u64().unwrap() > 0,
+                "{run}"
+            );
+        } else {
+            assert!(run["half_load"].is_null(), "{run}");
+        }
+    }
+    let flink = results["flink"].as_array().unwrap();
+    assert_eq!(flink.len(), 3 * 2);
+    assert!(flink
+        .iter()
+        .filter(|run| run["query"] == "q13")
+        .all(|run| run["error"].as_str().unwrap().contains("does not have")));
+    let table = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(
+        table.contains("Geometric mean of weir / Flink over 4 runs"),
+        "{table}"
+    );
+    let chart = std::fs::read_to_string(out.join("results.svg")).unwrap();
+    // A bar per query, source and worker count, and one per Flink run that ran.
+    assert_eq!(chart.matches("<title>").count(), 3 * 2 * 2 + 4, "{chart}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -5,8 +5,10 @@
 //! each source and worker count in a `weir nexmark run` process of its own (so one query's
 //! memory never counts against the next), which writes its figures with `--report`. Runs that
 //! read the log are repeated at half the rate they reached, to measure end-to-end latency under
-//! a steady load rather than a backlog. The results go to `results.json`, a markdown table
-//! (`results.md`) and a bar chart (`results.svg`).
+//! a steady load rather than a backlog. With `--with-flink`, Apache Flink runs each query right
+//! after weir (scripts/flink.sh), on the same JSON lines events split into one file per source
+//! task, so that a change in the machine's load hits both engines. The results go to
+//! `results.json`, a markdown table (`results.md`) and a bar chart (`results.svg`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -55,10 +57,11 @@ pub struct NexmarkBenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "2")]
     workers: Vec<usize>,
     /// Sources, comma-separated: each query runs on each.
-    #[arg(long, value_delimiter = ',', default_value = "log")]
+    #[arg(long, value_delimiter = ',', default_value = "log,jsonl")]
     source: Vec<BenchSource>,
     /// Checkpoint every interval (`1s`) in the runs that read the log (the only source a
-    /// checkpoint can resume), into exactly-once part files of JSON lines.
+    /// checkpoint can resume). The latency runs then write their results exactly-once to a
+    /// topic of the log, which publishes them as each checkpoint completes.
     #[arg(long, value_parser = parse_duration)]
     checkpoint_interval: Option<Duration>,
     /// Leave out the latency runs (the log replayed at half the rate each run reached).
@@ -70,6 +73,15 @@ pub struct NexmarkBenchArgs {
     /// Where the results go: results.json, results.md, results.svg and each run's log.
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
+    /// Also run each query on Apache Flink (the ones its runner has), right after weir's runs
+    /// of the query, reading the same JSON lines events split into one file per source task;
+    /// needs `jsonl` among the sources, which weir's side of the comparison reads.
+    #[arg(long)]
+    with_flink: bool,
+    /// The runner of the Flink side: called as `RUNNER run --query Q --events DIR
+    /// --parallelism P --count N` (and `RUNNER run --list`), it prints its figures as JSON.
+    #[arg(long, default_value = "scripts/flink.sh")]
+    flink_runner: PathBuf,
     /// Do not draw a progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -84,6 +96,37 @@ pub struct BenchResults {
     pub machine: String,
     /// Each query on each source and worker count.
     pub runs: Vec<BenchRun>,
+    /// Each query on Flink, per parallelism, when asked for.
+    #[serde(default)]
+    pub flink: Vec<FlinkRun>,
+}
+
+/// One query on Flink at one parallelism.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FlinkRun {
+    /// The query.
+    pub query: String,
+    /// Parallel tasks (weir's workers).
+    pub parallelism: usize,
+    /// What the runner measured.
+    pub record: Option<FlinkRecord>,
+    /// Why the run failed, if it did.
+    pub error: Option<String>,
+}
+
+/// What the Flink runner prints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FlinkRecord {
+    /// Events read.
+    pub events: u64,
+    /// Wall time from the job's submission to its end, in seconds.
+    pub wall_s: f64,
+    /// Events per second of wall time.
+    pub events_per_s: f64,
+    /// CPU seconds of the JVM during the job.
+    pub cpu_s: f64,
+    /// The JVM's largest resident memory in bytes.
+    pub peak_memory_bytes: Option<u64>,
 }
 
 /// One query on one source and worker count.
@@ -117,25 +160,27 @@ fn nexmark(args: &NexmarkBenchArgs) -> anyhow::Result<()> {
     if args.workers.is_empty() || args.workers.contains(&0) {
         bail!("--workers needs counts of at least 1");
     }
+    if args.with_flink && !args.source.contains(&BenchSource::Jsonl) {
+        bail!("--with-flink compares both engines on the JSON lines events: add jsonl to --source");
+    }
+    let flink_queries = if args.with_flink {
+        flink_queries(&args.flink_runner)?
+    } else {
+        Vec::new()
+    };
     let weir = std::env::current_exe().context("cannot find the weir executable")?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let data = Inputs::prepare(&weir, args)?;
     let latency_runs = !args.no_latency && args.source.contains(&BenchSource::Log);
-    let total = queries.len() * args.source.len() * args.workers.len();
-    let bar = super::progress::steps(
-        (total
-            + if latency_runs {
-                queries.len() * args.workers.len()
-            } else {
-                0
-            }) as u64,
-        args.no_progress,
-    );
+    let per_query = args.workers.len()
+        * (args.source.len() + usize::from(latency_runs) + usize::from(args.with_flink));
+    let bar = super::progress::steps((queries.len() * per_query) as u64, args.no_progress);
     let mut results = BenchResults {
         events: args.events,
         machine: machine(),
         runs: Vec::new(),
+        flink: Vec::new(),
     };
     // Query by query, so that a change in the machine's load hits every configuration alike.
     for query in &queries {
@@ -188,6 +233,22 @@ fn nexmark(args: &NexmarkBenchArgs) -> anyhow::Result<()> {
                 results.runs.push(result);
                 write_results(&args.out, &results)?;
             }
+        }
+        for &parallelism in args.workers.iter().filter(|_| args.with_flink) {
+            bar.set_message(format!("{query} on Flink, parallelism {parallelism}"));
+            let run = if flink_queries.contains(query) {
+                flink_run(args, &data, query, parallelism)
+            } else {
+                FlinkRun {
+                    query: query.clone(),
+                    parallelism,
+                    record: None,
+                    error: Some("the Flink runner does not have this query".into()),
+                }
+            };
+            bar.inc(1);
+            results.flink.push(run);
+            write_results(&args.out, &results)?;
         }
     }
     bar.finish_and_clear();
@@ -274,7 +335,50 @@ impl Inputs {
             std::fs::write(&done, b"")
                 .with_context(|| format!("cannot write {}", done.display()))?;
         }
+        if args.with_flink {
+            for &parts in &args.workers {
+                inputs.split(parts)?;
+            }
+        }
         Ok(inputs)
+    }
+
+    /// The JSON lines events as `parts` files of consecutive lines (one per Flink source
+    /// task), written unless an earlier run left them complete.
+    fn split(&self, parts: usize) -> anyhow::Result<PathBuf> {
+        use std::io::{BufRead, Write};
+        let dir = self.dir.join(format!("split-{parts}"));
+        let done = dir.with_extension("complete");
+        if done.exists() {
+            return Ok(dir);
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot remove the incomplete {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let source = self.json_lines();
+        let open = std::fs::File::open(&source)
+            .with_context(|| format!("cannot read {}", source.display()))?;
+        let per_part = self.events.div_ceil(parts as u64);
+        let mut lines = std::io::BufReader::with_capacity(1 << 20, open).split(b'\n');
+        for part in 0..parts {
+            let path = dir.join(format!("part-{part}.jsonl"));
+            let file = std::fs::File::create(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            for line in lines.by_ref().take(per_part as usize) {
+                let line = line.with_context(|| format!("cannot read {}", source.display()))?;
+                out.write_all(&line)
+                    .and_then(|()| out.write_all(b"\n"))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            out.flush()
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        std::fs::write(&done, b"").with_context(|| format!("cannot write {}", done.display()))?;
+        Ok(dir)
     }
 
     fn topic(&self) -> PathBuf {
@@ -368,9 +472,14 @@ impl Run<'_> {
                         .args([
                             "--checkpoint-interval",
                             &format!("{}ms", interval.as_millis()),
-                        ])
+                        ]);
+                }
+                if max_rate.is_some() {
+                    // The latency run writes its results exactly-once to a topic, so that
+                    // latency to commit is measured too.
+                    command
                         .arg("--out")
-                        .arg(scratch.join("results"));
+                        .arg(format!("log:{}", scratch.join("results").display()));
                 }
             }
             BenchSource::Jsonl => {
@@ -408,6 +517,73 @@ impl Run<'_> {
             .into_iter()
             .next()
             .with_context(|| format!("the report {} is empty", report.display()))
+    }
+}
+
+/// The queries the Flink runner has (`RUNNER run --list`).
+fn flink_queries(runner: &Path) -> anyhow::Result<Vec<String>> {
+    let output = Command::new(runner)
+        .args(["run", "--list"])
+        .output()
+        .with_context(|| format!("cannot start the Flink runner {}", runner.display()))?;
+    if !output.status.success() {
+        bail!(
+            "the Flink runner {} failed ({}): {}",
+            runner.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let listed = String::from_utf8_lossy(&output.stdout);
+    Ok(listed
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Runs `query` on Flink at `parallelism` over the split JSON lines events.
+fn flink_run(args: &NexmarkBenchArgs, data: &Inputs, query: &str, parallelism: usize) -> FlinkRun {
+    let measured = (|| -> anyhow::Result<FlinkRecord> {
+        let split = data.split(parallelism)?;
+        let output = Command::new(&args.flink_runner)
+            .args(["run", "--query", query, "--events"])
+            .arg(&split)
+            .args(["--parallelism", &parallelism.to_string()])
+            .args(["--count", &data.events.to_string()])
+            .output()
+            .with_context(|| format!("cannot start {}", args.flink_runner.display()))?;
+        let log = args.out.join(format!("{query}-flink-{parallelism}.log"));
+        std::fs::write(
+            &log,
+            [output.stdout.as_slice(), output.stderr.as_slice()].concat(),
+        )
+        .with_context(|| format!("cannot write {}", log.display()))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let last = stdout.lines().rev().find(|line| line.starts_with('{'));
+        match last {
+            Some(line) if output.status.success() => {
+                serde_json::from_str(line).with_context(|| {
+                    format!(
+                        "the Flink runner printed {line:?} (log in {})",
+                        log.display()
+                    )
+                })
+            }
+            _ => bail!("Flink failed ({}; log in {})", output.status, log.display()),
+        }
+    })();
+    let (record, error) = match measured {
+        Ok(record) => (Some(record), None),
+        Err(error) => (None, Some(format!("{error:#}"))),
+    };
+    FlinkRun {
+        query: query.to_owned(),
+        parallelism,
+        record,
+        error,
     }
 }
 
@@ -479,6 +655,70 @@ pub fn markdown(results: &BenchResults) -> String {
             quantiles(half.and_then(|half| half.commit_latency)),
         );
     }
+    if !results.flink.is_empty() {
+        table.push_str(&flink_comparison(results));
+    }
+    table
+}
+
+/// The comparison with Flink: per query and parallelism, both engines' throughput on the
+/// same JSON lines events and their ratio, then the geometric mean of the ratios.
+fn flink_comparison(results: &BenchResults) -> String {
+    let mut table = String::from(
+        "\nweir and Flink on the same JSON lines events:\n\n\
+         | query | workers | weir M events/s | Flink M events/s | weir / Flink | \
+         weir CPU (s) | Flink CPU (s) | weir peak (MiB) | Flink peak (MiB) |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    let mut ratios = Vec::new();
+    for flink in &results.flink {
+        let weir = results
+            .runs
+            .iter()
+            .find(|run| {
+                run.query == flink.query
+                    && run.source == BenchSource::Jsonl
+                    && run.workers == flink.parallelism
+            })
+            .and_then(|run| run.peak.as_ref());
+        match (weir, &flink.record) {
+            (Some(weir), Some(record)) => {
+                let ratio = weir.events_per_s / record.events_per_s;
+                ratios.push(ratio);
+                let _ = writeln!(
+                    table,
+                    "| {} | {} | {:.2} | {:.3} | {ratio:.1}× | {:.1} | {:.1} | {} | {} |",
+                    flink.query,
+                    flink.parallelism,
+                    weir.events_per_s / 1e6,
+                    record.events_per_s / 1e6,
+                    weir.cpu_s,
+                    record.cpu_s,
+                    mebibytes(weir.peak_memory_bytes),
+                    mebibytes(record.peak_memory_bytes),
+                );
+            }
+            _ => {
+                let why = flink.error.as_deref().unwrap_or("weir's run failed");
+                let _ = writeln!(
+                    table,
+                    "| {} | {} | | | {} | | | | |",
+                    flink.query,
+                    flink.parallelism,
+                    why.replace('|', "/")
+                );
+            }
+        }
+    }
+    if !ratios.is_empty() {
+        let mean = (ratios.iter().map(|ratio| ratio.ln()).sum::<f64>() / ratios.len() as f64).exp();
+        let lowest = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let _ = writeln!(
+            table,
+            "\nGeometric mean of weir / Flink over {} runs: {mean:.1}× (lowest {lowest:.1}×).",
+            ratios.len()
+        );
+    }
     table
 }
 
@@ -512,6 +752,21 @@ fn chart(results: &BenchResults) -> String {
             }
         };
         let value = run.peak.as_ref().map(|peak| peak.events_per_s);
+        series[index].values.push((run.query.clone(), value));
+    }
+    for run in &results.flink {
+        let name = format!("flink, jsonl, {} workers", run.parallelism);
+        let index = match series.iter().position(|series| series.name == name) {
+            Some(index) => index,
+            None => {
+                series.push(Series {
+                    name,
+                    values: Vec::new(),
+                });
+                series.len() - 1
+            }
+        };
+        let value = run.record.as_ref().map(|record| record.events_per_s);
         series[index].values.push((run.query.clone(), value));
     }
     bar_chart(

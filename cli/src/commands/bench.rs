@@ -61,7 +61,8 @@ pub struct NexmarkBenchArgs {
     source: Vec<BenchSource>,
     /// Checkpoint every interval (`1s`) in the runs that read the log (the only source a
     /// checkpoint can resume). The latency runs then write their results exactly-once to a
-    /// topic of the log, which publishes them as each checkpoint completes.
+    /// topic of the log, which publishes them as each checkpoint completes (without
+    /// checkpoints they drop them, and only latency to emission is measured).
     #[arg(long, value_parser = parse_duration)]
     checkpoint_interval: Option<Duration>,
     /// Leave out the latency runs (the log replayed at half the rate each run reached).
@@ -123,6 +124,9 @@ pub struct FlinkRecord {
     pub wall_s: f64,
     /// Events per second of wall time.
     pub events_per_s: f64,
+    /// Flink's own count of the job's run time, without planning and submission, in seconds.
+    #[serde(default)]
+    pub net_runtime_s: Option<f64>,
     /// CPU seconds of the JVM during the job.
     pub cpu_s: f64,
     /// The JVM's largest resident memory in bytes.
@@ -474,7 +478,7 @@ impl Run<'_> {
                             &format!("{}ms", interval.as_millis()),
                         ]);
                 }
-                if max_rate.is_some() {
+                if max_rate.is_some() && self.args.checkpoint_interval.is_some() {
                     // The latency run writes its results exactly-once to a topic, so that
                     // latency to commit is measured too.
                     command
@@ -732,42 +736,43 @@ fn quantiles(latency: Option<Latency>) -> String {
 }
 
 /// The throughput of every run as a bar chart: a group per query, a bar per source and
-/// worker count.
+/// worker count, and one per Flink parallelism.
 fn chart(results: &BenchResults) -> String {
     let mut queries: Vec<&str> = Vec::new();
     let mut series: Vec<Series> = Vec::new();
+    let mut add = |query: &str, name: String, value: Option<f64>| {
+        let index = match series.iter().position(|series| series.name == name) {
+            Some(index) => index,
+            None => {
+                series.push(Series {
+                    name,
+                    values: Vec::new(),
+                });
+                series.len() - 1
+            }
+        };
+        series[index].values.push((query.to_owned(), value));
+    };
+    for run in &results.runs {
+        let name = format!("weir, {:?}, {} workers", run.source, run.workers).to_lowercase();
+        add(
+            &run.query,
+            name,
+            run.peak.as_ref().map(|peak| peak.events_per_s),
+        );
+    }
+    for run in &results.flink {
+        let name = format!("flink, jsonl, {} workers", run.parallelism);
+        add(
+            &run.query,
+            name,
+            run.record.as_ref().map(|record| record.events_per_s),
+        );
+    }
     for run in &results.runs {
         if !queries.contains(&run.query.as_str()) {
             queries.push(&run.query);
         }
-        let name = format!("weir, {:?}, {} workers", run.source, run.workers).to_lowercase();
-        let index = match series.iter().position(|series| series.name == name) {
-            Some(index) => index,
-            None => {
-                series.push(Series {
-                    name,
-                    values: Vec::new(),
-                });
-                series.len() - 1
-            }
-        };
-        let value = run.peak.as_ref().map(|peak| peak.events_per_s);
-        series[index].values.push((run.query.clone(), value));
-    }
-    for run in &results.flink {
-        let name = format!("flink, jsonl, {} workers", run.parallelism);
-        let index = match series.iter().position(|series| series.name == name) {
-            Some(index) => index,
-            None => {
-                series.push(Series {
-                    name,
-                    values: Vec::new(),
-                });
-                series.len() - 1
-            }
-        };
-        let value = run.record.as_ref().map(|record| record.events_per_s);
-        series[index].values.push((run.query.clone(), value));
     }
     bar_chart(
         &format!(

@@ -31,11 +31,12 @@ pub fn bar_chart(title: &str, unit: &str, categories: &[&str], series: &[Series]
         .collect();
     let low = values.iter().copied().fold(f64::INFINITY, f64::min);
     let high = values.iter().copied().fold(0.0, f64::max);
+    // The axis starts a decade below the smallest value, so that every bar shows.
     let (low, high) = if values.is_empty() {
         (0, 1)
     } else {
-        let low = low.log10().floor() as i32;
-        (low, (high.log10().ceil() as i32).max(low + 1))
+        let low = low.log10().floor() as i32 - 1;
+        (low, (high.log10().ceil() as i32).max(low + 2))
     };
     let y = |value: f64| {
         TOP + PLOT_HEIGHT * (1.0 - (value.log10() - f64::from(low)) / f64::from(high - low))
@@ -68,9 +69,9 @@ pub fn bar_chart(title: &str, unit: &str, categories: &[&str], series: &[Series]
         TOP + PLOT_HEIGHT / 2.0,
         escape(unit)
     );
+    let mut legend_x = LEFT;
     for (index, series) in series.iter().enumerate() {
         let color = COLORS[index % COLORS.len()];
-        let legend_x = LEFT + 180.0 * index as f64;
         let _ = writeln!(
             svg,
             "<rect x=\"{legend_x:.1}\" y=\"30\" width=\"10\" height=\"10\" fill=\"{color}\"/>\
@@ -78,6 +79,8 @@ pub fn bar_chart(title: &str, unit: &str, categories: &[&str], series: &[Series]
             legend_x + 14.0,
             escape(&series.name)
         );
+        // About the width of the text at this size, and a gap.
+        legend_x += 14.0 + 6.5 * series.name.chars().count() as f64 + 18.0;
     }
     for (position, category) in categories.iter().enumerate() {
         let start = LEFT + group * position as f64 + GROUP_GAP / 2.0;
@@ -159,9 +162,15 @@ mod tests {
             },
         ];
         let svg = bar_chart("t", "events/s", &["q0", "q5"], &series);
-        // Decades 1M and 10M: the 10M bar fills the plot, the 1M bars have no height.
+        // Decades 100k to 10M: the 10M bar fills the plot, the 1M bars half of it.
         assert!(
             svg.contains(&format!("height=\"{PLOT_HEIGHT:.1}\"")),
+            "{svg}"
+        );
+        let half = PLOT_HEIGHT / 2.0;
+        assert_eq!(
+            svg.matches(&format!("height=\"{half:.1}\"")).count(),
+            2,
             "{svg}"
         );
         assert_eq!(svg.matches("<title>").count(), 3, "{svg}");

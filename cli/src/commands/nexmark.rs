@@ -473,6 +473,9 @@ fn run_all(args: &RunArgs) -> anyhow::Result<(Vec<RunRecord>, Vec<&'static str>)
     if args.processes > 1 || args.hostfile.is_some() {
         bail!("--query all runs in one process: give one --query to run it on a cluster");
     }
+    if args.metrics_addr.is_some() {
+        bail!("--metrics-addr serves the metrics of one job: give one --query");
+    }
     let (mut records, mut failed) = (Vec::new(), Vec::new());
     for query in QUERIES {
         let mut one = args.clone();
@@ -526,7 +529,8 @@ fn run_query(args: &RunArgs, query: &'static Query) -> anyhow::Result<RunRecord>
         let bound = metrics_endpoint::serve(addr, Arc::clone(&metrics))?;
         eprintln!("metrics at http://{bound}/metrics");
     }
-    resources::reset_peak_memory();
+    // Where the peak cannot be reset, it would include earlier queries of `--query all`.
+    let peak_is_this_runs = resources::reset_peak_memory();
     let cpu_before = resources::cpu_time();
     let report = run_job(args, query, job, events, dead_letters)?;
     let record = RunRecord::new(
@@ -534,7 +538,7 @@ fn run_query(args: &RunArgs, query: &'static Query) -> anyhow::Result<RunRecord>
         &report,
         &metrics,
         resources::cpu_time().saturating_sub(cpu_before),
-        resources::peak_memory(),
+        resources::peak_memory().filter(|_| peak_is_this_runs),
         config.checkpoints.is_some(),
     );
     summarize(args, query, &config, events, (report, metrics))?;

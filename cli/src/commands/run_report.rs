@@ -25,7 +25,7 @@ pub struct RunRecord {
     pub peak_memory_bytes: Option<u64>,
     /// Checkpoints completed.
     pub checkpoints: u64,
-    /// The mean time a worker took to checkpoint, in milliseconds (with checkpoints).
+    /// The mean time a worker took to checkpoint, in milliseconds (once one completed).
     pub checkpoint_mean_ms: Option<f64>,
     /// The state of the largest checkpoint, in bytes (with checkpoints).
     pub state_bytes: Option<u64>,
@@ -91,7 +91,7 @@ impl RunRecord {
             cpu_s: cpu.as_secs_f64(),
             peak_memory_bytes: peak_memory,
             checkpoints: metrics.checkpoints_completed(),
-            checkpoint_mean_ms: checkpoints
+            checkpoint_mean_ms: (checkpoints && metrics.checkpoints_completed() > 0)
                 .then(|| metrics.mean_checkpoint_duration().as_secs_f64() * 1e3),
             state_bytes: checkpoints.then(|| metrics.largest_checkpoint_bytes()),
             emission_latency: Latency::of(metrics.emission_latency()),

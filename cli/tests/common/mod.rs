@@ -167,6 +167,10 @@ pub fn committed_to_partitions(dir: &Path) -> BTreeMap<String, usize> {
         }
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
+            // The sink's list of its partitions.
+            if path.file_name().unwrap().to_string_lossy().starts_with('.') {
+                continue;
+            }
             assert!(path.is_dir(), "unexpected file {}", path.display());
             pending.push(path);
         }

@@ -17,5 +17,5 @@ pub use self::format::{Csv, EncodeRecords, FileFormat, JsonLines, Parquet};
 pub use self::json_lines::{write_json_lines, JsonLinesReader, JsonLinesSource};
 #[cfg(fuzzing)]
 pub(crate) use self::part_files::fuzz_recover;
-pub use self::partitioned::{PartitionOf, PartitionedFileSink};
+pub use self::partitioned::PartitionedFileSink;
 pub use self::sink::{CsvSink, FileSink, JsonLinesSink, ParquetSink};

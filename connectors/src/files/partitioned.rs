@@ -5,28 +5,44 @@
 //! Each partition directory is the output of one [`FileSink`]: without checkpoints it holds
 //! one file, `part.EXT`, published when the input ends; in a job with checkpoints it holds one
 //! part file per checkpoint epoch, published when the checkpoint is complete, with its own
-//! ledger. A partition that first receives records mid-run starts its ledger at the epochs the
-//! sink has staged so far, so a restore knows it owed nothing before. A restore finds the
-//! partitions by their ledgers and recovers each one.
+//! ledger. (Without checkpoints the partitions' files are published one after the other when
+//! the input ends: a run that fails meanwhile leaves those published so far, and a partition
+//! that a run did not write keeps an earlier run's file. Exactly-once output needs
+//! checkpoints.)
+//!
+//! In a job with checkpoints the sink also keeps a list of its partitions in the root,
+//! `.partitions.json`, with the last epoch it had staged when each one appeared; the list is
+//! written durably before the partition's directory. A restore recovers exactly the listed
+//! partitions (never a directory another sink left under the root), and a listed partition
+//! whose ledger is missing fails it, unless the partition appeared after the restored epoch
+//! was staged (a crash before its first ledger was written), when it owes nothing.
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+use weir_engine::checkpoint::epoch_name;
 use weir_engine::time::Epoch;
 use weir_engine::{BoxError, Sink, SinkPlacement, WorkerInfo};
 
-use super::format::{Csv, EncodeRecords, FileFormat, JsonLines};
+use super::format::{EncodeRecords, FileFormat, JsonLines};
 use super::part_ledger::LEDGER_FILE;
 use super::sink::FileSink;
-use crate::durable::create_dir_all;
+use crate::durable::{create_dir_all, write_atomically};
 use crate::error::ConnectorError;
 
 /// The file that holds a partition's records in a job without checkpoints: `part.EXT`.
 const SINGLE_FILE: &str = "part";
+/// The sink's list of its partitions, in the root (a job with checkpoints).
+const MANIFEST: &str = ".partitions.json";
 
-/// Names the partition of a record: a relative directory path such as `dt=2015-07-15/hour=10`.
-pub type PartitionOf<T> = Box<dyn Fn(&T) -> String>;
+/// The partitions of a sink with checkpoints: for each, the last epoch the sink had staged
+/// when it appeared (`None`: before the first).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Manifest {
+    partitions: BTreeMap<String, Option<Epoch>>,
+}
 
 /// A sink writing records in the format `F` under the directory of their partition.
 ///
@@ -41,11 +57,12 @@ pub type PartitionOf<T> = Box<dyn Fn(&T) -> String>;
 pub struct PartitionedFileSink<T, F: FileFormat> {
     format: F,
     root: PathBuf,
-    partition_of: PartitionOf<T>,
+    partition_of: Box<dyn Fn(&T) -> String>,
     /// The sink of each partition written to, by its relative path.
     partitions: BTreeMap<String, FileSink<F>>,
-    /// In a job with checkpoints: the last epoch staged (or restored), if any.
-    transactions: Option<Option<Epoch>>,
+    /// In a job with checkpoints: the last epoch staged (or restored), if any, and the list of
+    /// partitions.
+    transactions: Option<(Option<Epoch>, Manifest)>,
 }
 
 impl<T, F: FileFormat + Clone> PartitionedFileSink<T, F> {
@@ -65,32 +82,55 @@ impl<T, F: FileFormat + Clone> PartitionedFileSink<T, F> {
         }
     }
 
+    /// A sink for the partition directory `name`, its part files named like the format.
+    fn partition_sink(&self, name: &str) -> FileSink<F> {
+        let extension = self.format.extension();
+        let path = match self.transactions {
+            Some(_) => self.root.join(name),
+            None => self
+                .root
+                .join(name)
+                .join(format!("{SINGLE_FILE}.{extension}")),
+        };
+        FileSink::with_extension(self.format.clone(), path, extension.to_owned())
+    }
+
     /// The sink of the partition `name`, started if it is new.
     fn partition(&mut self, name: &str) -> Result<&mut FileSink<F>, ConnectorError> {
-        let vacant = match self.partitions.entry(name.to_owned()) {
-            Entry::Occupied(sink) => return Ok(sink.into_mut()),
-            Entry::Vacant(vacant) => vacant,
+        let name = if self.partitions.contains_key(name) {
+            name.to_owned()
+        } else {
+            canonical_partition(&self.root, name)?
         };
-        check_partition(&self.root, name)?;
-        let dir = self.root.join(name);
-        let extension = self.format.extension();
-        let sink = match self.transactions {
-            Some(staged_through) => {
-                let mut sink =
-                    FileSink::with_extension(self.format.clone(), dir, extension.to_owned());
-                sink.start_after(staged_through)?;
-                sink
+        if self.partitions.contains_key(&name) {
+            return Ok(self
+                .partitions
+                .get_mut(&name)
+                .expect("the partition is there"));
+        }
+        if let Some(other) = self.partitions.keys().find(|other| nested(other, &name)) {
+            return Err(ConnectorError::Format {
+                path: self.root.clone(),
+                reason: format!(
+                    "a record's partition {name:?} lies inside or around the partition \
+                     {other:?}: partitions cannot nest"
+                ),
+            });
+        }
+        let mut sink = self.partition_sink(&name);
+        match &mut self.transactions {
+            Some((staged, manifest)) => {
+                // Listed before its directory exists: a restore knows every partition it owns.
+                manifest.partitions.insert(name.clone(), *staged);
+                write_manifest(&self.root, manifest)?;
+                sink.start_after(*staged)?;
             }
-            None => {
-                create_dir_all(&dir)?;
-                FileSink::with_extension(
-                    self.format.clone(),
-                    dir.join(format!("{SINGLE_FILE}.{extension}")),
-                    extension.to_owned(),
-                )
-            }
-        };
-        Ok(vacant.insert(sink))
+            None => create_dir_all(&self.root.join(&name))?,
+        }
+        Ok(match self.partitions.entry(name) {
+            Entry::Occupied(occupied) => occupied.into_mut(),
+            Entry::Vacant(vacant) => vacant.insert(sink),
+        })
     }
 }
 
@@ -105,60 +145,57 @@ impl<T> PartitionedFileSink<T, JsonLines> {
     }
 }
 
-impl<T> PartitionedFileSink<T, Csv> {
-    /// A CSV sink writing under `root`, each record in the partition `partition_of` names.
-    pub fn csv(root: impl Into<PathBuf>, partition_of: impl Fn(&T) -> String + 'static) -> Self {
-        PartitionedFileSink::new(Csv, root, partition_of)
+/// A partition's name as a relative path of plain directory names joined by `/`
+/// (`a//b` is `a/b`), or an error naming it.
+fn canonical_partition(root: &Path, name: &str) -> Result<String, ConnectorError> {
+    let plain = |component: &Component| matches!(component, Component::Normal(part) if !part.to_string_lossy().starts_with('.'));
+    let components: Vec<Component> = Path::new(name).components().collect();
+    if components.is_empty() || !components.iter().all(plain) {
+        return Err(ConnectorError::Format {
+            path: root.to_owned(),
+            reason: format!(
+                "a record's partition {name:?} is not a relative path of directory names \
+                 (none empty, `..` or starting with a dot)"
+            ),
+        });
+    }
+    let parts: Vec<_> = components
+        .iter()
+        .map(|component| component.as_os_str().to_string_lossy())
+        .collect();
+    Ok(parts.join("/"))
+}
+
+/// Whether one partition's directory lies inside the other's.
+fn nested(one: &str, other: &str) -> bool {
+    let inside = |inner: &str, outer: &str| {
+        inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.starts_with('/'))
+    };
+    inside(one, other) || inside(other, one)
+}
+
+fn read_manifest(root: &Path) -> Result<Manifest, ConnectorError> {
+    let path = root.join(MANIFEST);
+    match std::fs::read(&path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
+        Err(error) => Err(ConnectorError::io(&path, error)),
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| ConnectorError::BadOutput {
+            path,
+            reason: format!("the partitioned sink's list of partitions is not valid: {error}"),
+        }),
     }
 }
 
-/// Checks that a partition's name is a relative path of plain directory names.
-fn check_partition(root: &Path, name: &str) -> Result<(), ConnectorError> {
-    let plain = !name.is_empty()
-        && Path::new(name)
-            .components()
-            .all(|component| matches!(component, Component::Normal(part) if !part.to_string_lossy().starts_with('.')));
-    if plain {
-        return Ok(());
-    }
-    Err(ConnectorError::Format {
-        path: root.to_owned(),
-        reason: format!(
-            "a record's partition {name:?} is not a relative path of directory names \
-             (none empty, `..` or starting with a dot)"
-        ),
-    })
-}
-
-/// The partitions under `root` that hold a ledger, by relative path (`/`-separated).
-fn find_partitions(root: &Path) -> Result<Vec<String>, ConnectorError> {
-    let mut found = Vec::new();
-    let mut pending = vec![(root.to_owned(), String::new())];
-    while let Some((dir, name)) = pending.pop() {
-        if dir.join(LEDGER_FILE).exists() {
-            found.push(name);
-            continue;
-        }
-        let io = |error| ConnectorError::io(&dir, error);
-        let entries = match std::fs::read_dir(&dir) {
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-            entries => entries.map_err(io)?,
-        };
-        for entry in entries {
-            let entry = entry.map_err(io)?;
-            let child = entry.file_name().to_string_lossy().into_owned();
-            if entry.file_type().map_err(io)?.is_dir() && !child.starts_with('.') {
-                let child_name = if name.is_empty() {
-                    child
-                } else {
-                    format!("{name}/{child}")
-                };
-                pending.push((entry.path(), child_name));
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
+fn write_manifest(root: &Path, manifest: &Manifest) -> Result<(), ConnectorError> {
+    create_dir_all(root)?;
+    let path = root.join(MANIFEST);
+    let json = serde_json::to_vec(manifest).map_err(|source| ConnectorError::Encode {
+        path: path.clone(),
+        source,
+    })?;
+    write_atomically(&path, &json)
 }
 
 impl<T: 'static, F: EncodeRecords<T> + Clone> Sink<T> for PartitionedFileSink<T, F> {
@@ -175,16 +212,41 @@ impl<T: 'static, F: EncodeRecords<T> + Clone> Sink<T> for PartitionedFileSink<T,
     }
 
     fn start_transactions(&mut self, restored: Option<Epoch>) -> Result<(), BoxError> {
-        self.transactions = Some(restored);
-        for name in find_partitions(&self.root)? {
-            let mut sink = FileSink::with_extension(
-                self.format.clone(),
-                self.root.join(&name),
-                self.format.extension().to_owned(),
-            );
-            Sink::<T>::start_transactions(&mut sink, restored)?;
+        let mut manifest = read_manifest(&self.root)?;
+        self.transactions = Some((restored, Manifest::default()));
+        for (name, appeared) in std::mem::take(&mut manifest.partitions) {
+            let mut sink = self.partition_sink(&name);
+            let ledger = self.root.join(&name).join(LEDGER_FILE);
+            match restored {
+                Some(restored) if !ledger.exists() => {
+                    // Appeared after the restored epoch was staged, crashed before its ledger
+                    // was written: it owes that checkpoint nothing.
+                    if appeared.is_none_or(|appeared| appeared < restored) {
+                        return Err(Box::new(ConnectorError::BadOutput {
+                            path: ledger,
+                            reason: format!(
+                                "the partition's ledger is missing, but the sink's list {} \
+                                 says it took part in checkpoint {}",
+                                self.root.join(MANIFEST).display(),
+                                epoch_name(restored)
+                            ),
+                        }));
+                    }
+                    sink.start_after(Some(restored))?;
+                    manifest.partitions.insert(name.clone(), Some(restored));
+                }
+                _ => {
+                    Sink::<T>::start_transactions(&mut sink, restored)?;
+                    // After a fresh start every part is gone: the partition owes nothing.
+                    manifest
+                        .partitions
+                        .insert(name.clone(), restored.and(appeared));
+                }
+            }
             self.partitions.insert(name, sink);
         }
+        write_manifest(&self.root, &manifest)?;
+        self.transactions = Some((restored, manifest));
         Ok(())
     }
 
@@ -207,7 +269,9 @@ impl<T: 'static, F: EncodeRecords<T> + Clone> Sink<T> for PartitionedFileSink<T,
         for sink in self.partitions.values_mut() {
             Sink::<T>::pre_commit(sink, epoch)?;
         }
-        self.transactions = Some(Some(epoch));
+        if let Some((staged, _)) = &mut self.transactions {
+            *staged = Some(epoch);
+        }
         Ok(())
     }
 
@@ -335,6 +399,55 @@ mod tests {
         again.start_transactions(Some(Epoch(1))).unwrap();
         assert_eq!(published(dir.path())["hour=01"], vec![10]);
         assert_eq!(published(dir.path())["hour=04"], Vec::<u64>::new());
+    }
+
+    #[test]
+    fn spellings_of_one_partition_share_it_and_partitions_do_not_nest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = PartitionedFileSink::json_lines(dir.path(), |name: &String| name.clone());
+        sink.open(worker()).unwrap();
+        sink.start_transactions(None).unwrap();
+        sink.write(&[
+            "dt=1/hour=2".into(),
+            "dt=1//hour=2".into(),
+            "dt=1/hour=2/".into(),
+        ])
+        .unwrap();
+        assert_eq!(sink.partitions.len(), 1);
+        for nested in ["dt=1", "dt=1/hour=2/minute=3"] {
+            let error = sink.write(&[nested.into()]).unwrap_err().to_string();
+            assert!(error.contains("cannot nest"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_restore_recovers_only_its_own_partitions_and_misses_none() {
+        let dir = tempfile::tempdir().unwrap();
+        // Another sink's part files under the root are not this sink's to delete.
+        let foreign = dir.path().join("elsewhere");
+        std::fs::create_dir_all(&foreign).unwrap();
+        std::fs::write(foreign.join(LEDGER_FILE), b"{}").unwrap();
+        std::fs::write(foreign.join("part-final.jsonl"), b"1\n").unwrap();
+        let mut sink = by_hour(dir.path());
+        sink.open(worker()).unwrap();
+        sink.start_transactions(None).unwrap();
+        sink.write(&[(1, 10), (2, 20)]).unwrap();
+        sink.pre_commit(Epoch(1)).unwrap();
+        sink.commit(Epoch(1)).unwrap();
+        drop(sink);
+        assert!(foreign.join("part-final.jsonl").exists());
+
+        // A partition that took part in checkpoint 1 has lost its ledger: the restore fails,
+        // naming it.
+        let lost = dir.path().join("dt=2015-07-15/hour=02").join(LEDGER_FILE);
+        std::fs::remove_file(&lost).unwrap();
+        let mut restored = by_hour(dir.path());
+        restored.open(worker()).unwrap();
+        let error = restored
+            .start_transactions(Some(Epoch(1)))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(&lost.display().to_string()), "{error}");
     }
 
     #[test]

@@ -371,11 +371,17 @@ impl JobMetrics {
         self.worker_checkpoints.fetch_add(1, Ordering::Relaxed);
         self.checkpoint_micros
             .fetch_add(duration.as_micros() as u64, Ordering::Relaxed);
-        let total = self.checkpoint_bytes.fetch_add(size, Ordering::Relaxed) + size;
-        self.checkpoint_bytes
-            .fetch_sub(previous_size, Ordering::Relaxed);
+        // One update, so that another worker's checkpoint never sees this one's size added
+        // and its previous size not yet taken away.
+        let replace = |total: u64| total.saturating_add(size).saturating_sub(previous_size);
+        let before = self
+            .checkpoint_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |total| {
+                Some(replace(total))
+            })
+            .unwrap_or_else(|total| total);
         self.largest_checkpoint_bytes
-            .fetch_max(total.saturating_sub(previous_size), Ordering::Relaxed);
+            .fetch_max(replace(before), Ordering::Relaxed);
     }
 
     pub(crate) fn restarted(&self) {

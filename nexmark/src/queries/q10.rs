@@ -52,10 +52,8 @@ impl Q10Row {
 /// The date (`YYYY-MM-DD`) and hour (`HH`) of `time`.
 pub fn date_and_hour(time: EventTime) -> (String, String) {
     let text = weir::datetime::format(time);
-    match text.split_once(' ') {
-        Some((date, clock)) => (date.to_owned(), clock.chars().take(2).collect()),
-        None => (text, String::new()),
-    }
+    let (date, clock) = text.split_once(' ').unwrap_or((&text, ""));
+    (date.to_owned(), clock.chars().take(2).collect())
 }
 
 /// Nexmark q10: every bid with the date and hour that partition it.

@@ -198,43 +198,12 @@ fn nexmark(args: &NexmarkBenchArgs) -> anyhow::Result<()> {
                     source,
                     workers,
                 };
-                bar.set_message(format!("{query} {source:?} {workers}w"));
-                let mut result = BenchRun {
-                    query: query.clone(),
-                    source,
-                    workers,
-                    input_bytes: data.bytes(source),
-                    peak: None,
-                    half_load: None,
-                    error: None,
-                };
-                match run.once("peak", None) {
-                    Ok(peak) => {
-                        bar.inc(1);
-                        if latency_runs && source == BenchSource::Log {
-                            bar.set_message(format!("{query} {source:?} {workers}w at half load"));
-                            let rate = (peak.events_per_s / 2.0 / workers as f64).max(1.0) as u64;
-                            match run.once("half-load", Some(rate)) {
-                                Ok(half) => result.half_load = Some(half),
-                                Err(error) => result.error = Some(format!("{error:#}")),
-                            }
-                            bar.inc(1);
-                        }
-                        result.peak = Some(peak);
-                    }
-                    Err(error) => {
-                        bar.inc(if latency_runs && source == BenchSource::Log {
-                            2
-                        } else {
-                            1
-                        });
-                        result.error = Some(format!("{error:#}"));
-                    }
-                }
+                let result = run.measure(latency_runs && source == BenchSource::Log, &bar);
                 if let Some(error) = &result.error {
                     bar.println(format!("{query} {source:?} {workers} workers: {error}"));
                 }
                 results.runs.push(result);
+                // After every run, so that an interrupted benchmark keeps what it measured.
                 write_results(&args.out, &results)?;
             }
         }
@@ -436,6 +405,47 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Runs the configuration at full speed and, with `half_load`, again at half the rate it
+    /// reached; moves `bar` one step per run.
+    fn measure(&self, half_load: bool, bar: &indicatif::ProgressBar) -> BenchRun {
+        let (query, source, workers) = (self.query, self.source, self.workers);
+        let mut result = BenchRun {
+            query: query.to_owned(),
+            source,
+            workers,
+            input_bytes: self.data.bytes(source),
+            peak: None,
+            half_load: None,
+            error: None,
+        };
+        bar.set_message(format!("{query} {source:?} {workers}w"));
+        let peak = self.once("peak", None);
+        bar.inc(1);
+        let half = match &peak {
+            Ok(peak) if half_load => {
+                bar.set_message(format!("{query} {source:?} {workers}w at half load"));
+                let rate = (peak.events_per_s / 2.0 / workers as f64).max(1.0) as u64;
+                Some(self.once("half-load", Some(rate)))
+            }
+            _ => None,
+        };
+        if half_load {
+            bar.inc(1);
+        }
+        match peak {
+            Err(error) => result.error = Some(format!("{error:#}")),
+            Ok(peak) => {
+                result.peak = Some(peak);
+                match half {
+                    Some(Ok(half)) => result.half_load = Some(half),
+                    Some(Err(error)) => result.error = Some(format!("{error:#}")),
+                    None => {}
+                }
+            }
+        }
+        result
+    }
+
     /// Runs the query in a process of its own, at most `max_rate` events per second per
     /// worker, and reads back its report. `kind` names the run's files.
     fn once(&self, kind: &str, max_rate: Option<u64>) -> anyhow::Result<RunRecord> {
@@ -728,7 +738,8 @@ fn flink_comparison(results: &BenchResults) -> String {
 
 /// `p50 / p99` of a latency, `-` when not measured.
 fn quantiles(latency: Option<Latency>) -> String {
-    let bound = |ms: Option<u64>| ms.map_or_else(|| "> 300000".into(), |ms| format!("≤ {ms}"));
+    let largest = weir::BUCKET_BOUNDS_MS.last().copied().unwrap_or_default();
+    let bound = |ms: Option<u64>| ms.map_or_else(|| format!("> {largest}"), |ms| format!("≤ {ms}"));
     latency.map_or_else(
         || "-".into(),
         |latency| format!("{} / {}", bound(latency.p50_ms), bound(latency.p99_ms)),

@@ -17,7 +17,6 @@
 //! whose ledger is missing fails it, unless the partition appeared after the restored epoch
 //! was staged (a crash before its first ledger was written), when it owes nothing.
 
-use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
@@ -82,12 +81,13 @@ impl<T, F: FileFormat + Clone> PartitionedFileSink<T, F> {
         }
     }
 
-    /// A sink for the partition directory `name`, its part files named like the format.
-    fn partition_sink(&self, name: &str) -> FileSink<F> {
+    /// A sink for the partition directory `name`, its part files named like the format: a
+    /// directory of them with `transactions`, else one file.
+    fn partition_sink(&self, name: &str, transactions: bool) -> FileSink<F> {
         let extension = self.format.extension();
-        let path = match self.transactions {
-            Some(_) => self.root.join(name),
-            None => self
+        let path = match transactions {
+            true => self.root.join(name),
+            false => self
                 .root
                 .join(name)
                 .join(format!("{SINGLE_FILE}.{extension}")),
@@ -95,18 +95,15 @@ impl<T, F: FileFormat + Clone> PartitionedFileSink<T, F> {
         FileSink::with_extension(self.format.clone(), path, extension.to_owned())
     }
 
-    /// The sink of the partition `name`, started if it is new.
-    fn partition(&mut self, name: &str) -> Result<&mut FileSink<F>, ConnectorError> {
-        let name = if self.partitions.contains_key(name) {
-            name.to_owned()
-        } else {
-            canonical_partition(&self.root, name)?
-        };
+    /// The sink of a partition not found under the name `name`: found under its canonical
+    /// name, or started.
+    fn new_partition(&mut self, name: &str) -> Result<&mut FileSink<F>, ConnectorError> {
+        let name = canonical_partition(&self.root, name)?;
         if self.partitions.contains_key(&name) {
             return Ok(self
                 .partitions
-                .get_mut(&name)
-                .expect("the partition is there"));
+                .entry(name)
+                .or_insert_with(|| unreachable!()));
         }
         if let Some(other) = self.partitions.keys().find(|other| nested(other, &name)) {
             return Err(ConnectorError::Format {
@@ -117,7 +114,7 @@ impl<T, F: FileFormat + Clone> PartitionedFileSink<T, F> {
                 ),
             });
         }
-        let mut sink = self.partition_sink(&name);
+        let mut sink = self.partition_sink(&name, self.transactions.is_some());
         match &mut self.transactions {
             Some((staged, manifest)) => {
                 // Listed before its directory exists: a restore knows every partition it owns.
@@ -127,10 +124,7 @@ impl<T, F: FileFormat + Clone> PartitionedFileSink<T, F> {
             }
             None => create_dir_all(&self.root.join(&name))?,
         }
-        Ok(match self.partitions.entry(name) {
-            Entry::Occupied(occupied) => occupied.into_mut(),
-            Entry::Vacant(vacant) => vacant.insert(sink),
-        })
+        Ok(self.partitions.entry(name).or_insert(sink))
     }
 }
 
@@ -213,9 +207,8 @@ impl<T: 'static, F: EncodeRecords<T> + Clone> Sink<T> for PartitionedFileSink<T,
 
     fn start_transactions(&mut self, restored: Option<Epoch>) -> Result<(), BoxError> {
         let mut manifest = read_manifest(&self.root)?;
-        self.transactions = Some((restored, Manifest::default()));
         for (name, appeared) in std::mem::take(&mut manifest.partitions) {
-            let mut sink = self.partition_sink(&name);
+            let mut sink = self.partition_sink(&name, true);
             let ledger = self.root.join(&name).join(LEDGER_FILE);
             match restored {
                 Some(restored) if !ledger.exists() => {
@@ -259,7 +252,11 @@ impl<T: 'static, F: EncodeRecords<T> + Clone> Sink<T> for PartitionedFileSink<T,
                 .iter()
                 .position(|record| (self.partition_of)(record) != name)
                 .map_or(records.len(), |run| start + 1 + run);
-            self.partition(&name)?.write(&records[start..end])?;
+            let run = &records[start..end];
+            match self.partitions.get_mut(&name) {
+                Some(sink) => sink.write(run)?,
+                None => self.new_partition(&name)?.write(run)?,
+            }
             start = end;
         }
         Ok(())

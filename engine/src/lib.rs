@@ -21,6 +21,8 @@ mod key_group;
 mod keyed;
 mod launcher;
 mod metrics;
+#[cfg(feature = "micro-benchmarks")]
+pub mod micro_benchmarks;
 mod operator_names;
 mod pipeline;
 mod runtime;

@@ -3,7 +3,9 @@
 //! lines file, `--bench checkpoints` measures the cost of checkpoints and of state in RocksDB,
 //! `--bench restore` the time to restore 1 GiB of state, `--bench joins` the join queries,
 //! `--bench kafka` reading from and writing to Apache Kafka (exactly-once against at-least-once),
-//! `--bench generator` runs the criterion micro-benchmarks.
+//! `--bench generator` and `--bench hot_paths` run the criterion micro-benchmarks (the second
+//! covers the per-record hot paths: decoding, the log, key hashing, the exchange, windows and
+//! keyed state).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;

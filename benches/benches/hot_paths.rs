@@ -6,9 +6,8 @@
 //! `cargo bench -p weir-benches --bench hot_paths` runs them all; a group's name as a filter
 //! (`-- "log"`) runs one. Throughput is per record, so criterion prints records per second.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-// Links the benchmarks crate, which sets the global allocator.
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde::{Deserialize, Serialize};
 use weir::log::{LogConfig, RecordRef, Topic, ValueFormat};
@@ -45,15 +44,15 @@ fn encoded(events: &[Event], codec: Codec) -> Vec<Vec<u8>> {
 }
 
 /// A log record's value decoded into an event, as the log source (binary) and JSON topics and
-/// Kafka (JSON) do.
+/// Kafka (JSON) do. Dropping the events is not timed.
 fn record_decode(c: &mut Criterion) {
     let events = generated(EVENTS);
     let mut group = c.benchmark_group("record decode");
     group.throughput(Throughput::Elements(EVENTS));
     for (name, codec) in [("binary", Codec::Binary), ("JSON", Codec::Json)] {
         let values = encoded(&events, codec);
-        group.bench_function(format!("{name}, 50 events"), |b| {
-            b.iter(|| {
+        group.bench_function(format!("{name}, {EVENTS} events"), |b| {
+            b.iter_with_large_drop(|| {
                 values
                     .iter()
                     .map(|value| codec.decode::<Event>(value).expect("events decode"))
@@ -64,45 +63,65 @@ fn record_decode(c: &mut Criterion) {
     group.finish();
 }
 
-/// Appending binary events to a partition of the embedded log (handed to the OS, not synced)
-/// and reading them back from the page cache, frame checks included.
+/// Appending binary events to a partition of the embedded log (handed to the OS, not synced;
+/// retention keeps the partition under 64 MiB) and reading them back from the page cache,
+/// frame checks included.
 fn log(c: &mut Criterion) {
     let values = encoded(&generated(RECORDS), Codec::Binary);
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let format = ValueFormat::Binary {
-        schema: "nexmark.Event".into(),
+    let topic = |name: &str, config: LogConfig| {
+        let format = ValueFormat::Binary {
+            schema: "nexmark.Event".into(),
+        };
+        Topic::create(dir.path().join(name), 1, format, config).expect("the topic is created")
     };
-    let topic = Topic::create(dir.path().join("events"), 1, format, LogConfig::default())
-        .expect("the topic is created");
+    let append_all = |writer: &mut weir::log::PartitionWriter| {
+        for value in &values {
+            let record = RecordRef {
+                value,
+                timestamp: EventTime(1),
+                ..RecordRef::default()
+            };
+            writer.append(&record).expect("the record is appended");
+        }
+        writer.flush().expect("the records reach the OS");
+    };
     let mut group = c.benchmark_group("log");
     group.throughput(Throughput::Elements(RECORDS));
-    let mut writer = topic.writer(0).expect("a writer");
-    group.bench_function("append 1000 events", |b| {
-        b.iter(|| {
-            for value in &values {
-                let record = RecordRef {
-                    value,
-                    timestamp: EventTime(1),
-                    ..RecordRef::default()
-                };
-                writer.append(&record).expect("the record is appended");
-            }
-            writer.flush().expect("the records reach the OS");
-        })
+    let appended = topic(
+        "appended",
+        LogConfig {
+            retention_bytes: Some(64 << 20),
+            ..LogConfig::default()
+        },
+    );
+    let mut writer = appended.writer(0).expect("a writer");
+    group.bench_function(format!("append {RECORDS} events"), |b| {
+        b.iter(|| append_all(&mut writer))
     });
-    let written = writer.next_offset();
-    let mut reader = topic.reader(0, 0).expect("a reader");
-    group.bench_function("read 1000 events", |b| {
-        b.iter(|| {
-            if reader.next_offset() + RECORDS > written {
-                reader = topic.reader(0, 0).expect("a reader");
+    // A partition of 100 batches, read batch by batch; reopening at its end is not timed.
+    let read = topic("read", LogConfig::default());
+    let mut writer = read.writer(0).expect("a writer");
+    for _ in 0..100 {
+        append_all(&mut writer);
+    }
+    let mut reader = read.reader(0, 0).expect("a reader");
+    group.bench_function(format!("read {RECORDS} events"), |b| {
+        b.iter_custom(|iterations| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iterations {
+                if reader.next_offset() == writer.next_offset() {
+                    reader = read.reader(0, 0).expect("a reader");
+                }
+                let started = Instant::now();
+                let mut bytes = 0;
+                let count = reader
+                    .read(RECORDS as usize, |view| bytes += view.value.len())
+                    .expect("the records are read");
+                timed += started.elapsed();
+                assert_eq!((count as u64, bytes > 0), (RECORDS, true));
             }
-            let mut bytes = 0;
-            let read = reader
-                .read(RECORDS as usize, |view| bytes += view.value.len())
-                .expect("the records are read");
-            assert_eq!(read as u64, RECORDS);
-            bytes
+            timed
         })
     });
     group.finish();
@@ -155,7 +174,9 @@ fn keyed_records() -> IterSource<impl Iterator<Item = Keyed>> {
 
 /// The exchange of records between two workers by key, against the same pipeline without
 /// it; and a windowed count (10 s windows sliding by 2 s: five accumulator updates per record)
-/// after the exchange. Each iteration runs a whole job of `JOB_RECORDS` records.
+/// after `key_by`, against `key_by` alone. Each iteration runs a whole job of `JOB_RECORDS`
+/// records, start and end included. The source's watermark stays at the start until its end,
+/// so every window stays open until then and fires at the end.
 fn jobs(c: &mut Criterion) {
     let run = |workers: usize, build: fn(weir::Stream<'_, Keyed>)| -> JobReport {
         Job::new(JobConfig::default().workers(workers))
@@ -179,7 +200,14 @@ fn jobs(c: &mut Criterion) {
             })
         })
     });
-    group.bench_function("1 worker, windowed count after key_by", |b| {
+    group.bench_function("1 worker, key_by", |b| {
+        b.iter(|| {
+            run(1, |records| {
+                records.key_by(|r| r.key).values().sink(DiscardSink)
+            })
+        })
+    });
+    group.bench_function("1 worker, key_by then a windowed count", |b| {
         b.iter(|| {
             run(1, |records| {
                 records
@@ -194,11 +222,15 @@ fn jobs(c: &mut Criterion) {
     group.finish();
 }
 
-/// Keyed state's get and put (a running sum per key) over 100 000 keys: in memory, in memory
-/// with a checkpoint file written per 1000 updates, and in front of RocksDB with a budget of
-/// about a tenth of the keys (most gets load from the database and most puts evict).
+/// Keyed state's get and put (a running sum per key) over 100 000 keys: in memory; in memory
+/// with the epoch's checkpoint file written (not synced) after every 1000 updates, a delta of
+/// them, or a snapshot of every key once the deltas since the last one outgrow it; and in
+/// front of RocksDB with a budget of about a tenth of the keys, so most gets load from the
+/// database and most puts evict. Nothing flushes RocksDB's memtable, which grows over the run.
 fn keyed_state(c: &mut Criterion) {
     const KEYS: u64 = 100_000;
+    // The cache counts an entry as its encoded size (a few bytes here) plus 64.
+    const ENTRY_BYTES: usize = 64 + 3;
     let mut first = 0;
     // The next `RECORDS` updates, spread over every key.
     let mut update = move |state: &mut KeyedSums| {
@@ -236,8 +268,8 @@ fn keyed_state(c: &mut Criterion) {
         })
     });
     let rocks_dir = tempfile::tempdir().expect("a temporary directory");
-    let budget = KEYS as usize * 256 / 10;
-    let mut rocks = filled(KeyedSums::in_rocksdb(rocks_dir.path(), budget));
+    let budget = KEYS as usize / 10 * ENTRY_BYTES;
+    let mut rocks = filled(KeyedSums::in_rocksdb(&rocks_dir.path().join("db"), budget));
     group.bench_function("get and put, RocksDB behind a small cache", |b| {
         b.iter(|| update(&mut rocks))
     });

@@ -37,7 +37,8 @@ impl KeyedSums {
         })
     }
 
-    /// At most about `budget` bytes in memory, the rest in a new RocksDB database at `dir`.
+    /// About `budget` bytes in memory (as the cache estimates them: each entry's encoded size
+    /// plus 64), the rest in a new RocksDB database at `dir`, which is emptied first.
     pub fn in_rocksdb(dir: &Path, budget: usize) -> Result<Self, StateError> {
         let store = Arc::new(RocksStore::create(dir)?);
         Ok(KeyedSums {
@@ -51,7 +52,9 @@ impl KeyedSums {
         Ok(())
     }
 
-    /// Writes out every change since the last checkpoint, as the end of `epoch` does.
+    /// Writes out every change since the last checkpoint, as the end of `epoch` does: a
+    /// checkpoint file (not synced; a delta, or a snapshot of every key once the deltas since
+    /// the last one outgrow it), or a batch written back to RocksDB.
     pub fn checkpoint(&mut self, epoch: Epoch) -> Result<(), StateError> {
         self.cache.flush(epoch, std::iter::empty())
     }

@@ -6,6 +6,7 @@
 //! `cargo bench -p weir-benches --bench hot_paths` runs them all; a group's name as a filter
 //! (`-- "log"`) runs one. Throughput is per record, so criterion prints records per second.
 
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -17,7 +18,7 @@ use weir::{Codec, DiscardSink, Epoch, EventTime, IterSource, Job, JobConfig, Key
 use weir::{JobReport, Timestamped};
 use weir_benches as _;
 use weir_engine::micro_benchmarks::KeyedSums;
-use weir_nexmark::{Event, Generator, GeneratorConfig};
+use weir_nexmark::{write_events_to_topic, Event, Generator, GeneratorConfig, EVENT_SCHEMA};
 
 /// Events per batch of the per-record benchmarks: 50 consecutive ids are the standard mix of
 /// one person, three auctions and 46 bids.
@@ -69,48 +70,47 @@ fn record_decode(c: &mut Criterion) {
 fn log(c: &mut Criterion) {
     let values = encoded(&generated(RECORDS), Codec::Binary);
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let topic = |name: &str, config: LogConfig| {
-        let format = ValueFormat::Binary {
-            schema: "nexmark.Event".into(),
-        };
-        Topic::create(dir.path().join(name), 1, format, config).expect("the topic is created")
-    };
-    let append_all = |writer: &mut weir::log::PartitionWriter| {
-        for value in &values {
-            let record = RecordRef {
-                value,
-                timestamp: EventTime(1),
-                ..RecordRef::default()
-            };
-            writer.append(&record).expect("the record is appended");
-        }
-        writer.flush().expect("the records reach the OS");
-    };
     let mut group = c.benchmark_group("log");
     group.throughput(Throughput::Elements(RECORDS));
-    let appended = topic(
-        "appended",
-        LogConfig {
-            retention_bytes: Some(64 << 20),
-            ..LogConfig::default()
-        },
-    );
+    let format = ValueFormat::Binary {
+        schema: EVENT_SCHEMA.into(),
+    };
+    let config = LogConfig {
+        retention_bytes: Some(64 << 20),
+        ..LogConfig::default()
+    };
+    let appended = Topic::create(dir.path().join("appended"), 1, format, config)
+        .expect("the topic is created");
     let mut writer = appended.writer(0).expect("a writer");
     group.bench_function(format!("append {RECORDS} events"), |b| {
-        b.iter(|| append_all(&mut writer))
+        b.iter(|| {
+            for value in &values {
+                let record = RecordRef {
+                    value,
+                    timestamp: EventTime(1),
+                    ..RecordRef::default()
+                };
+                writer.append(&record).expect("the record is appended");
+            }
+            writer.flush().expect("the records reach the OS");
+        })
     });
     // A partition of 100 batches, read batch by batch; reopening at its end is not timed.
-    let read = topic("read", LogConfig::default());
-    let mut writer = read.writer(0).expect("a writer");
-    for _ in 0..100 {
-        append_all(&mut writer);
-    }
+    let end = 100 * RECORDS;
+    let read = write_events_to_topic(
+        dir.path().join("read"),
+        1,
+        &GeneratorConfig::default(),
+        end,
+        &AtomicU64::new(0),
+    )
+    .expect("the topic is written");
     let mut reader = read.reader(0, 0).expect("a reader");
     group.bench_function(format!("read {RECORDS} events"), |b| {
         b.iter_custom(|iterations| {
             let mut timed = Duration::ZERO;
             for _ in 0..iterations {
-                if reader.next_offset() == writer.next_offset() {
+                if reader.next_offset() == end {
                     reader = read.reader(0, 0).expect("a reader");
                 }
                 let started = Instant::now();
@@ -193,20 +193,11 @@ fn jobs(c: &mut Criterion) {
     group.bench_function("2 workers, no exchange", |b| {
         b.iter(|| run(2, |records| records.sink(DiscardSink)))
     });
-    group.bench_function("2 workers, exchange by key", |b| {
-        b.iter(|| {
-            run(2, |records| {
-                records.key_by(|r| r.key).values().sink(DiscardSink)
-            })
-        })
-    });
-    group.bench_function("1 worker, key_by", |b| {
-        b.iter(|| {
-            run(1, |records| {
-                records.key_by(|r| r.key).values().sink(DiscardSink)
-            })
-        })
-    });
+    let keyed: fn(weir::Stream<'_, Keyed>) = |records| {
+        records.key_by(|r| r.key).values().sink(DiscardSink);
+    };
+    group.bench_function("2 workers, exchange by key", |b| b.iter(|| run(2, keyed)));
+    group.bench_function("1 worker, key_by", |b| b.iter(|| run(1, keyed)));
     group.bench_function("1 worker, key_by then a windowed count", |b| {
         b.iter(|| {
             run(1, |records| {

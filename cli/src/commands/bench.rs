@@ -765,6 +765,9 @@ fn chart(results: &BenchResults) -> String {
         series[index].values.push((query.to_owned(), value));
     };
     for run in &results.runs {
+        if !queries.contains(&run.query.as_str()) {
+            queries.push(&run.query);
+        }
         let name = format!("weir, {:?}, {} workers", run.source, run.workers).to_lowercase();
         add(
             &run.query,
@@ -779,11 +782,6 @@ fn chart(results: &BenchResults) -> String {
             name,
             run.record.as_ref().map(|record| record.events_per_s),
         );
-    }
-    for run in &results.runs {
-        if !queries.contains(&run.query.as_str()) {
-            queries.push(&run.query);
-        }
     }
     bar_chart(
         &format!(

@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use serde::Serialize;
+
 use crate::error::ConnectorError;
 
 /// Makes the entries of `dir` (created, renamed or removed files) durable.
@@ -18,4 +20,16 @@ pub(crate) fn create_dir_all(dir: &Path) -> Result<(), ConnectorError> {
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ConnectorError> {
     weir_engine::durable::write_atomically(path, bytes)
         .map_err(|error| ConnectorError::io(path, error))
+}
+
+/// Replaces the file `path` with `value` as JSON, as [`write_atomically`] does.
+pub(crate) fn write_json_atomically<T: Serialize>(
+    path: &Path,
+    value: &T,
+) -> Result<(), ConnectorError> {
+    let json = serde_json::to_vec(value).map_err(|source| ConnectorError::Encode {
+        path: path.to_owned(),
+        source,
+    })?;
+    write_atomically(path, &json)
 }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use weir_engine::checkpoint::epoch_name;
 use weir_engine::time::Epoch;
 
-use crate::durable::write_atomically;
+use crate::durable::write_json_atomically;
 use crate::error::ConnectorError;
 
 /// The ledger's file name in the output directory.
@@ -103,12 +103,7 @@ impl Ledger {
 
     /// Replaces the ledger in `dir` with this one, durably.
     pub(crate) fn write(&self, dir: &Path) -> Result<(), ConnectorError> {
-        let path = dir.join(LEDGER_FILE);
-        let json = serde_json::to_vec(self).map_err(|source| ConnectorError::Encode {
-            path: path.clone(),
-            source,
-        })?;
-        write_atomically(&path, &json)
+        write_json_atomically(&dir.join(LEDGER_FILE), self)
     }
 
     /// The parts a restore of `restored` must find, after checking that the ledger reaches

@@ -28,7 +28,7 @@ use weir_engine::{BoxError, Sink, SinkPlacement, WorkerInfo};
 use super::format::{EncodeRecords, FileFormat, JsonLines};
 use super::part_ledger::LEDGER_FILE;
 use super::sink::FileSink;
-use crate::durable::{create_dir_all, write_atomically};
+use crate::durable::{create_dir_all, write_json_atomically};
 use crate::error::ConnectorError;
 
 /// The file that holds a partition's records in a job without checkpoints: `part.EXT`.
@@ -184,12 +184,7 @@ fn read_manifest(root: &Path) -> Result<Manifest, ConnectorError> {
 
 fn write_manifest(root: &Path, manifest: &Manifest) -> Result<(), ConnectorError> {
     create_dir_all(root)?;
-    let path = root.join(MANIFEST);
-    let json = serde_json::to_vec(manifest).map_err(|source| ConnectorError::Encode {
-        path: path.clone(),
-        source,
-    })?;
-    write_atomically(&path, &json)
+    write_json_atomically(&root.join(MANIFEST), manifest)
 }
 
 impl<T: 'static, F: EncodeRecords<T> + Clone> Sink<T> for PartitionedFileSink<T, F> {

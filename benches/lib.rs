@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use weir::Destination;
 use weir::{Job, JobReport};
-use weir_nexmark::{write_events_to_topic, EventInput, GeneratorConfig, Output, ResultSink};
+use weir_nexmark::{write_events_to_topic, EventInput, GeneratorConfig, Output};
 
 /// The benchmarks allocate with mimalloc, as the `weir` binary does.
 #[global_allocator]
@@ -85,7 +86,7 @@ pub fn run_on_topic(job: Job, topic: &Path, events: u64, name: &str) -> JobRepor
 /// updating query's changes as they come, without building its final view); checks that
 /// every one of `events` was read.
 pub fn run_query(job: Job, input: EventInput, events: u64, name: &str) -> JobReport {
-    run_query_into(job, input, events, name, ResultSink::Discard)
+    run_query_into(job, input, events, name, Destination::Discard)
 }
 
 /// Runs the registry's query `name` as `job` over `input` into `sink` (an updating query's
@@ -95,7 +96,7 @@ pub fn run_query_into(
     input: EventInput,
     events: u64,
     name: &str,
-    sink: ResultSink,
+    sink: Destination,
 ) -> JobReport {
     let Some(query) = weir_nexmark::query(name) else {
         panic!("the registry has no query {name}");

@@ -25,7 +25,7 @@
 #[cfg(feature = "kafka")]
 pub use weir_connectors::kafka;
 pub use weir_connectors::{
-    datetime, files, log, write_json_lines, Codec, ConnectorError, CsvSink, CsvSource,
+    datetime, files, log, write_json_lines, Codec, ConnectorError, CsvSink, CsvSource, Destination,
     JsonLinesSink, JsonLinesSource, ParquetSink,
 };
 pub use weir_engine::*;

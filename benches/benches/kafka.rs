@@ -11,8 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use weir::kafka::{KafkaClient, KafkaSink};
+use weir::Destination;
 use weir::{CheckpointConfig, Job, JobConfig};
-use weir_nexmark::{Event, EventInput, GeneratorConfig, NexmarkSource, ResultSink};
+use weir_nexmark::{Event, EventInput, GeneratorConfig, NexmarkSource};
 
 const WORKERS: usize = 2;
 const PARTITIONS: u32 = 8;
@@ -53,7 +54,7 @@ fn run(
     query: &str,
     input: &KafkaClient,
     events: u64,
-    sink: ResultSink,
+    sink: Destination,
     checkpoints: Option<&Path>,
 ) -> f64 {
     let mut config = JobConfig::default().workers(WORKERS);
@@ -79,7 +80,7 @@ fn main() {
     write_events(&input, events);
 
     for query in ["q0", "q5"] {
-        let rate = run(query, &input, events, ResultSink::Discard, None);
+        let rate = run(query, &input, events, Destination::Discard, None);
         println!(
             "{query} from Kafka, {WORKERS} workers, results discarded: {:.2} M events/s",
             rate / 1e6
@@ -93,7 +94,7 @@ fn main() {
         out.ensure_topic(PARTITIONS, &[])
             .expect("the output topic is created");
         let checkpoints = scratch.path().join(mode);
-        let sink = ResultSink::Kafka {
+        let sink = Destination::Kafka {
             client: out,
             staging: exactly_once.then(|| checkpoints.join("kafka-staging")),
         };

@@ -7,7 +7,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 
-use weir_cli::commands::{self, BenchCommand, CheckpointsCommand, LogCommand, NexmarkCommand};
+use weir_cli::commands::{
+    self, BenchCommand, CheckpointsCommand, ExampleCommand, LogCommand, NexmarkCommand,
+};
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +27,9 @@ enum Command {
     /// The Nexmark benchmark: generate its events, run its queries.
     #[command(subcommand)]
     Nexmark(NexmarkCommand),
+    /// Example jobs for data teams: list them, write their sample input, run them.
+    #[command(subcommand)]
+    Example(ExampleCommand),
     /// Benchmarks: the Nexmark queries on each source and worker count, with a table and a
     /// chart.
     #[command(subcommand)]
@@ -47,6 +52,7 @@ fn main() {
         .init();
     let result = match Cli::parse().command {
         Command::Nexmark(command) => commands::nexmark::run(command),
+        Command::Example(command) => commands::example::run(command),
         Command::Bench(command) => commands::bench::run(command),
         Command::Log(command) => commands::log::run(command),
         Command::Checkpoints(command) => commands::checkpoints::run(command),

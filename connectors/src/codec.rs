@@ -5,6 +5,20 @@ use serde::Serialize;
 
 use crate::log::ValueFormat;
 
+/// A source's check of each decoded record: `Err(reason)` makes it a dead letter.
+pub(crate) type Validate<T> = Box<dyn Fn(&T) -> Result<(), String>>;
+
+/// `decoded`, unless `validate` rejects it.
+pub(crate) fn validated<T>(
+    decoded: Result<T, String>,
+    validate: Option<&Validate<T>>,
+) -> Result<T, String> {
+    decoded.and_then(|record| match validate {
+        Some(validate) => validate(&record).map(|()| record),
+        None => Ok(record),
+    })
+}
+
 /// How record values are turned into typed values and back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Codec {

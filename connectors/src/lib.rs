@@ -3,6 +3,7 @@
 
 mod codec;
 pub mod datetime;
+mod destination;
 mod durable;
 mod error;
 pub mod files;
@@ -16,6 +17,7 @@ mod staging;
 mod start_at;
 
 pub use codec::Codec;
+pub use destination::Destination;
 pub use error::ConnectorError;
 pub use files::{
     write_json_lines, CsvSink, CsvSource, JsonLinesSink, JsonLinesSource, ParquetSink,

@@ -39,7 +39,7 @@ pub use generator::{
 };
 pub use input::EventInput;
 pub use model::{Auction, Bid, Event, Person};
-pub use output::{Output, ResultSink, DEFAULT_SIDE_TABLE};
+pub use output::{Output, DEFAULT_SIDE_TABLE};
 pub use registry::{query, Input, Query, Results, UpsertKey, QUERIES};
 pub use source::{NexmarkReader, NexmarkSource};
 pub use topic::{write_events_to_topic, EVENT_SCHEMA};

@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use weir::operators::changelog::{apply, Change};
-use weir::{EventTime, Job, JobConfig};
+use weir::{Destination, EventTime, Job, JobConfig};
 use weir_nexmark::queries::{
     EarlyBidRow, Q0Row, Q10Row, Q11Row, Q12Row, Q13Row, Q14Row, Q15Row, Q16Row, Q17Row, Q19Row,
     Q1Row, Q20Row, Q21Row, Q22Row, Q2Row, Q3Row, Q4Row, Q5Row, Q6Row, Q7Row, Q8Row, Q9Row,
     Q6_LAST_AUCTIONS, SIDE_KEYS,
 };
 use weir_nexmark::{
-    Auction, Bid, Event, EventInput, Generator, GeneratorConfig, Input, Output, Person, ResultSink,
+    Auction, Bid, Event, EventInput, Generator, GeneratorConfig, Input, Output, Person,
 };
 
 const EVENTS: u64 = 30_000;
@@ -79,7 +79,7 @@ fn run_reading<T: DeserializeOwned>(
     let path = dir.path().join("results.jsonl");
     let side_table_read = side_table.clone();
     let output = Output {
-        sink: ResultSink::JsonLines(path.clone()),
+        sink: Destination::JsonLines(path.clone()),
         changelog: true,
         side_table,
     };
@@ -494,7 +494,7 @@ fn q10_writes_every_bid_into_the_partition_of_its_date_and_hour() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("bids");
         let output = Output {
-            sink: ResultSink::JsonLines(root.clone()),
+            sink: Destination::JsonLines(root.clone()),
             ..Output::discard()
         };
         let input = EventInput::Generated {

@@ -3,6 +3,8 @@
 pub mod bench;
 pub mod chart;
 pub mod checkpoints;
+pub mod example;
+pub mod job_args;
 pub mod log;
 pub mod metrics_endpoint;
 pub mod nexmark;
@@ -12,5 +14,6 @@ pub mod run_report;
 
 pub use bench::BenchCommand;
 pub use checkpoints::CheckpointsCommand;
+pub use example::ExampleCommand;
 pub use log::LogCommand;
 pub use nexmark::NexmarkCommand;

@@ -9,18 +9,16 @@ use anyhow::{bail, Context};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Subcommand};
 use weir::kafka::{KafkaClient, KafkaSink};
-use weir::log::{LogConfig, LogSink, Topic, ValueFormat};
-use weir::{
-    write_json_lines, CheckpointConfig, Cluster, Job, JobConfig, JobMetrics, JobReport,
-    JsonLinesSink, RestartPolicy, Restore, StateBackend,
-};
+use weir::{write_json_lines, Job, JobConfig, JobMetrics, JobReport};
 use weir_nexmark::queries::write_side_input;
 use weir_nexmark::{
     query, write_events_to_topic, Event, EventInput, Generator, GeneratorConfig, Input,
-    NexmarkSource, Output, Query, ResultSink, DEFAULT_BASE_TIME, DEFAULT_SIDE_TABLE, QUERIES,
+    NexmarkSource, Output, Query, DEFAULT_BASE_TIME, DEFAULT_SIDE_TABLE, QUERIES,
 };
 
-use crate::arguments::{parse_duration, parse_kafka_option, Location};
+use crate::arguments::{parse_kafka_option, Location};
+
+use super::job_args::{route_dead_letters, JobArgs, OutputArgs};
 
 use super::run_report::{summary_table, RunRecord};
 use super::{metrics_endpoint, progress, resources};
@@ -105,69 +103,14 @@ pub struct RunArgs {
     from: Option<Location>,
     #[command(flatten)]
     generator: GeneratorArgs,
-    /// Worker threads per process.
-    #[arg(long, default_value_t = 1)]
-    workers: usize,
-    /// Write the results as JSON lines to this file, to `log:DIR/TOPIC` or to
-    /// `kafka:HOST:PORT/TOPIC` (topics are created with one partition if missing).
-    /// Otherwise they are counted and dropped. With checkpoints the output is exactly-once:
-    /// a topic receives each result once (Kafka through transactions, its epochs staged
-    /// under the checkpoint directory), and a path names a directory of JSON lines part
-    /// files, one per committed checkpoint epoch.
-    #[arg(long)]
-    out: Option<Location>,
-    /// A librdkafka setting for Kafka clients, as `key=value` (repeatable), e.g.
-    /// `security.protocol=SASL_SSL`.
-    #[arg(long = "kafka-option", value_parser = parse_kafka_option)]
-    kafka_options: Vec<(String, String)>,
-    /// Write a Kafka output at least once even with checkpoints: no transactions (for brokers
-    /// without them); a restore writes again what followed the restored checkpoint.
-    #[arg(long)]
-    kafka_at_least_once: bool,
-    /// Take checkpoints into this directory (RocksDB checkpoints, source offsets, manifests).
-    #[arg(long)]
-    checkpoint_dir: Option<PathBuf>,
-    /// How often to checkpoint, as `500ms`, `1s` or `2m`.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true, requires = "checkpoint_dir")]
-    checkpoint_interval: Duration,
-    /// Complete checkpoints to keep.
-    #[arg(long, default_value_t = 3, requires = "checkpoint_dir")]
-    retain_checkpoints: usize,
-    /// Resume from a checkpoint: `latest` (the newest in --checkpoint-dir; a fresh start if
-    /// there is none) or the path of a checkpoint or savepoint directory.
-    #[arg(long, requires = "checkpoint_dir")]
-    restore: Option<String>,
-    /// Restore even if the checkpoint holds state of stateful operators this query no longer
-    /// has, dropping that state (without it such a restore fails, naming the operators).
-    #[arg(long, requires = "restore")]
-    allow_removed_operators: bool,
-    /// After a retryable failure (I/O, a lost peer process), restart from the latest
-    /// checkpoint up to this many times, waiting 100 ms before the first restart and twice as
-    /// long before each next one (at most 10 s).
-    #[arg(long, default_value_t = 0, requires = "checkpoint_dir")]
-    max_restarts: u32,
-    /// Backpressure: sources pause while records they read longer ago than this have not yet
-    /// reached the sinks (`100ms`, `1s`). Records in flight stay within what the sources read
-    /// in about twice this time.
-    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
-    in_flight_limit: Duration,
+    #[command(flatten)]
+    job: JobArgs,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Read at most this many events per second per worker from a topic of the log or Kafka
     /// (to replay a topic at a steady pace).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_rate: Option<u64>,
-    /// Write input that cannot be decoded here, with the reason and the place it was found:
-    /// a JSON lines file (left out when there is none; a directory of part files with
-    /// checkpoints), `log:DIR/TOPIC` (created as a JSON topic of one partition if missing) or
-    /// `kafka:HOST:PORT/TOPIC` (at least once: a restore may write one again).
-    #[arg(
-        long,
-        default_value = "dead-letters.jsonl",
-        conflicts_with = "fail_fast"
-    )]
-    dead_letters: Location,
-    /// Stop at the first input that cannot be decoded instead of writing dead letters.
-    #[arg(long)]
-    fail_fast: bool,
     /// For the queries whose results update (q3, q4, q9, q20): write the changelog, each
     /// result as `{"op":"+"|"-","row":{...}}`, instead of the final view written when the
     /// input ends.
@@ -177,26 +120,6 @@ pub struct RunArgs {
     /// keys if missing).
     #[arg(long, default_value = DEFAULT_SIDE_TABLE)]
     side_input: PathBuf,
-    /// Keep keyed state in RocksDB (under --state-dir) with this many MiB of it cached in
-    /// memory per operator, instead of all in memory.
-    #[arg(long)]
-    rocksdb_budget_mib: Option<usize>,
-    /// Where RocksDB state goes.
-    #[arg(long, default_value = "weir-state")]
-    state_dir: PathBuf,
-    /// Number of processes in the job (each started with its own --process), listening on
-    /// 127.0.0.1 from --port up.
-    #[arg(long, default_value_t = 1, conflicts_with = "hostfile")]
-    processes: usize,
-    /// This process's index, 0 to processes - 1.
-    #[arg(long, default_value_t = 0)]
-    process: usize,
-    /// A file of `host:port` lines, one per process, instead of --processes.
-    #[arg(long)]
-    hostfile: Option<PathBuf>,
-    /// The first port of a single-machine cluster.
-    #[arg(long, default_value_t = 2101)]
-    port: u16,
     /// Serve the job's metrics (records, source lag, watermarks, latency, checkpoints) in the
     /// Prometheus text format at `http://ADDR/metrics` while it runs, as `127.0.0.1:9898`
     /// (port 0: any free port, printed at the start).
@@ -336,7 +259,7 @@ fn event_input(args: &RunArgs, events: u64) -> EventInput {
     let from = args
         .from
         .clone()
-        .map(|from| from.with_kafka_options(&args.kafka_options));
+        .map(|from| from.with_kafka_options(&args.output.kafka_options));
     match from {
         None => EventInput::Generated {
             config: args.generator.config(),
@@ -359,85 +282,10 @@ fn event_input(args: &RunArgs, events: u64) -> EventInput {
 /// Where a run's results go.
 fn output(args: &RunArgs) -> Output {
     Output {
-        sink: match args
-            .out
-            .clone()
-            .map(|out| out.with_kafka_options(&args.kafka_options))
-        {
-            None => ResultSink::Discard,
-            Some(Location::File(path)) => ResultSink::JsonLines(path),
-            Some(Location::Log(dir)) => ResultSink::Log(dir),
-            Some(Location::Kafka(client)) => ResultSink::Kafka {
-                client,
-                staging: args
-                    .checkpoint_dir
-                    .as_ref()
-                    .map(|dir| dir.join("kafka-staging")),
-            },
-        },
+        sink: args.output.destination(args.job.checkpoint_dir.as_ref()),
         changelog: args.changelog,
         side_table: args.side_input.clone(),
     }
-}
-
-fn job_config(args: &RunArgs) -> anyhow::Result<JobConfig> {
-    let mut config = JobConfig::default()
-        .workers(args.workers)
-        .state_dir(&args.state_dir)
-        .in_flight_limit(args.in_flight_limit);
-    if let Some(budget) = args.rocksdb_budget_mib {
-        config = config.state_backend(StateBackend::RocksDb {
-            memory_budget: budget << 20,
-        });
-    }
-    if let Some(dir) = &args.checkpoint_dir {
-        let mut checkpoints = CheckpointConfig::new(dir)
-            .interval(args.checkpoint_interval)
-            .retain(args.retain_checkpoints)
-            .allow_removed_operators(args.allow_removed_operators);
-        match args.restore.as_deref() {
-            None => {}
-            Some("latest") => checkpoints = checkpoints.restore(Restore::Latest),
-            Some(path) => checkpoints = checkpoints.restore(Restore::Path(path.into())),
-        }
-        config = config.checkpoints(checkpoints);
-    }
-    if args.max_restarts > 0 {
-        config = config.restarts(RestartPolicy::up_to(args.max_restarts));
-    }
-    if args.processes > 1 || args.hostfile.is_some() {
-        let cluster = match &args.hostfile {
-            Some(path) => Cluster::from_host_file(path, args.process)?,
-            None => Cluster::localhost(args.processes, args.process, args.port),
-        };
-        config = config.cluster(cluster);
-    }
-    config.validate()?;
-    if config.cluster.is_none() && args.process != 0 {
-        bail!(
-            "--process {} needs a cluster: give --processes or --hostfile",
-            args.process
-        );
-    }
-    Ok(config)
-}
-
-/// Creates a missing output or dead-letter topic: one partition, JSON values.
-fn ensure_topic(
-    location: Option<&Location>,
-    kafka_options: &[(String, String)],
-) -> anyhow::Result<()> {
-    match location
-        .cloned()
-        .map(|at| at.with_kafka_options(kafka_options))
-    {
-        Some(Location::Log(dir)) if Topic::open(&dir).is_err() => {
-            Topic::create(&dir, 1, ValueFormat::Json, LogConfig::default())?;
-        }
-        Some(Location::Kafka(client)) => client.ensure_topic(1, &[])?,
-        _ => {}
-    }
-    Ok(())
 }
 
 fn run_queries(args: &RunArgs) -> anyhow::Result<()> {
@@ -464,13 +312,13 @@ fn run_queries(args: &RunArgs) -> anyhow::Result<()> {
 /// Runs every query of the registry, each in its own job, and prints a table of them;
 /// returns the records of those that ran and the names of those that failed.
 fn run_all(args: &RunArgs) -> anyhow::Result<(Vec<RunRecord>, Vec<&'static str>)> {
-    if args.out.is_some() {
+    if args.output.out.is_some() {
         bail!("--query all counts and drops the results: give one --query to write them to --out");
     }
-    if args.restore.is_some() {
+    if args.job.restore.is_some() {
         bail!("--restore resumes the job of one query: give its --query");
     }
-    if args.processes > 1 || args.hostfile.is_some() {
+    if args.job.processes > 1 || args.job.hostfile.is_some() {
         bail!("--query all runs in one process: give one --query to run it on a cluster");
     }
     if args.metrics_addr.is_some() {
@@ -480,7 +328,11 @@ fn run_all(args: &RunArgs) -> anyhow::Result<(Vec<RunRecord>, Vec<&'static str>)
     for query in QUERIES {
         let mut one = args.clone();
         // Each query checkpoints into a directory of its own.
-        one.checkpoint_dir = args.checkpoint_dir.as_ref().map(|dir| dir.join(query.name));
+        one.job.checkpoint_dir = args
+            .job
+            .checkpoint_dir
+            .as_ref()
+            .map(|dir| dir.join(query.name));
         match run_query(&one, query) {
             Ok(record) => records.push(record),
             Err(error) => {
@@ -500,7 +352,7 @@ fn run_all(args: &RunArgs) -> anyhow::Result<(Vec<RunRecord>, Vec<&'static str>)
 }
 
 fn run_query(args: &RunArgs, query: &'static Query) -> anyhow::Result<RunRecord> {
-    let config = job_config(args)?;
+    let config = args.job.config()?;
     let events = match &args.from {
         None => args.generator.events()?,
         Some(_) if args.generator.events.is_some() => {
@@ -516,13 +368,8 @@ fn run_query(args: &RunArgs, query: &'static Query) -> anyhow::Result<RunRecord>
              kafka:HOST:PORT/TOPIC"
         );
     }
-    let dead_letters = (!args.fail_fast).then(|| {
-        args.dead_letters
-            .clone()
-            .with_kafka_options(&args.kafka_options)
-    });
-    ensure_topic(dead_letters.as_ref(), &args.kafka_options)?;
-    ensure_topic(args.out.as_ref(), &args.kafka_options)?;
+    let dead_letters = args.output.dead_letter_location();
+    args.output.create_topics()?;
     let job = Job::new(config.clone());
     let metrics = job.metrics();
     if let Some(addr) = args.metrics_addr {
@@ -569,17 +416,7 @@ fn run_job(
     let report = job.run(move |p| {
         let events = input.stream(p);
         (query.build)(p, events, &output);
-        match &dead_letters {
-            Some(Location::File(path)) => {
-                p.dead_letters_to(JsonLinesSink::create(path).skip_empty())
-            }
-            Some(Location::Log(dir)) => p.dead_letters_to(LogSink::new(dir)),
-            // At least once: a restore may write a dead letter again, never loses one.
-            Some(Location::Kafka(client)) => {
-                p.dead_letters_to(KafkaSink::new(client.clone()).at_least_once())
-            }
-            None => {}
-        }
+        route_dead_letters(p, dead_letters.as_ref());
         Ok(())
     });
     bar.finish_and_clear();
@@ -597,7 +434,7 @@ fn summarize(
     let wall = report.wall.as_secs_f64();
     let processes = config.processes();
     let scope = if processes > 1 {
-        format!(" (process {} of {processes})", args.process)
+        format!(" (process {} of {processes})", args.job.process)
     } else {
         String::new()
     };
@@ -612,7 +449,8 @@ fn summarize(
         report.records_in,
         report.records_in as f64 / wall / 1e6,
         report.records_out,
-        args.out
+        args.output
+            .out
             .as_ref()
             .map(|out| format!(" -> {out}"))
             .unwrap_or_default(),
@@ -653,7 +491,7 @@ fn summarize(
         let records = if rejected == 1 { "record" } else { "records" };
         println!(
             "{rejected} input {records} could not be decoded -> {}",
-            args.dead_letters
+            args.output.dead_letters
         );
     }
     if report.records_in == 0 && events > 0 {

@@ -11,6 +11,7 @@ use serde::Serialize;
 use weir_engine::watermark::BoundedOutOfOrderness;
 use weir_engine::{BoxError, DeadLetter, EventTime, Source, SourcePoll, SourceReader, WorkerInfo};
 
+use crate::codec::{validated, Validate};
 use crate::error::ConnectorError;
 
 /// Read buffer size: large reads keep the system call count low.
@@ -40,10 +41,11 @@ type EventTimeOf<T> = Box<dyn Fn(&T) -> EventTime>;
 
 /// Reads a JSON lines file, one record per non-blank line. Worker `i` of `n` reads the lines
 /// that start in the `i`-th `n`-th of the file's bytes, so every line is read exactly once.
-/// A line that does not decode becomes a dead letter with its line number.
+/// A line that does not decode (or validate) becomes a dead letter with its line number.
 pub struct JsonLinesSource<T> {
     path: PathBuf,
     event_time: Option<EventTimeOf<T>>,
+    validate: Option<Validate<T>>,
     out_of_orderness: Duration,
     _records: PhantomData<fn() -> T>,
 }
@@ -55,8 +57,17 @@ impl<T: DeserializeOwned + 'static> JsonLinesSource<T> {
         JsonLinesSource {
             path: path.into(),
             event_time: None,
+            validate: None,
             out_of_orderness: Duration::ZERO,
             _records: PhantomData,
+        }
+    }
+
+    /// Checks every decoded record; a record that fails becomes a dead letter with the reason.
+    pub fn validate(self, validate: impl Fn(&T) -> Result<(), String> + 'static) -> Self {
+        JsonLinesSource {
+            validate: Some(Box::new(validate)),
+            ..self
         }
     }
 
@@ -112,6 +123,7 @@ impl<T: DeserializeOwned + 'static> Source for JsonLinesSource<T> {
             lines_read: 0,
             line: Vec::new(),
             event_time: self.event_time,
+            validate: self.validate,
             watermark: BoundedOutOfOrderness::new(self.out_of_orderness),
             rejected: Vec::new(),
         })
@@ -133,6 +145,7 @@ pub struct JsonLinesReader<T> {
     lines_read: u64,
     line: Vec<u8>,
     event_time: Option<EventTimeOf<T>>,
+    validate: Option<Validate<T>>,
     watermark: BoundedOutOfOrderness,
     rejected: Vec<DeadLetter>,
 }
@@ -170,9 +183,9 @@ enum Line<T> {
     Bad { raw: Vec<u8>, reason: String },
 }
 
-/// Decodes one line (with or without its newline). The line is checked for UTF-8 once, with
-/// SIMD, so that the JSON parser can skip checking each string again.
-fn decode_line<T: DeserializeOwned>(line: &[u8]) -> Line<T> {
+/// Decodes one line (with or without its newline) and validates it. The line is checked for
+/// UTF-8 once, with SIMD, so that the JSON parser can skip checking each string again.
+fn decode_line<T: DeserializeOwned>(line: &[u8], validate: Option<&Validate<T>>) -> Line<T> {
     let bytes = line.trim_ascii();
     if bytes.is_empty() {
         return Line::Blank;
@@ -180,7 +193,10 @@ fn decode_line<T: DeserializeOwned>(line: &[u8]) -> Line<T> {
     let decoded = simdutf8::basic::from_utf8(bytes)
         .map_err(|_| "the line is not UTF-8".to_owned())
         .and_then(|text| {
-            serde_json::from_str::<T>(text).map_err(|error| format!("JSON decode: {error}"))
+            validated(
+                serde_json::from_str::<T>(text).map_err(|error| format!("JSON decode: {error}")),
+                validate,
+            )
         });
     match decoded {
         Ok(record) => Line::Record(record),
@@ -207,14 +223,18 @@ impl<T: DeserializeOwned + 'static> SourceReader for JsonLinesReader<T> {
                 break;
             }
             let (decoded, length, in_buffer) = match memchr::memchr(b'\n', buffer) {
-                Some(newline) => (decode_line::<T>(&buffer[..newline]), newline + 1, true),
+                Some(newline) => (
+                    decode_line(&buffer[..newline], self.validate.as_ref()),
+                    newline + 1,
+                    true,
+                ),
                 None => {
                     self.line.clear();
                     let read = self
                         .reader
                         .read_until(b'\n', &mut self.line)
                         .map_err(|error| ConnectorError::io(&self.path, error))?;
-                    (decode_line::<T>(&self.line), read, false)
+                    (decode_line(&self.line, self.validate.as_ref()), read, false)
                 }
             };
             if in_buffer {

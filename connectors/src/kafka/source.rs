@@ -17,7 +17,7 @@ use weir_engine::{
 };
 
 use super::{KafkaClient, WeirConsumer, REQUEST_TIMEOUT};
-use crate::codec::Codec;
+use crate::codec::{validated, Codec, Validate};
 use crate::error::ConnectorError;
 use crate::pace::Pace;
 use crate::start_at::StartAt;
@@ -38,6 +38,7 @@ pub struct KafkaSource<T> {
     watermarks: Watermarks,
     until_end: bool,
     event_time: Option<EventTimeOf<T>>,
+    validate: Option<Validate<T>>,
     /// Positions of a restored checkpoint, before the configured start.
     resumed: Positions,
     max_rate: Option<u64>,
@@ -54,6 +55,7 @@ impl<T: DeserializeOwned + 'static> KafkaSource<T> {
             watermarks: Watermarks::default(),
             until_end: false,
             event_time: None,
+            validate: None,
             resumed: Positions::new(),
             max_rate: None,
             _records: PhantomData,
@@ -91,6 +93,14 @@ impl<T: DeserializeOwned + 'static> KafkaSource<T> {
     pub fn event_time(self, event_time: impl Fn(&T) -> EventTime + 'static) -> Self {
         KafkaSource {
             event_time: Some(Box::new(event_time)),
+            ..self
+        }
+    }
+
+    /// Checks every decoded record; a record that fails becomes a dead letter with the reason.
+    pub fn validate(self, validate: impl Fn(&T) -> Result<(), String> + 'static) -> Self {
+        KafkaSource {
+            validate: Some(Box::new(validate)),
             ..self
         }
     }
@@ -217,6 +227,7 @@ impl<T: DeserializeOwned + 'static> Source for KafkaSource<T> {
             watermarks,
             rejected: Vec::new(),
             event_time: self.event_time,
+            validate: self.validate,
             pace: self.max_rate.map(|rate| Pace::new(rate, now)),
             _records: PhantomData,
         })
@@ -273,6 +284,7 @@ pub struct KafkaReader<T> {
     watermarks: PartitionWatermarks,
     rejected: Vec<DeadLetter>,
     event_time: Option<EventTimeOf<T>>,
+    validate: Option<Validate<T>>,
     pace: Option<Pace>,
     _records: PhantomData<fn() -> T>,
 }
@@ -350,7 +362,7 @@ impl<T: DeserializeOwned + 'static> SourceReader for KafkaReader<T> {
             partition.last_timestamp = message.timestamp().to_millis();
             read += 1;
             let value = message.payload().unwrap_or_default();
-            match Codec::Json.decode::<T>(value) {
+            match validated(Codec::Json.decode::<T>(value), self.validate.as_ref()) {
                 Ok(record) => {
                     let time = match &self.event_time {
                         Some(of) => of(&record),

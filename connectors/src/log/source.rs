@@ -12,7 +12,7 @@ use weir_engine::{
     WorkerInfo,
 };
 
-use crate::codec::Codec;
+use crate::codec::{validated, Codec, Validate};
 use crate::error::ConnectorError;
 use crate::pace::Pace;
 use crate::start_at::StartAt;
@@ -21,7 +21,6 @@ use super::partition::PartitionReader;
 use super::topic::Topic;
 
 type EventTimeOf<T> = Box<dyn Fn(&T) -> EventTime>;
-type Validate<T> = Box<dyn Fn(&T) -> Result<(), String>>;
 
 /// Reads a topic of the embedded log. Partition `p` goes to worker `p % workers`. Values are
 /// decoded by the topic's format (binary for weir's own topics, JSON otherwise); a value that
@@ -272,12 +271,7 @@ impl<T: DeserializeOwned + 'static> LogReader<T> {
         let last_timestamp = &mut partition.last_timestamp;
         let result = partition.reader.read(max, |record| {
             *last_timestamp = Some(record.timestamp);
-            let decoded = codec
-                .decode::<T>(record.value)
-                .and_then(|value| match validate {
-                    Some(validate) => validate(&value).map(|()| value),
-                    None => Ok(value),
-                });
+            let decoded = validated(codec.decode::<T>(record.value), validate.as_ref());
             match decoded {
                 Ok(value) => {
                     let time = event_time

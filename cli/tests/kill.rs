@@ -11,29 +11,18 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{assert_same, checkpoint_args, wait_success, weir, write_events, Output};
+use common::{
+    assert_same, checkpoint_args, kill_points, kill_seed, run_with_kills, wait_success, weir,
+    write_events, Moments, Output,
+};
 
 /// Events in the input topic, and the pace a run reads them at (per worker), so that a run
 /// lasts a few seconds and kills land everywhere in it.
 const EVENTS: u64 = 300_000;
 const RATE_PER_WORKER: u64 = 60_000;
 const CHECKPOINT_INTERVAL_MS: u64 = 100;
-/// The longest a run may take before the test calls it hung (a run takes a few seconds).
-const RUN_DEADLINE: Duration = Duration::from_secs(120);
-
-/// xorshift64*: the kill moments, reproducible from the seed.
-struct Moments(u64);
-
-impl Moments {
-    fn next_ms(&mut self, below: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % below
-    }
-}
 
 fn run_args(query: &str, out: &str, checkpoints: Option<&str>) -> Vec<String> {
     let mut args = common::run_args(query, out);
@@ -57,62 +46,13 @@ fn killed_run(
     let checkpoints = format!("checkpoints-{query}-{round}");
     let mut args = run_args(query, &out, Some(&checkpoints));
     args.extend(output.args());
-    let mut killed = 0;
-    loop {
-        let mut child = weir(dir, &args);
-        // Kills land anywhere from process start to a few checkpoint intervals later.
-        let at =
-            Instant::now() + Duration::from_millis(moments.next_ms(8 * CHECKPOINT_INTERVAL_MS));
-        let started = Instant::now();
-        let finished = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if killed < kills && Instant::now() >= at {
-                break None;
-            }
-            if started.elapsed() > RUN_DEADLINE {
-                child.kill().unwrap();
-                panic!("{query}: a run hung for {RUN_DEADLINE:?} (after {killed} kills)");
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        };
-        match finished {
-            None => {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                killed += 1;
-            }
-            Some(status) => {
-                let mut stderr = String::new();
-                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
-                    .unwrap();
-                assert!(
-                    status.success(),
-                    "run after {killed} kills failed: {stderr}"
-                );
-                return killed;
-            }
-        }
-        if !args.iter().any(|arg| arg == "--restore") {
-            args.extend(["--restore".to_owned(), "latest".to_owned()]);
-        }
-    }
+    // Kills land anywhere from process start to a few checkpoint intervals later.
+    let window = Duration::from_millis(8 * CHECKPOINT_INTERVAL_MS);
+    run_with_kills(dir, args, kills, moments, window, query)
 }
 
 fn kill_test(query: &str, output: Output) {
-    let points: usize = std::env::var("WEIR_KILL_POINTS")
-        .map(|points| points.parse().unwrap())
-        .unwrap_or(10);
-    let seed: u64 = std::env::var("WEIR_KILL_SEED")
-        .map(|seed| seed.parse().unwrap())
-        .unwrap_or_else(|_| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
-        | 1;
+    let (points, seed) = (kill_points(), kill_seed());
     println!("{query}: kill seed {seed} (rerun with WEIR_KILL_SEED={seed})");
     let dir = tempfile::tempdir().unwrap();
     // 150 s of event time.

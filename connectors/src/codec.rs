@@ -5,6 +5,19 @@ use serde::Serialize;
 
 use crate::log::ValueFormat;
 
+/// The reason a JSON record failed to decode as a `T`: serde's `error`, after the path of the
+/// field it concerns when there is one (`JSON decode: after.id: invalid type: ...`). Decoding
+/// again to find the path costs time only for records that fail.
+pub(crate) fn json_error<T: DeserializeOwned>(bytes: &[u8], error: serde_json::Error) -> String {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        Err(traced) if traced.path().iter().next().is_some() => {
+            format!("JSON decode: field `{}`: {error}", traced.path())
+        }
+        _ => format!("JSON decode: {error}"),
+    }
+}
+
 /// A source's check of each decoded record: `Err(reason)` makes it a dead letter.
 pub(crate) type Validate<T> = Box<dyn Fn(&T) -> Result<(), String>>;
 
@@ -51,7 +64,7 @@ impl Codec {
                 Err(error) => Err(format!("binary decode: {error}")),
             },
             Codec::Json => {
-                serde_json::from_slice(bytes).map_err(|error| format!("JSON decode: {error}"))
+                serde_json::from_slice(bytes).map_err(|error| json_error::<T>(bytes, error))
             }
         }
     }
@@ -102,5 +115,10 @@ mod tests {
             .decode::<Row>(br#"{"id": "one", "name": "x"}"#)
             .unwrap_err();
         assert!(mistyped.contains("invalid type"), "{mistyped}");
+        assert!(mistyped.contains("field `id`"), "{mistyped}");
+        let nested = Codec::Json
+            .decode::<Vec<Row>>(br#"[{"id": 1, "name": "a"}, {"id": 2, "name": 3}]"#)
+            .unwrap_err();
+        assert!(nested.contains("field `[1].name`"), "{nested}");
     }
 }

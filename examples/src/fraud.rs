@@ -99,6 +99,25 @@ pub fn judge(small: &mut Option<Transaction>, next: Transaction) -> Option<Alert
     alert
 }
 
+/// The alerts of `transactions` without the engine: each card's transactions judged in
+/// event-time order (for checking what [`alerts`] computed).
+pub fn judge_all(transactions: impl IntoIterator<Item = Transaction>) -> Vec<Alert> {
+    let mut by_card: std::collections::BTreeMap<String, Vec<Transaction>> = Default::default();
+    for transaction in transactions {
+        by_card
+            .entry(transaction.card.clone())
+            .or_default()
+            .push(transaction);
+    }
+    let mut alerts = Vec::new();
+    for (_, mut card) in by_card {
+        card.sort_by_key(judging_order);
+        let mut small = None;
+        alerts.extend(card.into_iter().filter_map(|next| judge(&mut small, next)));
+    }
+    alerts
+}
+
 /// A card's state: transactions waiting for the watermark, and the last small one if its
 /// minute is still open.
 #[derive(Default, Serialize, Deserialize)]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use weir::operators::changelog::{apply, Change};
 use weir::{DeadLetter, Destination, Job, JobConfig, JsonLinesSink};
-use weir_examples::fraud::{judge, Alert, Transaction};
+use weir_examples::fraud::{judge_all, Alert, Transaction};
 use weir_examples::latest_state::{well_formed, ChangeEvent, Customer};
 use weir_examples::orders::{Order, Revenue, MINUTE};
 use weir_examples::sensors::{in_range, Reading, Rollup};
@@ -308,19 +308,7 @@ fn fraud_alerts_match_the_rule_applied_card_by_card() {
     for workers in [1, 2] {
         let run: Run<Alert, Transaction> = run("fraud", workers, &sample, false);
         assert!(!run.late.is_empty(), "the sample has late transactions");
-        let mut by_card: BTreeMap<String, Vec<Transaction>> = BTreeMap::new();
-        for transaction in without_late(transactions.clone(), &run.late) {
-            by_card
-                .entry(transaction.card.clone())
-                .or_default()
-                .push(transaction);
-        }
-        let mut expected = Vec::new();
-        for (_, mut card) in by_card {
-            card.sort_by_key(|t| (t.time, t.amount_cents, t.merchant.clone()));
-            let mut small = None;
-            expected.extend(card.into_iter().filter_map(|t| judge(&mut small, t)));
-        }
+        let mut expected = judge_all(without_late(transactions.clone(), &run.late));
         assert!(expected.len() >= 5, "the sample raises alerts");
         let mut actual = run.results;
         let order = |a: &Alert| (a.card.clone(), a.large_at);

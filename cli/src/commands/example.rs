@@ -165,11 +165,7 @@ fn run_example(args: &RunArgs) -> anyhow::Result<()> {
         args.example.name,
         report.records_in,
         report.records_out,
-        args.output
-            .out
-            .as_ref()
-            .map(|out| format!(" -> {out}"))
-            .unwrap_or_default(),
+        args.output.arrow(),
     );
     let late_records = metrics.late_records();
     if late_records > 0 {

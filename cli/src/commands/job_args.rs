@@ -172,6 +172,14 @@ impl OutputArgs {
         }
     }
 
+    /// ` -> OUT` when the results go somewhere, for a run's summary line.
+    pub fn arrow(&self) -> String {
+        self.out
+            .as_ref()
+            .map(|out| format!(" -> {out}"))
+            .unwrap_or_default()
+    }
+
     /// Where dead letters go; none with `--fail-fast`.
     pub fn dead_letter_location(&self) -> Option<Location> {
         (!self.fail_fast).then(|| self.with_kafka_options(self.dead_letters.clone()))

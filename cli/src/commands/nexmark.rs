@@ -449,11 +449,7 @@ fn summarize(
         report.records_in,
         report.records_in as f64 / wall / 1e6,
         report.records_out,
-        args.output
-            .out
-            .as_ref()
-            .map(|out| format!(" -> {out}"))
-            .unwrap_or_default(),
+        args.output.arrow(),
     );
     if config.checkpoints.is_some() {
         println!(

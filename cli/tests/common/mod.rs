@@ -325,3 +325,91 @@ pub fn write_events_at(dir: &Path, events: u64, rate: u64) -> Topic {
     )
     .unwrap()
 }
+
+/// xorshift64*: the kill moments, reproducible from the seed.
+pub struct Moments(pub u64);
+
+impl Moments {
+    /// A number of milliseconds below `below`.
+    pub fn next_ms(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % below
+    }
+}
+
+/// Kills per test: `WEIR_KILL_POINTS`, 10 unless set (1,000 for a long run).
+pub fn kill_points() -> usize {
+    std::env::var("WEIR_KILL_POINTS")
+        .map(|points| points.parse().unwrap())
+        .unwrap_or(10)
+}
+
+/// The seed of the kill moments: `WEIR_KILL_SEED`, or the clock (tests print it).
+pub fn kill_seed() -> u64 {
+    std::env::var("WEIR_KILL_SEED")
+        .map(|seed| seed.parse().unwrap())
+        .unwrap_or_else(|_| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+        | 1
+}
+
+/// The longest one run may take before a kill test calls it hung (runs take a few seconds).
+const RUN_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Runs `weir args` in `dir` until a run ends by itself: up to `kills` times, SIGKILLs it at
+/// a moment within `window` of its start and starts it again with `--restore latest`.
+/// Returns how many kills it took; a failed or hung run fails the test, naming `what`.
+pub fn run_with_kills(
+    dir: &Path,
+    mut args: Vec<String>,
+    kills: usize,
+    moments: &mut Moments,
+    window: Duration,
+    what: &str,
+) -> usize {
+    let mut killed = 0;
+    loop {
+        let mut child = weir(dir, &args);
+        let at = Instant::now() + Duration::from_millis(moments.next_ms(window.as_millis() as u64));
+        let started = Instant::now();
+        let finished = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if killed < kills && Instant::now() >= at {
+                break None;
+            }
+            if started.elapsed() > RUN_DEADLINE {
+                child.kill().unwrap();
+                panic!("{what}: a run hung for {RUN_DEADLINE:?} (after {killed} kills)");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        match finished {
+            None => {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                killed += 1;
+            }
+            Some(status) => {
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+                    .unwrap();
+                assert!(
+                    status.success(),
+                    "{what}: run after {killed} kills failed: {stderr}"
+                );
+                return killed;
+            }
+        }
+        if !args.iter().any(|arg| arg == "--restore") {
+            args.extend(["--restore".to_owned(), "latest".to_owned()]);
+        }
+    }
+}

@@ -11,7 +11,7 @@ use serde::Serialize;
 use weir_engine::watermark::BoundedOutOfOrderness;
 use weir_engine::{BoxError, DeadLetter, EventTime, Source, SourcePoll, SourceReader, WorkerInfo};
 
-use crate::codec::{validated, Validate};
+use crate::codec::{json_error, validated, Validate};
 use crate::error::ConnectorError;
 
 /// Read buffer size: large reads keep the system call count low.
@@ -194,7 +194,7 @@ fn decode_line<T: DeserializeOwned>(line: &[u8], validate: Option<&Validate<T>>)
         .map_err(|_| "the line is not UTF-8".to_owned())
         .and_then(|text| {
             validated(
-                serde_json::from_str::<T>(text).map_err(|error| format!("JSON decode: {error}")),
+                serde_json::from_str::<T>(text).map_err(|error| json_error::<T>(bytes, error)),
                 validate,
             )
         });

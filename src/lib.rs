@@ -25,8 +25,8 @@
 #[cfg(feature = "kafka")]
 pub use weir_connectors::kafka;
 pub use weir_connectors::{
-    datetime, files, log, write_json_lines, Codec, ConnectorError, CsvSink, CsvSource, Destination,
-    JsonLinesSink, JsonLinesSource, ParquetSink,
+    datetime, files, log, schema, write_json_lines, CheckRecords, Checks, Codec, ConnectorError,
+    CsvSink, CsvSource, Destination, JsonLinesSink, JsonLinesSource, ParquetSink,
 };
 pub use weir_engine::*;
 pub use weir_operators as operators;
@@ -36,7 +36,9 @@ pub mod prelude {
     #[cfg(feature = "kafka")]
     pub use weir_connectors::kafka::{KafkaClient, KafkaSink, KafkaSource};
     pub use weir_connectors::log::{LogSink, LogSource, StartAt};
-    pub use weir_connectors::{CsvSink, CsvSource, JsonLinesSink, JsonLinesSource, ParquetSink};
+    pub use weir_connectors::{
+        CheckRecords, CsvSink, CsvSource, JsonLinesSink, JsonLinesSource, ParquetSink,
+    };
     pub use weir_engine::watermark::Watermarks;
     pub use weir_engine::{
         CollectSink, DeadLetter, DiscardSink, IterSource, Job, JobConfig, KeyedStream, Pipeline,

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use weir_cli::commands::{
     self, BenchCommand, CheckpointsCommand, ExampleCommand, LogCommand, NexmarkCommand,
+    SchemaCommand,
 };
 
 #[derive(Parser)]
@@ -37,6 +38,9 @@ enum Command {
     /// The embedded log: create, fill, read and describe topics.
     #[command(subcommand)]
     Log(LogCommand),
+    /// JSON Schemas of incoming records: check that a new version is compatible.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
     /// A job's checkpoints: list, describe, keep as a savepoint.
     #[command(subcommand)]
     Checkpoints(CheckpointsCommand),
@@ -56,6 +60,7 @@ fn main() {
         Command::Bench(command) => commands::bench::run(command),
         Command::Log(command) => commands::log::run(command),
         Command::Checkpoints(command) => commands::checkpoints::run(command),
+        Command::Schema(command) => commands::schema::run(command),
     };
     if let Err(error) = result {
         eprintln!("error: {}", one_line(&error));

@@ -503,3 +503,124 @@ fn the_benchmark_harness_measures_each_configuration_and_compares_with_flink() {
     assert_eq!(chart.matches("<title>").count(), 3 * 2 * 2 + 4, "{chart}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `weir schema check` says whether a new schema version is compatible, and which fields
+/// break it; the command fails (exit 1) on an incompatible change.
+#[test]
+fn schema_check_accepts_compatible_changes_and_names_what_breaks_the_others() {
+    let dir = scratch("schema-check");
+    let old = dir.join("old.json");
+    let new = dir.join("new.json");
+    let bad = dir.join("bad.json");
+    let record = |properties: &str, required: &str| {
+        format!(
+            r#"{{"type": "object", "properties": {properties}, "required": {required}, "additionalProperties": false}}"#
+        )
+    };
+    std::fs::write(&old, record(r#"{"id": {"type": "integer"}}"#, r#"["id"]"#)).unwrap();
+    // A closed model gains an optional field: new readers read old records.
+    let optional = r#"{"id": {"type": "integer"}, "note": {"type": "string"}}"#;
+    std::fs::write(&new, record(optional, r#"["id"]"#)).unwrap();
+    std::fs::write(&bad, record(r#"{"id": {"type": "string"}}"#, r#"["id"]"#)).unwrap();
+    let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
+
+    let ok = weir_as_given(&["schema", "check", &path(&old), &path(&new)]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("is backward compatible"));
+
+    let forward = weir_as_given(&[
+        "schema",
+        "check",
+        &path(&old),
+        &path(&new),
+        "--compatibility",
+        "forward",
+    ]);
+    assert_eq!(forward.status.code(), Some(1));
+    let listed = String::from_utf8_lossy(&forward.stdout);
+    assert!(
+        listed.contains("forward (old reads new): field `note`"),
+        "{listed}"
+    );
+
+    let changed = weir_as_given(&[
+        "schema",
+        "check",
+        &path(&old),
+        &path(&bad),
+        "--compatibility",
+        "full",
+    ]);
+    assert_eq!(changed.status.code(), Some(1));
+    let listed = String::from_utf8_lossy(&changed.stdout);
+    assert!(
+        listed
+            .contains("backward (new reads old): field `id`: old allows integer, new only string"),
+        "{listed}"
+    );
+    assert!(String::from_utf8_lossy(&changed.stderr).contains("is not full compatible"));
+
+    std::fs::write(&bad, r#"{"type": "object", "patternProperties": {}}"#).unwrap();
+    let unread = weir_as_given(&["schema", "check", &path(&old), &path(&bad)]);
+    assert_eq!(unread.status.code(), Some(1));
+    let error = String::from_utf8_lossy(&unread.stderr);
+    assert!(
+        error.contains("`patternProperties` is not a keyword weir checks"),
+        "{error}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `weir example run --schema` checks every record against a JSON Schema file; records that
+/// break it are dead letters naming the field.
+#[test]
+fn example_run_with_a_schema_names_the_field_in_dead_letters() {
+    let dir = scratch("example-schema");
+    let input = dir.join("readings.jsonl");
+    let dead = dir.join("dead.jsonl");
+    let schema = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/schemas/sensors.json"
+    );
+    let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
+    let data = weir_as_given(&[
+        "example",
+        "data",
+        "sensors",
+        "--out",
+        &path(&input),
+        "--records",
+        "2000",
+    ]);
+    assert!(
+        data.status.success(),
+        "{}",
+        String::from_utf8_lossy(&data.stderr)
+    );
+    let run = weir_as_given(&[
+        "example",
+        "run",
+        "sensors",
+        "--from",
+        &path(&input),
+        "--schema",
+        schema,
+        "--dead-letters",
+        &path(&dead),
+        "--late",
+        &path(&dir.join("late.jsonl")),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let letters = std::fs::read_to_string(&dead).unwrap();
+    assert!(letters.contains("schema: field `celsius`"), "{letters}");
+    assert!(letters.contains(r#""line":"#), "{letters}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

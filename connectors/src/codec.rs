@@ -18,20 +18,6 @@ pub(crate) fn json_error<T: DeserializeOwned>(bytes: &[u8], error: serde_json::E
     }
 }
 
-/// A source's check of each decoded record: `Err(reason)` makes it a dead letter.
-pub(crate) type Validate<T> = Box<dyn Fn(&T) -> Result<(), String>>;
-
-/// `decoded`, unless `validate` rejects it.
-pub(crate) fn validated<T>(
-    decoded: Result<T, String>,
-    validate: Option<&Validate<T>>,
-) -> Result<T, String> {
-    decoded.and_then(|record| match validate {
-        Some(validate) => validate(&record).map(|()| record),
-        None => Ok(record),
-    })
-}
-
 /// How record values are turned into typed values and back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Codec {

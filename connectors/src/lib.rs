@@ -1,6 +1,7 @@
 //! weir's connectors: the embedded partitioned log, Kafka, files (JSON lines, CSV, Parquet)
 //! and the codecs of their values. Any of their sinks can take a job's dead letters.
 
+mod checks;
 mod codec;
 pub mod datetime;
 mod destination;
@@ -13,9 +14,11 @@ pub mod fuzzing;
 pub mod kafka;
 pub mod log;
 mod pace;
+pub mod schema;
 mod staging;
 mod start_at;
 
+pub use checks::{CheckRecords, Checks};
 pub use codec::Codec;
 pub use destination::Destination;
 pub use error::ConnectorError;

@@ -10,7 +10,9 @@ use serde::de::DeserializeOwned;
 use weir::kafka::{KafkaClient, KafkaSource};
 use weir::log::{LogConfig, LogSource, RecordRef, Topic, ValueFormat};
 use weir::operators::changelog::Change;
+use weir::schema::JsonSchema;
 use weir::watermark::Watermarks;
+use weir::CheckRecords;
 use weir::{
     ConnectorError, Data, Destination, EventTime, JsonLinesSource, Pipeline, Stream, Timestamped,
 };
@@ -34,12 +36,15 @@ pub struct ExampleInput {
     pub origin: Origin,
     /// At most this many records per second per worker from a topic (to replay it at a pace).
     pub max_rate: Option<u64>,
+    /// A JSON Schema every record must match before it is decoded (a data team's declaration
+    /// of its input, beside the example's Rust type).
+    pub schema: Option<JsonSchema>,
 }
 
 impl ExampleInput {
     /// Every record of the input in `p`, its event time its own, the watermark `disorder`
-    /// behind the largest event time seen. A record that does not decode as a `T`, or that
-    /// `validate` rejects, becomes a dead letter with the reason.
+    /// behind the largest event time seen. A record that breaks the input's schema, does not
+    /// decode as a `T`, or that `validate` rejects, becomes a dead letter with the reason.
     pub fn read<'s, T>(
         &self,
         p: &mut Pipeline<'s>,
@@ -51,28 +56,38 @@ impl ExampleInput {
     {
         let watermarks = Watermarks::bounded(disorder);
         match &self.origin {
-            Origin::JsonLines(path) => p.source(
-                JsonLinesSource::<T>::new(path)
+            Origin::JsonLines(path) => {
+                let source = JsonLinesSource::<T>::new(path)
                     .event_time(disorder, T::event_time)
-                    .validate(validate),
-            ),
+                    .validate(validate);
+                p.source(match &self.schema {
+                    Some(schema) => source.schema(schema.clone()),
+                    None => source,
+                })
+            }
             Origin::Log(dir) => {
-                let source = LogSource::<T>::new(dir)
+                let mut source = LogSource::<T>::new(dir)
                     .watermarks(watermarks)
                     .event_time(T::event_time)
                     .validate(validate)
                     .until_end();
+                if let Some(schema) = &self.schema {
+                    source = source.schema(schema.clone());
+                }
                 p.source(match self.max_rate {
                     Some(rate) => source.max_rate(rate),
                     None => source,
                 })
             }
             Origin::Kafka(client) => {
-                let source = KafkaSource::<T>::new(client.clone())
+                let mut source = KafkaSource::<T>::new(client.clone())
                     .watermarks(watermarks)
                     .event_time(T::event_time)
                     .validate(validate)
                     .until_end();
+                if let Some(schema) = &self.schema {
+                    source = source.schema(schema.clone());
+                }
                 p.source(match self.max_rate {
                     Some(rate) => source.max_rate(rate),
                     None => source,

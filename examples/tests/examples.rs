@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use weir::operators::changelog::{apply, Change};
+use weir::schema::JsonSchema;
 use weir::{DeadLetter, Destination, Job, JobConfig, JsonLinesSink};
 use weir_examples::fraud::{judge_all, Alert, Transaction};
 use weir_examples::latest_state::{well_formed, ChangeEvent, Customer};
@@ -56,6 +57,17 @@ fn run<R: DeserializeOwned, L: DeserializeOwned>(
     sample: &[SampleLine],
     changelog: bool,
 ) -> Run<R, L> {
+    run_checked(name, workers, sample, changelog, None)
+}
+
+/// [`run`], every record checked against `schema` first.
+fn run_checked<R: DeserializeOwned, L: DeserializeOwned>(
+    name: &str,
+    workers: usize,
+    sample: &[SampleLine],
+    changelog: bool,
+    schema: Option<JsonSchema>,
+) -> Run<R, L> {
     let example = example(name).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let topic = dir.path().join("input");
@@ -68,6 +80,7 @@ fn run<R: DeserializeOwned, L: DeserializeOwned>(
     let input = ExampleInput {
         origin: Origin::Log(topic),
         max_rate: Some(RECORDS_PER_SECOND),
+        schema,
     };
     let output = ExampleOutput {
         results: Destination::JsonLines(results.clone()),
@@ -460,4 +473,49 @@ fn sensor_rollups_match_plain_sums_of_the_readings_not_late_nor_malformed() {
             assert_eq!((rollup.min_celsius, rollup.max_celsius), (min, max));
         }
     }
+}
+
+/// The sensors' schema file (`examples/schemas/sensors.json`) declares what the Rust type and
+/// its check say: with it, the same readings are dead letters, each reason naming the field
+/// the schema found wrong, and the rollups do not change.
+#[test]
+fn a_declared_schema_sends_records_that_break_it_to_dead_letters_naming_the_field() {
+    let sample = sample("sensors");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/sensors.json");
+    let schema = JsonSchema::from_file(Path::new(path)).unwrap();
+    let plain: Run<Rollup, Reading> = run("sensors", 1, &sample, false);
+    let checked: Run<Rollup, Reading> = run_checked("sensors", 1, &sample, false, Some(schema));
+    assert_eq!(checked.dead_letters.len(), plain.dead_letters.len());
+    for reason in [
+        "schema: field `celsius`: expected number, found string \"n/a\"",
+        "schema: field `celsius`: 999 is above the maximum 125",
+        "schema: field `device`: missing",
+        "JSON decode: EOF while parsing",
+    ] {
+        assert!(
+            checked
+                .dead_letters
+                .iter()
+                .any(|dead| dead.reason.starts_with(reason)),
+            "no dead letter says {reason:?}: {:?}",
+            checked
+                .dead_letters
+                .iter()
+                .map(|dead| &dead.reason)
+                .collect::<Vec<_>>()
+        );
+    }
+    // Every reading the schema lets through is counted in its minute's newest rollup or late.
+    let (valid, _) = decoded::<Reading>(&sample, in_range);
+    let mut newest: HashMap<(String, u64), u64> = HashMap::new();
+    for rollup in &checked.results {
+        let readings = newest
+            .entry((rollup.device.clone(), rollup.start.millis()))
+            .or_default();
+        *readings = (*readings).max(rollup.readings);
+    }
+    assert_eq!(
+        newest.values().sum::<u64>() as usize + checked.late.len(),
+        valid.len()
+    );
 }

@@ -1,8 +1,11 @@
 //! `weir example ...`: list the example jobs, write their sample input, run them.
 
+use std::path::PathBuf;
+
 use anyhow::{bail, Context};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Subcommand};
+use weir::schema::JsonSchema;
 use weir::{Destination, Job};
 use weir_examples::{
     example, write_sample, Example, ExampleInput, ExampleOutput, Origin, EXAMPLES,
@@ -67,6 +70,10 @@ pub struct RunArgs {
     /// input ends.
     #[arg(long)]
     changelog: bool,
+    /// A JSON Schema file every input record must match before it is decoded; a record that
+    /// breaks it is a dead letter naming the field (the example's Rust type is checked too).
+    #[arg(long)]
+    schema: Option<PathBuf>,
     /// Read at most this many records per second per worker from a topic.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_rate: Option<u64>,
@@ -131,6 +138,12 @@ fn run_example(args: &RunArgs) -> anyhow::Result<()> {
             Location::Kafka(client) => Origin::Kafka(client),
         },
         max_rate: args.max_rate,
+        schema: args
+            .schema
+            .as_deref()
+            .map(JsonSchema::from_file)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
     };
     let late = OutputArgs {
         out: Some(args.late.clone()),

@@ -11,9 +11,11 @@ pub mod nexmark;
 pub mod progress;
 pub mod resources;
 pub mod run_report;
+pub mod schema;
 
 pub use bench::BenchCommand;
 pub use checkpoints::CheckpointsCommand;
 pub use example::ExampleCommand;
 pub use log::LogCommand;
 pub use nexmark::NexmarkCommand;
+pub use schema::SchemaCommand;

@@ -11,7 +11,8 @@ use serde::Serialize;
 use weir_engine::watermark::BoundedOutOfOrderness;
 use weir_engine::{BoxError, DeadLetter, EventTime, Source, SourcePoll, SourceReader, WorkerInfo};
 
-use crate::codec::{json_error, validated, Validate};
+use crate::checks::{CheckRecords, Checks};
+use crate::codec::json_error;
 use crate::error::ConnectorError;
 
 /// Read buffer size: large reads keep the system call count low.
@@ -45,7 +46,7 @@ type EventTimeOf<T> = Box<dyn Fn(&T) -> EventTime>;
 pub struct JsonLinesSource<T> {
     path: PathBuf,
     event_time: Option<EventTimeOf<T>>,
-    validate: Option<Validate<T>>,
+    checks: Checks<T>,
     out_of_orderness: Duration,
     _records: PhantomData<fn() -> T>,
 }
@@ -57,17 +58,9 @@ impl<T: DeserializeOwned + 'static> JsonLinesSource<T> {
         JsonLinesSource {
             path: path.into(),
             event_time: None,
-            validate: None,
+            checks: Checks::default(),
             out_of_orderness: Duration::ZERO,
             _records: PhantomData,
-        }
-    }
-
-    /// Checks every decoded record; a record that fails becomes a dead letter with the reason.
-    pub fn validate(self, validate: impl Fn(&T) -> Result<(), String> + 'static) -> Self {
-        JsonLinesSource {
-            validate: Some(Box::new(validate)),
-            ..self
         }
     }
 
@@ -82,6 +75,12 @@ impl<T: DeserializeOwned + 'static> JsonLinesSource<T> {
             out_of_orderness,
             ..self
         }
+    }
+}
+
+impl<T> CheckRecords<T> for JsonLinesSource<T> {
+    fn checks_mut(&mut self) -> &mut Checks<T> {
+        &mut self.checks
     }
 }
 
@@ -123,7 +122,7 @@ impl<T: DeserializeOwned + 'static> Source for JsonLinesSource<T> {
             lines_read: 0,
             line: Vec::new(),
             event_time: self.event_time,
-            validate: self.validate,
+            checks: self.checks,
             watermark: BoundedOutOfOrderness::new(self.out_of_orderness),
             rejected: Vec::new(),
         })
@@ -145,7 +144,7 @@ pub struct JsonLinesReader<T> {
     lines_read: u64,
     line: Vec<u8>,
     event_time: Option<EventTimeOf<T>>,
-    validate: Option<Validate<T>>,
+    checks: Checks<T>,
     watermark: BoundedOutOfOrderness,
     rejected: Vec<DeadLetter>,
 }
@@ -183,9 +182,9 @@ enum Line<T> {
     Bad { raw: Vec<u8>, reason: String },
 }
 
-/// Decodes one line (with or without its newline) and validates it. The line is checked for
+/// Decodes one line (with or without its newline) and checks it. The line is checked for
 /// UTF-8 once, with SIMD, so that the JSON parser can skip checking each string again.
-fn decode_line<T: DeserializeOwned>(line: &[u8], validate: Option<&Validate<T>>) -> Line<T> {
+fn decode_line<T: DeserializeOwned>(line: &[u8], checks: &Checks<T>) -> Line<T> {
     let bytes = line.trim_ascii();
     if bytes.is_empty() {
         return Line::Blank;
@@ -193,10 +192,9 @@ fn decode_line<T: DeserializeOwned>(line: &[u8], validate: Option<&Validate<T>>)
     let decoded = simdutf8::basic::from_utf8(bytes)
         .map_err(|_| "the line is not UTF-8".to_owned())
         .and_then(|text| {
-            validated(
-                serde_json::from_str::<T>(text).map_err(|error| json_error::<T>(bytes, error)),
-                validate,
-            )
+            checks.decode(bytes, |bytes| {
+                serde_json::from_str::<T>(text).map_err(|error| json_error::<T>(bytes, error))
+            })
         });
     match decoded {
         Ok(record) => Line::Record(record),
@@ -224,7 +222,7 @@ impl<T: DeserializeOwned + 'static> SourceReader for JsonLinesReader<T> {
             }
             let (decoded, length, in_buffer) = match memchr::memchr(b'\n', buffer) {
                 Some(newline) => (
-                    decode_line(&buffer[..newline], self.validate.as_ref()),
+                    decode_line(&buffer[..newline], &self.checks),
                     newline + 1,
                     true,
                 ),
@@ -234,7 +232,7 @@ impl<T: DeserializeOwned + 'static> SourceReader for JsonLinesReader<T> {
                         .reader
                         .read_until(b'\n', &mut self.line)
                         .map_err(|error| ConnectorError::io(&self.path, error))?;
-                    (decode_line(&self.line, self.validate.as_ref()), read, false)
+                    (decode_line(&self.line, &self.checks), read, false)
                 }
             };
             if in_buffer {

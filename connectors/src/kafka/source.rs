@@ -17,7 +17,8 @@ use weir_engine::{
 };
 
 use super::{KafkaClient, WeirConsumer, REQUEST_TIMEOUT};
-use crate::codec::{validated, Codec, Validate};
+use crate::checks::{CheckRecords, Checks};
+use crate::codec::Codec;
 use crate::error::ConnectorError;
 use crate::pace::Pace;
 use crate::start_at::StartAt;
@@ -38,7 +39,7 @@ pub struct KafkaSource<T> {
     watermarks: Watermarks,
     until_end: bool,
     event_time: Option<EventTimeOf<T>>,
-    validate: Option<Validate<T>>,
+    checks: Checks<T>,
     /// Positions of a restored checkpoint, before the configured start.
     resumed: Positions,
     max_rate: Option<u64>,
@@ -55,7 +56,7 @@ impl<T: DeserializeOwned + 'static> KafkaSource<T> {
             watermarks: Watermarks::default(),
             until_end: false,
             event_time: None,
-            validate: None,
+            checks: Checks::default(),
             resumed: Positions::new(),
             max_rate: None,
             _records: PhantomData,
@@ -97,14 +98,6 @@ impl<T: DeserializeOwned + 'static> KafkaSource<T> {
         }
     }
 
-    /// Checks every decoded record; a record that fails becomes a dead letter with the reason.
-    pub fn validate(self, validate: impl Fn(&T) -> Result<(), String> + 'static) -> Self {
-        KafkaSource {
-            validate: Some(Box::new(validate)),
-            ..self
-        }
-    }
-
     /// The consumer group the job's offsets are committed to after each checkpoint (for
     /// Kafka's lag tools); `weir-TOPIC` by default.
     pub fn group(self, group: impl Into<String>) -> Self {
@@ -118,6 +111,12 @@ impl<T: DeserializeOwned + 'static> KafkaSource<T> {
         self.group
             .clone()
             .unwrap_or_else(|| format!("weir-{}", self.client.topic))
+    }
+}
+
+impl<T> CheckRecords<T> for KafkaSource<T> {
+    fn checks_mut(&mut self) -> &mut Checks<T> {
+        &mut self.checks
     }
 }
 
@@ -227,7 +226,7 @@ impl<T: DeserializeOwned + 'static> Source for KafkaSource<T> {
             watermarks,
             rejected: Vec::new(),
             event_time: self.event_time,
-            validate: self.validate,
+            checks: self.checks,
             pace: self.max_rate.map(|rate| Pace::new(rate, now)),
             _records: PhantomData,
         })
@@ -284,7 +283,7 @@ pub struct KafkaReader<T> {
     watermarks: PartitionWatermarks,
     rejected: Vec<DeadLetter>,
     event_time: Option<EventTimeOf<T>>,
-    validate: Option<Validate<T>>,
+    checks: Checks<T>,
     pace: Option<Pace>,
     _records: PhantomData<fn() -> T>,
 }
@@ -362,7 +361,10 @@ impl<T: DeserializeOwned + 'static> SourceReader for KafkaReader<T> {
             partition.last_timestamp = message.timestamp().to_millis();
             read += 1;
             let value = message.payload().unwrap_or_default();
-            match validated(Codec::Json.decode::<T>(value), self.validate.as_ref()) {
+            match self
+                .checks
+                .decode(value, |bytes| Codec::Json.decode::<T>(bytes))
+            {
                 Ok(record) => {
                     let time = match &self.event_time {
                         Some(of) => of(&record),

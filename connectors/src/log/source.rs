@@ -12,7 +12,8 @@ use weir_engine::{
     WorkerInfo,
 };
 
-use crate::codec::{validated, Codec, Validate};
+use crate::checks::{CheckRecords, Checks};
+use crate::codec::Codec;
 use crate::error::ConnectorError;
 use crate::pace::Pace;
 use crate::start_at::StartAt;
@@ -65,7 +66,7 @@ pub struct LogSource<T> {
     until_end: bool,
     skip_corrupt: bool,
     event_time: Option<EventTimeOf<T>>,
-    validate: Option<Validate<T>>,
+    checks: Checks<T>,
     /// Positions of a restored checkpoint, before the configured start.
     resumed: Positions,
     max_rate: Option<u64>,
@@ -82,7 +83,7 @@ impl<T: DeserializeOwned + 'static> LogSource<T> {
             until_end: false,
             skip_corrupt: false,
             event_time: None,
-            validate: None,
+            checks: Checks::default(),
             resumed: Positions::new(),
             max_rate: None,
             _records: PhantomData,
@@ -124,14 +125,6 @@ impl<T: DeserializeOwned + 'static> LogSource<T> {
         }
     }
 
-    /// Checks every decoded record; a record that fails becomes a dead letter with the reason.
-    pub fn validate(self, validate: impl Fn(&T) -> Result<(), String> + 'static) -> Self {
-        LogSource {
-            validate: Some(Box::new(validate)),
-            ..self
-        }
-    }
-
     /// Reads at most `records_per_second` records per second on each worker, to replay a
     /// topic at a steady pace instead of as fast as possible.
     pub fn max_rate(self, records_per_second: u64) -> Self {
@@ -139,6 +132,12 @@ impl<T: DeserializeOwned + 'static> LogSource<T> {
             max_rate: Some(records_per_second.max(1)),
             ..self
         }
+    }
+}
+
+impl<T> CheckRecords<T> for LogSource<T> {
+    fn checks_mut(&mut self) -> &mut Checks<T> {
+        &mut self.checks
     }
 }
 
@@ -157,6 +156,16 @@ impl<T: DeserializeOwned + 'static> Source for LogSource<T> {
 
     fn open(self, worker: WorkerInfo) -> Result<LogReader<T>, BoxError> {
         let topic = Topic::open(&self.dir)?;
+        if self.checks.has_schema() && Codec::of(topic.value_format()) != Codec::Json {
+            return Err(ConnectorError::BadLog {
+                path: self.dir.clone(),
+                reason: format!(
+                    "a JSON Schema checks JSON values, and this topic holds {}",
+                    topic.value_format()
+                ),
+            }
+            .into());
+        }
         let mut partitions = Vec::new();
         for number in (0..topic.partitions()).filter(|p| *p as usize % worker.peers == worker.index)
         {
@@ -212,7 +221,7 @@ impl<T: DeserializeOwned + 'static> Source for LogSource<T> {
             rejected: Vec::new(),
             skip_corrupt: self.skip_corrupt,
             event_time: self.event_time,
-            validate: self.validate,
+            checks: self.checks,
             pace: self.max_rate.map(|rate| Pace::new(rate, now)),
         })
     }
@@ -237,7 +246,7 @@ pub struct LogReader<T> {
     rejected: Vec<DeadLetter>,
     skip_corrupt: bool,
     event_time: Option<EventTimeOf<T>>,
-    validate: Option<Validate<T>>,
+    checks: Checks<T>,
     pace: Option<Pace>,
 }
 
@@ -258,7 +267,7 @@ impl<T: DeserializeOwned + 'static> LogReader<T> {
             watermarks,
             rejected,
             event_time,
-            validate,
+            checks,
             skip_corrupt,
             ..
         } = self;
@@ -271,7 +280,7 @@ impl<T: DeserializeOwned + 'static> LogReader<T> {
         let last_timestamp = &mut partition.last_timestamp;
         let result = partition.reader.read(max, |record| {
             *last_timestamp = Some(record.timestamp);
-            let decoded = validated(codec.decode::<T>(record.value), validate.as_ref());
+            let decoded = checks.decode(record.value, |bytes| codec.decode::<T>(bytes));
             match decoded {
                 Ok(value) => {
                     let time = event_time

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use weir_connectors::log::{LogConfig, LogSink, LogSource, RecordRef, StartAt, Topic, ValueFormat};
+use weir_connectors::CheckRecords;
 use weir_engine::watermark::Watermarks;
 use weir_engine::EventTime;
 use weir_engine::{

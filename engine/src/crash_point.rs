@@ -1,4 +1,4 @@
-//! Named crash points on the checkpoint and commit path, so that tests can kill a job at
+//! Named crash points on the checkpoint and commit path (and in log compaction), so that tests can kill a job at
 //! every step of the protocol instead of at random moments.
 //!
 //! Each step calls [`crash_point`] with its name (one of [`CRASH_POINTS`]). In a normal run
@@ -41,6 +41,12 @@ pub const CRASH_POINTS: &[&str] = &[
     "checkpoint.gc",
     // A restore deletes the checkpoints after the one it restores.
     "restore.cleanup",
+    // A compaction of a log partition: its compacted file is written, marked as ready to
+    // swap in, has replaced the run's first segment, and the run's other segments are gone.
+    "compaction.cleaned",
+    "compaction.swap_ready",
+    "compaction.replaced",
+    "compaction.deleted",
 ];
 
 struct Plan {

@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use serde::de::IgnoredAny;
 use weir::datetime;
-use weir::log::{LogConfig, RecordRef, RecordView, Topic, ValueFormat};
+use weir::log::{Cleanup, LogConfig, RecordRef, RecordView, Topic, ValueFormat};
 use weir::{Codec, EventTime};
 use weir_nexmark::{Event, EVENT_SCHEMA};
 
@@ -32,12 +32,27 @@ pub enum LogCommand {
         /// The topic directory.
         topic: PathBuf,
     },
+    /// Compacts a compacted topic now: every partition keeps the newest record of each key
+    /// (its writers also do so in the background whenever a segment fills up).
+    Compact {
+        /// The topic directory.
+        topic: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Json,
     Binary,
+}
+
+/// `--cleanup`: what happens to a topic's old records.
+#[derive(Clone, Copy, ValueEnum)]
+enum CleanupArg {
+    /// Whole old segments are deleted by the retention settings.
+    Delete,
+    /// Only the newest record of each key is kept (records need keys; an empty value deletes).
+    Compact,
 }
 
 /// The arguments of `weir log create`.
@@ -63,6 +78,13 @@ pub struct CreateArgs {
     /// Delete segments not written for this many milliseconds.
     #[arg(long)]
     retention_ms: Option<u64>,
+    /// What happens to old records.
+    #[arg(long, value_enum, default_value = "delete")]
+    cleanup: CleanupArg,
+    /// In a compacted topic, keep a tombstone this many milliseconds after its segment was
+    /// written, so that readers part-way through see the delete.
+    #[arg(long)]
+    tombstone_retention_ms: Option<u64>,
 }
 
 /// The arguments of `weir log produce`.
@@ -111,6 +133,7 @@ pub fn run(command: LogCommand) -> anyhow::Result<()> {
         LogCommand::Produce(args) => produce(&args),
         LogCommand::Consume(args) => consume(&args),
         LogCommand::Describe { topic } => describe(&topic),
+        LogCommand::Compact { topic } => compact(&topic),
     }
 }
 
@@ -126,6 +149,13 @@ fn create(args: &CreateArgs) -> anyhow::Result<()> {
         segment_bytes: args.segment_bytes.unwrap_or(defaults.segment_bytes),
         retention_bytes: args.retention_bytes,
         retention_ms: args.retention_ms,
+        cleanup: match args.cleanup {
+            CleanupArg::Delete => Cleanup::Delete,
+            CleanupArg::Compact => Cleanup::Compact,
+        },
+        tombstone_retention_ms: args
+            .tombstone_retention_ms
+            .unwrap_or(defaults.tombstone_retention_ms),
         ..defaults
     };
     let topic = Topic::create(&args.topic, args.partitions, format, config)?;
@@ -205,17 +235,37 @@ fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Turns a topic's values into JSON text: a JSON topic's values exactly as they were written,
-/// Nexmark's binary events as JSON.
+fn compact(dir: &Path) -> anyhow::Result<()> {
+    let topic = Topic::open(dir)?;
+    for (partition, report) in topic.compact()?.iter().enumerate() {
+        println!(
+            "partition {partition}: {} records read, {} kept, {} tombstones removed; \
+             {} segments of {} bytes before, {} of {} bytes after",
+            report.records_read,
+            report.records_kept,
+            report.tombstones_removed,
+            report.segments_before,
+            report.bytes_before,
+            report.segments_after,
+            report.bytes_after
+        );
+    }
+    Ok(())
+}
+
+/// Turns a topic's values into JSON text: a JSON topic's values exactly as they were written
+/// (a compacted topic's tombstones as `null`), Nexmark's binary events as JSON.
 enum Printer {
-    Json,
+    Json { tombstones: bool },
     NexmarkEvents,
 }
 
 impl Printer {
     fn for_topic(topic: &Topic) -> anyhow::Result<Printer> {
         match topic.value_format() {
-            ValueFormat::Json => Ok(Printer::Json),
+            ValueFormat::Json => Ok(Printer::Json {
+                tombstones: topic.config().compacted(),
+            }),
             ValueFormat::Binary { schema } if schema == EVENT_SCHEMA => Ok(Printer::NexmarkEvents),
             ValueFormat::Binary { schema } => bail!(
                 "{} holds binary {schema} values, which this command cannot decode",
@@ -226,7 +276,10 @@ impl Printer {
 
     fn value<'r>(&self, record: &RecordView<'r>) -> Result<Cow<'r, [u8]>, String> {
         match self {
-            Printer::Json => {
+            Printer::Json { tombstones: true } if record.value.is_empty() => {
+                Ok(Cow::Borrowed(b"null"))
+            }
+            Printer::Json { .. } => {
                 serde_json::from_slice::<IgnoredAny>(record.value).map_err(|e| e.to_string())?;
                 Ok(Cow::Borrowed(record.value))
             }
@@ -343,9 +396,14 @@ fn describe(dir: &Path) -> anyhow::Result<()> {
     let topic = Topic::open(dir)?;
     let partitions = topic.describe()?;
     println!(
-        "topic {} ({}), {} partitions",
+        "topic {} ({}{}), {} partitions",
         topic.dir().display(),
         topic.value_format(),
+        if topic.config().compacted() {
+            ", compacted"
+        } else {
+            ""
+        },
         topic.partitions()
     );
     println!(
@@ -363,7 +421,7 @@ fn describe(dir: &Path) -> anyhow::Result<()> {
             partition.partition,
             partition.start_offset,
             partition.end_offset,
-            partition.end_offset - partition.start_offset,
+            partition.records,
             partition.segments,
             partition.bytes,
         );

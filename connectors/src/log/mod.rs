@@ -28,6 +28,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod compaction;
 mod partition;
 pub(crate) mod record;
 mod retention;
@@ -38,7 +39,8 @@ mod topic;
 pub(crate) mod transaction;
 
 pub use crate::start_at::StartAt;
-pub use partition::{LogConfig, PartitionReader, PartitionWriter, Skipped, TornTail};
+pub use compaction::CompactionReport;
+pub use partition::{Cleanup, LogConfig, PartitionReader, PartitionWriter, Skipped, TornTail};
 pub use record::{RecordRef, RecordView};
 pub use sink::LogSink;
 pub use source::{LogReader, LogSource};

@@ -4,6 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::durable::sync_dir;
 use crate::error::ConnectorError;
 
+use super::compaction::{self, Wait};
 use super::record::{self, RecordRef, RecordView, FRAME_HEADER, MAX_BODY};
 use super::retention::{self, SegmentInfo};
 use super::segment::{self, CursorStop, SegmentCursor, SparseIndex};
@@ -33,6 +35,27 @@ pub struct LogConfig {
     pub retention_bytes: Option<u64>,
     /// Delete whole segments last written longer ago than this many milliseconds.
     pub retention_ms: Option<u64>,
+    /// What happens to old records: deleted by the retention settings, or compacted to the
+    /// newest record of each key.
+    pub cleanup: Cleanup,
+    /// In a compacted topic, how long (milliseconds since its segment was last written) a
+    /// tombstone stays for readers to see before compaction removes it: a reader that takes
+    /// longer than this to reach a tombstone may miss the delete.
+    pub tombstone_retention_ms: u64,
+}
+
+/// How a topic gets rid of old records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cleanup {
+    /// Whole segments are deleted by the retention settings (or never, without them).
+    #[default]
+    Delete,
+    /// Closed segments are rewritten in the background to keep only the newest record of
+    /// each key, as Kafka's compacted topics: every record needs a key, and one with an empty
+    /// value (a tombstone) deletes its key. Offsets keep their numbers, with gaps where
+    /// records were removed.
+    Compact,
 }
 
 impl Default for LogConfig {
@@ -42,6 +65,8 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             retention_bytes: None,
             retention_ms: None,
+            cleanup: Cleanup::Delete,
+            tombstone_retention_ms: 24 * 60 * 60 * 1000,
         }
     }
 }
@@ -58,7 +83,19 @@ impl LogConfig {
         if self.index_interval_bytes == 0 {
             return Err("the index interval must be at least 1 byte".into());
         }
+        if self.compacted() && (self.retention_bytes.is_some() || self.retention_ms.is_some()) {
+            return Err(
+                "a compacted topic keeps every key's newest record: it takes no \
+                        retention by size or age"
+                    .into(),
+            );
+        }
         Ok(())
+    }
+
+    /// Whether the topic is compacted (its offsets may have gaps).
+    pub fn compacted(&self) -> bool {
+        self.cleanup == Cleanup::Compact
     }
 }
 
@@ -81,6 +118,8 @@ pub struct PartitionWriter {
     /// Position in the active segment at which the next index entry is due.
     next_index_at: u64,
     next_offset: u64,
+    /// The background compaction this writer started last (compacted topics only).
+    compaction: Option<JoinHandle<()>>,
 }
 
 impl PartitionWriter {
@@ -121,6 +160,7 @@ impl PartitionWriter {
             next_index_at: recovered.next_index_at,
             next_offset: recovered.next_offset,
             config,
+            compaction: None,
         };
         writer.apply_retention()?;
         Ok(writer)
@@ -139,6 +179,16 @@ impl PartitionWriter {
             path: self.dir.clone(),
             reason,
         })?;
+        if record.key.is_empty() && self.config.compacted() {
+            return Err(ConnectorError::BadLog {
+                path: self.dir.clone(),
+                reason: format!(
+                    "the record for offset {} has no key: a compacted topic keeps the newest \
+                     record of each key, so every record needs one",
+                    self.next_offset
+                ),
+            });
+        }
         let position = self.written + self.buffer.len() as u64;
         if position >= self.config.segment_bytes
             || position + (FRAME_HEADER + MAX_BODY) as u64 > MAX_SEGMENT_BYTES
@@ -193,14 +243,36 @@ impl PartitionWriter {
     /// left: how the exactly-once sink rewinds its output to an older checkpoint. Later
     /// segments go first, newest first, so a crash part-way leaves a shorter partition
     /// without gaps.
+    ///
+    /// In a compacted partition the rewind waits for a compaction in progress, and is refused
+    /// below the offset compaction compared records up to: records there may have been
+    /// removed for newer ones that the rewind would remove too.
     pub(crate) fn truncate(mut self, offset: u64) -> Result<PartitionWriter, ConnectorError> {
         self.flush()?;
         if offset >= self.next_offset {
             return Ok(self);
         }
-        let (dir, config, segments) =
-            (self.dir.clone(), self.config.clone(), self.segments.clone());
-        let position = PartitionReader::open(&dir, offset)?;
+        self.wait_for_compaction();
+        let (dir, config) = (self.dir.clone(), self.config.clone());
+        let _cleaner = compaction::lock_cleaner(&dir, Wait::Yes)?;
+        if config.compacted() {
+            compaction::finish_interrupted(&dir, &config)?;
+            let compared_below = compaction::compared_below(&dir)?;
+            if offset < compared_below {
+                return Err(ConnectorError::BadLog {
+                    path: dir,
+                    reason: format!(
+                        "cannot rewind this compacted partition to offset {offset}: compaction \
+                         has already compared the records below offset {compared_below} and \
+                         removed those that later ones replaced, so the rewind would lose \
+                         keys' values (restore a checkpoint taken after that offset was \
+                         written)"
+                    ),
+                });
+            }
+        }
+        let segments = segment::list_segments(&dir)?;
+        let position = PartitionReader::open(&dir, offset, &config)?;
         let (base, cut_at) = (position.base, position.cursor.position());
         // Releases the writer's lock for the reopen below; this sink is the only writer.
         drop(self);
@@ -236,6 +308,47 @@ impl PartitionWriter {
         *self.segments.last().unwrap_or(&0)
     }
 
+    /// Starts a compaction pass of the closed segments in the background, unless the last
+    /// one is still running; its errors are logged (the partition stays as it was).
+    fn start_compaction(&mut self) {
+        if self
+            .compaction
+            .as_ref()
+            .is_some_and(|pass| !pass.is_finished())
+        {
+            return;
+        }
+        self.wait_for_compaction();
+        let (dir, config) = (self.dir.clone(), self.config.clone());
+        let started = std::thread::Builder::new()
+            .name("weir-compaction".into())
+            .spawn(
+                move || match compaction::compact_partition(&dir, &config, Wait::No) {
+                    Ok(Some(report)) => {
+                        tracing::info!(partition = %dir.display(), ?report, "compacted");
+                    }
+                    Ok(None) => {}
+                    Err(error) => tracing::error!(
+                        partition = %dir.display(), %error,
+                        "compaction failed; the partition is left as it was"
+                    ),
+                },
+            );
+        match started {
+            Ok(handle) => self.compaction = Some(handle),
+            Err(error) => tracing::error!(%error, "could not start a compaction thread"),
+        }
+    }
+
+    /// Waits for the background compaction this writer started, if any.
+    fn wait_for_compaction(&mut self) {
+        if let Some(pass) = self.compaction.take() {
+            if pass.join().is_err() {
+                tracing::error!(partition = %self.dir.display(), "a compaction thread panicked");
+            }
+        }
+    }
+
     /// Closes the active segment, durably, and starts the next one at the next offset.
     /// (`sync` reaches the active segment only: a commit that spans a roll relies on the
     /// closed segment having been synced here.)
@@ -253,6 +366,9 @@ impl PartitionWriter {
         self.segments.push(base);
         self.written = 0;
         self.next_index_at = 0;
+        if self.config.compacted() {
+            self.start_compaction();
+        }
         self.apply_retention()
     }
 
@@ -291,6 +407,7 @@ impl Drop for PartitionWriter {
         if let Err(error) = self.flush() {
             tracing::error!(%error, "records appended to the log were lost when its writer closed");
         }
+        self.wait_for_compaction();
     }
 }
 
@@ -318,7 +435,7 @@ fn recover_segment(
     let mut next_index_at = 0;
     let mut out_of_order = None;
     let stop = loop {
-        let stop = cursor.read(usize::MAX, |view, position| {
+        let stop = cursor.read(usize::MAX, |view, position, _frame| {
             if view.offset != next_offset && out_of_order.is_none() {
                 out_of_order = Some((next_offset, view.offset));
             }
@@ -416,12 +533,19 @@ pub struct PartitionReader {
     reread: bool,
     /// Bytes after the last whole record of the last segment, where the last read stopped.
     torn_tail: Option<TornTail>,
+    /// Whether offsets may skip numbers (a compacted partition).
+    gaps: bool,
 }
 
 impl PartitionReader {
-    /// Opens the partition in `dir` for reading from `offset`, which must lie between the
-    /// first offset retention kept and the next offset to be written.
-    pub fn open(dir: &Path, offset: u64) -> Result<PartitionReader, ConnectorError> {
+    /// Opens the partition in `dir`, stored as `config` says, for reading from `offset`, which
+    /// must lie between the first offset retention kept and the next offset to be written. In
+    /// a compacted partition the first record read is the first one at or after `offset`.
+    pub(crate) fn open(
+        dir: &Path,
+        offset: u64,
+        config: &LogConfig,
+    ) -> Result<PartitionReader, ConnectorError> {
         let segments = segment::list_segments(dir)?;
         let (start, end) = offset_range(dir, &segments)?;
         if !(start..=end).contains(&offset) {
@@ -436,16 +560,21 @@ impl PartitionReader {
             .partition_point(|&base| base <= offset)
             .saturating_sub(1);
         let base = segments.get(at).copied().unwrap_or(0);
-        let index = SparseIndex::load(dir, base)?;
-        let (indexed_offset, position) = index.lookup(base, offset);
+        let (cursor, indexed_offset) = indexed_cursor(dir, base, offset)?;
         let mut reader = PartitionReader {
             dir: dir.to_owned(),
             base,
-            cursor: SegmentCursor::open(segment::segment_path(dir, base), position)?,
+            cursor,
             next_offset: indexed_offset,
             reread: false,
             torn_tail: None,
+            gaps: config.compacted(),
         };
+        if reader.gaps {
+            reader.cursor.skip_below(offset)?;
+            reader.next_offset = offset;
+            return Ok(reader);
+        }
         // Skip from the indexed record to the asked-for one.
         while reader.next_offset < offset {
             let wanted = (offset - reader.next_offset) as usize;
@@ -501,12 +630,13 @@ impl PartitionReader {
         while handed < max {
             let mut out_of_order = None;
             let next_offset = &mut self.next_offset;
-            let stop = self.cursor.read(max - handed, |view, _position| {
-                if view.offset != *next_offset {
+            let gaps = self.gaps;
+            let stop = self.cursor.read(max - handed, |view, _position, _frame| {
+                if view.offset != *next_offset && !(gaps && view.offset > *next_offset) {
                     out_of_order.get_or_insert((*next_offset, view.offset));
                 } else if out_of_order.is_none() {
                     each(view);
-                    *next_offset += 1;
+                    *next_offset = view.offset + 1;
                     handed += 1;
                 }
             })?;
@@ -591,6 +721,9 @@ impl PartitionReader {
 
     /// Moves to the following segment once this one is closed; false when there is none.
     fn next_segment(&mut self, trailing: u64) -> Result<bool, ConnectorError> {
+        if self.gaps {
+            return self.next_segment_with_gaps(trailing);
+        }
         let segments = segment::list_segments(&self.dir)?;
         let Some(&next) = segments.iter().find(|&&base| base > self.base) else {
             return Ok(false);
@@ -622,6 +755,84 @@ impl PartitionReader {
         self.reread = false;
         Ok(true)
     }
+}
+
+impl PartitionReader {
+    /// [`next_segment`](Self::next_segment) of a compacted partition. A compaction replaces a
+    /// run of segments by one file under the first one's name, then deletes the others, first
+    /// to last; a reader can be in any of them meanwhile. So the reader goes on in the segment
+    /// that now holds its next offset when that is another file than the one it read (another
+    /// name, or its own name replaced), and otherwise, having read its own file to the end,
+    /// in the next segment, past the offsets compaction removed.
+    fn next_segment_with_gaps(&mut self, trailing: u64) -> Result<bool, ConnectorError> {
+        let segments = segment::list_segments(&self.dir)?;
+        let holder = segments
+            .partition_point(|&base| base <= self.next_offset)
+            .checked_sub(1)
+            .map(|at| segments[at]);
+        if let Some(holder) = holder {
+            if holder != self.base || self.cursor.replaced()? {
+                return match indexed_cursor(&self.dir, holder, self.next_offset) {
+                    Ok((mut cursor, _)) => {
+                        cursor.skip_below(self.next_offset)?;
+                        self.cursor = cursor;
+                        self.base = holder;
+                        self.reread = false;
+                        Ok(true)
+                    }
+                    // Deleted by a compaction since the listing: list again.
+                    Err(ConnectorError::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        Ok(true)
+                    }
+                    Err(error) => Err(error),
+                };
+            }
+        }
+        let Some(&next) = segments.iter().find(|&&base| base > self.base) else {
+            return Ok(false);
+        };
+        if !self.reread {
+            // The writer may have appended to this segment and rolled after the cursor read
+            // the file: read on once more before moving over the gap.
+            self.reread = true;
+            return Ok(true);
+        }
+        if trailing > 0 {
+            return Err(ConnectorError::Corrupt {
+                path: self.cursor.path().to_owned(),
+                offset: self.next_offset,
+                reason: format!("a closed segment ends {trailing} bytes into a record"),
+            });
+        }
+        self.cursor = SegmentCursor::open(segment::segment_path(&self.dir, next), 0)?;
+        self.base = next;
+        self.reread = false;
+        self.next_offset = self.next_offset.max(next);
+        Ok(true)
+    }
+}
+
+/// A cursor on the segment at `base` placed at the last indexed record at or before
+/// `offset`, and that record's offset. An index entry counts only where a record of its offset
+/// starts at its position: a compaction may have replaced the segment since the index was
+/// written, and then the cursor starts at the segment's beginning.
+fn indexed_cursor(
+    dir: &Path,
+    base: u64,
+    offset: u64,
+) -> Result<(SegmentCursor, u64), ConnectorError> {
+    let index = SparseIndex::load(dir, base)?;
+    let (indexed_offset, position) = index.lookup(base, offset);
+    let path = segment::segment_path(dir, base);
+    if position > 0 {
+        let mut cursor = SegmentCursor::open(path.clone(), position)?;
+        if cursor.peek_offset()? == Some(indexed_offset) {
+            return Ok((cursor, indexed_offset));
+        }
+    }
+    Ok((SegmentCursor::open(path, 0)?, base))
 }
 
 /// Bytes at the end of a partition's last segment that do not make a whole record.
@@ -669,7 +880,7 @@ pub(crate) fn offset_range(dir: &Path, segments: &[u64]) -> Result<(u64, u64), C
     let path = segment::segment_path(dir, last);
     let mut cursor = SegmentCursor::open(path.clone(), position)?;
     // Damage is reported where it is read; the range ends before it.
-    while cursor.read(usize::MAX, |_, _| end += 1)? == CursorStop::Full {}
+    while cursor.read(usize::MAX, |_, _, _| end += 1)? == CursorStop::Full {}
     if let Some((offset, position)) = index.cut_off().filter(|(offset, _)| *offset >= end) {
         return Err(ConnectorError::Corrupt {
             path,

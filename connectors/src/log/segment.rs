@@ -267,18 +267,22 @@ impl SegmentCursor {
         self.buffer_start + self.at as u64
     }
 
-    /// Hands up to `max` records, each with its frame's file position, to `each`, reading more
-    /// of the file as needed.
+    /// Hands up to `max` records, each with its frame's file position and bytes, to `each`,
+    /// reading more of the file as needed.
     pub(crate) fn read(
         &mut self,
         max: usize,
-        mut each: impl FnMut(RecordView<'_>, u64),
+        mut each: impl FnMut(RecordView<'_>, u64, &[u8]),
     ) -> Result<CursorStop, ConnectorError> {
         let mut handed = 0;
         while handed < max {
             match record::decode(&self.buffer, self.at) {
                 Frame::Record(view, end) => {
-                    each(view, self.buffer_start + self.at as u64);
+                    each(
+                        view,
+                        self.buffer_start + self.at as u64,
+                        &self.buffer[self.at..end],
+                    );
                     self.at = end;
                     handed += 1;
                 }
@@ -297,6 +301,60 @@ impl SegmentCursor {
             }
         }
         Ok(CursorStop::Full)
+    }
+
+    /// Moves past the records with offsets below `offset`, stopping in front of the first one
+    /// at or after it ([`CursorStop::Full`]) or at the end of the file.
+    pub(crate) fn skip_below(&mut self, offset: u64) -> Result<CursorStop, ConnectorError> {
+        loop {
+            match record::decode(&self.buffer, self.at) {
+                Frame::Record(view, end) if view.offset < offset => self.at = end,
+                Frame::Record(..) => return Ok(CursorStop::Full),
+                Frame::Incomplete { needed } => {
+                    if !self.fill(needed)? {
+                        let trailing = (self.buffer.len() - self.at) as u64;
+                        return Ok(CursorStop::End { trailing });
+                    }
+                }
+                Frame::Damaged(reason) => {
+                    return Ok(CursorStop::Damaged {
+                        position: self.position(),
+                        reason,
+                    })
+                }
+            }
+        }
+    }
+
+    /// The offset of the record at the cursor's position, without moving past it; `None`
+    /// when no intact record starts there.
+    pub(crate) fn peek_offset(&mut self) -> Result<Option<u64>, ConnectorError> {
+        loop {
+            match record::decode(&self.buffer, self.at) {
+                Frame::Record(view, _) => return Ok(Some(view.offset)),
+                Frame::Incomplete { needed } => {
+                    if !self.fill(needed)? {
+                        return Ok(None);
+                    }
+                }
+                Frame::Damaged(_) => return Ok(None),
+            }
+        }
+    }
+
+    /// Whether the cursor's path now names another file than the one it reads (a compaction
+    /// replaced or removed the segment).
+    pub(crate) fn replaced(&self) -> Result<bool, ConnectorError> {
+        use std::os::unix::fs::MetadataExt;
+        let open = self
+            .file
+            .metadata()
+            .map_err(|error| ConnectorError::io(&self.path, error))?;
+        Ok(match std::fs::metadata(&self.path) {
+            Ok(now) => (now.dev(), now.ino()) != (open.dev(), open.ino()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => true,
+            Err(error) => return Err(ConnectorError::io(&self.path, error)),
+        })
     }
 
     /// Moves the unread bytes to the front and reads more, at least `needed` bytes from the

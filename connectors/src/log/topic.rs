@@ -9,6 +9,7 @@ use weir_engine::EventTime;
 use crate::durable::{create_dir_all, sync_dir, write_atomically};
 use crate::error::ConnectorError;
 
+use super::compaction::{self, CompactionReport, Wait};
 use super::partition::{self, LogConfig, PartitionReader, PartitionWriter, TornTail};
 use super::record::RecordRef;
 use super::segment;
@@ -175,7 +176,31 @@ impl Topic {
     /// Opens a reader of one partition at `offset`.
     pub fn reader(&self, partition: u32, offset: u64) -> Result<PartitionReader, ConnectorError> {
         self.check_partition(partition)?;
-        PartitionReader::open(&self.partition_dir(partition), offset)
+        PartitionReader::open(&self.partition_dir(partition), offset, &self.metadata.log)
+    }
+
+    /// How the topic's partitions store their records.
+    pub fn config(&self) -> &LogConfig {
+        &self.metadata.log
+    }
+
+    /// Runs a compaction pass over every partition of a compacted topic now (waiting for one
+    /// in progress), and says what each did. Writers of a compacted topic also start a pass
+    /// in the background whenever a segment closes.
+    pub fn compact(&self) -> Result<Vec<CompactionReport>, ConnectorError> {
+        if !self.metadata.log.compacted() {
+            return Err(ConnectorError::BadLog {
+                path: self.dir.clone(),
+                reason: "the topic is not compacted (create it with cleanup compact)".into(),
+            });
+        }
+        (0..self.partitions())
+            .map(|partition| {
+                let dir = self.partition_dir(partition);
+                compaction::compact_partition(&dir, &self.metadata.log, Wait::Yes)
+                    .map(Option::unwrap_or_default)
+            })
+            .collect()
     }
 
     /// The first offset kept and the next offset to be written in `partition`.
@@ -235,8 +260,10 @@ impl Topic {
                 let (start, end) = partition::offset_range(&dir, &segments)?;
                 let mut reader = self.reader(partition, start)?;
                 let mut time_range: Option<(EventTime, EventTime)> = None;
+                let mut records = 0;
                 while reader.next_offset() < end {
                     let read = reader.read(64 * 1024, |record| {
+                        records += 1;
                         let (min, max) =
                             time_range.get_or_insert((record.timestamp, record.timestamp));
                         *min = (*min).min(record.timestamp);
@@ -252,6 +279,7 @@ impl Topic {
                     partition,
                     start_offset: start,
                     end_offset: end,
+                    records,
                     segments: segments.len(),
                     bytes,
                     time_range,
@@ -271,6 +299,8 @@ pub struct PartitionDescription {
     pub start_offset: u64,
     /// The offset the next record will get.
     pub end_offset: u64,
+    /// Records between the two (fewer than the offsets between them once compacted).
+    pub records: u64,
     /// Segment files.
     pub segments: usize,
     /// Bytes in segment files.

@@ -6,4 +6,5 @@
 
 mod files;
 mod log;
+mod log_compaction;
 mod log_source;

@@ -3,7 +3,7 @@
 //!
 //! A pass reads the closed segments (every segment but the last, which the writer appends to)
 //! and notes each key's newest offset among them. It then rewrites runs of consecutive
-//! segments, each run up to [`LogConfig::segment_bytes`] of input, into one file per run that
+//! segments, each run keeping up to [`LogConfig::segment_bytes`], into one file per run that
 //! keeps a record when it is the newest of its key, copying its frame as it was (offset,
 //! timestamp, checksum). A tombstone (a record with an empty value) is kept while younger than
 //! [`LogConfig::tombstone_retention_ms`], so that readers part-way through see the delete.
@@ -128,6 +128,19 @@ struct Segment {
     base: u64,
     bytes: u64,
     modified: SystemTime,
+    /// Bytes of its records that are their key's newest (known once the closed segments
+    /// were read).
+    kept: u64,
+}
+
+/// Where a key's newest record is.
+#[derive(Clone, Copy, Debug)]
+struct Newest {
+    offset: u64,
+    /// Its segment, as a position in the pass's list.
+    segment: usize,
+    /// Its frame's bytes.
+    bytes: u64,
 }
 
 /// Runs one compaction pass over the partition in `dir`; `None` when another pass holds the
@@ -141,17 +154,22 @@ pub(crate) fn compact_partition(
         return Ok(None);
     };
     finish_interrupted(dir, config)?;
-    let segments = describe_segments(dir)?;
+    let mut segments = describe_segments(dir)?;
     let mut report = CompactionReport {
         segments_before: segments.len(),
         bytes_before: segments.iter().map(|segment| segment.bytes).sum(),
         ..CompactionReport::default()
     };
-    let Some((active, closed)) = segments.split_last() else {
+    let Some((active, closed)) = segments.split_last_mut() else {
         return Ok(Some(report));
     };
+    let newest = newest_offsets(dir, closed, &mut report)?;
+    for key in newest.values() {
+        closed[key.segment].kept += key.bytes;
+    }
+    let (active, closed) = (*active, &*closed);
     let judge = Judge {
-        newest: newest_offsets(dir, closed, &mut report)?,
+        newest,
         now: SystemTime::now(),
         tombstone_retention: Duration::from_millis(config.tombstone_retention_ms),
     };
@@ -160,7 +178,7 @@ pub(crate) fn compact_partition(
     let mut at = 0;
     for run in runs(closed, config.segment_bytes) {
         at += run.len();
-        let end = segments[at].base;
+        let end = closed.get(at).map_or(active.base, |next| next.base);
         rewrite_run(dir, run, end, config, &judge, &mut report)?;
     }
     let after = describe_segments(dir)?;
@@ -171,8 +189,8 @@ pub(crate) fn compact_partition(
 
 /// Decides which records a pass keeps.
 struct Judge {
-    /// Each key's newest offset in the closed segments.
-    newest: HashMap<Vec<u8>, u64>,
+    /// Each key's newest record in the closed segments.
+    newest: HashMap<Vec<u8>, Newest>,
     now: SystemTime,
     tombstone_retention: Duration,
 }
@@ -190,7 +208,7 @@ enum Verdict {
 
 impl Judge {
     fn verdict(&self, key: &[u8], offset: u64, value_len: usize, segment: &Segment) -> Verdict {
-        if self.newest.get(key) != Some(&offset) {
+        if self.newest.get(key).map(|newest| newest.offset) != Some(offset) {
             return Verdict::Replaced;
         }
         let expired = value_len == 0
@@ -218,25 +236,31 @@ fn describe_segments(dir: &Path) -> Result<Vec<Segment>, ConnectorError> {
                 base,
                 bytes: meta.len(),
                 modified: meta.modified().unwrap_or_else(|_| SystemTime::now()),
+                kept: 0,
             })
         })
         .collect()
 }
 
-/// The newest offset of each key in `segments`.
+/// The newest record of each key in `segments`.
 fn newest_offsets(
     dir: &Path,
     segments: &[Segment],
     report: &mut CompactionReport,
-) -> Result<HashMap<Vec<u8>, u64>, ConnectorError> {
-    let mut newest: HashMap<Vec<u8>, u64> = HashMap::new();
-    for segment in segments {
-        scan(dir, segment.base, |key, offset, _, _| {
+) -> Result<HashMap<Vec<u8>, Newest>, ConnectorError> {
+    let mut newest: HashMap<Vec<u8>, Newest> = HashMap::new();
+    for (at, segment) in segments.iter().enumerate() {
+        scan(dir, segment.base, |key, offset, _, frame| {
             report.records_read += 1;
+            let record = Newest {
+                offset,
+                segment: at,
+                bytes: frame.len() as u64,
+            };
             match newest.get_mut(key) {
-                Some(newest) => *newest = offset,
+                Some(newest) => *newest = record,
                 None => {
-                    newest.insert(key.to_vec(), offset);
+                    newest.insert(key.to_vec(), record);
                 }
             }
         })?;
@@ -292,19 +316,19 @@ fn scan(
     }
 }
 
-/// Splits `segments` into runs of consecutive segments of at most `limit` bytes together (a
-/// segment larger than that is a run of its own).
+/// Splits `segments` into runs of consecutive segments that keep at most `limit` bytes
+/// together (a segment keeping more than that is a run of its own).
 fn runs(segments: &[Segment], limit: u64) -> Vec<&[Segment]> {
     let mut runs = Vec::new();
     let mut start = 0;
     let mut bytes = 0;
     for (at, segment) in segments.iter().enumerate() {
-        if at > start && bytes + segment.bytes > limit {
+        if at > start && bytes + segment.kept > limit {
             runs.push(&segments[start..at]);
             start = at;
             bytes = 0;
         }
-        bytes += segment.bytes;
+        bytes += segment.kept;
     }
     if start < segments.len() {
         runs.push(&segments[start..]);
@@ -491,11 +515,12 @@ mod tests {
     use crate::log::record::RecordRef;
     use weir_engine::EventTime;
 
-    fn segment(base: u64, bytes: u64) -> Segment {
+    fn segment(base: u64, kept: u64) -> Segment {
         Segment {
             base,
-            bytes,
+            bytes: kept * 3,
             modified: SystemTime::UNIX_EPOCH,
+            kept,
         }
     }
 

@@ -2,14 +2,16 @@
 //! and late records go ([`ExampleOutput`]), and its sample input ([`SampleLine`],
 //! [`write_sample`]).
 
+use std::hash::Hash;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use weir::kafka::{KafkaClient, KafkaSource};
-use weir::log::{LogConfig, LogSource, RecordRef, Topic, ValueFormat};
-use weir::operators::changelog::Change;
+use weir::log::{LogConfig, LogSink, LogSource, RecordRef, Topic, ValueFormat};
+use weir::operators::changelog::{Change, ChangelogExt};
 use weir::schema::JsonSchema;
 use weir::watermark::Watermarks;
 use weir::CheckRecords;
@@ -114,23 +116,41 @@ pub struct ExampleOutput {
     pub changelog: bool,
 }
 
+/// Whether `destination` is a compacted topic of the embedded log.
+fn compacted_topic(destination: &Destination) -> Option<&Path> {
+    match destination {
+        Destination::Log(dir) => Topic::open(dir)
+            .is_ok_and(|topic| topic.config().compacted())
+            .then_some(dir.as_path()),
+        _ => None,
+    }
+}
+
 impl ExampleOutput {
     /// Writes results that only append.
     pub fn append<T: Data>(&self, results: Stream<'_, T>) {
         self.results.append(results);
     }
 
-    /// Writes results that update: as a changelog with [`ExampleOutput::changelog`], otherwise
-    /// as the table `view` makes of them when the input ends.
-    pub fn updates<'s, T: Data>(
+    /// Writes results that update, rows keyed by `key_of`: as a changelog with
+    /// [`ExampleOutput::changelog`]; to a compacted topic as upserts, each row under its key
+    /// and a tombstone for each delete, so that the topic keeps the current table; otherwise
+    /// as the table that holds when the input ends.
+    pub fn updates<T: Data + PartialEq, K: Data + Hash + Eq + Serialize>(
         &self,
-        changes: Stream<'s, Change<T>>,
-        view: impl FnOnce(Stream<'s, Change<T>>) -> Stream<'s, T>,
+        changes: Stream<'_, Change<T>>,
+        key_of: fn(&T) -> K,
     ) {
         if self.changelog {
             self.results.append(changes);
+        } else if let Some(dir) = compacted_topic(&self.results) {
+            let upserts = changes.map(move |change| match change {
+                Change::Insert(row) => (key_of(&row), Some(row)),
+                Change::Delete(row) => (key_of(&row), None),
+            });
+            upserts.sink(LogSink::upserts(dir));
         } else {
-            self.results.append(view(changes));
+            self.results.append(changes.upsert_view(key_of));
         }
     }
 

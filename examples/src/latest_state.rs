@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use weir::operators::changelog::{Change, ChangelogExt};
+use weir::operators::changelog::Change;
 use weir::{EventTime, KeyedContext, KeyedOutput, KeyedProcess, Stream, Timestamped};
 
 use crate::io::{SampleLine, SAMPLE_START};
@@ -177,9 +177,7 @@ pub const LATEST_STATE: Example = Example {
               their op needs are dead letters",
     build: |p, input, output| {
         let table = current_table(input.read(p, DISORDER, well_formed));
-        output.updates(table.results, |changes| {
-            changes.upsert_view(|customer: &Customer| customer.id)
-        });
+        output.updates(table.results, |customer: &Customer| customer.id);
         output.late(table.late);
     },
     sample,

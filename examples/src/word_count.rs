@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use weir::datetime::serde_millis;
 use weir::operators::aggregate::Count;
-use weir::operators::changelog::{Change, ChangelogExt};
+use weir::operators::changelog::Change;
 use weir::operators::updating::RunningExt;
 use weir::operators::window::{tumbling, WindowExt};
 use weir::{EventTime, KeyedOutput, Stream, Timestamped};
@@ -132,9 +132,7 @@ pub const WORD_COUNT: Example = Example {
     results: "{word, count}: the last count of each word (with --changelog, every change)",
     build: |p, input, output| {
         let messages = input.read(p, DISORDER, any);
-        output.updates(running_count(messages), |changes| {
-            changes.upsert_view(|row: &WordCount| row.word.clone())
-        });
+        output.updates(running_count(messages), |row: &WordCount| row.word.clone());
     },
     sample,
 };

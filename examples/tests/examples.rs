@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use weir::log::{Cleanup, LogConfig, Topic, ValueFormat};
 use weir::operators::changelog::{apply, Change};
 use weir::schema::JsonSchema;
 use weir::{DeadLetter, Destination, Job, JobConfig, JsonLinesSink};
@@ -68,12 +69,37 @@ fn run_checked<R: DeserializeOwned, L: DeserializeOwned>(
     changelog: bool,
     schema: Option<JsonSchema>,
 ) -> Run<R, L> {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results.jsonl");
+    let (late, dead_letters) = run_to(
+        Destination::JsonLines(results.clone()),
+        name,
+        workers,
+        sample,
+        changelog,
+        schema,
+    );
+    Run {
+        results: read_lines(&results),
+        late,
+        dead_letters,
+    }
+}
+
+/// [`run_checked`] with the results sent to `results`: the late records and dead letters.
+fn run_to<L: DeserializeOwned>(
+    results: Destination,
+    name: &str,
+    workers: usize,
+    sample: &[SampleLine],
+    changelog: bool,
+    schema: Option<JsonSchema>,
+) -> (Vec<L>, Vec<DeadLetter>) {
     let example = example(name).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let topic = dir.path().join("input");
     write_sample(sample, &topic, Some(2)).unwrap();
-    let (results, late, dead) = (
-        dir.path().join("results.jsonl"),
+    let (late, dead) = (
         dir.path().join("late.jsonl"),
         dir.path().join("dead-letters.jsonl"),
     );
@@ -83,7 +109,7 @@ fn run_checked<R: DeserializeOwned, L: DeserializeOwned>(
         schema,
     };
     let output = ExampleOutput {
-        results: Destination::JsonLines(results.clone()),
+        results,
         late: Destination::JsonLines(late.clone()),
         changelog,
     };
@@ -98,18 +124,14 @@ fn run_checked<R: DeserializeOwned, L: DeserializeOwned>(
             Ok(())
         })
         .unwrap();
-    let run = Run {
-        results: read_lines(&results),
-        late: read_lines(&late),
-        dead_letters: read_lines(&dead),
-    };
+    let dead_letters: Vec<DeadLetter> = read_lines(&dead);
     // Every record is read: decoded, or a dead letter.
     assert_eq!(
-        report.records_in + run.dead_letters.len() as u64,
+        report.records_in + dead_letters.len() as u64,
         sample.len() as u64,
         "{name}: records read and dead letters do not add up to the input"
     );
-    run
+    (read_lines(&late), dead_letters)
 }
 
 /// The sample's records that decode as `T` and pass `valid`; the others, counted.
@@ -385,18 +407,24 @@ fn orders_are_charged_once_per_order_id() {
     }
 }
 
-#[test]
-fn the_latest_state_view_holds_the_newest_version_of_every_row() {
-    let sample = sample("latest-state");
-    let (events, rejected) = decoded::<ChangeEvent>(&sample, well_formed);
-    assert!(rejected > 0, "the sample has broken envelopes");
+/// The change event of each row with the largest `ts_ms`.
+fn newest_per_id(events: &[ChangeEvent]) -> HashMap<u64, &ChangeEvent> {
     let mut newest: HashMap<u64, &ChangeEvent> = HashMap::new();
-    for event in &events {
+    for event in events {
         let kept = newest.entry(event.id()).or_insert(event);
         if event.ts_ms > kept.ts_ms {
             *kept = event;
         }
     }
+    newest
+}
+
+#[test]
+fn the_latest_state_view_holds_the_newest_version_of_every_row() {
+    let sample = sample("latest-state");
+    let (events, rejected) = decoded::<ChangeEvent>(&sample, well_formed);
+    assert!(rejected > 0, "the sample has broken envelopes");
+    let newest = newest_per_id(&events);
     let expected: HashSet<Customer> = newest
         .values()
         .filter_map(|event| event.after.clone())
@@ -413,6 +441,63 @@ fn the_latest_state_view_holds_the_newest_version_of_every_row() {
         let table = apply(changes.results).unwrap();
         assert_eq!(table.keys().cloned().collect::<HashSet<_>>(), expected);
     }
+}
+
+/// Written to a compacted topic, the latest-state view is upserts and tombstones: read from
+/// the start, before and after a compaction, the topic gives the current table.
+#[test]
+fn the_latest_state_view_written_to_a_compacted_topic_reads_as_the_current_table() {
+    let sample = sample("latest-state");
+    let (events, _) = decoded::<ChangeEvent>(&sample, well_formed);
+    let newest = newest_per_id(&events);
+    let expected: HashMap<u64, Customer> = newest
+        .values()
+        .filter_map(|event| event.after.clone())
+        .map(|customer| (customer.id, customer))
+        .collect();
+    for workers in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 4_096,
+            cleanup: Cleanup::Compact,
+            ..LogConfig::default()
+        };
+        let topic = Topic::create(dir.path().join("table"), 2, ValueFormat::Json, config).unwrap();
+        let _: (Vec<ChangeEvent>, _) = run_to(
+            Destination::Log(topic.dir().to_owned()),
+            "latest-state",
+            workers,
+            &sample,
+            false,
+            None,
+        );
+        assert_eq!(read_table(&topic), expected, "{workers} workers");
+        topic.compact().unwrap();
+        assert_eq!(read_table(&topic), expected, "{workers} workers, compacted");
+    }
+}
+
+/// The table a compacted topic of customers gives when read from the start.
+fn read_table(topic: &Topic) -> HashMap<u64, Customer> {
+    let mut table = HashMap::new();
+    for partition in 0..topic.partitions() {
+        let (start, end) = topic.offsets(partition).unwrap();
+        let mut reader = topic.reader(partition, start).unwrap();
+        while reader.next_offset() < end {
+            let read = reader
+                .read(1000, |record| {
+                    let id: u64 = serde_json::from_slice(record.key).unwrap();
+                    if record.value.is_empty() {
+                        table.remove(&id);
+                    } else {
+                        table.insert(id, serde_json::from_slice(record.value).unwrap());
+                    }
+                })
+                .unwrap();
+            assert!(read > 0);
+        }
+    }
+    table
 }
 
 #[test]

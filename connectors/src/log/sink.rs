@@ -25,6 +25,7 @@ const STAGE_BYTES: usize = 4 << 20;
 
 type KeyOf<T> = Box<dyn Fn(&T) -> Vec<u8>>;
 type EventTimeOf<T> = Box<dyn Fn(&T) -> EventTime>;
+type EncodeValue<T> = Box<dyn Fn(&Codec, &T, &mut Vec<u8>) -> Result<(), String>>;
 
 /// Appends records to an existing topic, encoded in the topic's value format. With a key
 /// function a record goes to the partition of its key; without one, round robin. Runs on the
@@ -33,6 +34,8 @@ pub struct LogSink<T> {
     dir: PathBuf,
     key: Option<KeyOf<T>>,
     event_time: Option<EventTimeOf<T>>,
+    /// How a record becomes its value (by default, the record encoded whole).
+    value: Option<EncodeValue<T>>,
     state: Option<Open>,
     _records: PhantomData<fn(&T)>,
 }
@@ -77,6 +80,7 @@ impl<T: Serialize + 'static> LogSink<T> {
             dir: dir.into(),
             key: None,
             event_time: None,
+            value: None,
             state: None,
             _records: PhantomData,
         }
@@ -98,6 +102,18 @@ impl<T: Serialize + 'static> LogSink<T> {
         }
     }
 
+    /// Writes as each record's value what `value` encodes of it with the topic's codec (an
+    /// empty value is a tombstone in a compacted topic).
+    fn value_with(
+        self,
+        value: impl Fn(&Codec, &T, &mut Vec<u8>) -> Result<(), String> + 'static,
+    ) -> Self {
+        LogSink {
+            value: Some(Box::new(value)),
+            ..self
+        }
+    }
+
     fn not_open(&self) -> ConnectorError {
         ConnectorError::io(&self.dir, std::io::Error::other("the sink is not open"))
     }
@@ -107,6 +123,20 @@ impl<T: Serialize + 'static> LogSink<T> {
         state
             .as_mut()
             .ok_or_else(|| ConnectorError::io(&*dir, std::io::Error::other("the sink is not open")))
+    }
+}
+
+impl<K: Serialize + 'static, V: Serialize + 'static> LogSink<(K, Option<V>)> {
+    /// Upserts a table into the topic in `dir` (a compacted one keeps just the table): a
+    /// record `(key, Some(row))` sets the row of `key`, `(key, None)` writes a tombstone that
+    /// deletes it. The key is written as JSON (`17`, `"alice"`), the row encoded whole.
+    pub fn upserts(dir: impl Into<PathBuf>) -> Self {
+        LogSink::new(dir)
+            .key_by(|(key, _): &(K, Option<V>)| serde_json::to_vec(key).unwrap_or_default())
+            .value_with(|codec, (_, row), out| match row {
+                Some(row) => codec.encode(row, out),
+                None => Ok(()),
+            })
     }
 }
 
@@ -255,13 +285,14 @@ impl<T: Serialize + 'static> Sink<T> for LogSink<T> {
                 }
             };
             let value_start = stage.bytes.len();
-            state
-                .codec
-                .encode(record, &mut stage.bytes)
-                .map_err(|reason| ConnectorError::BadLog {
-                    path: self.dir.clone(),
-                    reason,
-                })?;
+            match &self.value {
+                Some(value_of) => value_of(&state.codec, record, &mut stage.bytes),
+                None => state.codec.encode(record, &mut stage.bytes),
+            }
+            .map_err(|reason| ConnectorError::BadLog {
+                path: self.dir.clone(),
+                reason,
+            })?;
             stage.records.push(StagedRecord {
                 partition,
                 timestamp: self.event_time.as_ref().map_or(now, |of| of(record)),

@@ -433,3 +433,56 @@ fn a_cut_segment_fails_every_command_naming_it_and_a_torn_tail_is_reported() {
     )));
     names_the_cut(failure(query()));
 }
+
+#[test]
+fn a_compacted_topic_keeps_the_newest_record_per_key_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let weir = |args: &[&str], stdin: &[u8]| weir_in(dir.path(), args, stdin);
+    ok(weir(
+        &[
+            "log",
+            "create",
+            "data/prices",
+            "--cleanup",
+            "compact",
+            "--segment-bytes",
+            "512",
+        ],
+        b"",
+    ));
+    let input: String = (0..300)
+        .map(|n| format!("{{\"item\": \"i{}\", \"price\": {n}}}\n", n % 5))
+        .collect();
+    ok(weir(
+        &["log", "produce", "data/prices", "--key", "item"],
+        input.as_bytes(),
+    ));
+    let compacted = ok(weir(&["log", "compact", "data/prices"], b""));
+    assert!(compacted.contains("partition 0:"), "{compacted}");
+    let consumed = ok(weir(&["log", "consume", "data/prices"], b""));
+    let mut newest = HashMap::new();
+    for line in consumed.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        newest.insert(
+            record["item"].to_string(),
+            record["price"].as_u64().unwrap(),
+        );
+    }
+    let expected: HashMap<String, u64> =
+        (295..300).map(|n| (format!("\"i{}\"", n % 5), n)).collect();
+    assert_eq!(newest, expected);
+    // Closed segments keep one record per key: a handful of lines, not 300.
+    assert!(consumed.lines().count() < 40, "{consumed}");
+    let described = ok(weir(&["log", "describe", "data/prices"], b""));
+    assert!(described.contains("compacted"), "{described}");
+
+    // A record without the key field has no key, which a compacted topic refuses.
+    let error = failure(weir(
+        &["log", "produce", "data/prices", "--key", "item"],
+        b"{\"price\": 1}\n",
+    ));
+    assert!(error.contains("has no key"), "{error}");
+    ok(weir(&["log", "create", "data/plain"], b""));
+    let error = failure(weir(&["log", "compact", "data/plain"], b""));
+    assert!(error.contains("not compacted"), "{error}");
+}

@@ -426,10 +426,7 @@ fn describe(dir: &Path) -> anyhow::Result<()> {
             partition.bytes,
         );
     }
-    let records: u64 = partitions
-        .iter()
-        .map(|p| p.end_offset - p.start_offset)
-        .sum();
+    let records: u64 = partitions.iter().map(|p| p.records).sum();
     let bytes: u64 = partitions.iter().map(|p| p.bytes).sum();
     println!(
         "{:>9} {:>12} {:>12} {records:>12} {:>8} {bytes:>14}",

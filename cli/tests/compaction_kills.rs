@@ -23,7 +23,7 @@ const PASS_DEADLINE: Duration = Duration::from_secs(60);
 /// Key and value of the record written at step `step` (an empty value: a tombstone).
 fn record(step: u64) -> (String, String) {
     let key = format!("sensor-{}", step * 7_919 % KEYS);
-    let value = if step % 17 == 0 {
+    let value = if step.is_multiple_of(17) {
         String::new()
     } else {
         format!(

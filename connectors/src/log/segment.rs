@@ -287,17 +287,11 @@ impl SegmentCursor {
                     handed += 1;
                 }
                 Frame::Incomplete { needed } => {
-                    if !self.fill(needed)? {
-                        let trailing = (self.buffer.len() - self.at) as u64;
-                        return Ok(CursorStop::End { trailing });
+                    if let Some(end) = self.fill_or_end(needed)? {
+                        return Ok(end);
                     }
                 }
-                Frame::Damaged(reason) => {
-                    return Ok(CursorStop::Damaged {
-                        position: self.position(),
-                        reason,
-                    })
-                }
+                Frame::Damaged(reason) => return Ok(self.damaged(reason)),
             }
         }
         Ok(CursorStop::Full)
@@ -311,17 +305,11 @@ impl SegmentCursor {
                 Frame::Record(view, end) if view.offset < offset => self.at = end,
                 Frame::Record(..) => return Ok(CursorStop::Full),
                 Frame::Incomplete { needed } => {
-                    if !self.fill(needed)? {
-                        let trailing = (self.buffer.len() - self.at) as u64;
-                        return Ok(CursorStop::End { trailing });
+                    if let Some(end) = self.fill_or_end(needed)? {
+                        return Ok(end);
                     }
                 }
-                Frame::Damaged(reason) => {
-                    return Ok(CursorStop::Damaged {
-                        position: self.position(),
-                        reason,
-                    })
-                }
+                Frame::Damaged(reason) => return Ok(self.damaged(reason)),
             }
         }
     }
@@ -355,6 +343,24 @@ impl SegmentCursor {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => true,
             Err(error) => return Err(ConnectorError::io(&self.path, error)),
         })
+    }
+
+    /// Reads more of the file for an incomplete frame; the stop at the file's end when there
+    /// is nothing more now.
+    fn fill_or_end(&mut self, needed: Option<usize>) -> Result<Option<CursorStop>, ConnectorError> {
+        if self.fill(needed)? {
+            return Ok(None);
+        }
+        let trailing = (self.buffer.len() - self.at) as u64;
+        Ok(Some(CursorStop::End { trailing }))
+    }
+
+    /// The stop at a damaged frame at the cursor's position.
+    fn damaged(&self, reason: String) -> CursorStop {
+        CursorStop::Damaged {
+            position: self.position(),
+            reason,
+        }
     }
 
     /// Moves the unread bytes to the front and reads more, at least `needed` bytes from the

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use weir_connectors::log::{Cleanup, LogConfig, RecordRef, Topic, ValueFormat};
+use weir_connectors::log::{Cleanup, LogConfig, RecordRef, RecordView, Topic, ValueFormat};
 use weir_engine::EventTime;
 
 fn compacted(segment_bytes: u64, tombstone_retention_ms: u64) -> LogConfig {
@@ -54,6 +54,18 @@ fn table<'a>(records: impl IntoIterator<Item = &'a Written>) -> BTreeMap<String,
     table
 }
 
+/// A record read back: its offset, key and value (`None`: a tombstone).
+fn written_at(record: RecordView<'_>) -> (u64, Written) {
+    let value = String::from_utf8(record.value.to_vec()).unwrap();
+    (
+        record.offset,
+        (
+            String::from_utf8(record.key.to_vec()).unwrap(),
+            (!value.is_empty()).then_some(value),
+        ),
+    )
+}
+
 /// Every record of partition 0 from the start, as (offset, key, value), checking that
 /// offsets rise.
 fn read_all(topic: &Topic) -> Vec<(u64, Written)> {
@@ -62,16 +74,7 @@ fn read_all(topic: &Topic) -> Vec<(u64, Written)> {
     let mut records: Vec<(u64, Written)> = Vec::new();
     while reader.next_offset() < end {
         let read = reader
-            .read(100, |record| {
-                let value = String::from_utf8(record.value.to_vec()).unwrap();
-                records.push((
-                    record.offset,
-                    (
-                        String::from_utf8(record.key.to_vec()).unwrap(),
-                        (!value.is_empty()).then_some(value),
-                    ),
-                ));
-            })
+            .read(100, |record| records.push(written_at(record)))
             .unwrap();
         assert!(read > 0, "the reader stopped at {}", reader.next_offset());
     }
@@ -269,16 +272,7 @@ fn a_reader_following_the_writer_through_compactions_builds_the_table_written() 
             reader.next_offset()
         );
         reader
-            .read(97, |record| {
-                let value = String::from_utf8(record.value.to_vec()).unwrap();
-                read.push((
-                    record.offset,
-                    (
-                        String::from_utf8(record.key.to_vec()).unwrap(),
-                        (!value.is_empty()).then_some(value),
-                    ),
-                ));
-            })
+            .read(97, |record| read.push(written_at(record)))
             .unwrap_or_else(|error| panic!("at offset {}: {error}", reader.next_offset()));
     }
     writing.join().unwrap();
@@ -309,16 +303,7 @@ fn a_reader_part_way_through_segments_that_a_compaction_replaces_misses_nothing(
         }
         let mut reader = topic.reader(0, 0).unwrap();
         let mut read: Vec<(u64, Written)> = Vec::new();
-        let mut take = |record: weir_connectors::log::RecordView<'_>| {
-            let value = String::from_utf8(record.value.to_vec()).unwrap();
-            read.push((
-                record.offset,
-                (
-                    String::from_utf8(record.key.to_vec()).unwrap(),
-                    (!value.is_empty()).then_some(value),
-                ),
-            ));
-        };
+        let mut take = |record: RecordView<'_>| read.push(written_at(record));
         reader.read(stop_after, &mut take).unwrap();
         // Rewrite every closed segment: a new key's value in each, then a pass.
         let mut more = written.clone();

@@ -17,11 +17,14 @@
 mod common;
 
 use std::collections::HashMap;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use weir::log::{Cleanup, LogConfig, Topic, ValueFormat};
 use weir_examples::fraud::{judge_all, Alert, Transaction};
+use weir_examples::latest_state::{well_formed, ChangeEvent, Customer};
 use weir_examples::sensors::{in_range, Reading, Rollup};
 use weir_examples::sessions::{PageView, Session};
 use weir_examples::word_count::{words, Message, WindowedCount, Word};
@@ -29,8 +32,11 @@ use weir_examples::{example, SampleLine};
 
 use common::{
     applied_in_order, assert_same, checkpoint_args, committed_to_topic, kill_points, kill_seed,
-    run_with_kills, wait_success, weir, Moments,
+    run_with_kills, run_within, wait_success, weir, Moments,
 };
+
+/// The longest one run may take.
+const RUN_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Records of sample input, and the pace each of the two workers reads them at: a run lasts
 /// about two seconds.
@@ -163,6 +169,98 @@ fn word_count_survives_kills_exactly_once() {
 #[test]
 fn latest_state_survives_kills_exactly_once() {
     same_as_without_kills("latest-state", true);
+}
+
+/// The latest-state job upserting into a compacted topic whose small segments make its
+/// writer compact while the job commits, killed at the N-th pass of each step where a commit
+/// is cut short (the restore rewinds the topic to the last commit and commits again), then
+/// restored: read from the start, the topic is the current table.
+#[test]
+fn latest_state_upserts_into_a_compacted_topic_survive_kills_at_commit_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = write_input(dir.path(), "latest-state");
+    let events = valid::<ChangeEvent>(&sample, well_formed);
+    let mut newest: HashMap<u64, &ChangeEvent> = HashMap::new();
+    for event in &events {
+        let kept = newest.entry(event.id()).or_insert(event);
+        if event.ts_ms > kept.ts_ms {
+            *kept = event;
+        }
+    }
+    let expected: HashMap<u64, Customer> = newest
+        .values()
+        .filter_map(|event| event.after.clone())
+        .map(|customer| (customer.id, customer))
+        .collect();
+    let mut kills = 0;
+    for point in [
+        "log_sink.commit_marked",
+        "log_sink.commit_appended",
+        "sink.commit",
+        "checkpoint.job_manifest",
+    ] {
+        for n in [3, 8] {
+            let out = format!("table-{}-{n}", point.replace('.', "-"));
+            let config = LogConfig {
+                segment_bytes: 2_048,
+                cleanup: Cleanup::Compact,
+                ..LogConfig::default()
+            };
+            Topic::create(dir.path().join(&out), 2, ValueFormat::Json, config).unwrap();
+            let mut args = run_args("latest-state", &out, false);
+            args.extend(checkpoint_args(
+                &format!("{out}-checkpoints"),
+                "100ms",
+                RATE_PER_WORKER,
+            ));
+            let what = format!("latest-state killed at {point} #{n}");
+            let n = n.to_string();
+            let env = [("WEIR_CRASH_POINT", point), ("WEIR_CRASH_AT", n.as_str())];
+            let (status, stderr) = run_within(dir.path(), &args, &env, RUN_DEADLINE, &what);
+            if !status.success() {
+                assert_eq!(status.signal(), Some(9), "{what}: {stderr}");
+                kills += 1;
+                args.extend(["--restore".into(), "latest".into()]);
+                let (status, stderr) = run_within(dir.path(), &args, &[], RUN_DEADLINE, &what);
+                assert!(status.success(), "the restore after {what}: {stderr}");
+            }
+            let table = compacted_table(&dir.path().join(&out));
+            assert_eq!(table.len(), expected.len(), "{what}");
+            assert!(
+                table == expected,
+                "{what}: the table differs from the reference"
+            );
+        }
+    }
+    assert!(kills >= 6, "only {kills} runs were killed");
+}
+
+/// The table of customers a compacted topic gives when read from the start.
+fn compacted_table(dir: &Path) -> HashMap<u64, Customer> {
+    let topic = Topic::open(dir).unwrap();
+    let mut table = HashMap::new();
+    for partition in 0..topic.partitions() {
+        let (start, end) = topic.offsets(partition).unwrap();
+        let mut reader = topic.reader(partition, start).unwrap();
+        while reader.next_offset() < end {
+            let read = reader
+                .read(1000, |record| {
+                    let id: u64 = serde_json::from_slice(record.key).unwrap();
+                    if record.value.is_empty() {
+                        table.remove(&id);
+                    } else {
+                        table.insert(id, serde_json::from_slice(record.value).unwrap());
+                    }
+                })
+                .unwrap();
+            assert!(
+                read > 0,
+                "{}: partition {partition} ends early",
+                dir.display()
+            );
+        }
+    }
+    table
 }
 
 #[test]

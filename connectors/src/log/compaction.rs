@@ -24,6 +24,10 @@
 //! `PartitionReader`), and deleting first to last keeps that file present until the compacted
 //! one has replaced it.
 //!
+//! A topic that an exactly-once sink writes is compacted only up to the sink's last commit:
+//! a restore may rewind the topic to there (a commit cut short by a crash is taken back and
+//! done again), and must find the records before it as they were.
+//!
 //! Before swapping anything in, a pass records in `compaction.json` the offset below which
 //! records were compared: a rewind of the partition to an offset below it is refused, since a
 //! record that replaced an older one would go and the older one is already gone.
@@ -42,6 +46,7 @@ use crate::error::ConnectorError;
 
 use super::partition::LogConfig;
 use super::segment::{self, CursorStop, SegmentCursor, SparseIndex};
+use super::transaction;
 
 /// The file whose advisory lock one compaction (or rewind) of a partition holds at a time.
 const CLEANER_LOCK: &str = ".cleaner.lock";
@@ -160,25 +165,41 @@ pub(crate) fn compact_partition(
         bytes_before: segments.iter().map(|segment| segment.bytes).sum(),
         ..CompactionReport::default()
     };
-    let Some((active, closed)) = segments.split_last_mut() else {
-        return Ok(Some(report));
+    // The segments wholly below the horizon: closed, and committed if an exactly-once sink
+    // writes the topic.
+    let horizon = match transaction::committed_end(dir)? {
+        Some(committed) => committed.min(segments.last().map_or(0, |active| active.base)),
+        None => segments.last().map_or(0, |active| active.base),
     };
+    let compacted = segments
+        .windows(2)
+        .take_while(|pair| pair[1].base <= horizon)
+        .count();
+    if compacted == 0 {
+        return Ok(Some(CompactionReport {
+            segments_after: report.segments_before,
+            bytes_after: report.bytes_before,
+            ..report
+        }));
+    }
+    let (closed, after) = segments.split_at_mut(compacted);
+    let end_of_closed = after[0].base;
     let newest = newest_offsets(dir, closed, &mut report)?;
     for key in newest.values() {
         closed[key.segment].kept += key.bytes;
     }
-    let (active, closed) = (*active, &*closed);
+    let closed = &*closed;
     let judge = Judge {
         newest,
         now: SystemTime::now(),
         tombstone_retention: Duration::from_millis(config.tombstone_retention_ms),
     };
-    let compared_below = active.base.max(self::compared_below(dir)?);
+    let compared_below = end_of_closed.max(self::compared_below(dir)?);
     write_json_atomically(&dir.join(STATE_FILE), &CompactionState { compared_below })?;
     let mut at = 0;
     for run in runs(closed, config.segment_bytes) {
         at += run.len();
-        let end = closed.get(at).map_or(active.base, |next| next.base);
+        let end = closed.get(at).map_or(end_of_closed, |next| next.base);
         rewrite_run(dir, run, end, config, &judge, &mut report)?;
     }
     let after = describe_segments(dir)?;

@@ -68,6 +68,32 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ConnectorError + '_ {
     move |source| ConnectorError::io(path, source)
 }
 
+/// The end offset after the newest commit, in the partition in `partition_dir`, of the
+/// exactly-once sink writing its topic; `None` when no such sink has written it.
+pub(crate) fn committed_end(partition_dir: &Path) -> Result<Option<u64>, ConnectorError> {
+    let partition = partition_dir.file_name().and_then(|name| {
+        name.to_str()?
+            .strip_prefix("partition-")?
+            .parse::<usize>()
+            .ok()
+    });
+    let (Some(partition), Some(topic_dir)) = (partition, partition_dir.parent()) else {
+        return Ok(None);
+    };
+    let transactions = Transactions {
+        dir: topic_dir.join(".transactions"),
+        output: 0,
+        history_lines: 0,
+    };
+    if !transactions.history_path().exists() {
+        return Ok(None);
+    }
+    let (_, history) = transactions.read_history()?;
+    Ok(history
+        .last()
+        .and_then(|committed| committed.ends.get(partition).copied()))
+}
+
 impl Transactions {
     /// The staging directory of the topic in `topic_dir`, created if missing.
     pub(crate) fn open(topic_dir: &Path) -> Result<Self, ConnectorError> {

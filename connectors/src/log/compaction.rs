@@ -96,7 +96,7 @@ pub(crate) enum Wait {
 
 /// Takes the cleaner lock of the partition in `dir`; `None` when another holds it and `wait`
 /// says not to wait.
-pub(crate) fn lock_cleaner(dir: &Path, wait: Wait) -> Result<Option<CleanerLock>, ConnectorError> {
+fn lock_cleaner(dir: &Path, wait: Wait) -> Result<Option<CleanerLock>, ConnectorError> {
     let path = dir.join(CLEANER_LOCK);
     let file = File::create(&path).map_err(|error| ConnectorError::io(&path, error))?;
     match wait {
@@ -110,6 +110,12 @@ pub(crate) fn lock_cleaner(dir: &Path, wait: Wait) -> Result<Option<CleanerLock>
         }
     }
     Ok(Some(CleanerLock { _file: file }))
+}
+
+/// Takes the cleaner lock of the partition in `dir`, waiting for a compaction that holds it.
+pub(crate) fn hold_cleaner(dir: &Path) -> Result<CleanerLock, ConnectorError> {
+    let lock = lock_cleaner(dir, Wait::Yes)?;
+    lock.ok_or_else(|| ConnectorError::io(dir, std::io::Error::other("the lock was not taken")))
 }
 
 /// The offset below which compaction may have removed records of the partition in `dir`.
@@ -136,6 +142,8 @@ struct Segment {
     /// Bytes of its records that are their key's newest (known once the closed segments
     /// were read).
     kept: u64,
+    /// Whether it holds a tombstone that stays (younger than the tombstone retention).
+    tombstones: bool,
 }
 
 /// Where a key's newest record is.
@@ -146,6 +154,8 @@ struct Newest {
     segment: usize,
     /// Its frame's bytes.
     bytes: u64,
+    /// Whether it is a tombstone.
+    tombstone: bool,
 }
 
 /// Runs one compaction pass over the partition in `dir`; `None` when another pass holds the
@@ -184,16 +194,18 @@ pub(crate) fn compact_partition(
     }
     let (closed, after) = segments.split_at_mut(compacted);
     let end_of_closed = after[0].base;
-    let newest = newest_offsets(dir, closed, &mut report)?;
-    for key in newest.values() {
-        closed[key.segment].kept += key.bytes;
-    }
-    let closed = &*closed;
-    let judge = Judge {
-        newest,
+    let mut judge = Judge {
+        newest: newest_offsets(dir, closed, &mut report)?,
         now: SystemTime::now(),
         tombstone_retention: Duration::from_millis(config.tombstone_retention_ms),
     };
+    for key in judge.newest.values() {
+        let segment = &mut closed[key.segment];
+        segment.kept += key.bytes;
+        segment.tombstones |= key.tombstone && !judge.expired(segment);
+    }
+    judge.newest.shrink_to_fit();
+    let closed = &*closed;
     let compared_below = end_of_closed.max(self::compared_below(dir)?);
     write_json_atomically(&dir.join(STATE_FILE), &CompactionState { compared_below })?;
     let mut at = 0;
@@ -232,16 +244,18 @@ impl Judge {
         if self.newest.get(key).map(|newest| newest.offset) != Some(offset) {
             return Verdict::Replaced;
         }
-        let expired = value_len == 0
-            && self
-                .now
-                .duration_since(segment.modified)
-                .is_ok_and(|age| age > self.tombstone_retention);
-        if expired {
+        if value_len == 0 && self.expired(segment) {
             Verdict::Expired
         } else {
             Verdict::Keep
         }
+    }
+
+    /// Whether the tombstones of `segment` are past their retention.
+    fn expired(&self, segment: &Segment) -> bool {
+        self.now
+            .duration_since(segment.modified)
+            .is_ok_and(|age| age > self.tombstone_retention)
     }
 }
 
@@ -258,6 +272,7 @@ fn describe_segments(dir: &Path) -> Result<Vec<Segment>, ConnectorError> {
                 bytes: meta.len(),
                 modified: meta.modified().unwrap_or_else(|_| SystemTime::now()),
                 kept: 0,
+                tombstones: false,
             })
         })
         .collect()
@@ -271,12 +286,13 @@ fn newest_offsets(
 ) -> Result<HashMap<Vec<u8>, Newest>, ConnectorError> {
     let mut newest: HashMap<Vec<u8>, Newest> = HashMap::new();
     for (at, segment) in segments.iter().enumerate() {
-        scan(dir, segment.base, |key, offset, _, frame| {
+        scan(dir, segment.base, |key, offset, value_len, frame| {
             report.records_read += 1;
             let record = Newest {
                 offset,
                 segment: at,
                 bytes: frame.len() as u64,
+                tombstone: value_len == 0,
             };
             match newest.get_mut(key) {
                 Some(newest) => *newest = record,
@@ -338,13 +354,17 @@ fn scan(
 }
 
 /// Splits `segments` into runs of consecutive segments that keep at most `limit` bytes
-/// together (a segment keeping more than that is a run of its own).
+/// together (a segment keeping more than that is a run of its own). A run ends with a segment
+/// holding tombstones that stay: the compacted file takes its newest input's time, from which
+/// its tombstones' retention counts, and merging newer segments into it would postpone their
+/// removal for ever.
 fn runs(segments: &[Segment], limit: u64) -> Vec<&[Segment]> {
     let mut runs = Vec::new();
     let mut start = 0;
     let mut bytes = 0;
     for (at, segment) in segments.iter().enumerate() {
-        if at > start && bytes + segment.kept > limit {
+        let after_tombstones = at > 0 && segments[at - 1].tombstones;
+        if at > start && (bytes + segment.kept > limit || after_tombstones) {
             runs.push(&segments[start..at]);
             start = at;
             bytes = 0;
@@ -475,12 +495,11 @@ fn index_of(path: &Path, base: u64, interval: u64) -> Result<Vec<u8>, ConnectorE
     let mut bytes = Vec::new();
     let mut next_index_at = 0;
     while cursor.read(usize::MAX, |view, position, _| {
-        if position >= next_index_at {
-            // Both fit in 32 bits: a segment is under 1 GiB and its offsets span its run.
-            bytes.extend_from_slice(&SparseIndex::encode_entry(
-                (view.offset - base) as u32,
-                position as u32,
-            ));
+        // Positions fit in 32 bits (a segment is under 1 GiB); offsets past 2^32 after the
+        // base (a first segment that took in many runs) go unindexed, found by scanning.
+        if let (true, Ok(relative)) = (position >= next_index_at, u32::try_from(view.offset - base))
+        {
+            bytes.extend_from_slice(&SparseIndex::encode_entry(relative, position as u32));
             next_index_at = position + interval;
         }
     })? == CursorStop::Full
@@ -534,6 +553,7 @@ mod tests {
     use super::*;
     use crate::log::partition::{Cleanup, PartitionWriter};
     use crate::log::record::RecordRef;
+    use crate::log::{Topic, ValueFormat};
     use weir_engine::EventTime;
 
     fn segment(base: u64, kept: u64) -> Segment {
@@ -542,6 +562,7 @@ mod tests {
             bytes: kept * 3,
             modified: SystemTime::UNIX_EPOCH,
             kept,
+            tombstones: false,
         }
     }
 
@@ -559,6 +580,14 @@ mod tests {
             .map(|run| run.iter().map(|segment| segment.base).collect())
             .collect();
         assert_eq!(bases, vec![vec![0, 10], vec![20], vec![30], vec![40]]);
+        let mut with_tombstones = segments;
+        with_tombstones[0].tombstones = true;
+        with_tombstones[3].kept = 30;
+        let bases: Vec<Vec<u64>> = runs(&with_tombstones, 100)
+            .iter()
+            .map(|run| run.iter().map(|segment| segment.base).collect())
+            .collect();
+        assert_eq!(bases, vec![vec![0], vec![10, 20], vec![30, 40]]);
     }
 
     /// A rewind below the offset compaction compared records up to would lose values that
@@ -586,13 +615,49 @@ mod tests {
         let compared = compared_below(dir.path())?;
         assert!(compared > 10 && compared < 100, "compared below {compared}");
         let error = writer
-            .truncate(5)
+            .prepare_rewind(5)
             .map(|_| ())
             .expect_err("a rewind to offset 5 must be refused");
         assert!(error.to_string().contains("cannot rewind"), "{error}");
-        let writer = PartitionWriter::open(dir.path(), config)?;
-        let writer = writer.truncate(compared + 1)?;
+        let lock = writer.prepare_rewind(compared + 1)?;
+        let writer = writer.truncate(compared + 1, &lock)?;
         assert_eq!(writer.next_offset(), compared + 1);
+        Ok(())
+    }
+
+    /// A rewind of several partitions, one of them refused, cuts none of them.
+    #[test]
+    fn a_refused_rewind_of_one_partition_leaves_every_partition_as_it_was(
+    ) -> Result<(), ConnectorError> {
+        let dir = tempfile::tempdir().map_err(|error| ConnectorError::io("tempdir", error))?;
+        let config = LogConfig {
+            segment_bytes: 256,
+            cleanup: Cleanup::Compact,
+            ..LogConfig::default()
+        };
+        let topic = Topic::create(dir.path().join("t"), 2, ValueFormat::Json, config.clone())?;
+        let mut producer = topic.producer()?;
+        for step in 0..200u64 {
+            let key = (step % 7).to_string();
+            producer.send(&RecordRef {
+                key: key.as_bytes(),
+                value: b"{\"some\":\"value\"}",
+                timestamp: EventTime(step),
+                headers: &[],
+            })?;
+        }
+        producer.flush()?;
+        topic.compact()?;
+        let ends = producer.next_offsets();
+        let compared = compared_below(&topic.partition_dir(1))?;
+        assert!(compared > 5, "compared below {compared}");
+        // Partition 0 a record back (allowed), partition 1 below what compaction compared.
+        let error = producer
+            .truncate(&[ends[0] - 1, 5])
+            .expect_err("partition 1's rewind must be refused");
+        assert!(error.to_string().contains("cannot rewind"), "{error}");
+        assert_eq!(topic.offsets(0)?.1, ends[0]);
+        assert_eq!(topic.offsets(1)?.1, ends[1]);
         Ok(())
     }
 }

@@ -239,28 +239,26 @@ impl PartitionWriter {
         sync_dir(&self.dir)
     }
 
-    /// Removes every record from `offset` on, durably, and reopens the writer over what is
-    /// left: how the exactly-once sink rewinds its output to an older checkpoint. Later
-    /// segments go first, newest first, so a crash part-way leaves a shorter partition
-    /// without gaps.
-    ///
-    /// In a compacted partition the rewind waits for a compaction in progress, and is refused
-    /// below the offset compaction compared records up to: records there may have been
-    /// removed for newer ones that the rewind would remove too.
-    pub(crate) fn truncate(mut self, offset: u64) -> Result<PartitionWriter, ConnectorError> {
+    /// Readies a rewind to `offset` (see [`truncate`](Self::truncate)): waits for this
+    /// writer's compaction, takes the partition's cleaner lock so that no compaction starts
+    /// until the rewind is done, finishes an interrupted one, and checks that the rewind
+    /// loses nothing. In a compacted partition a rewind below the offset compaction compared
+    /// records up to is refused: records there may have been removed for newer ones that the
+    /// rewind would remove too. A rewind of several partitions readies them all before it
+    /// cuts any, so that a refusal leaves every partition as it was.
+    pub(crate) fn prepare_rewind(
+        &mut self,
+        offset: u64,
+    ) -> Result<compaction::CleanerLock, ConnectorError> {
         self.flush()?;
-        if offset >= self.next_offset {
-            return Ok(self);
-        }
         self.wait_for_compaction();
-        let (dir, config) = (self.dir.clone(), self.config.clone());
-        let _cleaner = compaction::lock_cleaner(&dir, Wait::Yes)?;
-        if config.compacted() {
-            compaction::finish_interrupted(&dir, &config)?;
-            let compared_below = compaction::compared_below(&dir)?;
+        let lock = compaction::hold_cleaner(&self.dir)?;
+        if self.config.compacted() && offset < self.next_offset {
+            compaction::finish_interrupted(&self.dir, &self.config)?;
+            let compared_below = compaction::compared_below(&self.dir)?;
             if offset < compared_below {
                 return Err(ConnectorError::BadLog {
-                    path: dir,
+                    path: self.dir.clone(),
                     reason: format!(
                         "cannot rewind this compacted partition to offset {offset}: compaction \
                          has already compared the records below offset {compared_below} and \
@@ -271,6 +269,23 @@ impl PartitionWriter {
                 });
             }
         }
+        Ok(lock)
+    }
+
+    /// Removes every record from `offset` on, durably, and reopens the writer over what is
+    /// left: how the exactly-once sink rewinds its output to an older checkpoint. Later
+    /// segments go first, newest first, so a crash part-way leaves a shorter partition
+    /// without gaps. `_ready` is the lock [`prepare_rewind`](Self::prepare_rewind) took.
+    pub(crate) fn truncate(
+        mut self,
+        offset: u64,
+        _ready: &compaction::CleanerLock,
+    ) -> Result<PartitionWriter, ConnectorError> {
+        self.flush()?;
+        if offset >= self.next_offset {
+            return Ok(self);
+        }
+        let (dir, config) = (self.dir.clone(), self.config.clone());
         let segments = segment::list_segments(&dir)?;
         let position = PartitionReader::open(&dir, offset, &config)?;
         let (base, cut_at) = (position.base, position.cursor.position());
@@ -546,6 +561,14 @@ impl PartitionReader {
         offset: u64,
         config: &LogConfig,
     ) -> Result<PartitionReader, ConnectorError> {
+        again_if_deleted(config, || Self::open_once(dir, offset, config))
+    }
+
+    fn open_once(
+        dir: &Path,
+        offset: u64,
+        config: &LogConfig,
+    ) -> Result<PartitionReader, ConnectorError> {
         let segments = segment::list_segments(dir)?;
         let (start, end) = offset_range(dir, &segments)?;
         if !(start..=end).contains(&offset) {
@@ -781,11 +804,7 @@ impl PartitionReader {
                         Ok(true)
                     }
                     // Deleted by a compaction since the listing: list again.
-                    Err(ConnectorError::Io { source, .. })
-                        if source.kind() == std::io::ErrorKind::NotFound =>
-                    {
-                        Ok(true)
-                    }
+                    Err(error) if is_not_found(&error) => Ok(true),
                     Err(error) => Err(error),
                 };
             }
@@ -806,12 +825,41 @@ impl PartitionReader {
                 reason: format!("a closed segment ends {trailing} bytes into a record"),
             });
         }
-        self.cursor = SegmentCursor::open(segment::segment_path(&self.dir, next), 0)?;
+        self.cursor = match SegmentCursor::open(segment::segment_path(&self.dir, next), 0) {
+            Ok(cursor) => cursor,
+            // Deleted by a compaction since the listing: list again.
+            Err(error) if is_not_found(&error) => return Ok(true),
+            Err(error) => return Err(error),
+        };
         self.base = next;
         self.reread = false;
         self.next_offset = self.next_offset.max(next);
         Ok(true)
     }
+}
+
+/// Runs `read` (something that lists a partition's segments, then opens them) again while it
+/// fails because a segment listed was gone when opened: deleted by a compaction meanwhile
+/// (compacted partitions only; a few hundred times at most).
+pub(crate) fn again_if_deleted<T>(
+    config: &LogConfig,
+    mut read: impl FnMut() -> Result<T, ConnectorError>,
+) -> Result<T, ConnectorError> {
+    let mut attempts = 0;
+    loop {
+        match read() {
+            Err(error) if config.compacted() && is_not_found(&error) && attempts < 300 => {
+                attempts += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Whether `error` says that a file is not there (in a compacted partition: deleted by a
+/// compaction after it was listed).
+fn is_not_found(error: &ConnectorError) -> bool {
+    matches!(error, ConnectorError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// A cursor on the segment at `base` placed at the last indexed record at or before

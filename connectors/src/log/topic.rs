@@ -248,45 +248,50 @@ impl Topic {
     pub fn describe(&self) -> Result<Vec<PartitionDescription>, ConnectorError> {
         (0..self.partitions())
             .map(|partition| {
-                let dir = self.partition_dir(partition);
-                let segments = segment::list_segments(&dir)?;
-                let mut bytes = 0;
-                for &base in &segments {
-                    let path = segment::segment_path(&dir, base);
-                    bytes += std::fs::metadata(&path)
-                        .map_err(|error| ConnectorError::io(&path, error))?
-                        .len();
-                }
-                let (start, end) = partition::offset_range(&dir, &segments)?;
-                let mut reader = self.reader(partition, start)?;
-                let mut time_range: Option<(EventTime, EventTime)> = None;
-                let mut records = 0;
-                while reader.next_offset() < end {
-                    let read = reader.read(64 * 1024, |record| {
-                        records += 1;
-                        let (min, max) =
-                            time_range.get_or_insert((record.timestamp, record.timestamp));
-                        *min = (*min).min(record.timestamp);
-                        *max = (*max).max(record.timestamp);
-                    })?;
-                    if read == 0 {
-                        return Err(reader.ends_before(end));
-                    }
-                }
-                // One more read, to find bytes after the last whole record.
-                reader.read(1, |_| {})?;
-                Ok(PartitionDescription {
-                    partition,
-                    start_offset: start,
-                    end_offset: end,
-                    records,
-                    segments: segments.len(),
-                    bytes,
-                    time_range,
-                    torn_tail: reader.torn_tail().cloned(),
+                partition::again_if_deleted(&self.metadata.log, || {
+                    self.describe_partition(partition)
                 })
             })
             .collect()
+    }
+
+    fn describe_partition(&self, partition: u32) -> Result<PartitionDescription, ConnectorError> {
+        let dir = self.partition_dir(partition);
+        let segments = segment::list_segments(&dir)?;
+        let mut bytes = 0;
+        for &base in &segments {
+            let path = segment::segment_path(&dir, base);
+            bytes += std::fs::metadata(&path)
+                .map_err(|error| ConnectorError::io(&path, error))?
+                .len();
+        }
+        let (start, end) = partition::offset_range(&dir, &segments)?;
+        let mut reader = self.reader(partition, start)?;
+        let mut time_range: Option<(EventTime, EventTime)> = None;
+        let mut records = 0;
+        while reader.next_offset() < end {
+            let read = reader.read(64 * 1024, |record| {
+                records += 1;
+                let (min, max) = time_range.get_or_insert((record.timestamp, record.timestamp));
+                *min = (*min).min(record.timestamp);
+                *max = (*max).max(record.timestamp);
+            })?;
+            if read == 0 && reader.next_offset() < end {
+                return Err(reader.ends_before(end));
+            }
+        }
+        // One more read, to find bytes after the last whole record.
+        reader.read(1, |_| {})?;
+        Ok(PartitionDescription {
+            partition,
+            start_offset: start,
+            end_offset: end,
+            records,
+            segments: segments.len(),
+            bytes,
+            time_range,
+            torn_tail: reader.torn_tail().cloned(),
+        })
     }
 }
 
@@ -380,13 +385,23 @@ impl Producer {
 
     /// Removes the records at and after `ends[p]` from each partition `p` (partitions beyond
     /// `ends` are left alone).
+    ///
+    /// Every partition is readied (and, compacted, checked) before any is cut, so that a
+    /// refused rewind leaves the topic as it was.
     pub(crate) fn truncate(&mut self, ends: &[u64]) -> Result<(), ConnectorError> {
+        let ready = self
+            .writers
+            .iter_mut()
+            .zip(ends)
+            .map(|(writer, &end)| writer.prepare_rewind(end))
+            .collect::<Result<Vec<_>, _>>()?;
         let writers = std::mem::take(&mut self.writers);
         for (partition, writer) in writers.into_iter().enumerate() {
-            self.writers.push(match ends.get(partition) {
-                Some(&end) => writer.truncate(end)?,
-                None => writer,
-            });
+            self.writers
+                .push(match (ends.get(partition), ready.get(partition)) {
+                    (Some(&end), Some(lock)) => writer.truncate(end, lock)?,
+                    _ => writer,
+                });
         }
         Ok(())
     }

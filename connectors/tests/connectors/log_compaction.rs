@@ -324,3 +324,35 @@ fn a_reader_part_way_through_segments_that_a_compaction_replaces_misses_nothing(
         assert_same_table(&read, &more);
     }
 }
+
+/// A tombstone goes once past its retention although newer segments keep arriving and being
+/// compacted after it (the file holding it is not merged with newer ones, whose time would
+/// restart its retention).
+#[test]
+fn a_tombstone_goes_after_its_retention_while_writes_go_on() {
+    let (_dir, topic) = new_topic(compacted(512, 150));
+    let mut writer = topic.writer(0).unwrap();
+    let mut written = vec![record(1, 0, false), record(1, 1, true)];
+    for record in &written {
+        append(&mut writer, record);
+    }
+    let started = Instant::now();
+    let mut step = 2;
+    while started.elapsed() < Duration::from_millis(600) {
+        for _ in 0..20 {
+            let record = record(2 + (step % 5) as u8, step, false);
+            append(&mut writer, &record);
+            written.push(record);
+            step += 1;
+        }
+        writer.flush().unwrap();
+        topic.compact().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let read = read_all(&topic);
+    assert_same_table(&read, &written);
+    assert!(
+        read.iter().all(|(_, (key, _))| key != "key-1"),
+        "the tombstone of key-1 outlived its retention"
+    );
+}

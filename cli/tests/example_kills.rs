@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use weir::log::{Cleanup, LogConfig, Topic, ValueFormat};
 use weir_examples::fraud::{judge_all, Alert, Transaction};
-use weir_examples::latest_state::{well_formed, ChangeEvent, Customer};
+use weir_examples::latest_state::{read_table, reference_table, well_formed, ChangeEvent};
 use weir_examples::sensors::{in_range, Reading, Rollup};
 use weir_examples::sessions::{PageView, Session};
 use weir_examples::word_count::{words, Message, WindowedCount, Word};
@@ -179,19 +179,7 @@ fn latest_state_survives_kills_exactly_once() {
 fn latest_state_upserts_into_a_compacted_topic_survive_kills_at_commit_steps() {
     let dir = tempfile::tempdir().unwrap();
     let sample = write_input(dir.path(), "latest-state");
-    let events = valid::<ChangeEvent>(&sample, well_formed);
-    let mut newest: HashMap<u64, &ChangeEvent> = HashMap::new();
-    for event in &events {
-        let kept = newest.entry(event.id()).or_insert(event);
-        if event.ts_ms > kept.ts_ms {
-            *kept = event;
-        }
-    }
-    let expected: HashMap<u64, Customer> = newest
-        .values()
-        .filter_map(|event| event.after.clone())
-        .map(|customer| (customer.id, customer))
-        .collect();
+    let expected = reference_table(&valid::<ChangeEvent>(&sample, well_formed));
     let mut kills = 0;
     for point in [
         "log_sink.commit_marked",
@@ -224,7 +212,7 @@ fn latest_state_upserts_into_a_compacted_topic_survive_kills_at_commit_steps() {
                 let (status, stderr) = run_within(dir.path(), &args, &[], RUN_DEADLINE, &what);
                 assert!(status.success(), "the restore after {what}: {stderr}");
             }
-            let table = compacted_table(&dir.path().join(&out));
+            let table = read_table(&Topic::open(dir.path().join(&out)).unwrap()).unwrap();
             assert_eq!(table.len(), expected.len(), "{what}");
             assert!(
                 table == expected,
@@ -233,34 +221,6 @@ fn latest_state_upserts_into_a_compacted_topic_survive_kills_at_commit_steps() {
         }
     }
     assert!(kills >= 6, "only {kills} runs were killed");
-}
-
-/// The table of customers a compacted topic gives when read from the start.
-fn compacted_table(dir: &Path) -> HashMap<u64, Customer> {
-    let topic = Topic::open(dir).unwrap();
-    let mut table = HashMap::new();
-    for partition in 0..topic.partitions() {
-        let (start, end) = topic.offsets(partition).unwrap();
-        let mut reader = topic.reader(partition, start).unwrap();
-        while reader.next_offset() < end {
-            let read = reader
-                .read(1000, |record| {
-                    let id: u64 = serde_json::from_slice(record.key).unwrap();
-                    if record.value.is_empty() {
-                        table.remove(&id);
-                    } else {
-                        table.insert(id, serde_json::from_slice(record.value).unwrap());
-                    }
-                })
-                .unwrap();
-            assert!(
-                read > 0,
-                "{}: partition {partition} ends early",
-                dir.display()
-            );
-        }
-    }
-    table
 }
 
 #[test]

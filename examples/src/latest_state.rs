@@ -13,11 +13,15 @@
 //! different partitions), and a stale one must not overwrite a newer one. Stale events go to
 //! the late output.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use weir::log::Topic;
 use weir::operators::changelog::Change;
-use weir::{EventTime, KeyedContext, KeyedOutput, KeyedProcess, Stream, Timestamped};
+use weir::{
+    ConnectorError, EventTime, KeyedContext, KeyedOutput, KeyedProcess, Stream, Timestamped,
+};
 
 use crate::io::{SampleLine, SAMPLE_START};
 use crate::random::SampleRng;
@@ -164,6 +168,70 @@ pub fn current_table<'s>(
         |event| EventTime(event.ts_ms),
         LatestState,
     )
+}
+
+/// The current table as a plain computation over change events: the newest version (largest
+/// `ts_ms`) of each row, deleted rows left out. The reference the job is tested against.
+pub fn reference_table(events: &[ChangeEvent]) -> HashMap<u64, Customer> {
+    let mut newest: HashMap<u64, &ChangeEvent> = HashMap::new();
+    for event in events {
+        let kept = newest.entry(event.id()).or_insert(event);
+        if event.ts_ms > kept.ts_ms {
+            *kept = event;
+        }
+    }
+    newest
+        .into_values()
+        .filter_map(|event| event.after.clone())
+        .map(|customer| (customer.id, customer))
+        .collect()
+}
+
+/// The table a compacted topic that this job upserted into holds: read from the start, each
+/// record sets the row of its id (the key), a tombstone deletes it.
+pub fn read_table(topic: &Topic) -> Result<HashMap<u64, Customer>, ConnectorError> {
+    let mut table = HashMap::new();
+    for partition in 0..topic.partitions() {
+        let (start, end) = topic.offsets(partition)?;
+        let mut reader = topic.reader(partition, start)?;
+        let mut failed = None;
+        while reader.next_offset() < end && failed.is_none() {
+            let read = reader.read(1000, |record| {
+                let row = serde_json::from_slice::<u64>(record.key).and_then(|id| {
+                    Ok((
+                        id,
+                        (!record.value.is_empty())
+                            .then(|| serde_json::from_slice(record.value))
+                            .transpose()?,
+                    ))
+                });
+                match row {
+                    Ok((id, Some(customer))) => {
+                        table.insert(id, customer);
+                    }
+                    Ok((id, None)) => {
+                        table.remove(&id);
+                    }
+                    Err(error) => {
+                        failed.get_or_insert(ConnectorError::Format {
+                            path: topic.partition_dir(partition),
+                            reason: format!(
+                                "offset {}: not a customer row: {error}",
+                                record.offset
+                            ),
+                        });
+                    }
+                }
+            })?;
+            if read == 0 && reader.next_offset() < end {
+                return Err(reader.ends_before(end));
+            }
+        }
+        if let Some(error) = failed {
+            return Err(error);
+        }
+    }
+    Ok(table)
 }
 
 /// `latest-state` in the registry.

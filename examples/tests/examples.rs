@@ -17,7 +17,9 @@ use weir::operators::changelog::{apply, Change};
 use weir::schema::JsonSchema;
 use weir::{DeadLetter, Destination, Job, JobConfig, JsonLinesSink};
 use weir_examples::fraud::{judge_all, Alert, Transaction};
-use weir_examples::latest_state::{well_formed, ChangeEvent, Customer};
+use weir_examples::latest_state::{
+    read_table, reference_table, well_formed, ChangeEvent, Customer,
+};
 use weir_examples::orders::{Order, Revenue, MINUTE};
 use weir_examples::sensors::{in_range, Reading, Rollup};
 use weir_examples::sessions::{PageView, Session, GAP};
@@ -407,29 +409,14 @@ fn orders_are_charged_once_per_order_id() {
     }
 }
 
-/// The change event of each row with the largest `ts_ms`.
-fn newest_per_id(events: &[ChangeEvent]) -> HashMap<u64, &ChangeEvent> {
-    let mut newest: HashMap<u64, &ChangeEvent> = HashMap::new();
-    for event in events {
-        let kept = newest.entry(event.id()).or_insert(event);
-        if event.ts_ms > kept.ts_ms {
-            *kept = event;
-        }
-    }
-    newest
-}
-
 #[test]
 fn the_latest_state_view_holds_the_newest_version_of_every_row() {
     let sample = sample("latest-state");
     let (events, rejected) = decoded::<ChangeEvent>(&sample, well_formed);
     assert!(rejected > 0, "the sample has broken envelopes");
-    let newest = newest_per_id(&events);
-    let expected: HashSet<Customer> = newest
-        .values()
-        .filter_map(|event| event.after.clone())
-        .collect();
-    assert!(expected.len() < newest.len(), "the sample deletes rows");
+    let expected: HashSet<Customer> = reference_table(&events).into_values().collect();
+    let ids: HashSet<u64> = events.iter().map(ChangeEvent::id).collect();
+    assert!(expected.len() < ids.len(), "the sample deletes rows");
     for workers in [1, 2] {
         let view: Run<Customer, ChangeEvent> = run("latest-state", workers, &sample, false);
         assert_eq!(view.dead_letters.len(), rejected);
@@ -449,12 +436,7 @@ fn the_latest_state_view_holds_the_newest_version_of_every_row() {
 fn the_latest_state_view_written_to_a_compacted_topic_reads_as_the_current_table() {
     let sample = sample("latest-state");
     let (events, _) = decoded::<ChangeEvent>(&sample, well_formed);
-    let newest = newest_per_id(&events);
-    let expected: HashMap<u64, Customer> = newest
-        .values()
-        .filter_map(|event| event.after.clone())
-        .map(|customer| (customer.id, customer))
-        .collect();
+    let expected = reference_table(&events);
     for workers in [1, 2] {
         let dir = tempfile::tempdir().unwrap();
         let config = LogConfig {
@@ -471,33 +453,14 @@ fn the_latest_state_view_written_to_a_compacted_topic_reads_as_the_current_table
             false,
             None,
         );
-        assert_eq!(read_table(&topic), expected, "{workers} workers");
+        assert_eq!(read_table(&topic).unwrap(), expected, "{workers} workers");
         topic.compact().unwrap();
-        assert_eq!(read_table(&topic), expected, "{workers} workers, compacted");
+        assert_eq!(
+            read_table(&topic).unwrap(),
+            expected,
+            "{workers} workers, compacted"
+        );
     }
-}
-
-/// The table a compacted topic of customers gives when read from the start.
-fn read_table(topic: &Topic) -> HashMap<u64, Customer> {
-    let mut table = HashMap::new();
-    for partition in 0..topic.partitions() {
-        let (start, end) = topic.offsets(partition).unwrap();
-        let mut reader = topic.reader(partition, start).unwrap();
-        while reader.next_offset() < end {
-            let read = reader
-                .read(1000, |record| {
-                    let id: u64 = serde_json::from_slice(record.key).unwrap();
-                    if record.value.is_empty() {
-                        table.remove(&id);
-                    } else {
-                        table.insert(id, serde_json::from_slice(record.value).unwrap());
-                    }
-                })
-                .unwrap();
-            assert!(read > 0);
-        }
-    }
-    table
 }
 
 #[test]

@@ -590,25 +590,34 @@ mod tests {
         assert_eq!(bases, vec![vec![0], vec![10, 20], vec![30, 40]]);
     }
 
-    /// A rewind below the offset compaction compared records up to would lose values that
-    /// compaction removed for records the rewind removes: it is refused; one above is done.
-    #[test]
-    fn a_rewind_below_what_compaction_compared_is_refused() -> Result<(), ConnectorError> {
+    /// A temporary directory, and the settings of a compacted partition of small segments.
+    fn compacted_dir() -> Result<(tempfile::TempDir, LogConfig), ConnectorError> {
         let dir = tempfile::tempdir().map_err(|error| ConnectorError::io("tempdir", error))?;
         let config = LogConfig {
             segment_bytes: 256,
             cleanup: Cleanup::Compact,
             ..LogConfig::default()
         };
+        Ok((dir, config))
+    }
+
+    fn keyed(key: &str, step: u64) -> RecordRef<'_> {
+        RecordRef {
+            key: key.as_bytes(),
+            value: b"{\"some\":\"value\"}",
+            timestamp: EventTime(step),
+            headers: &[],
+        }
+    }
+
+    /// A rewind below the offset compaction compared records up to would lose values that
+    /// compaction removed for records the rewind removes: it is refused; one above is done.
+    #[test]
+    fn a_rewind_below_what_compaction_compared_is_refused() -> Result<(), ConnectorError> {
+        let (dir, config) = compacted_dir()?;
         let mut writer = PartitionWriter::open(dir.path(), config.clone())?;
         for step in 0..100u64 {
-            let key = (step % 3).to_string();
-            writer.append(&RecordRef {
-                key: key.as_bytes(),
-                value: b"{\"some\":\"value\"}",
-                timestamp: EventTime(step),
-                headers: &[],
-            })?;
+            writer.append(&keyed(&(step % 3).to_string(), step))?;
         }
         writer.flush()?;
         compact_partition(dir.path(), &config, Wait::Yes)?;
@@ -629,22 +638,11 @@ mod tests {
     #[test]
     fn a_refused_rewind_of_one_partition_leaves_every_partition_as_it_was(
     ) -> Result<(), ConnectorError> {
-        let dir = tempfile::tempdir().map_err(|error| ConnectorError::io("tempdir", error))?;
-        let config = LogConfig {
-            segment_bytes: 256,
-            cleanup: Cleanup::Compact,
-            ..LogConfig::default()
-        };
-        let topic = Topic::create(dir.path().join("t"), 2, ValueFormat::Json, config.clone())?;
+        let (dir, config) = compacted_dir()?;
+        let topic = Topic::create(dir.path().join("t"), 2, ValueFormat::Json, config)?;
         let mut producer = topic.producer()?;
         for step in 0..200u64 {
-            let key = (step % 7).to_string();
-            producer.send(&RecordRef {
-                key: key.as_bytes(),
-                value: b"{\"some\":\"value\"}",
-                timestamp: EventTime(step),
-                headers: &[],
-            })?;
+            producer.send(&keyed(&(step % 7).to_string(), step))?;
         }
         producer.flush()?;
         topic.compact()?;

@@ -194,7 +194,7 @@ pub(crate) fn compact_partition(
     }
     let (closed, after) = segments.split_at_mut(compacted);
     let end_of_closed = after[0].base;
-    let mut judge = Judge {
+    let judge = Judge {
         newest: newest_offsets(dir, closed, &mut report)?,
         now: SystemTime::now(),
         tombstone_retention: Duration::from_millis(config.tombstone_retention_ms),
@@ -204,7 +204,6 @@ pub(crate) fn compact_partition(
         segment.kept += key.bytes;
         segment.tombstones |= key.tombstone && !judge.expired(segment);
     }
-    judge.newest.shrink_to_fit();
     let closed = &*closed;
     let compared_below = end_of_closed.max(self::compared_below(dir)?);
     write_json_atomically(&dir.join(STATE_FILE), &CompactionState { compared_below })?;

@@ -260,6 +260,7 @@ impl<T: DeserializeOwned + 'static> LogReader<T> {
         max: usize,
         now: Instant,
     ) -> Result<usize, ConnectorError> {
+        let tombstones = self.topic.config().compacted();
         let LogReader {
             name,
             codec,
@@ -280,7 +281,14 @@ impl<T: DeserializeOwned + 'static> LogReader<T> {
         let last_timestamp = &mut partition.last_timestamp;
         let result = partition.reader.read(max, |record| {
             *last_timestamp = Some(record.timestamp);
-            let decoded = checks.decode(record.value, |bytes| codec.decode::<T>(bytes));
+            let decoded = if tombstones && record.value.is_empty() {
+                Err(format!(
+                    "a tombstone: the delete of key {:?} in a compacted topic, not a record",
+                    String::from_utf8_lossy(record.key)
+                ))
+            } else {
+                checks.decode(record.value, |bytes| codec.decode::<T>(bytes))
+            };
             match decoded {
                 Ok(value) => {
                     let time = event_time

@@ -198,6 +198,37 @@ fn bad_records_become_dead_letters_and_the_good_ones_around_them_all_arrive() {
         .all(|l| l.source == topic.dir().display().to_string()));
 }
 
+/// Read by a job, a compacted topic's tombstone is a dead letter that says what it is.
+#[test]
+fn a_tombstone_read_by_a_job_is_a_dead_letter_naming_it_and_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        cleanup: weir_connectors::log::Cleanup::Compact,
+        ..LogConfig::default()
+    };
+    let topic = json_topic(dir.path(), 1, config);
+    let mut writer = topic.writer(0).unwrap();
+    for (key, value) in [(&b"a"[..], &b"{\"id\": 1, \"time\": 10}"[..]), (b"a", b"")] {
+        writer
+            .append(&RecordRef {
+                key,
+                value,
+                timestamp: EventTime(10),
+                headers: &[],
+            })
+            .unwrap();
+    }
+    writer.flush().unwrap();
+    let (got, letters) = run(topic.dir().to_owned(), 1, |source| source).unwrap();
+    assert_eq!(got, vec![Row { id: 1, time: 10 }]);
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0].reason.contains("tombstone") && letters[0].reason.contains("\"a\""),
+        "{}",
+        letters[0].reason
+    );
+}
+
 #[test]
 fn without_a_dead_letter_output_a_bad_record_stops_the_job_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();

@@ -59,42 +59,43 @@ impl ExampleInput {
         let watermarks = Watermarks::bounded(disorder);
         match &self.origin {
             Origin::JsonLines(path) => {
-                let source = JsonLinesSource::<T>::new(path)
-                    .event_time(disorder, T::event_time)
-                    .validate(validate);
-                p.source(match &self.schema {
-                    Some(schema) => source.schema(schema.clone()),
-                    None => source,
-                })
+                let source = JsonLinesSource::<T>::new(path).event_time(disorder, T::event_time);
+                p.source(self.checked(source, validate))
             }
             Origin::Log(dir) => {
-                let mut source = LogSource::<T>::new(dir)
+                let source = LogSource::<T>::new(dir)
                     .watermarks(watermarks)
                     .event_time(T::event_time)
-                    .validate(validate)
                     .until_end();
-                if let Some(schema) = &self.schema {
-                    source = source.schema(schema.clone());
-                }
+                let source = self.checked(source, validate);
                 p.source(match self.max_rate {
                     Some(rate) => source.max_rate(rate),
                     None => source,
                 })
             }
             Origin::Kafka(client) => {
-                let mut source = KafkaSource::<T>::new(client.clone())
+                let source = KafkaSource::<T>::new(client.clone())
                     .watermarks(watermarks)
                     .event_time(T::event_time)
-                    .validate(validate)
                     .until_end();
-                if let Some(schema) = &self.schema {
-                    source = source.schema(schema.clone());
-                }
+                let source = self.checked(source, validate);
                 p.source(match self.max_rate {
                     Some(rate) => source.max_rate(rate),
                     None => source,
                 })
             }
+        }
+    }
+
+    /// `source` checking each record with `validate`, and against the schema if there is one.
+    fn checked<T, S: CheckRecords<T>>(&self, source: S, validate: fn(&T) -> Result<(), String>) -> S
+    where
+        T: 'static,
+    {
+        let source = source.validate(validate);
+        match &self.schema {
+            Some(schema) => source.schema(schema.clone()),
+            None => source,
         }
     }
 }

@@ -25,8 +25,9 @@
 #[cfg(feature = "kafka")]
 pub use weir_connectors::kafka;
 pub use weir_connectors::{
-    datetime, files, log, schema, write_json_lines, CheckRecords, Checks, Codec, ConnectorError,
-    CsvSink, CsvSource, Destination, JsonLinesSink, JsonLinesSource, ParquetSink,
+    datetime, decode_with_serde, files, log, schema, write_json_lines, CheckRecords, Checks, Codec,
+    ConnectorError, CsvSink, CsvSource, Decode, Destination, Encoded, JsonLinesSink,
+    JsonLinesSource, ParquetSink,
 };
 pub use weir_engine::*;
 pub use weir_operators as operators;

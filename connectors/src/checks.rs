@@ -1,16 +1,57 @@
-//! What sources check of each record besides decoding it: the JSON Schema its bytes must
-//! match, and a function of the decoded record. A record that fails either becomes a dead
-//! letter with the reason.
+//! How sources turn each record's bytes into a `T`, and what they check of it: the JSON
+//! Schema its bytes must match, and a function of the decoded record. A record that fails
+//! to decode or either check becomes a dead letter with the reason.
 
+use serde::de::DeserializeOwned;
+
+use crate::codec::{json_error, Codec};
 use crate::schema::JsonSchema;
 
 /// A check of each decoded record: `Err(reason)` makes it a dead letter.
 type Validate<T> = Box<dyn Fn(&T) -> Result<(), String>>;
 
-/// The checks of one source's records.
+/// A record's bytes as a source hands them to decoding.
+#[derive(Clone, Copy, Debug)]
+pub enum Encoded<'a> {
+    /// weir's binary encoding (the embedded log's own topics).
+    Binary(&'a [u8]),
+    /// JSON text, already checked to be UTF-8.
+    Json(&'a str),
+}
+
+impl Encoded<'_> {
+    /// The raw bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Encoded::Binary(bytes) => bytes,
+            Encoded::Json(text) => text.as_bytes(),
+        }
+    }
+}
+
+/// A decoding of records written by hand, in place of serde's derive: for a type on a hot
+/// path, or to leave out fields a job never reads. It must accept exactly the records serde
+/// accepts; the simplest way is to hand anything unusual to [`decode_with_serde`].
+pub trait Decode<T> {
+    /// Decodes one record.
+    fn decode(&self, encoded: Encoded<'_>) -> Result<T, String>;
+}
+
+/// serde's decoding of a record, the default: postcard for binary, serde_json for JSON.
+pub fn decode_with_serde<T: DeserializeOwned>(encoded: Encoded<'_>) -> Result<T, String> {
+    match encoded {
+        Encoded::Binary(bytes) => Codec::Binary.decode(bytes),
+        Encoded::Json(text) => {
+            serde_json::from_str(text).map_err(|error| json_error::<T>(text.as_bytes(), error))
+        }
+    }
+}
+
+/// The checks of one source's records, and their decoding.
 pub struct Checks<T> {
     schema: Option<JsonSchema>,
     validate: Option<Validate<T>>,
+    decoder: Option<Box<dyn Decode<T>>>,
 }
 
 impl<T> Default for Checks<T> {
@@ -18,23 +59,26 @@ impl<T> Default for Checks<T> {
         Checks {
             schema: None,
             validate: None,
+            decoder: None,
         }
     }
 }
 
 impl<T> Checks<T> {
-    /// `decode(bytes)`, after the schema's check of `bytes` and before `validate`'s of the
-    /// record; the error is the reason of a dead letter. Without a schema the bytes are
-    /// parsed once.
-    pub(crate) fn decode(
-        &self,
-        bytes: &[u8],
-        decode: impl FnOnce(&[u8]) -> Result<T, String>,
-    ) -> Result<T, String> {
+    /// Decodes a record (by the source's [`Decode`], else serde's derive), after the
+    /// schema's check of its bytes and before `validate`'s of the record; the error is the
+    /// reason of a dead letter. Without a schema the bytes are parsed once.
+    pub(crate) fn decode(&self, encoded: Encoded<'_>) -> Result<T, String>
+    where
+        T: DeserializeOwned,
+    {
         if let Some(schema) = &self.schema {
-            schema.check_bytes(bytes)?;
+            schema.check_bytes(encoded.bytes())?;
         }
-        let record = decode(bytes)?;
+        let record = match &self.decoder {
+            Some(decoder) => decoder.decode(encoded)?,
+            None => decode_with_serde(encoded)?,
+        };
         match &self.validate {
             Some(validate) => validate(&record).map(|()| record),
             None => Ok(record),
@@ -63,6 +107,12 @@ pub trait CheckRecords<T>: Sized {
     /// becomes a dead letter naming the field and what it should have been.
     fn schema(mut self, schema: JsonSchema) -> Self {
         self.checks_mut().schema = Some(schema);
+        self
+    }
+
+    /// Decodes records with `decoder` instead of serde's derive.
+    fn decoder(mut self, decoder: impl Decode<T> + 'static) -> Self {
+        self.checks_mut().decoder = Some(Box::new(decoder));
         self
     }
 }

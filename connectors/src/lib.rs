@@ -18,7 +18,7 @@ pub mod schema;
 mod staging;
 mod start_at;
 
-pub use checks::{CheckRecords, Checks};
+pub use checks::{decode_with_serde, CheckRecords, Checks, Decode, Encoded};
 pub use codec::Codec;
 pub use destination::Destination;
 pub use error::ConnectorError;

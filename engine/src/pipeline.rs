@@ -194,6 +194,9 @@ impl<'s, T: Data> Stream<'s, T> {
     {
         self.with(|inner| {
             each_batch(inner, PipelinePact, "flat_map", move |records, out| {
+                // A result per record, up front: a flat map's size hint is zero, and growing
+                // the output push by push reallocates and copies it as it goes.
+                out.reserve(records.len());
                 out.extend(records.drain(..).flat_map(&mut logic));
             })
         })

@@ -318,7 +318,10 @@ where
                     records_handle
                         .session(&*records_cap)
                         .give_container(&mut batch);
+                    // The hand-off leaves `batch` without its allocation: a poll filling an
+                    // empty vector would grow it record by record, touching fresh pages.
                     batch.clear();
+                    batch.reserve(POLL_BATCH);
                 }
                 reader.drain_dead_letters(&mut rejected);
                 if !rejected.is_empty() {

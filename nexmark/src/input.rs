@@ -7,9 +7,9 @@ use std::time::Duration;
 use weir::kafka::{KafkaClient, KafkaSource};
 use weir::log::LogSource;
 use weir::watermark::Watermarks;
-use weir::{JsonLinesSource, Pipeline, Stream};
+use weir::{CheckRecords, JsonLinesSource, Pipeline, Stream};
 
-use crate::{Event, GeneratorConfig, NexmarkSource};
+use crate::{Event, EventDecoder, GeneratorConfig, NexmarkSource, Projection};
 
 /// The events a query reads.
 #[derive(Clone, Debug)]
@@ -50,8 +50,19 @@ pub enum EventInput {
 }
 
 impl EventInput {
-    /// The source of these events in `p`.
+    /// The source of these events in `p`, every field decoded.
     pub fn stream<'s>(&self, p: &mut Pipeline<'s>) -> Stream<'s, Event> {
+        self.stream_projected(p, Projection::ALL)
+    }
+
+    /// The source of these events in `p`, decoding only the strings `projection` asks for
+    /// (generated events have all of theirs).
+    pub fn stream_projected<'s>(
+        &self,
+        p: &mut Pipeline<'s>,
+        projection: Projection,
+    ) -> Stream<'s, Event> {
+        let decoder = EventDecoder::new(projection);
         match self {
             EventInput::Generated { config, events } => {
                 p.source(NexmarkSource::new(config.clone(), *events))
@@ -62,6 +73,7 @@ impl EventInput {
                 max_rate,
             } => {
                 let source = LogSource::<Event>::new(topic)
+                    .decoder(decoder)
                     .watermarks(Watermarks::bounded(*disorder))
                     .until_end();
                 p.source(match max_rate {
@@ -75,6 +87,7 @@ impl EventInput {
                 max_rate,
             } => {
                 let source = KafkaSource::<Event>::new(client.clone())
+                    .decoder(decoder)
                     .watermarks(Watermarks::bounded(*disorder))
                     .event_time(Event::date_time)
                     .until_end();
@@ -84,7 +97,9 @@ impl EventInput {
                 })
             }
             EventInput::JsonLines { path, disorder } => p.source(
-                JsonLinesSource::<Event>::new(path).event_time(*disorder, Event::date_time),
+                JsonLinesSource::<Event>::new(path)
+                    .decoder(decoder)
+                    .event_time(*disorder, Event::date_time),
             ),
         }
     }

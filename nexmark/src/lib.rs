@@ -21,6 +21,7 @@
 
 #[cfg(fuzzing)]
 pub mod fuzzing;
+pub mod decode;
 mod generator;
 mod input;
 pub mod model;
@@ -37,6 +38,7 @@ pub use generator::{
     AUCTION_ID_LEAD, DEFAULT_BASE_TIME, FIRST_AUCTION_ID, FIRST_CATEGORY_ID, FIRST_PERSON_ID,
     PERSON_ID_LEAD,
 };
+pub use decode::{EventDecoder, Projection};
 pub use input::EventInput;
 pub use model::{Auction, Bid, Event, Person};
 pub use output::{Output, DEFAULT_SIDE_TABLE};

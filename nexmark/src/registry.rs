@@ -36,6 +36,11 @@ pub enum Input {
     Auctions,
     /// The people of the event stream.
     People,
+    /// The channel and url of each bid (left out of the decoding of queries that do not
+    /// read them, see [`crate::Projection`]).
+    BidChannels,
+    /// The `extra` padding of the events it reads (left out likewise).
+    Padding,
     /// A side table of `key,value` rows in a CSV file ([`Output::side_table`]).
     SideTable,
 }

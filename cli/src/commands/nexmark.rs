@@ -13,7 +13,7 @@ use weir::{write_json_lines, Job, JobConfig, JobMetrics, JobReport};
 use weir_nexmark::queries::write_side_input;
 use weir_nexmark::{
     query, write_events_to_topic, Event, EventInput, Generator, GeneratorConfig, Input,
-    NexmarkSource, Output, Query, DEFAULT_BASE_TIME, DEFAULT_SIDE_TABLE, QUERIES,
+    NexmarkSource, Output, Projection, Query, DEFAULT_BASE_TIME, DEFAULT_SIDE_TABLE, QUERIES,
 };
 
 use crate::arguments::{parse_kafka_option, Location};
@@ -413,8 +413,10 @@ fn run_job(
             .with_context(|| format!("cannot write the side input {}", path.display()))?;
         eprintln!("wrote the standard side input to {}", path.display());
     }
+    // Strings the query never reads are not decoded.
+    let projection = Projection::of(query.reads);
     let report = job.run(move |p| {
-        let events = input.stream(p);
+        let events = input.stream_projected(p, projection);
         (query.build)(p, events, &output);
         route_dead_letters(p, dead_letters.as_ref());
         Ok(())

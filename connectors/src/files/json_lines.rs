@@ -11,8 +11,7 @@ use serde::Serialize;
 use weir_engine::watermark::BoundedOutOfOrderness;
 use weir_engine::{BoxError, DeadLetter, EventTime, Source, SourcePoll, SourceReader, WorkerInfo};
 
-use crate::checks::{CheckRecords, Checks};
-use crate::codec::json_error;
+use crate::checks::{CheckRecords, Checks, Encoded};
 use crate::error::ConnectorError;
 
 /// Read buffer size: large reads keep the system call count low.
@@ -191,11 +190,7 @@ fn decode_line<T: DeserializeOwned>(line: &[u8], checks: &Checks<T>) -> Line<T> 
     }
     let decoded = simdutf8::basic::from_utf8(bytes)
         .map_err(|_| "the line is not UTF-8".to_owned())
-        .and_then(|text| {
-            checks.decode(bytes, |bytes| {
-                serde_json::from_str::<T>(text).map_err(|error| json_error::<T>(bytes, error))
-            })
-        });
+        .and_then(|text| checks.decode(Encoded::Json(text)));
     match decoded {
         Ok(record) => Line::Record(record),
         Err(reason) => Line::Bad {

@@ -17,8 +17,7 @@ use weir_engine::{
 };
 
 use super::{KafkaClient, WeirConsumer, REQUEST_TIMEOUT};
-use crate::checks::{CheckRecords, Checks};
-use crate::codec::Codec;
+use crate::checks::{CheckRecords, Checks, Encoded};
 use crate::error::ConnectorError;
 use crate::pace::Pace;
 use crate::start_at::StartAt;
@@ -361,10 +360,10 @@ impl<T: DeserializeOwned + 'static> SourceReader for KafkaReader<T> {
             partition.last_timestamp = message.timestamp().to_millis();
             read += 1;
             let value = message.payload().unwrap_or_default();
-            match self
-                .checks
-                .decode(value, |bytes| Codec::Json.decode::<T>(bytes))
-            {
+            let decoded = simdutf8::basic::from_utf8(value)
+                .map_err(|_| "the value is not UTF-8".to_owned())
+                .and_then(|text| self.checks.decode(Encoded::Json(text)));
+            match decoded {
                 Ok(record) => {
                     let time = match &self.event_time {
                         Some(of) => of(&record),

@@ -12,7 +12,7 @@ use weir_engine::{
     WorkerInfo,
 };
 
-use crate::checks::{CheckRecords, Checks};
+use crate::checks::{CheckRecords, Checks, Encoded};
 use crate::codec::Codec;
 use crate::error::ConnectorError;
 use crate::pace::Pace;
@@ -287,7 +287,12 @@ impl<T: DeserializeOwned + 'static> LogReader<T> {
                     String::from_utf8_lossy(record.key)
                 ))
             } else {
-                checks.decode(record.value, |bytes| codec.decode::<T>(bytes))
+                match codec {
+                    Codec::Binary => checks.decode(Encoded::Binary(record.value)),
+                    Codec::Json => simdutf8::basic::from_utf8(record.value)
+                        .map_err(|_| "the value is not UTF-8".to_owned())
+                        .and_then(|text| checks.decode(Encoded::Json(text))),
+                }
             };
             match decoded {
                 Ok(value) => {

@@ -267,7 +267,7 @@ pub const Q15: Query = Query {
 pub const Q16: Query = Query {
     name: "q16",
     about: "Bidding statistics per channel and day.",
-    reads: &[Input::Bids],
+    reads: &[Input::Bids, Input::BidChannels],
     results: Results::Appends,
     build: |_, events, output| output.append(q16(events)),
 };

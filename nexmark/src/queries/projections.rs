@@ -174,7 +174,7 @@ pub fn q22<'s>(events: Stream<'s, Event>) -> Stream<'s, Q22Row> {
 pub const Q14: Query = Query {
     name: "q14",
     about: "Filter and computed columns: euro prices in a range, time of day, `c` count.",
-    reads: &[Input::Bids],
+    reads: &[Input::Bids, Input::Padding],
     results: Results::Appends,
     build: |_, events, output| output.append(q14(events)),
 };
@@ -183,7 +183,7 @@ pub const Q14: Query = Query {
 pub const Q21: Query = Query {
     name: "q21",
     about: "String extraction: each bid's channel number.",
-    reads: &[Input::Bids],
+    reads: &[Input::Bids, Input::BidChannels],
     results: Results::Appends,
     build: |_, events, output| output.append(q21(events)),
 };
@@ -192,7 +192,7 @@ pub const Q21: Query = Query {
 pub const Q22: Query = Query {
     name: "q22",
     about: "String splitting: the first three directories of each bid's url.",
-    reads: &[Input::Bids],
+    reads: &[Input::Bids, Input::BidChannels],
     results: Results::Appends,
     build: |_, events, output| output.append(q22(events)),
 };

@@ -42,7 +42,7 @@ pub fn q0<'s>(events: Stream<'s, Event>) -> Stream<'s, Q0Row> {
 pub const Q0: Query = Query {
     name: "q0",
     about: "Pass-through: every bid.",
-    reads: &[Input::Bids],
+    reads: &[Input::Bids, Input::Padding],
     results: Results::Appends,
     build: |_, events, output| output.append(q0(events)),
 };

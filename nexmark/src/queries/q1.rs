@@ -45,7 +45,7 @@ pub fn q1<'s>(events: Stream<'s, Event>) -> Stream<'s, Q1Row> {
 pub const Q1: Query = Query {
     name: "q1",
     about: "Currency conversion: every bid with its price in euros (`price * 0.908`).",
-    reads: &[Input::Bids],
+    reads: &[Input::Bids, Input::Padding],
     results: Results::Appends,
     build: |_, events, output| output.append(q1(events)),
 };

@@ -76,7 +76,7 @@ pub fn q10<'s>(events: Stream<'s, Event>) -> Stream<'s, Q10Row> {
 pub const Q10: Query = Query {
     name: "q10",
     about: "Log to a file system: every bid, in files partitioned by date and hour.",
-    reads: &[Input::Bids],
+    reads: &[Input::Bids, Input::Padding],
     results: Results::Appends,
     build: |_, events, output| output.partitioned(q10(events), Q10Row::partition),
 };

@@ -98,7 +98,7 @@ pub fn q7<'s>(events: Stream<'s, Event>) -> Stream<'s, Q7Row> {
 pub const Q7: Query = Query {
     name: "q7",
     about: "Highest bid: the bids with the highest price of each 10 s window (a window join).",
-    reads: &[Input::Bids],
+    reads: &[Input::Bids, Input::Padding],
     results: Results::Appends,
     build: |_, events, output| output.append(q7(events)),
 };

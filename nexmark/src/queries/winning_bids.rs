@@ -150,7 +150,7 @@ pub const Q4: Query = Query {
 pub const Q9: Query = Query {
     name: "q9",
     about: "Winning bids: each auction with its highest bid while it was open (a join and an updating top-1).",
-    reads: &[Input::Auctions, Input::Bids],
+    reads: &[Input::Auctions, Input::Bids, Input::Padding],
     results: Results::Updates {
         key: UpsertKey::Field("id"),
     },

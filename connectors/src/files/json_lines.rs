@@ -1,4 +1,4 @@
-//! JSON lines files: one JSON document per line, read in parallel by byte ranges.
+//! JSON lines files: one JSON document per line, read in parallel by blocks of bytes.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -16,6 +16,8 @@ use crate::error::ConnectorError;
 
 /// Read buffer size: large reads keep the system call count low.
 const READ_BUFFER: usize = 1 << 20;
+/// The workers take the file in blocks of this many bytes, in turn.
+const BLOCK: u64 = 4 << 20;
 
 /// Writes values as JSON lines to `writer`, returning how many were written.
 pub fn write_json_lines<T: Serialize>(
@@ -39,14 +41,19 @@ pub fn write_json_lines<T: Serialize>(
 
 type EventTimeOf<T> = Box<dyn Fn(&T) -> EventTime>;
 
-/// Reads a JSON lines file, one record per non-blank line. Worker `i` of `n` reads the lines
-/// that start in the `i`-th `n`-th of the file's bytes, so every line is read exactly once.
-/// A line that does not decode (or validate) becomes a dead letter with its line number.
+/// Reads a JSON lines file, one record per non-blank line. The file is cut into blocks of
+/// 4 MiB, and worker `i` of `n` reads the lines that start in blocks `i`, `i + n`, `i + 2n`...,
+/// so every line is read exactly once and the workers move through the file, and through the
+/// event times of a file written in time order, side by side. (Shares of one contiguous
+/// range each would have the last worker's records all far ahead of the first's watermark,
+/// held in windows and joins until the first worker caught up.) A line that does not decode
+/// (or validate) becomes a dead letter with its line number.
 pub struct JsonLinesSource<T> {
     path: PathBuf,
     event_time: Option<EventTimeOf<T>>,
     checks: Checks<T>,
     out_of_orderness: Duration,
+    block: u64,
     _records: PhantomData<fn() -> T>,
 }
 
@@ -59,6 +66,7 @@ impl<T: DeserializeOwned + 'static> JsonLinesSource<T> {
             event_time: None,
             checks: Checks::default(),
             out_of_orderness: Duration::ZERO,
+            block: BLOCK,
             _records: PhantomData,
         }
     }
@@ -93,30 +101,20 @@ impl<T: DeserializeOwned + 'static> Source for JsonLinesSource<T> {
 
     fn open(self, worker: WorkerInfo) -> Result<JsonLinesReader<T>, BoxError> {
         let io_error = |error| ConnectorError::io(&self.path, error);
-        let mut file = File::open(&self.path).map_err(io_error)?;
+        let file = File::open(&self.path).map_err(io_error)?;
         let len = file.metadata().map_err(io_error)?.len();
-        let share = |index: usize| len * index as u64 / worker.peers as u64;
-        let (start, end) = (share(worker.index), share(worker.index + 1));
-        // A line belongs to the worker whose range holds its first byte: start after the
-        // first newline at or after `start - 1`.
-        let first_line = if start == 0 {
-            0
-        } else {
-            file.seek(SeekFrom::Start(start - 1)).map_err(io_error)?;
-            let mut skipped = Vec::new();
-            let read = BufReader::new(&mut file)
-                .read_until(b'\n', &mut skipped)
-                .map_err(io_error)?;
-            start - 1 + read as u64
-        };
-        file.seek(SeekFrom::Start(first_line)).map_err(io_error)?;
         Ok(JsonLinesReader {
             name: self.name(),
             path: self.path,
             reader: BufReader::with_capacity(READ_BUFFER, file),
-            position: first_line,
-            end,
-            first_line,
+            len,
+            block: self.block,
+            next_block: self.block.saturating_mul(worker.index as u64),
+            stride: self.block.saturating_mul(worker.peers as u64),
+            position: 0,
+            end: 0,
+            block_first_line: 0,
+            counted: (0, 0),
             lines_before: None,
             lines_read: 0,
             line: Vec::new(),
@@ -133,13 +131,24 @@ pub struct JsonLinesReader<T> {
     name: String,
     path: PathBuf,
     reader: BufReader<File>,
+    /// The file's length when it was opened.
+    len: u64,
+    block: u64,
+    /// Start of this worker's next block.
+    next_block: u64,
+    /// From the start of one of this worker's blocks to the start of its next.
+    stride: u64,
     /// File position of the next line.
     position: u64,
-    /// This worker reads the lines starting before this position.
+    /// The current block ends here: this worker reads the lines starting before it.
     end: u64,
-    first_line: u64,
-    /// Lines before `first_line`, counted only when a dead letter needs a line number.
+    /// Position of the current block's first line.
+    block_first_line: u64,
+    /// A position of the file and the lines before it, counted so far.
+    counted: (u64, u64),
+    /// Lines before `block_first_line`, counted only when a dead letter needs a line number.
     lines_before: Option<u64>,
+    /// Lines read in the current block.
     lines_read: u64,
     line: Vec<u8>,
     event_time: Option<EventTimeOf<T>>,
@@ -149,17 +158,53 @@ pub struct JsonLinesReader<T> {
 }
 
 impl<T> JsonLinesReader<T> {
+    /// Moves to the first line of this worker's next block that has one; `false` at the end
+    /// of the file. A line belongs to the block that holds its first byte.
+    fn next_block(&mut self) -> Result<bool, ConnectorError> {
+        let io_error = |error| ConnectorError::io(&self.path, error);
+        while self.next_block < self.len {
+            let start = self.next_block;
+            self.next_block = start.saturating_add(self.stride);
+            let end = start.saturating_add(self.block).min(self.len);
+            // The first line starts after the first newline at or after `start - 1`.
+            let first_line = if start == 0 {
+                self.reader.seek(SeekFrom::Start(0)).map_err(io_error)?;
+                0
+            } else {
+                self.reader
+                    .seek(SeekFrom::Start(start - 1))
+                    .map_err(io_error)?;
+                self.line.clear();
+                let skipped = self
+                    .reader
+                    .read_until(b'\n', &mut self.line)
+                    .map_err(io_error)?;
+                start - 1 + skipped as u64
+            };
+            if first_line < end {
+                self.position = first_line;
+                self.end = end;
+                self.block_first_line = first_line;
+                self.lines_before = None;
+                self.lines_read = 0;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// The 1-based number of the line just read.
     fn line_number(&mut self) -> Result<u64, ConnectorError> {
         let before = match self.lines_before {
             Some(before) => before,
             None => {
+                // Counts on from the last count: over a run, each byte is counted once.
                 let io_error = |error| ConnectorError::io(&self.path, error);
-                let mut head = File::open(&self.path)
-                    .map_err(io_error)?
-                    .take(self.first_line);
+                let (from, mut count) = self.counted;
+                let mut file = File::open(&self.path).map_err(io_error)?;
+                file.seek(SeekFrom::Start(from)).map_err(io_error)?;
+                let mut head = file.take(self.block_first_line - from);
                 let mut buffer = vec![0; READ_BUFFER];
-                let mut count = 0;
                 loop {
                     let read = head.read(&mut buffer).map_err(io_error)?;
                     if read == 0 {
@@ -167,6 +212,7 @@ impl<T> JsonLinesReader<T> {
                     }
                     count += memchr::memchr_iter(b'\n', &buffer[..read]).count() as u64;
                 }
+                self.counted = (self.block_first_line, count);
                 *self.lines_before.insert(count)
             }
         };
@@ -205,7 +251,12 @@ impl<T: DeserializeOwned + 'static> SourceReader for JsonLinesReader<T> {
 
     fn poll(&mut self, out: &mut Vec<T>, max: usize) -> Result<SourcePoll, BoxError> {
         let mut taken = 0;
-        while taken < max && self.position < self.end {
+        let mut finished = false;
+        while taken < max {
+            if self.position >= self.end && !self.next_block()? {
+                finished = true;
+                break;
+            }
             // Decode lines in place in the read buffer; only a line cut by the buffer's end
             // is copied out first.
             let buffer = self
@@ -213,6 +264,8 @@ impl<T: DeserializeOwned + 'static> SourceReader for JsonLinesReader<T> {
                 .fill_buf()
                 .map_err(|error| ConnectorError::io(&self.path, error))?;
             if buffer.is_empty() {
+                // The file ended early (it was cut short since it was opened).
+                finished = true;
                 break;
             }
             let (decoded, length, in_buffer) = match memchr::memchr(b'\n', buffer) {
@@ -256,7 +309,7 @@ impl<T: DeserializeOwned + 'static> SourceReader for JsonLinesReader<T> {
                 }
             }
         }
-        if self.position >= self.end || taken < max {
+        if finished {
             return Ok(SourcePoll::Finished);
         }
         Ok(SourcePoll::Ready {
@@ -273,15 +326,18 @@ impl<T: DeserializeOwned + 'static> SourceReader for JsonLinesReader<T> {
 mod tests {
     use super::*;
 
-    /// Reads `text` as a file split over `peers` workers.
-    fn read_split(text: &str, peers: usize) -> (Vec<Vec<u64>>, Vec<DeadLetter>) {
+    /// Reads `text` as a file split over `peers` workers in blocks of `block` bytes.
+    fn read_blocks(text: &str, peers: usize, block: u64) -> (Vec<Vec<u64>>, Vec<DeadLetter>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.jsonl");
         std::fs::write(&path, text).unwrap();
         let mut letters = Vec::new();
         let shares = (0..peers)
             .map(|index| {
-                let source = JsonLinesSource::<u64>::new(&path);
+                let source = JsonLinesSource::<u64> {
+                    block,
+                    ..JsonLinesSource::new(&path)
+                };
                 let mut reader = source.open(WorkerInfo { index, peers }).unwrap();
                 let mut out = Vec::new();
                 while reader.poll(&mut out, 3).unwrap() != SourcePoll::Finished {}
@@ -292,44 +348,68 @@ mod tests {
         (shares, letters)
     }
 
+    /// Reads `text` split over `peers` workers, in blocks of every size from one byte to
+    /// more than the whole text, so that block ends fall everywhere.
+    fn read_split(text: &str, peers: usize) -> Vec<(Vec<Vec<u64>>, Vec<DeadLetter>)> {
+        (1..=text.len() as u64 + 1)
+            .map(|block| read_blocks(text, peers, block))
+            .collect()
+    }
+
     #[test]
     fn every_line_is_read_by_exactly_one_worker_wherever_the_splits_fall() {
         let text: String = (0..200u64)
             .map(|n| format!("{}\n", n * 1_000_003 % 9_999))
             .collect();
         let expected: Vec<u64> = (0..200u64).map(|n| n * 1_000_003 % 9_999).collect();
+        let mut sorted = expected.clone();
+        sorted.sort_unstable();
         for peers in [1, 2, 3, 7, 64, 300] {
-            let (shares, letters) = read_split(&text, peers);
-            let mut all: Vec<u64> = shares.concat();
-            all.sort_unstable();
-            let mut sorted = expected.clone();
-            sorted.sort_unstable();
-            assert_eq!(all, sorted, "{peers} workers");
-            assert!(letters.is_empty());
+            for (shares, letters) in read_split(&text, peers) {
+                let mut all: Vec<u64> = shares.concat();
+                all.sort_unstable();
+                assert_eq!(all, sorted, "{peers} workers");
+                assert!(letters.is_empty());
+            }
         }
         // Without a final newline, the last line still counts.
-        let (shares, _) = read_split("1\n2\n3", 2);
-        assert_eq!(shares.concat(), vec![1, 2, 3]);
+        for (shares, _) in read_split("1\n2\n3", 2) {
+            let mut all = shares.concat();
+            all.sort_unstable();
+            assert_eq!(all, vec![1, 2, 3]);
+        }
+    }
+
+    #[test]
+    fn workers_take_the_blocks_in_turn() {
+        // Lines of 4 bytes, blocks of 8: two lines a block, blocks alternating.
+        let text: String = (100..120u64).map(|n| format!("{n}\n")).collect();
+        let (shares, _) = read_blocks(&text, 2, 8);
+        let expected = |first: u64| -> Vec<u64> {
+            (100..120).filter(|n| (n - 100) / 2 % 2 == first).collect()
+        };
+        assert_eq!(shares, vec![expected(0), expected(1)]);
     }
 
     #[test]
     fn bad_lines_become_dead_letters_with_their_line_numbers() {
         let text = "1\n2\nthree\n4\n\n{\"x\": 5}\n7\n";
         for peers in [1, 2, 3] {
-            let (shares, mut letters) = read_split(text, peers);
-            let mut all = shares.concat();
-            all.sort_unstable();
-            assert_eq!(all, vec![1, 2, 4, 7]);
-            letters.sort_by_key(|letter| letter.line);
-            let lines: Vec<_> = letters
-                .iter()
-                .map(|l| (l.line.unwrap(), l.raw.clone()))
-                .collect();
-            assert_eq!(
-                lines,
-                vec![(3, b"three".to_vec()), (6, b"{\"x\": 5}".to_vec())],
-                "{peers} workers"
-            );
+            for (shares, mut letters) in read_split(text, peers) {
+                let mut all = shares.concat();
+                all.sort_unstable();
+                assert_eq!(all, vec![1, 2, 4, 7]);
+                letters.sort_by_key(|letter| letter.line);
+                let lines: Vec<_> = letters
+                    .iter()
+                    .map(|l| (l.line.unwrap(), l.raw.clone()))
+                    .collect();
+                assert_eq!(
+                    lines,
+                    vec![(3, b"three".to_vec()), (6, b"{\"x\": 5}".to_vec())],
+                    "{peers} workers"
+                );
+            }
         }
     }
 }

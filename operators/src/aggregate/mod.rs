@@ -42,6 +42,12 @@ pub trait Aggregate<T>: 'static {
     fn merge(&self, accumulator: &mut Self::Accumulator, other: Self::Accumulator);
     /// The result so far.
     fn result(&self, accumulator: &Self::Accumulator) -> Self::Output;
+    /// The final result, taking the accumulator (of a window that closes for good). An
+    /// aggregate whose result is its accumulator moves it out instead of copying it, which
+    /// halves the memory of the many windows that can close at once.
+    fn into_result(&self, accumulator: Self::Accumulator) -> Self::Output {
+        self.result(&accumulator)
+    }
 }
 
 /// Counts records.
@@ -152,6 +158,9 @@ where
     fn result(&self, kept: &Option<V>) -> Option<V> {
         kept.clone()
     }
+    fn into_result(&self, kept: Option<V>) -> Option<V> {
+        kept
+    }
 }
 
 /// The records with the largest value, ties included (none for no records): the arg-max.
@@ -203,6 +212,9 @@ where
             Some((largest, _)) if value < *largest => {}
             _ => *kept = Some((value, others)),
         }
+    }
+    fn into_result(&self, kept: Self::Accumulator) -> Vec<T> {
+        kept.map(|(_, records)| records).unwrap_or_default()
     }
     fn result(&self, kept: &Self::Accumulator) -> Vec<T> {
         kept.as_ref()
@@ -271,6 +283,9 @@ impl<T: Data + Timestamped> Aggregate<T> for First {
     fn result(&self, first: &Option<T>) -> Option<T> {
         first.clone()
     }
+    fn into_result(&self, first: Option<T>) -> Option<T> {
+        first
+    }
 }
 
 /// The record with the largest event time (of equal times, the last to arrive).
@@ -299,6 +314,9 @@ impl<T: Data + Timestamped> Aggregate<T> for Last {
     fn result(&self, last: &Option<T>) -> Option<T> {
         last.clone()
     }
+    fn into_result(&self, last: Option<T>) -> Option<T> {
+        last
+    }
 }
 
 /// Two aggregations side by side, yielding a pair.
@@ -318,6 +336,9 @@ impl<T, A: Aggregate<T>, B: Aggregate<T>> Aggregate<T> for (A, B) {
     }
     fn result(&self, (a, b): &Self::Accumulator) -> Self::Output {
         (self.0.result(a), self.1.result(b))
+    }
+    fn into_result(&self, (a, b): Self::Accumulator) -> Self::Output {
+        (self.0.into_result(a), self.1.into_result(b))
     }
 }
 

@@ -46,6 +46,9 @@ where
     fn result(&self, top: &Vec<T>) -> Vec<T> {
         top.clone()
     }
+    fn into_result(&self, top: Vec<T>) -> Vec<T> {
+        top
+    }
 }
 
 #[cfg(test)]

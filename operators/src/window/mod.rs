@@ -218,8 +218,21 @@ impl<A: Aggregate<T>, T> WindowLogic<A, T> {
         open: &mut Open<A, T>,
         kind: ResultKind,
     ) {
-        self.retract(cx, key, open);
         let value = self.aggregate.result(&open.accumulator);
+        self.emit_value(cx, key, open, value, kind);
+    }
+
+    /// Emits `value` as a window's result of `kind`, after retracting its last one if asked
+    /// to.
+    fn emit_value<K: Clone>(
+        &self,
+        cx: &mut KeyedContext<K, WindowResult<K, A::Output>, T>,
+        key: &K,
+        open: &mut Open<A, T>,
+        value: A::Output,
+        kind: ResultKind,
+    ) {
+        self.retract(cx, key, open);
         if self.retracting() {
             open.emitted = Some(value.clone());
         }
@@ -385,15 +398,27 @@ where
         open: &mut Self::State,
         time: EventTime,
     ) {
-        for window in open.iter_mut() {
-            if !window.fired && window.window.max_timestamp() <= time {
+        let closed = time + Duration::from_millis(1);
+        let mut index = 0;
+        while let Some(window) = open.get_mut(index) {
+            if window.fired || window.window.max_timestamp() > time {
+                index += 1;
+            } else if self.expired(&window.window, closed) {
+                // It closes for good as it fires: its accumulator moves into the result
+                // instead of being copied (when many windows close at once, the copies
+                // would double their memory).
+                let mut window = open.remove(index);
+                let accumulator =
+                    std::mem::replace(&mut window.accumulator, self.aggregate.create());
+                let value = self.aggregate.into_result(accumulator);
+                self.emit_value(cx, key, &mut window, value, ResultKind::OnTime);
+            } else {
                 window.fired = true;
                 self.emit(cx, key, window, ResultKind::OnTime);
+                index += 1;
             }
         }
-        open.retain(|window| {
-            !(window.fired && self.expired(&window.window, time + Duration::from_millis(1)))
-        });
+        open.retain(|window| !(window.fired && self.expired(&window.window, closed)));
     }
 
     fn on_processing_timer(

@@ -291,7 +291,10 @@ impl<'a> Json<'a> {
         self.object(|this, key| match key {
             "event_type" => set(&mut event_type, u8::try_from(this.number()?).ok()?),
             "person" => set(&mut person, this.nullable(|this| this.person(projection))?),
-            "auction" => set(&mut auction, this.nullable(|this| this.auction(projection))?),
+            "auction" => set(
+                &mut auction,
+                this.nullable(|this| this.auction(projection))?,
+            ),
             "bid" => set(&mut bid, this.nullable(|this| this.bid(projection))?),
             _ => None,
         })?;
@@ -516,7 +519,10 @@ mod tests {
             for projection in projections() {
                 let decoder = EventDecoder::new(projection);
                 let expected = projection.apply(event.clone());
-                assert_eq!(decoder.fast(Encoded::Binary(&bytes)), Some(expected.clone()));
+                assert_eq!(
+                    decoder.fast(Encoded::Binary(&bytes)),
+                    Some(expected.clone())
+                );
                 assert_eq!(decoder.fast(Encoded::Json(&text)), Some(expected));
             }
         }
@@ -538,7 +544,8 @@ mod tests {
         let decoder = EventDecoder::new(Projection::ALL);
         let bid = r#""bid":{"auction":1,"bidder":2,"price":3,"channel":"c","url":"u","dateTime":"2015-07-15 00:00:00.123","extra":"#;
         let escaped = format!(r#"{{"event_type":2,"person":null,"auction":null,{bid}"a\"b"}}}}"#);
-        let unknown = format!(r#"{{"event_type":2,"more":1,"person":null,"auction":null,{bid}""}}}}"#);
+        let unknown =
+            format!(r#"{{"event_type":2,"more":1,"person":null,"auction":null,{bid}""}}}}"#);
         for text in [&escaped, &unknown] {
             assert_eq!(decoder.fast(Encoded::Json(text)), None);
             let expected: Event = serde_json::from_str(text).unwrap();
@@ -572,25 +579,62 @@ mod tests {
     fn event() -> impl Strategy<Value = Event> {
         let time = (0u64..4_102_444_800_000).prop_map(EventTime);
         prop_oneof![
-            (any::<u64>(), [text(), text(), text(), text(), text(), text()], time.clone())
-                .prop_map(|(id, [name, email_address, credit_card, city, state, extra], date_time)| {
-                    Event::Person(Box::new(Person {
-                        id, name, email_address, credit_card, city, state, date_time, extra,
-                    }))
-                }),
-            (any::<[u64; 5]>(), [text(), text(), text()], time.clone(), time.clone()).prop_map(
-                |([id, initial_bid, reserve, seller, category], [item_name, description, extra], date_time, expires)| {
-                    Event::Auction(Box::new(Auction {
-                        id, item_name, description, initial_bid, reserve, date_time, expires,
-                        seller, category, extra,
-                    }))
-                }
-            ),
+            (
+                any::<u64>(),
+                [text(), text(), text(), text(), text(), text()],
+                time.clone()
+            )
+                .prop_map(
+                    |(id, [name, email_address, credit_card, city, state, extra], date_time)| {
+                        Event::Person(Box::new(Person {
+                            id,
+                            name,
+                            email_address,
+                            credit_card,
+                            city,
+                            state,
+                            date_time,
+                            extra,
+                        }))
+                    }
+                ),
+            (
+                any::<[u64; 5]>(),
+                [text(), text(), text()],
+                time.clone(),
+                time.clone()
+            )
+                .prop_map(
+                    |(
+                        [id, initial_bid, reserve, seller, category],
+                        [item_name, description, extra],
+                        date_time,
+                        expires,
+                    )| {
+                        Event::Auction(Box::new(Auction {
+                            id,
+                            item_name,
+                            description,
+                            initial_bid,
+                            reserve,
+                            date_time,
+                            expires,
+                            seller,
+                            category,
+                            extra,
+                        }))
+                    }
+                ),
             (any::<[u64; 3]>(), [text(), text(), text()], time).prop_map(
                 |([auction, bidder, price], [channel, url, extra], date_time)| {
                     Event::Bid(Bid {
-                        auction, bidder, price, channel: channel.into(), url: url.into(),
-                        date_time, extra,
+                        auction,
+                        bidder,
+                        price,
+                        channel: channel.into(),
+                        url: url.into(),
+                        date_time,
+                        extra,
                     })
                 }
             ),
@@ -599,7 +643,10 @@ mod tests {
 
     /// The decoder's verdict on a record, against serde's: the same rejection, or the same
     /// event with the left-out strings emptied.
-    fn agrees_with_serde(encoded: Encoded<'_>, projection: Projection) -> Result<(), TestCaseError> {
+    fn agrees_with_serde(
+        encoded: Encoded<'_>,
+        projection: Projection,
+    ) -> Result<(), TestCaseError> {
         let ours = EventDecoder::new(projection).decode(encoded);
         let serde = decode_with_serde::<Event>(encoded).map(|event| projection.apply(event));
         prop_assert_eq!(ours, serde);

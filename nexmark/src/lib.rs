@@ -19,9 +19,9 @@
 //! assert_eq!(report.records_in, 10_000);
 //! ```
 
+pub mod decode;
 #[cfg(fuzzing)]
 pub mod fuzzing;
-pub mod decode;
 mod generator;
 mod input;
 pub mod model;
@@ -33,12 +33,12 @@ mod source;
 mod strings;
 mod topic;
 
+pub use decode::{EventDecoder, Projection};
 pub use generator::{
     last_base0_auction_id, last_base0_person_id, EventKind, Generator, GeneratorConfig,
     AUCTION_ID_LEAD, DEFAULT_BASE_TIME, FIRST_AUCTION_ID, FIRST_CATEGORY_ID, FIRST_PERSON_ID,
     PERSON_ID_LEAD,
 };
-pub use decode::{EventDecoder, Projection};
 pub use input::EventInput;
 pub use model::{Auction, Bid, Event, Person};
 pub use output::{Output, DEFAULT_SIDE_TABLE};

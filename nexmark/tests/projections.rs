@@ -31,7 +31,11 @@ fn config() -> GeneratorConfig {
 
 /// The query's results, sorted, reading `input` with `projection` on one worker.
 fn results(query: &Query, input: &EventInput, projection: Projection, dir: &Path) -> Vec<String> {
-    let path = dir.join(format!("{}-{}.jsonl", query.name, projection != Projection::ALL));
+    let path = dir.join(format!(
+        "{}-{}.jsonl",
+        query.name,
+        projection != Projection::ALL
+    ));
     let output = Output {
         sink: Destination::JsonLines(path.clone()),
         changelog: false,
@@ -76,7 +80,12 @@ fn every_query_gives_the_same_results_with_only_what_it_reads_decoded() {
     let file = dir.path().join("events.jsonl");
     let generator = Generator::new(config());
     let mut writer = std::fs::File::create(&file).unwrap();
-    weir::write_json_lines(&file, &mut writer, (0..EVENTS).map(|id| generator.event(id))).unwrap();
+    weir::write_json_lines(
+        &file,
+        &mut writer,
+        (0..EVENTS).map(|id| generator.event(id)),
+    )
+    .unwrap();
     write_side_input(&dir.path().join("side.csv")).unwrap();
     let inputs = [
         EventInput::Log {

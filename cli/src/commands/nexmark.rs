@@ -113,7 +113,8 @@ pub struct RunArgs {
     max_rate: Option<u64>,
     /// For the queries whose results update (q3, q4, q9, q20): write the changelog, each
     /// result as `{"op":"+"|"-","row":{...}}`, instead of the final view written when the
-    /// input ends.
+    /// input ends. Results that are only counted and dropped (no `--out`) are always the
+    /// changes: nobody reads a view of them.
     #[arg(long)]
     changelog: bool,
     /// q13's side table: a CSV file of `key,value` rows (written with the standard 10,000

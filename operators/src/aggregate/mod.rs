@@ -45,7 +45,7 @@ pub trait Aggregate<T>: 'static {
     /// The final result, taking the accumulator (of a window that closes for good). An
     /// aggregate whose result is its accumulator moves it out instead of copying it, which
     /// halves the memory of the many windows that can close at once.
-    fn into_result(&self, accumulator: Self::Accumulator) -> Self::Output {
+    fn final_result(&self, accumulator: Self::Accumulator) -> Self::Output {
         self.result(&accumulator)
     }
 }
@@ -158,7 +158,7 @@ where
     fn result(&self, kept: &Option<V>) -> Option<V> {
         kept.clone()
     }
-    fn into_result(&self, kept: Option<V>) -> Option<V> {
+    fn final_result(&self, kept: Option<V>) -> Option<V> {
         kept
     }
 }
@@ -213,7 +213,7 @@ where
             _ => *kept = Some((value, others)),
         }
     }
-    fn into_result(&self, kept: Self::Accumulator) -> Vec<T> {
+    fn final_result(&self, kept: Self::Accumulator) -> Vec<T> {
         kept.map(|(_, records)| records).unwrap_or_default()
     }
     fn result(&self, kept: &Self::Accumulator) -> Vec<T> {
@@ -283,7 +283,7 @@ impl<T: Data + Timestamped> Aggregate<T> for First {
     fn result(&self, first: &Option<T>) -> Option<T> {
         first.clone()
     }
-    fn into_result(&self, first: Option<T>) -> Option<T> {
+    fn final_result(&self, first: Option<T>) -> Option<T> {
         first
     }
 }
@@ -314,7 +314,7 @@ impl<T: Data + Timestamped> Aggregate<T> for Last {
     fn result(&self, last: &Option<T>) -> Option<T> {
         last.clone()
     }
-    fn into_result(&self, last: Option<T>) -> Option<T> {
+    fn final_result(&self, last: Option<T>) -> Option<T> {
         last
     }
 }
@@ -337,8 +337,8 @@ impl<T, A: Aggregate<T>, B: Aggregate<T>> Aggregate<T> for (A, B) {
     fn result(&self, (a, b): &Self::Accumulator) -> Self::Output {
         (self.0.result(a), self.1.result(b))
     }
-    fn into_result(&self, (a, b): Self::Accumulator) -> Self::Output {
-        (self.0.into_result(a), self.1.into_result(b))
+    fn final_result(&self, (a, b): Self::Accumulator) -> Self::Output {
+        (self.0.final_result(a), self.1.final_result(b))
     }
 }
 

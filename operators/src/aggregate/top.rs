@@ -46,7 +46,7 @@ where
     fn result(&self, top: &Vec<T>) -> Vec<T> {
         top.clone()
     }
-    fn into_result(&self, top: Vec<T>) -> Vec<T> {
+    fn final_result(&self, top: Vec<T>) -> Vec<T> {
         top
     }
 }

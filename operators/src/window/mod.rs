@@ -410,7 +410,7 @@ where
                 let mut window = open.remove(index);
                 let accumulator =
                     std::mem::replace(&mut window.accumulator, self.aggregate.create());
-                let value = self.aggregate.into_result(accumulator);
+                let value = self.aggregate.final_result(accumulator);
                 self.emit_value(cx, key, &mut window, value, ResultKind::OnTime);
             } else {
                 window.fired = true;

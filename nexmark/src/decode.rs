@@ -487,22 +487,41 @@ fn set<T>(slot: &mut Option<T>, value: T) -> Option<()> {
     slot.is_none().then(|| *slot = Some(value))
 }
 
+/// Panics unless [`EventDecoder`] under every projection gives serde's verdict on `data`,
+/// read as a binary value and, if it is UTF-8, as JSON: the same rejection, or the same event
+/// with the left-out strings emptied (for the fuzzers and the tests).
+#[cfg(any(test, fuzzing))]
+pub(crate) fn check_against_serde(data: &[u8]) {
+    let text = std::str::from_utf8(data).ok();
+    let encodings = [Some(Encoded::Binary(data)), text.map(Encoded::Json)];
+    for encoded in encodings.into_iter().flatten() {
+        let serde = decode_with_serde::<Event>(encoded);
+        for projection in every_projection() {
+            let expected = serde.clone().map(|event| projection.apply(event));
+            let decoded = EventDecoder::new(projection).decode(encoded);
+            assert_eq!(decoded, expected, "{encoded:?} with {projection:?}");
+        }
+    }
+}
+
+/// The sixteen projections.
+#[cfg(any(test, fuzzing))]
+fn every_projection() -> Vec<Projection> {
+    (0..16u8)
+        .map(|bits| Projection {
+            people: bits & 1 != 0,
+            auctions: bits & 2 != 0,
+            bid_channels: bits & 4 != 0,
+            extra: bits & 8 != 0,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{Generator, GeneratorConfig};
     use proptest::prelude::*;
-
-    fn projections() -> Vec<Projection> {
-        (0..16u8)
-            .map(|bits| Projection {
-                people: bits & 1 != 0,
-                auctions: bits & 2 != 0,
-                bid_channels: bits & 4 != 0,
-                extra: bits & 8 != 0,
-            })
-            .collect()
-    }
 
     fn binary(event: &Event) -> Vec<u8> {
         postcard::to_stdvec(event).unwrap()
@@ -516,7 +535,7 @@ mod tests {
         for id in 0..500 {
             let event = generator.event(id);
             let (bytes, text) = (binary(&event), serde_json::to_string(&event).unwrap());
-            for projection in projections() {
+            for projection in every_projection() {
                 let decoder = EventDecoder::new(projection);
                 let expected = projection.apply(event.clone());
                 assert_eq!(
@@ -653,12 +672,25 @@ mod tests {
         Ok(())
     }
 
+    /// The event fuzzer's committed corpus (odd and broken values it found) gets serde's
+    /// verdict from the hand-written decoder.
+    #[test]
+    fn the_fuzz_corpus_gets_serdes_verdict() {
+        let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/event_codecs");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(corpus).unwrap() {
+            check_against_serde(&std::fs::read(entry.unwrap().path()).unwrap());
+            checked += 1;
+        }
+        assert!(checked > 100, "{checked} corpus files");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
 
         #[test]
         fn any_event_decodes_as_serde_decodes_it(event in event(), bits in 0..16usize) {
-            let projection = projections()[bits];
+            let projection = every_projection()[bits];
             let bytes = binary(&event);
             let text = serde_json::to_string(&event).unwrap();
             agrees_with_serde(Encoded::Binary(&bytes), projection)?;
@@ -677,7 +709,7 @@ mod tests {
             bits in 0..16usize,
         ) {
             let event = Generator::new(GeneratorConfig::default()).event(id);
-            let projection = projections()[bits];
+            let projection = every_projection()[bits];
             let damage = |mut bytes: Vec<u8>| {
                 let at = at.index(bytes.len());
                 if cut { bytes.truncate(at) } else { bytes[at] = byte }

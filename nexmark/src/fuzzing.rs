@@ -9,8 +9,10 @@ use crate::Event;
 
 /// An event value in either codec: one that decodes encodes to a value that decodes to the
 /// same event, and in the binary codec to at most the bytes it was decoded from (no trailing
-/// bytes are accepted; a varint may have been written longer than it needs).
+/// bytes are accepted; a varint may have been written longer than it needs). The hand-written
+/// decoder gives serde's verdict on it, under every projection.
 pub fn event_codecs(data: &[u8]) {
+    crate::decode::check_against_serde(data);
     for codec in [Codec::Binary, Codec::Json] {
         let Ok(event) = codec.decode::<Event>(data) else {
             continue;

@@ -136,13 +136,10 @@ fn owned(text: &str, keep: bool) -> String {
     }
 }
 
-/// Checks `bytes` for UTF-8: a word-at-a-time ASCII scan first, which is what Nexmark's
-/// strings are, then the full check.
+/// Checks `bytes` for UTF-8: with SIMD for long strings, with the standard library (whose
+/// ASCII fast path suits Nexmark's short strings) for the rest.
 fn utf8(bytes: &[u8]) -> Option<&str> {
-    if bytes.is_ascii() {
-        // An ASCII string is UTF-8; the scan above is the check.
-        std::str::from_utf8(bytes).ok()
-    } else if bytes.len() >= 64 {
+    if bytes.len() >= 64 {
         simdutf8::basic::from_utf8(bytes).ok()
     } else {
         std::str::from_utf8(bytes).ok()

@@ -360,9 +360,7 @@ impl<T: DeserializeOwned + 'static> SourceReader for KafkaReader<T> {
             partition.last_timestamp = message.timestamp().to_millis();
             read += 1;
             let value = message.payload().unwrap_or_default();
-            let decoded = simdutf8::basic::from_utf8(value)
-                .map_err(|_| "the value is not UTF-8".to_owned())
-                .and_then(|text| self.checks.decode(Encoded::Json(text)));
+            let decoded = Encoded::json(value).and_then(|encoded| self.checks.decode(encoded));
             match decoded {
                 Ok(record) => {
                     let time = match &self.event_time {

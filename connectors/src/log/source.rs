@@ -289,9 +289,9 @@ impl<T: DeserializeOwned + 'static> LogReader<T> {
             } else {
                 match codec {
                     Codec::Binary => checks.decode(Encoded::Binary(record.value)),
-                    Codec::Json => simdutf8::basic::from_utf8(record.value)
-                        .map_err(|_| "the value is not UTF-8".to_owned())
-                        .and_then(|text| checks.decode(Encoded::Json(text))),
+                    Codec::Json => {
+                        Encoded::json(record.value).and_then(|encoded| checks.decode(encoded))
+                    }
                 }
             };
             match decoded {

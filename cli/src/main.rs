@@ -1,7 +1,9 @@
 //! `weir`: the command line of the weir stream engine.
 
 /// Jobs allocate and free small records at high rates; mimalloc does that faster than the
-/// system allocator (measured in the Nexmark benchmark, see docs/architecture.md).
+/// system allocator (measured in the Nexmark benchmark, see docs/architecture.md). Built
+/// without the `mimalloc` feature, the binary uses the system allocator, for heap profilers.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use weir_engine::time::END_OF_TIME;
 use weir_engine::{Data, EventTime, KeyedContext, KeyedProcess, Stream, Timestamped};
 
+use crate::state_vec;
+
 /// One change to a result table.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "op", content = "row")]
@@ -139,7 +141,7 @@ impl<K: Data, T: Data + PartialEq> KeyedProcess<K, Change<T>> for UpsertView {
         _event_time: EventTime,
     ) {
         match change {
-            Change::Insert(row) => rows.push(row),
+            Change::Insert(row) => state_vec::push(rows, row),
             Change::Delete(row) => {
                 if let Some(at) = rows.iter().rposition(|held| *held == row) {
                     rows.remove(at);

@@ -5,5 +5,6 @@ pub mod aggregate;
 pub mod changelog;
 pub mod dedupe;
 pub mod join;
+mod state_vec;
 pub mod updating;
 pub mod window;

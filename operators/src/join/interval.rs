@@ -8,6 +8,7 @@ use std::time::Duration;
 use weir_engine::{Data, EventTime, KeyedContext, KeyedProcess};
 
 use super::{Rows, Side};
+use crate::state_vec;
 
 /// The bounds of an interval join, in milliseconds relative to the left record's time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +105,7 @@ where
                 // watermark may be behind, and its on-time records can still match. The timer
                 // drops it once the operator's watermark passes `until`.
                 cx.set_timer(self.left_needed_until(event_time));
-                state.left.push((event_time, left));
+                state_vec::push(&mut state.left, (event_time, left));
             }
             Side::Right(right) => {
                 for (time, left) in &state.left {
@@ -113,7 +114,7 @@ where
                     }
                 }
                 cx.set_timer(self.right_needed_until(event_time));
-                state.right.push((event_time, right));
+                state_vec::push(&mut state.right, (event_time, right));
             }
         }
     }

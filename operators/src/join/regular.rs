@@ -15,6 +15,7 @@ use weir_engine::{Data, EventTime, KeyedContext, KeyedProcess};
 
 use super::{Rows, Side};
 use crate::changelog::Change;
+use crate::state_vec;
 
 /// Which rows without partners a regular join keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,7 +196,7 @@ where
         return None;
     }
     let expires = expiry(&row);
-    own.push((ExpiresAt(expires.unwrap_or(EventTime::MAX)), row));
+    state_vec::push(own, (ExpiresAt(expires.unwrap_or(EventTime::MAX)), row));
     expires
 }
 

@@ -11,6 +11,7 @@ use weir_engine::{Data, EventTime, KeyedContext, KeyedProcess};
 
 use super::Side;
 use crate::changelog::Change;
+use crate::state_vec;
 
 /// One key's table versions (time, row or `None` after a delete), oldest first, and the
 /// records waiting for the watermark.
@@ -70,7 +71,7 @@ where
             return;
         }
         match record {
-            Side::Left(left) => state.waiting.push((event_time, left)),
+            Side::Left(left) => state_vec::push(&mut state.waiting, (event_time, left)),
             Side::Right(change) => {
                 let row = match change {
                     Change::Insert(row) => Some(row),
@@ -80,7 +81,7 @@ where
                 let at = state
                     .versions
                     .partition_point(|(from, _)| *from <= event_time);
-                state.versions.insert(at, (event_time, row));
+                state_vec::insert(&mut state.versions, at, (event_time, row));
             }
         }
         cx.set_timer(event_time);

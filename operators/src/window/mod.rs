@@ -48,6 +48,7 @@ use weir_engine::{
 };
 
 use crate::aggregate::Aggregate;
+use crate::state_vec;
 pub use assigner::{global, hopping, session, tumbling, Window, Windows};
 
 /// One window's result for one key.
@@ -186,7 +187,9 @@ struct OpenWindow<Acc, Out> {
     window: Window,
     accumulator: Acc,
     fired: bool,
-    emitted: Option<Out>,
+    /// Boxed: only retracting windows fill it, and every open window of every key holds
+    /// the slot.
+    emitted: Option<Box<Out>>,
     since_emitted: u64,
 }
 
@@ -234,7 +237,7 @@ impl<A: Aggregate<T>, T> WindowLogic<A, T> {
     ) {
         self.retract(cx, key, open);
         if self.retracting() {
-            open.emitted = Some(value.clone());
+            open.emitted = Some(Box::new(value.clone()));
         }
         open.since_emitted = 0;
         cx.emit(WindowResult {
@@ -258,7 +261,7 @@ impl<A: Aggregate<T>, T> WindowLogic<A, T> {
                 key: key.clone(),
                 start: open.window.start,
                 end: open.window.end,
-                value,
+                value: *value,
                 kind: ResultKind::Retraction,
             });
         }
@@ -384,7 +387,7 @@ where
                 self.maybe_fire_early(cx, key, &mut merged, &record);
             }
             self.set_timers(cx, &target);
-            open.push(merged);
+            state_vec::push(open, merged);
         }
         if !assigned {
             cx.late(record);

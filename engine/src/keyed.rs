@@ -6,6 +6,7 @@
 //! and downstream watermarks wait for them), and fires timers in time order once the input
 //! watermark passes them.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashSet};
 use std::hash::Hash;
 use std::rc::Rc;
@@ -266,6 +267,26 @@ impl<K: Hash + Eq + Clone> Timers<K> {
         Some((time, pending, sent_under))
     }
 
+    /// Puts back the keys of a timer at `time` that [`first_before`](Self::first_before)
+    /// took but that did not fire, merging them with keys that set it since.
+    fn put_back(&mut self, time: u64, unfired: PendingTimer<K>) {
+        match self.by_time.entry(time) {
+            Entry::Vacant(vacant) => {
+                *self.watermarks.entry(unfired.watermark).or_default() += 1;
+                vacant.insert(unfired);
+            }
+            Entry::Occupied(mut occupied) => {
+                let pending = occupied.get_mut();
+                if unfired.watermark < pending.watermark {
+                    forget(&mut self.watermarks, pending.watermark);
+                    *self.watermarks.entry(unfired.watermark).or_default() += 1;
+                    pending.watermark = unfired.watermark;
+                }
+                pending.keys.extend(unfired.keys);
+            }
+        }
+    }
+
     /// Every pending timer, as `(kind, time, key)`.
     fn pending(&self, kind: TimerKind) -> impl Iterator<Item = (TimerKind, u64, &K)> {
         self.by_time
@@ -445,6 +466,9 @@ where
         // Input not handled yet: of later epochs, or waiting for a checkpoint.
         let mut held: HeldInput<Batch<(K, T)>> = HeldInput::default();
         let mut finished = false;
+        // The watermark and end of input of a firing cut short by its budget, until it is
+        // done.
+        let mut unfinished: Option<(EventTime, bool)> = None;
         let mut cx = KeyedContext::new(job.metrics.operator(&operator_metrics_name));
         move |frontiers| {
             let mut results_handle = results_output.activate();
@@ -468,68 +492,76 @@ where
                 keepalive = None;
                 timers = Timers::default();
                 processing_timers = Timers::default();
+                unfinished = None;
                 return;
             }
             loop {
+                // A firing cut short goes on first, at the watermark it started at (the input
+                // held meanwhile would hold that watermark back), and then the input.
+                let resumed = unfinished.take();
                 // Evictions write to the store: only once the last flushed epoch is
                 // checkpointed. Until then this epoch's state stays in memory.
                 states.allow_evictions(cursor.may_write());
-                for (time, mut batch) in held.take_through(cursor.epoch()) {
-                    cx.watermark = time.watermark;
-                    let capabilities_at =
-                        |when: &Time| (batch.results.delayed(when), batch.late.delayed(when));
-                    cx.metrics.add_in(batch.records.len());
-                    for (key, record) in batch.records.drain(..) {
-                        let at = event_time(&record);
-                        let state = match states.get_or_default(&key) {
-                            Ok(state) => state,
-                            Err(error) => {
-                                fail(error);
-                                continue;
-                            }
-                        };
-                        logic.on_record(&mut cx, &key, state, record, at);
-                        if logic.is_empty(state) {
-                            if let Err(error) = states.remove(&key) {
-                                fail(error);
-                            }
-                        }
-                        for timer in cx.timers.drain(..) {
-                            // A timer behind the record's own time fires at the record's time.
-                            let when = Time {
-                                watermark: timer.max(time.watermark),
-                                ..time
+                if resumed.is_none() {
+                    for (time, mut batch) in held.take_through(cursor.epoch()) {
+                        cx.watermark = time.watermark;
+                        let capabilities_at =
+                            |when: &Time| (batch.results.delayed(when), batch.late.delayed(when));
+                        cx.metrics.add_in(batch.records.len());
+                        for (key, record) in batch.records.drain(..) {
+                            let at = event_time(&record);
+                            let state = match states.get_or_default(&key) {
+                                Ok(state) => state,
+                                Err(error) => {
+                                    fail(error);
+                                    continue;
+                                }
                             };
-                            let timer = timer.millis();
-                            if timers.add(timer, &key, &when, &capabilities_at) {
-                                let set = (TimerKind::Event, timer, TimerChange::Set);
-                                note(&mut states, set, &key, &fail);
+                            logic.on_record(&mut cx, &key, state, record, at);
+                            if logic.is_empty(state) {
+                                if let Err(error) = states.remove(&key) {
+                                    fail(error);
+                                }
+                            }
+                            for timer in cx.timers.drain(..) {
+                                // A timer behind the record's own time fires at the record's time.
+                                let when = Time {
+                                    watermark: timer.max(time.watermark),
+                                    ..time
+                                };
+                                let timer = timer.millis();
+                                if timers.add(timer, &key, &when, &capabilities_at) {
+                                    let set = (TimerKind::Event, timer, TimerChange::Set);
+                                    note(&mut states, set, &key, &fail);
+                                }
+                            }
+                            for timer in cx.processing_timers.drain(..) {
+                                let timer = timer.millis();
+                                if processing_timers.add(timer, &key, &time, &capabilities_at) {
+                                    let set = (TimerKind::Processing, timer, TimerChange::Set);
+                                    note(&mut states, set, &key, &fail);
+                                }
                             }
                         }
-                        for timer in cx.processing_timers.drain(..) {
-                            let timer = timer.millis();
-                            if processing_timers.add(timer, &key, &time, &capabilities_at) {
-                                let set = (TimerKind::Processing, timer, TimerChange::Set);
-                                note(&mut states, set, &key, &fail);
-                            }
-                        }
+                        cx.send(
+                            (&mut results_handle, &mut late_handle),
+                            (&batch.results, &batch.late),
+                            &job,
+                        );
                     }
-                    cx.send(
-                        (&mut results_handle, &mut late_handle),
-                        (&batch.results, &batch.late),
-                        &job,
-                    );
                 }
                 // Held batches are input not yet handled: they hold the watermark back too.
-                let watermark = frontier_watermark(frontier.as_ref()).min(
-                    held.times()
-                        .map(|time| time.watermark)
-                        .min()
-                        .unwrap_or(END_OF_TIME),
-                );
                 let status = held.status(cursor.epoch(), frontier.as_ref());
-                let input_ended = status == EpochStatus::Ended;
-                fire_timers(
+                let (watermark, input_ended) = resumed.unwrap_or_else(|| {
+                    let watermark = frontier_watermark(frontier.as_ref()).min(
+                        held.times()
+                            .map(|time| time.watermark)
+                            .min()
+                            .unwrap_or(END_OF_TIME),
+                    );
+                    (watermark, status == EpochStatus::Ended)
+                });
+                let fired_all = fire_timers(
                     &mut timers,
                     &mut processing_timers,
                     watermark,
@@ -541,6 +573,16 @@ where
                     &job,
                     (&mut results_handle, &mut late_handle),
                 );
+                if !fired_all {
+                    // Downstream operators take what it sent before it sends more.
+                    unfinished = Some((watermark, input_ended));
+                    activator.activate();
+                    break;
+                }
+                if resumed.is_some() {
+                    // Now the input held meanwhile.
+                    continue;
+                }
                 if !durable || finished {
                     break;
                 }
@@ -612,8 +654,16 @@ type Handles<'a, 'b, O, T> = (
     &'a mut OutputBuilderSession<'b, Time, CapacityContainerBuilder<Vec<T>>>,
 );
 
+/// How many results and late records a keyed operator sends per activation while it fires
+/// timers. A watermark can fire every key's window at once (at the end of the input, every
+/// window of a day): sent in one go, the results of millions of keys would sit in the
+/// channels beside the state they came from; in batches, the operators downstream take each
+/// batch before the next is made.
+const FIRING_BATCH: usize = 16 * 1024;
+
 /// Fires the event-time timers the watermark passed, then the processing-time timers that are
-/// due (all of them once the input has ended), earliest first.
+/// due (all of them once the input has ended), earliest first. Returns `false` when it stopped
+/// after a batch of [`FIRING_BATCH`] records, with timers left to fire at this watermark.
 #[allow(clippy::too_many_arguments)]
 fn fire_timers<K, T, P>(
     timers: &mut Timers<K>,
@@ -626,7 +676,8 @@ fn fire_timers<K, T, P>(
     fail: &impl Fn(StateError),
     job: &JobShared,
     (results_handle, late_handle): Handles<'_, '_, P::Output, T>,
-) where
+) -> bool
+where
     K: Data + Hash + Eq,
     T: Data,
     P: KeyedProcess<K, T>,
@@ -645,7 +696,7 @@ fn fire_timers<K, T, P>(
                         Some((time, pending, sent_under)) => {
                             (time, pending, sent_under, TimerKind::Processing)
                         }
-                        None => break,
+                        None => return true,
                     }
                 }
             };
@@ -653,7 +704,13 @@ fn fire_timers<K, T, P>(
             cx.watermark = EventTime(time);
         }
         let capabilities_at = |when: &Time| (results_at.delayed(when), late_at.delayed(when));
-        for key in &pending.keys {
+        let PendingTimer {
+            mut keys,
+            watermark,
+        } = pending;
+        let mut keys = keys.drain();
+        for key in keys.by_ref() {
+            let key = &key;
             note(states, (kind, time, TimerChange::Fired), key, fail);
             let state = match states.get_existing(key) {
                 Ok(Some(state)) => state,
@@ -704,11 +761,27 @@ fn fire_timers<K, T, P>(
                     );
                 }
             }
+            if cx.outputs.len() + cx.late.len() >= FIRING_BATCH {
+                break;
+            }
         }
+        let unfired: KeySet<K> = keys.collect();
         cx.send(
             (&mut *results_handle, &mut *late_handle),
             (&results_at, &late_at),
             job,
         );
+        if !unfired.is_empty() {
+            let timers = match kind {
+                TimerKind::Event => &mut *timers,
+                TimerKind::Processing => &mut *processing_timers,
+            };
+            let unfired = PendingTimer {
+                keys: unfired,
+                watermark,
+            };
+            timers.put_back(time, unfired);
+            return false;
+        }
     }
 }

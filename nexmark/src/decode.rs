@@ -33,6 +33,9 @@ pub struct Projection {
     pub auctions: bool,
     /// Bids' channel and url.
     pub bid_channels: bool,
+    /// Bids' channel and url (when kept) as one copy per distinct string, shared by every
+    /// bid that holds it (see [`Input::BidChannelsHeld`]).
+    pub shared_bid_channels: bool,
     /// The `extra` padding of every event.
     pub extra: bool,
 }
@@ -43,6 +46,7 @@ impl Projection {
         people: true,
         auctions: true,
         bid_channels: true,
+        shared_bid_channels: false,
         extra: true,
     };
 
@@ -51,7 +55,9 @@ impl Projection {
         Projection {
             people: reads.contains(&Input::People),
             auctions: reads.contains(&Input::Auctions),
-            bid_channels: reads.contains(&Input::BidChannels),
+            bid_channels: reads.contains(&Input::BidChannels)
+                || reads.contains(&Input::BidChannelsHeld),
+            shared_bid_channels: reads.contains(&Input::BidChannelsHeld),
             extra: reads.contains(&Input::Padding),
         }
     }
@@ -77,11 +83,23 @@ impl Projection {
                 ..*auction
             })),
             Event::Bid(bid) => Event::Bid(Bid {
-                channel: shared(&bid.channel, self.bid_channels),
-                url: shared(&bid.url, self.bid_channels),
+                channel: self.bid_channel(&bid.channel),
+                url: self.bid_channel(&bid.url),
                 extra: keep(bid.extra, self.extra),
                 ..bid
             }),
+        }
+    }
+
+    /// A bid's channel or url as this projection decodes it: empty when left out, else
+    /// shared or a copy of its own.
+    fn bid_channel(&self, text: &str) -> Arc<str> {
+        if !self.bid_channels {
+            EMPTY.with(Arc::clone)
+        } else if self.shared_bid_channels {
+            shared(text)
+        } else {
+            Arc::from(text)
         }
     }
 }
@@ -127,16 +145,15 @@ thread_local! {
     static SHARED: RefCell<HashSet<Arc<str>, FixedState>> = RefCell::default();
 }
 
-/// `text` as a shared string if it is kept, else the empty one.
+/// `text` as this worker's shared copy of it.
 ///
 /// Bids draw their channel and url from a small set (about 10,000 in the generator's events),
 /// so one copy of each, shared by every bid that holds it, keeps the bids that operators hold
-/// (q18's last bids, q19's top ten) 130 bytes smaller each than one allocation per bid. Once
-/// a worker shares [`SHARED_STRINGS`] strings, new ones get their own copy.
-fn shared(text: &str, keep: bool) -> Arc<str> {
-    if !keep {
-        return EMPTY.with(Arc::clone);
-    }
+/// (q18's last bids, q19's top ten) 130 bytes smaller each than one allocation per bid. The
+/// lookup costs more than the allocation it saves when the bid is dropped soon (14 % more CPU
+/// for q21), hence only for queries that hold bids. Once a worker shares [`SHARED_STRINGS`]
+/// strings, new ones get their own copy.
+fn shared(text: &str) -> Arc<str> {
     SHARED.with_borrow_mut(|strings| {
         if let Some(held) = strings.get(text) {
             return Arc::clone(held);
@@ -225,13 +242,12 @@ impl<'a> Binary<'a> {
     }
 
     fn bid(&mut self, projection: Projection) -> Option<Bid> {
-        let keep = projection.bid_channels;
         Some(Bid {
             auction: self.varint()?,
             bidder: self.varint()?,
             price: self.varint()?,
-            channel: shared(self.str()?, keep),
-            url: shared(self.str()?, keep),
+            channel: projection.bid_channel(self.str()?),
+            url: projection.bid_channel(self.str()?),
             date_time: EventTime(self.varint()?),
             extra: owned(self.str()?, projection.extra),
         })
@@ -389,15 +405,14 @@ impl<'a> Json<'a> {
     }
 
     fn bid(&mut self, projection: Projection) -> Option<Bid> {
-        let keep = projection.bid_channels;
         let (mut auction, mut bidder, mut price, mut channel) = (None, None, None, None);
         let (mut url, mut date_time, mut extra) = (None, None, None);
         self.object(|this, key| match key {
             "auction" => set(&mut auction, this.number()?),
             "bidder" => set(&mut bidder, this.number()?),
             "price" => set(&mut price, this.number()?),
-            "channel" => set(&mut channel, shared(this.string()?, keep)),
-            "url" => set(&mut url, shared(this.string()?, keep)),
+            "channel" => set(&mut channel, projection.bid_channel(this.string()?)),
+            "url" => set(&mut url, projection.bid_channel(this.string()?)),
             "dateTime" => set(&mut date_time, this.date_time()?),
             "extra" => set(&mut extra, owned(this.string()?, projection.extra)),
             _ => None,
@@ -523,14 +538,15 @@ pub(crate) fn check_against_serde(data: &[u8]) {
     }
 }
 
-/// The sixteen projections.
+/// The thirty-two projections.
 #[cfg(any(test, fuzzing))]
 fn every_projection() -> Vec<Projection> {
-    (0..16u8)
+    (0..32u8)
         .map(|bits| Projection {
             people: bits & 1 != 0,
             auctions: bits & 2 != 0,
             bid_channels: bits & 4 != 0,
+            shared_bid_channels: bits & 16 != 0,
             extra: bits & 8 != 0,
         })
         .collect()
@@ -551,7 +567,8 @@ mod tests {
     #[test]
     fn bids_share_their_channel_and_url() {
         std::thread::spawn(|| {
-            let decoder = EventDecoder::new(Projection::of(&[Input::Bids, Input::BidChannels]));
+            let held = [Input::Bids, Input::BidChannelsHeld];
+            let decoder = EventDecoder::new(Projection::of(&held));
             let bid = |channel: &str| {
                 let event = Event::Bid(Bid {
                     auction: 1,

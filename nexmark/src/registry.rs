@@ -39,6 +39,11 @@ pub enum Input {
     /// The channel and url of each bid (left out of the decoding of queries that do not
     /// read them, see [`crate::Projection`]).
     BidChannels,
+    /// The channel and url of each bid, which the query holds in its state: as
+    /// [`Input::BidChannels`], decoded into one copy per distinct string that every bid
+    /// holding it shares (worth it for queries that keep many bids, not for those that drop
+    /// each bid soon).
+    BidChannelsHeld,
     /// The `extra` padding of the events it reads (left out likewise).
     Padding,
     /// A side table of `key,value` rows in a CSV file ([`Output::side_table`]).

@@ -40,11 +40,8 @@ mod tests {
         assert_eq!(capacities, [1, 2, 4, 4, 8, 8, 8, 8, 16]);
         let mut sorted = Vec::new();
         for item in [5, 1, 3] {
-            insert(
-                &mut sorted,
-                sorted.partition_point(|held| *held < item),
-                item,
-            );
+            let at = sorted.partition_point(|held| *held < item);
+            insert(&mut sorted, at, item);
         }
         assert_eq!((sorted.clone(), sorted.capacity()), (vec![1, 3, 5], 4));
     }

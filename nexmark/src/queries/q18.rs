@@ -30,7 +30,7 @@ pub fn q18<'s>(events: Stream<'s, Event>) -> Stream<'s, Bid> {
 pub const Q18: Query = Query {
     name: "q18",
     about: "Last bids: each bidder's last bid on each auction, per day.",
-    reads: &[Input::Bids, Input::BidChannels, Input::Padding],
+    reads: &[Input::Bids, Input::BidChannelsHeld, Input::Padding],
     results: Results::Appends,
     build: |_, events, output| output.append(q18(events)),
 };

@@ -77,7 +77,7 @@ pub fn q19<'s>(events: Stream<'s, Event>) -> Stream<'s, Q19Row> {
 pub const Q19: Query = Query {
     name: "q19",
     about: "Auction top-k: the ten highest bids per auction, per day.",
-    reads: &[Input::Bids, Input::BidChannels, Input::Padding],
+    reads: &[Input::Bids, Input::BidChannelsHeld, Input::Padding],
     results: Results::Appends,
     build: |_, events, output| output.append(q19(events)),
 };

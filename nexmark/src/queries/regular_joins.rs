@@ -216,7 +216,7 @@ pub const Q3: Query = Query {
 pub const Q20: Query = Query {
     name: "q20",
     about: "Expand bid with auction: bids on auctions of category 10 with the auction's columns (a regular join).",
-    reads: &[Input::Auctions, Input::Bids, Input::BidChannels, Input::Padding],
+    reads: &[Input::Auctions, Input::Bids, Input::BidChannelsHeld, Input::Padding],
     results: Results::Updates {
         key: UpsertKey::Row,
     },

@@ -8,19 +8,27 @@
 
 /// Appends `item` to `vec`, doubling its capacity from one when it is full.
 pub(crate) fn push<T>(vec: &mut Vec<T>, item: T) {
-    make_room(vec);
+    make_room(vec, usize::MAX);
     vec.push(item);
 }
 
 /// Inserts `item` into `vec` at `index`, doubling its capacity from one when it is full.
 pub(crate) fn insert<T>(vec: &mut Vec<T>, index: usize, item: T) {
-    make_room(vec);
+    make_room(vec, usize::MAX);
     vec.insert(index, item);
 }
 
-fn make_room<T>(vec: &mut Vec<T>) {
+/// Inserts `item` into `vec` at `index` as [`insert`] does, for a vector that never holds
+/// more than `most` elements: its capacity doubles up to `most` and no further.
+pub(crate) fn insert_at_most<T>(vec: &mut Vec<T>, index: usize, item: T, most: usize) {
+    make_room(vec, most);
+    vec.insert(index, item);
+}
+
+fn make_room<T>(vec: &mut Vec<T>, most: usize) {
     if vec.len() == vec.capacity() {
-        vec.reserve_exact(vec.len().max(1));
+        let more = vec.len().max(1).min(most.saturating_sub(vec.len())).max(1);
+        vec.reserve_exact(more);
     }
 }
 
@@ -44,5 +52,12 @@ mod tests {
             insert(&mut sorted, at, item);
         }
         assert_eq!((sorted.clone(), sorted.capacity()), (vec![1, 3, 5], 4));
+        let mut top = Vec::new();
+        let mut capacities = Vec::new();
+        for item in 0..10 {
+            insert_at_most(&mut top, 0, item, 10);
+            capacities.push(top.capacity());
+        }
+        assert_eq!(capacities, [1, 2, 4, 4, 8, 8, 8, 8, 10, 10]);
     }
 }

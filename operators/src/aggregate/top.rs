@@ -1,6 +1,7 @@
 //! Top-N: the records with the largest values of a ranking.
 
 use super::Aggregate;
+use crate::state_vec;
 use weir_engine::Data;
 
 /// The `n` records with the largest `rank(record)`, largest first (of equal ranks, the
@@ -27,15 +28,17 @@ where
     type Accumulator = Vec<T>;
     type Output = Vec<T>;
     fn create(&self) -> Vec<T> {
-        Vec::with_capacity(self.n + 1)
+        // Grown as records come (most keys of a large state hold few): room for `n` up front
+        // made q19's accumulators 968 bytes per auction.
+        Vec::new()
     }
     fn add(&self, top: &mut Vec<T>, record: &T) {
         let rank = (self.rank)(record);
         // After every record of higher or equal rank: earlier arrivals win ties.
         let at = top.partition_point(|kept| (self.rank)(kept) >= rank);
         if at < self.n {
-            top.insert(at, record.clone());
-            top.truncate(self.n);
+            top.truncate(self.n - 1);
+            state_vec::insert_at_most(top, at, record.clone(), self.n);
         }
     }
     fn merge(&self, top: &mut Vec<T>, other: Vec<T>) {

@@ -30,10 +30,11 @@
 use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
-use weir_engine::{Data, EventTime, KeyedContext, KeyedProcess, KeyedStream, Stream};
+use weir_engine::{Data, EventTime, KeyedContext, KeyedOutput, KeyedProcess, KeyedStream, Stream};
 
 use crate::aggregate::{Aggregate, Retract};
 use crate::changelog::Change;
+use weir_engine::time::END_OF_TIME;
 
 /// One key's records as an accumulator, how many there are, and the result emitted last.
 #[derive(Serialize, Deserialize)]
@@ -64,6 +65,22 @@ pub trait RunningExt<'s, K, T> {
     where
         A: Aggregate<T>,
         A::Output: PartialEq;
+
+    /// [`aggregate_running`](Self::aggregate_running) for keys that take no records after a
+    /// time their records carry, `until(record)` (an auction takes no bids once it has
+    /// closed). A key's accumulator is dropped once the watermark passes the latest `until`
+    /// of its records, so the state holds the keys still open, not every key ever seen; its
+    /// last result stays as emitted. A record whose `until` the watermark had passed when it
+    /// was sent goes to the late output: its key may have been dropped, and a fresh result
+    /// would not retract the one emitted before.
+    fn aggregate_running_until<A>(
+        self,
+        aggregate: A,
+        until: impl Fn(&T) -> EventTime + 'static,
+    ) -> KeyedOutput<'s, Change<(K, A::Output)>, T>
+    where
+        A: Aggregate<T>,
+        A::Output: PartialEq;
 }
 
 impl<'s, K, T> RunningExt<'s, K, T> for KeyedStream<'s, K, T>
@@ -79,25 +96,58 @@ where
         self.process(
             "running aggregate",
             |_| EventTime::ZERO,
-            RunningLogic { aggregate },
+            RunningLogic {
+                aggregate,
+                until: None,
+            },
         )
         .results
     }
+
+    fn aggregate_running_until<A>(
+        self,
+        aggregate: A,
+        until: impl Fn(&T) -> EventTime + 'static,
+    ) -> KeyedOutput<'s, Change<(K, A::Output)>, T>
+    where
+        A: Aggregate<T>,
+        A::Output: PartialEq,
+    {
+        self.process(
+            "running aggregate",
+            |_| EventTime::ZERO,
+            RunningLogic {
+                aggregate,
+                until: Some(Box::new(until)),
+            },
+        )
+    }
 }
 
-/// The keyed logic of a running aggregation: the accumulator and the result emitted last.
-struct RunningLogic<A> {
+/// The keyed logic of a running aggregation.
+struct RunningLogic<A, T> {
     aggregate: A,
+    /// When a key's records end, for aggregations that drop closed keys.
+    until: Option<Box<dyn Fn(&T) -> EventTime>>,
 }
 
-impl<K, T, A> KeyedProcess<K, T> for RunningLogic<A>
+/// One key of a running aggregation: its accumulator, the result emitted last, and the
+/// latest `until` of its records (the end of time for aggregations that keep every key).
+#[derive(Serialize, Deserialize)]
+struct Running<Acc, Out> {
+    accumulator: Acc,
+    emitted: Out,
+    until: EventTime,
+}
+
+impl<K, T, A> KeyedProcess<K, T> for RunningLogic<A, T>
 where
     K: Data,
     T: Data,
     A: Aggregate<T>,
     A::Output: PartialEq,
 {
-    type State = Option<(A::Accumulator, A::Output)>;
+    type State = Option<Running<A::Accumulator, A::Output>>;
     type Output = Change<(K, A::Output)>;
 
     fn on_record(
@@ -108,10 +158,26 @@ where
         record: T,
         _event_time: EventTime,
     ) {
-        let (mut accumulator, emitted) = match state.take() {
-            Some((accumulator, emitted)) => (accumulator, Some(emitted)),
-            None => (self.aggregate.create(), None),
+        let until = match &self.until {
+            Some(until) => until(&record),
+            None => END_OF_TIME,
         };
+        if until < cx.watermark() {
+            cx.late(record);
+            return;
+        }
+        let (mut accumulator, emitted, until) = match state.take() {
+            Some(running) => (
+                running.accumulator,
+                Some(running.emitted),
+                running.until.max(until),
+            ),
+            None => (self.aggregate.create(), None, until),
+        };
+        if self.until.is_some() {
+            // Set at the same time again, a timer fires once.
+            cx.set_timer(until);
+        }
         self.aggregate.add(&mut accumulator, &record);
         let result = self.aggregate.result(&accumulator);
         if emitted.as_ref() != Some(&result) {
@@ -120,16 +186,24 @@ where
             }
             cx.emit(Change::Insert((key.clone(), result.clone())));
         }
-        *state = Some((accumulator, result));
+        *state = Some(Running {
+            accumulator,
+            emitted: result,
+            until,
+        });
     }
 
     fn on_timer(
         &mut self,
         _cx: &mut KeyedContext<K, Self::Output, T>,
         _key: &K,
-        _state: &mut Self::State,
-        _time: EventTime,
+        state: &mut Self::State,
+        time: EventTime,
     ) {
+        // Closed: no record of this key can come on time any more.
+        if state.as_ref().is_some_and(|running| running.until <= time) {
+            *state = None;
+        }
     }
 
     fn is_empty(&self, state: &Self::State) -> bool {

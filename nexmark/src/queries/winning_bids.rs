@@ -103,7 +103,7 @@ pub fn q4<'s>(events: Stream<'s, Event>) -> Stream<'s, Change<Q4Row>> {
     .map(|change| change.map(|(category, avg)| Q4Row { category, avg }))
 }
 
-/// q9: each auction's winning bid so far (a running top-1).
+/// q9: each auction's winning bid so far (a running top-1, kept while the auction is open).
 pub fn q9<'s>(events: Stream<'s, Event>) -> Stream<'s, Change<Q9Row>> {
     bids_on_open_auctions(events, |auction, bid| Q9Row {
         id: auction.id,
@@ -123,9 +123,13 @@ pub fn q9<'s>(events: Stream<'s, Event>) -> Stream<'s, Change<Q9Row>> {
         bid_extra: bid.extra.clone(),
     })
     .key_by(|row| row.id)
-    .aggregate_running(Max::of(|row: &Q9Row| {
-        (row.price, Reverse(row.bid_date_time), row.clone())
-    }))
+    // An auction takes no bids once it has closed: its winner is final, and dropped from
+    // the state.
+    .aggregate_running_until(
+        Max::of(|row: &Q9Row| (row.price, Reverse(row.bid_date_time), row.clone())),
+        |row| row.expires,
+    )
+    .results
     .flat_map(|change| match change {
         Change::Insert((_, Some((_, _, row)))) => Some(Change::Insert(row)),
         Change::Delete((_, Some((_, _, row)))) => Some(Change::Delete(row)),

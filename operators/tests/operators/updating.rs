@@ -1,16 +1,18 @@
 //! Updating aggregations against a plain reference: applying the emitted changelog gives, per
 //! group, the aggregate of the rows inserted and not deleted, on 1 and 2 workers; a chained
-//! MAX per key then AVG per group retracts replaced maxima.
+//! MAX per key then AVG per group retracts replaced maxima; a running MAX whose keys close
+//! drops them when the watermark passes their close, and sends records for closed keys to
+//! the late output.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashMap};
 
 use crate::common::{run_script, Step};
 use proptest::prelude::*;
-use weir_engine::{CollectSink, Data, JobConfig, Stream};
+use weir_engine::{CollectSink, Data, EventTime, JobConfig, Stream};
 use weir_operators::aggregate::{Avg, Count, Max, Min, Sum};
 use weir_operators::changelog::{apply, Change, ChangelogExt};
-use weir_operators::updating::UpdatingExt;
+use weir_operators::updating::{RunningExt, UpdatingExt};
 
 /// `(group, item, value)`: items belong to groups, as auctions to categories.
 type Row = (u32, u32, u64);
@@ -127,5 +129,55 @@ proptest! {
             .map(|(group, (sum, count))| (group, (sum as f64 / count as f64 * 1000.0).round() as u64))
             .collect();
         prop_assert_eq!(averages, expected);
+    }
+
+    #[test]
+    fn a_running_max_until_a_close_drops_closed_keys_and_sends_their_stragglers_late(
+        ops in proptest::collection::vec((0u64..6, 0u64..100, 0u8..4), 1..80),
+        workers in 1usize..3,
+    ) {
+        // Key k closes at (k + 1) * 100; a step of 3 raises its worker's watermark by 60.
+        let until = |key: u64| (key + 1) * 100;
+        let mut steps = vec![Vec::new(); workers];
+        let mut watermarks = vec![0u64; workers];
+        let mut maxima: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut late = 0;
+        for (index, (key, value, op)) in ops.into_iter().enumerate() {
+            let worker = index % workers;
+            if op == 3 {
+                watermarks[worker] += 60;
+                steps[worker].push(Step::Watermark(watermarks[worker]));
+            } else if until(key) < watermarks[worker] {
+                late += 1;
+                steps[worker].push(Step::Record((key, value)));
+            } else {
+                let max = maxima.entry(key).or_default();
+                *max = (*max).max(value);
+                steps[worker].push(Step::Record((key, value)));
+            }
+        }
+        let sink = CollectSink::new();
+        let out = sink.results();
+        let metrics = run_script(JobConfig::default().workers(workers), steps, move |p, script| {
+            p.source(script)
+                .key_by(|(key, _)| *key)
+                .aggregate_running_until(Max::of(|(_, value): &(u64, u64)| *value), move |(key, _)| {
+                    EventTime(until(*key))
+                })
+                .results
+                .sink(sink.clone());
+            Ok(())
+        });
+        let emitted = out.lock().unwrap().clone();
+        let table = apply(emitted).map_err(TestCaseError::fail)?;
+        let expected: HashMap<_, _> = maxima.into_iter().map(|(key, max)| ((key, Some(max)), 1)).collect();
+        prop_assert_eq!(table, expected);
+        prop_assert_eq!(metrics.late_records(), late);
+        let (_, running) = metrics
+            .operators()
+            .into_iter()
+            .find(|(name, _)| name.contains("running aggregate"))
+            .unwrap();
+        prop_assert_eq!(running.state_keys(), 0, "every key closed by the end");
     }
 }

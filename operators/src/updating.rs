@@ -93,15 +93,7 @@ where
         A: Aggregate<T>,
         A::Output: PartialEq,
     {
-        self.process(
-            "running aggregate",
-            |_| EventTime::ZERO,
-            RunningLogic {
-                aggregate,
-                until: None,
-            },
-        )
-        .results
+        running(self, aggregate, None).results
     }
 
     fn aggregate_running_until<A>(
@@ -113,22 +105,37 @@ where
         A: Aggregate<T>,
         A::Output: PartialEq,
     {
-        self.process(
-            "running aggregate",
-            |_| EventTime::ZERO,
-            RunningLogic {
-                aggregate,
-                until: Some(Box::new(until)),
-            },
-        )
+        running(self, aggregate, Some(Box::new(until)))
     }
 }
+
+/// A running aggregation, dropping closed keys when `until` says when keys close.
+fn running<'s, K, T, A>(
+    stream: KeyedStream<'s, K, T>,
+    aggregate: A,
+    until: Option<Until<T>>,
+) -> KeyedOutput<'s, Change<(K, A::Output)>, T>
+where
+    K: Data + Hash + Eq,
+    T: Data,
+    A: Aggregate<T>,
+    A::Output: PartialEq,
+{
+    stream.process(
+        "running aggregate",
+        |_| EventTime::ZERO,
+        RunningLogic { aggregate, until },
+    )
+}
+
+/// When a key of a running aggregation closes, as its records say.
+type Until<T> = Box<dyn Fn(&T) -> EventTime>;
 
 /// The keyed logic of a running aggregation.
 struct RunningLogic<A, T> {
     aggregate: A,
     /// When a key's records end, for aggregations that drop closed keys.
-    until: Option<Box<dyn Fn(&T) -> EventTime>>,
+    until: Option<Until<T>>,
 }
 
 /// One key of a running aggregation: its accumulator, the result emitted last, and the

@@ -9,7 +9,7 @@ use std::time::Duration;
 use weir_engine::testing::TestJob;
 use weir_engine::{
     CheckpointConfig, CollectSink, EventTime, IterSource, Job, JobConfig, KeyedContext,
-    KeyedProcess, ProcessingTime,
+    KeyedProcess, ProcessingTime, Stream,
 };
 
 /// Emits, from a processing-time timer 50 ms after each record, the processing time it fired
@@ -131,6 +131,14 @@ impl KeyedProcess<u64, (u64, EventTime)> for CountPerSecond {
     }
 }
 
+/// Each key's records counted per second of event time.
+fn count_per_second<'s>(records: Stream<'s, (u64, EventTime)>) -> Stream<'s, (u64, u64, u64)> {
+    records
+        .key_by(|(key, _)| *key)
+        .process("count", |(_, at)| *at, CountPerSecond)
+        .results
+}
+
 /// More keys than one batch of a firing's results (16 Ki) holds, several times over.
 const MANY_KEYS: u64 = 70_000;
 
@@ -151,11 +159,7 @@ fn a_watermark_that_fires_many_keys_fires_each_once_while_input_arrives() {
     let fired = sink.results();
     let source = input.clone();
     job.build(move |p| {
-        p.source(source.source())
-            .key_by(|(key, _)| *key)
-            .process("count", |(_, at)| *at, CountPerSecond)
-            .results
-            .sink(sink.clone());
+        count_per_second(p.source(source.source())).sink(sink.clone());
         Ok(())
     })
     .unwrap();
@@ -192,11 +196,7 @@ fn a_firing_of_many_keys_at_the_end_is_checkpointed_whole() {
     Job::new(config)
         .run(move |p| {
             let records = (0..MANY_KEYS).map(|key| (key, EventTime(10)));
-            p.source(IterSource::new("keys", records))
-                .key_by(|(key, _)| *key)
-                .process("count", |(_, at)| *at, CountPerSecond)
-                .results
-                .sink(sink.clone());
+            count_per_second(p.source(IterSource::new("keys", records))).sink(sink.clone());
             Ok(())
         })
         .unwrap();

@@ -230,11 +230,7 @@ impl<K: Hash + Eq + Clone> Timers<K> {
                 watermark: when.watermark,
             }
         });
-        if when.watermark < pending.watermark {
-            forget(&mut self.watermarks, pending.watermark);
-            *self.watermarks.entry(when.watermark).or_default() += 1;
-            pending.watermark = when.watermark;
-        }
+        claim_earlier(&mut self.watermarks, pending, when.watermark);
         let covered = self
             .capabilities
             .as_ref()
@@ -277,11 +273,7 @@ impl<K: Hash + Eq + Clone> Timers<K> {
             }
             Entry::Occupied(mut occupied) => {
                 let pending = occupied.get_mut();
-                if unfired.watermark < pending.watermark {
-                    forget(&mut self.watermarks, pending.watermark);
-                    *self.watermarks.entry(unfired.watermark).or_default() += 1;
-                    pending.watermark = unfired.watermark;
-                }
+                claim_earlier(&mut self.watermarks, pending, unfired.watermark);
                 pending.keys.extend(unfired.keys);
             }
         }
@@ -325,6 +317,20 @@ impl<K: Hash + Eq + Clone> Timers<K> {
 /// flow ticks, so that it holds neither the watermark nor the sources back.
 fn holding_open(epoch: Epoch) -> Time {
     Time::new(epoch, END_OF_TIME, FlowTick::MAX)
+}
+
+/// Moves `pending`'s results to `watermark` if that is earlier (of two claims on one timer
+/// time, the earlier wins), keeping the count of timers per watermark.
+fn claim_earlier<K>(
+    watermarks: &mut BTreeMap<EventTime, usize>,
+    pending: &mut PendingTimer<K>,
+    watermark: EventTime,
+) {
+    if watermark < pending.watermark {
+        forget(watermarks, pending.watermark);
+        *watermarks.entry(watermark).or_default() += 1;
+        pending.watermark = watermark;
+    }
 }
 
 /// Takes one pending timer off the count of timers at `watermark`.

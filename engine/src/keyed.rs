@@ -714,8 +714,10 @@ where
             mut keys,
             watermark,
         } = pending;
-        let mut keys = keys.drain();
-        for key in keys.by_ref() {
+        // Keys leave the set as they fire; a batch cut short leaves the rest in it, in place
+        // (a copy of the rest would hold a second set of a large firing's keys).
+        let mut firing = keys.extract_if(|_| true);
+        for key in firing.by_ref() {
             let key = &key;
             note(states, (kind, time, TimerChange::Fired), key, fail);
             let state = match states.get_existing(key) {
@@ -771,21 +773,18 @@ where
                 break;
             }
         }
-        let unfired: KeySet<K> = keys.collect();
+        drop(firing);
         cx.send(
             (&mut *results_handle, &mut *late_handle),
             (&results_at, &late_at),
             job,
         );
-        if !unfired.is_empty() {
+        if !keys.is_empty() {
             let timers = match kind {
                 TimerKind::Event => &mut *timers,
                 TimerKind::Processing => &mut *processing_timers,
             };
-            let unfired = PendingTimer {
-                keys: unfired,
-                watermark,
-            };
+            let unfired = PendingTimer { keys, watermark };
             timers.put_back(time, unfired);
             return false;
         }

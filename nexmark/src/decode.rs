@@ -65,7 +65,13 @@ impl Projection {
     /// `event` with the strings this projection leaves out emptied, as [`EventDecoder`]
     /// decodes it.
     pub fn apply(&self, event: Event) -> Event {
-        let keep = |text: String, keep: bool| if keep { text } else { String::new() };
+        fn keep<S: Default>(text: S, keep: bool) -> S {
+            if keep {
+                text
+            } else {
+                S::default()
+            }
+        }
         match event {
             Event::Person(person) => Event::Person(Box::new(Person {
                 name: keep(person.name, self.people),
@@ -167,11 +173,11 @@ fn shared(text: &str) -> Arc<str> {
 }
 
 /// `text` as a string if it is kept, else an empty one (which allocates nothing).
-fn owned(text: &str, keep: bool) -> String {
+fn owned<S: for<'a> From<&'a str> + Default>(text: &str, keep: bool) -> S {
     if keep {
-        text.to_owned()
+        S::from(text)
     } else {
-        String::new()
+        S::default()
     }
 }
 
@@ -577,7 +583,7 @@ mod tests {
                     channel: Arc::from(channel),
                     url: Arc::from("https://www.nexmark.com/item.htm?query=1"),
                     date_time: EventTime(4),
-                    extra: String::new(),
+                    extra: Box::default(),
                 });
                 match decoder.decode(Encoded::Binary(&binary(&event))).unwrap() {
                     Event::Bid(bid) => bid,
@@ -728,7 +734,7 @@ mod tests {
                         channel: channel.into(),
                         url: url.into(),
                         date_time,
-                        extra,
+                        extra: extra.into(),
                     })
                 }
             ),

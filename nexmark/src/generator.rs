@@ -316,7 +316,7 @@ impl Generator {
             url: Arc::clone(url),
             date_time,
             // As in the reference generator, the shared channel and url strings do not count.
-            extra: rng.extra(32, AVG_BID_BYTES),
+            extra: rng.extra(32, AVG_BID_BYTES).into(),
         }
     }
 }

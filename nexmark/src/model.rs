@@ -81,9 +81,10 @@ pub struct Bid {
     /// Event time, milliseconds since the Unix epoch.
     #[serde(with = "serde_millis")]
     pub date_time: EventTime,
-    /// Padding.
+    /// Padding. A `Box<str>`, 8 bytes smaller than a `String`: operators hold bids by the
+    /// million (q18's last bids, q19's top ten).
     #[serde(deserialize_with = "super::strings::long_string")]
-    pub extra: String,
+    pub extra: Box<str>,
 }
 
 /// One Nexmark event. People and auctions are boxed: they are large and rare (8 % of events),

@@ -13,8 +13,12 @@ pub(crate) fn shared_str<'de, D: Deserializer<'de>>(deserializer: D) -> Result<A
 }
 
 /// Deserializes a long string (the padding fields that make up most of an event).
-pub(crate) fn long_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    decode_text(deserializer, str::to_owned)
+pub(crate) fn long_string<'de, D, S>(deserializer: D) -> Result<S, D::Error>
+where
+    D: Deserializer<'de>,
+    S: for<'a> From<&'a str>,
+{
+    decode_text(deserializer, |text| S::from(text))
 }
 
 /// Decodes a string into `T` through `make`. Binary input is checked for UTF-8 with SIMD,

@@ -132,7 +132,7 @@ fn q0_passes_every_bid_through() {
             bidder: bid.bidder,
             price: bid.price,
             date_time: bid.date_time,
-            extra: bid.extra,
+            extra: bid.extra.into(),
         })
         .collect();
     assert!(expected.len() > 25_000);
@@ -150,7 +150,7 @@ fn q1_converts_prices_to_euros() {
             bidder: bid.bidder,
             price: bid.price as f64 * 0.908,
             date_time: bid.date_time,
-            extra: bid.extra,
+            extra: bid.extra.into(),
         })
         .collect();
     for workers in [1, 2] {
@@ -481,7 +481,7 @@ fn q10_writes_every_bid_into_the_partition_of_its_date_and_hour() {
                 bidder: bid.bidder,
                 price: bid.price,
                 date_time: bid.date_time,
-                extra: bid.extra,
+                extra: bid.extra.into(),
                 dt: text[..10].to_owned(),
                 hour: text[11..13].to_owned(),
             }
@@ -549,7 +549,7 @@ fn q14_filters_euro_prices_and_tells_the_time_of_day() {
                 bid_time_type: bid_time_type.into(),
                 date_time: bid.date_time,
                 c_counts: bid.extra.matches('c').count() as u64,
-                extra: bid.extra,
+                extra: bid.extra.into(),
             })
         })
         .collect();
@@ -653,7 +653,7 @@ fn q12_puts_each_bid_in_the_window_of_the_processing_time_it_is_handled_at() {
             channel: "web".into(),
             url: "https://x".into(),
             date_time: EventTime(date_time),
-            extra: String::new(),
+            extra: Box::default(),
         })
     };
     let row = |bidder, bid_count, starttime: u64| Q12Row {
@@ -745,7 +745,7 @@ fn q7_finds_the_highest_bids_of_every_window() {
             bidder: bid.bidder,
             price: bid.price,
             date_time: bid.date_time,
-            extra: bid.extra.clone(),
+            extra: bid.extra.to_string(),
         })
         .collect();
     assert!(max_per_window.len() > 5, "{} windows", max_per_window.len());

@@ -111,7 +111,7 @@ pub fn q14<'s>(events: Stream<'s, Event>) -> Stream<'s, Q14Row> {
             bid_time_type: bid_time_type.into(),
             date_time: bid.date_time,
             c_counts: bid.extra.bytes().filter(|&byte| byte == b'c').count() as u64,
-            extra: bid.extra,
+            extra: bid.extra.into(),
         })
     })
 }

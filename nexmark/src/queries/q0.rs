@@ -33,7 +33,7 @@ pub fn q0<'s>(events: Stream<'s, Event>) -> Stream<'s, Q0Row> {
             bidder: bid.bidder,
             price: bid.price,
             date_time: bid.date_time,
-            extra: bid.extra,
+            extra: bid.extra.into(),
         })
     })
 }

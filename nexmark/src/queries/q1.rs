@@ -36,7 +36,7 @@ pub fn q1<'s>(events: Stream<'s, Event>) -> Stream<'s, Q1Row> {
             bidder: bid.bidder,
             price: bid.price as f64 * DOLLAR_TO_EURO,
             date_time: bid.date_time,
-            extra: bid.extra,
+            extra: bid.extra.into(),
         })
     })
 }

@@ -65,7 +65,7 @@ pub fn q10<'s>(events: Stream<'s, Event>) -> Stream<'s, Q10Row> {
             bidder: bid.bidder,
             price: bid.price,
             date_time: bid.date_time,
-            extra: bid.extra,
+            extra: bid.extra.into(),
             dt,
             hour,
         })

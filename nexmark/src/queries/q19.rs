@@ -44,7 +44,7 @@ pub struct Q19Row {
     #[serde(with = "serde_millis")]
     pub date_time: EventTime,
     /// Padding.
-    pub extra: String,
+    pub extra: Box<str>,
     /// 1 for the highest price, up to 10.
     pub rank_number: u64,
 }

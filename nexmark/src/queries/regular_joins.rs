@@ -186,7 +186,7 @@ pub fn q20<'s>(events: Stream<'s, Event>) -> Stream<'s, Change<Q20Row>> {
                 channel: Arc::clone(&bid.channel),
                 url: Arc::clone(&bid.url),
                 bid_date_time: bid.date_time,
-                bid_extra: bid.extra.clone(),
+                bid_extra: bid.extra.to_string(),
                 item_name: auction.item_name.clone(),
                 description: auction.description.clone(),
                 initial_bid: auction.initial_bid,

@@ -120,7 +120,7 @@ pub fn q9<'s>(events: Stream<'s, Event>) -> Stream<'s, Change<Q9Row>> {
         bidder: bid.bidder,
         price: bid.price,
         bid_date_time: bid.date_time,
-        bid_extra: bid.extra.clone(),
+        bid_extra: bid.extra.to_string(),
     })
     .key_by(|row| row.id)
     // An auction takes no bids once it has closed: its winner is final, and dropped from

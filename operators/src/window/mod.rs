@@ -83,7 +83,7 @@ pub enum ResultKind {
 /// When a window fires before the watermark passes its end.
 pub enum Trigger<T> {
     /// After every `n` records added to the window.
-    Records(u64),
+    Records(u32),
     /// Once per wall-clock interval while records arrive.
     Interval(Duration),
     /// After each record for which the function says so (a punctuation, a threshold).
@@ -190,7 +190,9 @@ struct OpenWindow<Acc, Out> {
     /// Boxed: only retracting windows fill it, and every open window of every key holds
     /// the slot.
     emitted: Option<Box<Out>>,
-    since_emitted: u64,
+    /// Records taken since the last emission, saturating (a `u32` beside `fired` keeps an
+    /// open window of a bid in 112 bytes, a size class of the allocator, instead of 128).
+    since_emitted: u32,
 }
 
 /// The keyed logic of windowed aggregation.
@@ -338,7 +340,7 @@ where
             assigned = true;
             if let Some(existing) = open.iter_mut().find(|other| other.window == target) {
                 self.aggregate.add(&mut existing.accumulator, &record);
-                existing.since_emitted += 1;
+                existing.since_emitted = existing.since_emitted.saturating_add(1);
                 if existing.fired {
                     // A late record within the lateness updates a fired window.
                     self.emit(cx, key, existing, ResultKind::Update);
@@ -365,7 +367,7 @@ where
                     let taken = std::mem::replace(&mut other.accumulator, self.aggregate.create());
                     self.aggregate.merge(&mut merged.accumulator, taken);
                     merged.fired |= other.fired;
-                    merged.since_emitted += other.since_emitted;
+                    merged.since_emitted = merged.since_emitted.saturating_add(other.since_emitted);
                     absorbed.push((other.window, other.emitted.take()));
                 }
                 !covered

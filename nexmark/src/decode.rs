@@ -221,13 +221,13 @@ impl<'a> Binary<'a> {
         let keep = projection.people;
         Some(Person {
             id: self.varint()?,
-            name: owned(self.str()?, keep),
-            email_address: owned(self.str()?, keep),
-            credit_card: owned(self.str()?, keep),
-            city: owned(self.str()?, keep),
-            state: owned(self.str()?, keep),
+            name: self.text(keep)?,
+            email_address: self.text(keep)?,
+            credit_card: self.text(keep)?,
+            city: self.text(keep)?,
+            state: self.text(keep)?,
             date_time: EventTime(self.varint()?),
-            extra: owned(self.str()?, projection.extra),
+            extra: self.text(projection.extra)?,
         })
     }
 
@@ -235,15 +235,15 @@ impl<'a> Binary<'a> {
         let keep = projection.auctions;
         Some(Auction {
             id: self.varint()?,
-            item_name: owned(self.str()?, keep),
-            description: owned(self.str()?, keep),
+            item_name: self.text(keep)?,
+            description: self.text(keep)?,
             initial_bid: self.varint()?,
             reserve: self.varint()?,
             date_time: EventTime(self.varint()?),
             expires: EventTime(self.varint()?),
             seller: self.varint()?,
             category: self.varint()?,
-            extra: owned(self.str()?, projection.extra),
+            extra: self.text(projection.extra)?,
         })
     }
 
@@ -252,10 +252,10 @@ impl<'a> Binary<'a> {
             auction: self.varint()?,
             bidder: self.varint()?,
             price: self.varint()?,
-            channel: projection.bid_channel(self.str()?),
-            url: projection.bid_channel(self.str()?),
+            channel: self.bid_channel(projection)?,
+            url: self.bid_channel(projection)?,
             date_time: EventTime(self.varint()?),
-            extra: owned(self.str()?, projection.extra),
+            extra: self.text(projection.extra)?,
         })
     }
 
@@ -288,12 +288,37 @@ impl<'a> Binary<'a> {
         None
     }
 
-    fn str(&mut self) -> Option<&'a str> {
+    /// A string's bytes, unchecked.
+    fn field(&mut self) -> Option<&'a [u8]> {
         let len = usize::try_from(self.varint()?).ok()?;
         let end = self.at.checked_add(len)?;
-        let text = utf8(self.bytes.get(self.at..end)?)?;
+        let bytes = self.bytes.get(self.at..end)?;
         self.at = end;
-        Some(text)
+        Some(bytes)
+    }
+
+    fn str(&mut self) -> Option<&'a str> {
+        utf8(self.field()?)
+    }
+
+    /// A string as `S` when kept, else `S`'s empty value; a left-out string is checked to be
+    /// UTF-8 all the same, by an inlined ASCII test first (Nexmark's strings are ASCII).
+    fn text<S: for<'b> From<&'b str> + Default>(&mut self, keep: bool) -> Option<S> {
+        if keep {
+            return self.str().map(S::from);
+        }
+        let bytes = self.field()?;
+        (bytes.is_ascii() || utf8(bytes).is_some()).then(S::default)
+    }
+
+    /// A bid's channel or url as `projection` decodes it.
+    fn bid_channel(&mut self, projection: Projection) -> Option<Arc<str>> {
+        if projection.bid_channels {
+            self.str().map(|text| projection.bid_channel(text))
+        } else {
+            self.text::<String>(false)?;
+            Some(projection.bid_channel(""))
+        }
     }
 }
 

@@ -185,17 +185,23 @@ where
             // Set at the same time again, a timer fires once.
             cx.set_timer(until);
         }
-        self.aggregate.add(&mut accumulator, &record);
-        let result = self.aggregate.result(&accumulator);
-        if emitted.as_ref() != Some(&result) {
-            if let Some(old) = emitted {
-                cx.emit(Change::Delete((key.clone(), old)));
+        let changed = self.aggregate.add_changed(&mut accumulator, &record);
+        let emitted = match emitted {
+            Some(emitted) if !changed => emitted,
+            emitted => {
+                let result = self.aggregate.result(&accumulator);
+                if emitted.as_ref() != Some(&result) {
+                    if let Some(old) = emitted {
+                        cx.emit(Change::Delete((key.clone(), old)));
+                    }
+                    cx.emit(Change::Insert((key.clone(), result.clone())));
+                }
+                result
             }
-            cx.emit(Change::Insert((key.clone(), result.clone())));
-        }
+        };
         *state = Some(Running {
             accumulator,
-            emitted: result,
+            emitted,
             until,
         });
     }

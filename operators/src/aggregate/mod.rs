@@ -38,6 +38,13 @@ pub trait Aggregate<T>: 'static {
     fn create(&self) -> Self::Accumulator;
     /// Adds one record.
     fn add(&self, accumulator: &mut Self::Accumulator, record: &T);
+    /// Adds one record, and says whether the result may have changed: `false` lets a running
+    /// aggregation skip computing and comparing its result (a record that is no new maximum).
+    /// The default adds and says `true`.
+    fn add_changed(&self, accumulator: &mut Self::Accumulator, record: &T) -> bool {
+        self.add(accumulator, record);
+        true
+    }
     /// Adds everything `other` holds.
     fn merge(&self, accumulator: &mut Self::Accumulator, other: Self::Accumulator);
     /// The result so far.
@@ -138,12 +145,27 @@ where
         None
     }
     fn add(&self, kept: &mut Option<V>, record: &T) {
-        self.merge(kept, Some((self.0)(record)));
+        self.add_changed(kept, record);
+    }
+    fn add_changed(&self, kept: &mut Option<V>, record: &T) -> bool {
+        self.keep_winner(kept, (self.0)(record))
     }
     fn merge(&self, kept: &mut Option<V>, other: Option<V>) {
-        let Some(other) = other else {
-            return;
-        };
+        if let Some(other) = other {
+            self.keep_winner(kept, other);
+        }
+    }
+    fn result(&self, kept: &Option<V>) -> Option<V> {
+        kept.clone()
+    }
+    fn final_result(&self, kept: Option<V>) -> Option<V> {
+        kept
+    }
+}
+
+impl<F, const LARGEST: bool> Extreme<F, LARGEST> {
+    /// Keeps `other` if it beats what `kept` holds; returns whether it did.
+    fn keep_winner<V: Ord>(&self, kept: &mut Option<V>, other: V) -> bool {
         let wins = kept.as_ref().is_none_or(|current| {
             if LARGEST {
                 other > *current
@@ -154,12 +176,7 @@ where
         if wins {
             *kept = Some(other);
         }
-    }
-    fn result(&self, kept: &Option<V>) -> Option<V> {
-        kept.clone()
-    }
-    fn final_result(&self, kept: Option<V>) -> Option<V> {
-        kept
+        wins
     }
 }
 
@@ -330,6 +347,10 @@ impl<T, A: Aggregate<T>, B: Aggregate<T>> Aggregate<T> for (A, B) {
         self.0.add(a, record);
         self.1.add(b, record);
     }
+    fn add_changed(&self, (a, b): &mut Self::Accumulator, record: &T) -> bool {
+        let changed_a = self.0.add_changed(a, record);
+        self.1.add_changed(b, record) || changed_a
+    }
     fn merge(&self, (a, b): &mut Self::Accumulator, (other_a, other_b): Self::Accumulator) {
         self.0.merge(a, other_a);
         self.1.merge(b, other_b);
@@ -372,6 +393,31 @@ mod tests {
             let mean = values.iter().sum::<u64>() as f64 / values.len() as f64;
             prop_assert!((split_fold(&Avg::of(|v: &u64| *v as f64), &values, cut) - mean).abs() < 1e-9);
             prop_assert_eq!(split_fold(&(Count, Max::of(|v: &u64| *v)), &values, cut), (values.len() as u64, values.iter().max().copied()));
+        }
+
+        /// `add_changed` says `false` only when the result stayed the same.
+        #[test]
+        fn add_changed_is_false_only_for_an_unchanged_result(values in proptest::collection::vec(0u64..20, 1..40)) {
+            fn check<A: Aggregate<u64>>(aggregate: &A, values: &[u64]) -> Result<(), TestCaseError>
+            where
+                A::Output: PartialEq + std::fmt::Debug,
+            {
+                let mut accumulator = aggregate.create();
+                for value in values {
+                    let before = aggregate.result(&accumulator);
+                    let changed = aggregate.add_changed(&mut accumulator, value);
+                    prop_assert!(changed || aggregate.result(&accumulator) == before);
+                }
+                Ok(())
+            }
+            check(&Max::of(|v: &u64| *v), &values)?;
+            check(&Min::of(|v: &u64| *v), &values)?;
+            check(&(Min::of(|v: &u64| *v), Max::of(|v: &u64| *v)), &values)?;
+            // The extremes say when they change: only a new extreme does.
+            let mut max = None;
+            let changes = values.iter().filter(|v| Max::of(|v: &u64| *v).add_changed(&mut max, v)).count();
+            let records = values.iter().enumerate().filter(|(at, v)| values[..*at].iter().all(|held| held < v)).count();
+            prop_assert_eq!(changes, records);
         }
     }
 }

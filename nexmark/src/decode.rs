@@ -301,14 +301,20 @@ impl<'a> Binary<'a> {
         utf8(self.field()?)
     }
 
-    /// A string as `S` when kept, else `S`'s empty value; a left-out string is checked to be
-    /// UTF-8 all the same, by an inlined ASCII test first (Nexmark's strings are ASCII).
+    /// Moves past a string left out, checked to be UTF-8 all the same, by an inlined ASCII
+    /// test first (Nexmark's strings are ASCII).
+    fn skip(&mut self) -> Option<()> {
+        let bytes = self.field()?;
+        (bytes.is_ascii() || utf8(bytes).is_some()).then_some(())
+    }
+
+    /// A string as `S` when kept, else skipped and `S`'s empty value.
     fn text<S: for<'b> From<&'b str> + Default>(&mut self, keep: bool) -> Option<S> {
         if keep {
-            return self.str().map(S::from);
+            self.str().map(S::from)
+        } else {
+            self.skip().map(|()| S::default())
         }
-        let bytes = self.field()?;
-        (bytes.is_ascii() || utf8(bytes).is_some()).then(S::default)
     }
 
     /// A bid's channel or url as `projection` decodes it.
@@ -316,8 +322,7 @@ impl<'a> Binary<'a> {
         if projection.bid_channels {
             self.str().map(|text| projection.bid_channel(text))
         } else {
-            self.text::<String>(false)?;
-            Some(projection.bid_channel(""))
+            self.skip().map(|()| projection.bid_channel(""))
         }
     }
 }

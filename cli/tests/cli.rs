@@ -428,18 +428,24 @@ fn query_all_runs_every_query_of_the_registry_and_tables_them() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The benchmark harness on a small input: each query on each source, the latency runs from
-/// the log, and the comparison with a stand-in Flink runner (the real one needs Flink).
+/// The benchmark harness on a small input: each query on each source, three times, the
+/// latency runs from the log, and the comparison with a stand-in Flink runner (the real one
+/// needs Flink).
 #[test]
 fn the_benchmark_harness_measures_each_configuration_and_compares_with_flink() {
     let dir = scratch("bench");
     let runner = dir.join("fake-flink.sh");
-    // Prints a throughput of a tenth of a million events per second for q0 and q5.
+    // Has q0 and q5, and prints a throughput of 0.1, 0.2 or 0.3 M events per second in
+    // turn: the three runs of a query at one parallelism (one run at each of the two
+    // parallelisms in between) print each once.
     std::fs::write(
         &runner,
-        "#!/bin/sh\n\
-         case \"$*\" in *--list*) echo q0 q5; exit 0;; esac\n\
-         echo '{\"events\": 20000, \"wall_s\": 0.2, \"events_per_s\": 100000.0, \"cpu_s\": 0.4, \"peak_memory_bytes\": 1048576}'\n",
+        r##"#!/bin/sh
+case "$*" in *--list*) echo q0 q5; exit 0;; esac
+echo run >> "$0.calls"
+rate=$(( ($(wc -l < "$0.calls") % 3 + 1) * 100000 ))
+echo "{\"events\": 20000, \"wall_s\": 0.2, \"events_per_s\": $rate.0, \"cpu_s\": 0.4, \"peak_memory_bytes\": 1048576}"
+"##,
     )
     .unwrap();
     let mut permissions = std::fs::metadata(&runner).unwrap().permissions();
@@ -459,6 +465,8 @@ fn the_benchmark_harness_measures_each_configuration_and_compares_with_flink() {
         "1,2",
         "--checkpoint-interval",
         "200ms",
+        "--repeat",
+        "3",
         "--with-flink",
         "--flink-runner",
         runner.to_str().unwrap(),
@@ -472,9 +480,23 @@ fn the_benchmark_harness_measures_each_configuration_and_compares_with_flink() {
         serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     let runs = results["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 3 * 2 * 2);
+    let sorted = |rates: &serde_json::Value| {
+        let mut rates: Vec<f64> = rates
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|rate| rate.as_f64().unwrap())
+            .collect();
+        rates.sort_by(f64::total_cmp);
+        rates
+    };
     for run in runs {
         let peak = &run["peak"];
         assert!(peak["events"].as_u64().unwrap() >= 20_000, "{run}");
+        // The run kept is the median of three.
+        let rates = sorted(&run["repeats"]);
+        assert_eq!(rates.len(), 3, "{run}");
+        assert_eq!(peak["events_per_s"].as_f64().unwrap(), rates[1], "{run}");
         assert!(run["input_bytes"].as_u64().unwrap() > 0, "{run}");
         if run["source"] == "log" {
             assert!(peak["checkpoints"].as_u64().unwrap() > 0, "{run}");
@@ -493,7 +515,13 @@ fn the_benchmark_harness_measures_each_configuration_and_compares_with_flink() {
         .iter()
         .filter(|run| run["query"] == "q13")
         .all(|run| run["error"].as_str().unwrap().contains("does not have")));
+    for run in flink.iter().filter(|run| run["query"] != "q13") {
+        assert_eq!(sorted(&run["repeats"]), [1e5, 2e5, 3e5], "{run}");
+        assert_eq!(run["record"]["events_per_s"], 2e5, "{run}");
+    }
     let table = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(table.contains("the median of 3 runs"), "{table}");
+    assert!(table.contains("| 0.200 (0.100–0.300) |"), "{table}");
     assert!(
         table.contains("Geometric mean of weir / Flink over 4 runs"),
         "{table}"

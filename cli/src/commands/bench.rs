@@ -68,6 +68,10 @@ pub struct NexmarkBenchArgs {
     /// Leave out the latency runs (the log replayed at half the rate each run reached).
     #[arg(long)]
     no_latency: bool,
+    /// Runs of each configuration at full speed (weir's and Flink's in turn); the table
+    /// gives the median run and the range.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: u32,
     /// Where the events are generated and kept for later runs.
     #[arg(long, default_value = "bench-data")]
     data_dir: PathBuf,
@@ -109,9 +113,12 @@ pub struct FlinkRun {
     pub query: String,
     /// Parallel tasks (weir's workers).
     pub parallelism: usize,
-    /// What the runner measured.
+    /// What the runner measured: the median of the runs by throughput.
     pub record: Option<FlinkRecord>,
-    /// Why the run failed, if it did.
+    /// The throughput of every run, in events per second, in the order they ran.
+    #[serde(default)]
+    pub repeats: Vec<f64>,
+    /// Why a run failed, if one did.
     pub error: Option<String>,
 }
 
@@ -144,8 +151,12 @@ pub struct BenchRun {
     pub workers: usize,
     /// Bytes of input read (the topic's segments, the file), if any.
     pub input_bytes: Option<u64>,
-    /// The run at full speed.
+    /// The run at full speed: the median of the runs by throughput.
     pub peak: Option<RunRecord>,
+    /// The throughput of every run at full speed, in events per second, in the order they
+    /// ran.
+    #[serde(default)]
+    pub repeats: Vec<f64>,
     /// The run at half of the peak rate (log source only).
     pub half_load: Option<RunRecord>,
     /// Why a run failed, if one did.
@@ -177,52 +188,91 @@ fn nexmark(args: &NexmarkBenchArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let data = Inputs::prepare(&weir, args)?;
     let latency_runs = !args.no_latency && args.source.contains(&BenchSource::Log);
-    let per_query = args.workers.len()
-        * (args.source.len() + usize::from(latency_runs) + usize::from(args.with_flink));
+    let repeat = args.repeat as usize;
+    let flink_parallelisms: &[usize] = if args.with_flink { &args.workers } else { &[] };
+    let per_query = args.workers.len() * args.source.len() * repeat
+        + args.workers.len() * usize::from(latency_runs)
+        + flink_parallelisms.len() * repeat;
     let bar = super::progress::steps((queries.len() * per_query) as u64, args.no_progress);
+    data.warm(&args.source, flink_parallelisms)?;
     let mut results = BenchResults {
         events: args.events,
         machine: machine(),
         runs: Vec::new(),
         flink: Vec::new(),
     };
-    // Query by query, so that a change in the machine's load hits every configuration alike.
+    // Query by query, and each configuration's repeats in turn with the others' (Flink's
+    // included), so that a change in the machine's load hits every configuration alike.
     for query in &queries {
-        for &source in &args.source {
-            for &workers in &args.workers {
-                let run = Run {
-                    weir: &weir,
-                    args,
-                    data: &data,
-                    query,
-                    source,
-                    workers,
-                };
-                let result = run.measure(latency_runs && source == BenchSource::Log, &bar);
-                if let Some(error) = &result.error {
-                    bar.println(format!("{query} {source:?} {workers} workers: {error}"));
-                }
-                results.runs.push(result);
-                // After every run, so that an interrupted benchmark keeps what it measured.
-                write_results(&args.out, &results)?;
+        let configurations: Vec<Run> = args
+            .source
+            .iter()
+            .flat_map(|&source| args.workers.iter().map(move |&workers| (source, workers)))
+            .map(|(source, workers)| Run {
+                weir: &weir,
+                args,
+                data: &data,
+                query,
+                source,
+                workers,
+            })
+            .collect();
+        let on_flink = flink_queries.contains(query);
+        let mut weir_runs: Vec<Repeats<RunRecord>> =
+            configurations.iter().map(|_| Repeats::default()).collect();
+        let mut flink_runs: Vec<Repeats<FlinkRecord>> = flink_parallelisms
+            .iter()
+            .map(|_| Repeats::default())
+            .collect();
+        for round in 1..=repeat {
+            let kind = if repeat == 1 {
+                "peak".to_owned()
+            } else {
+                format!("peak-{round}")
+            };
+            for (run, runs) in configurations.iter().zip(&mut weir_runs) {
+                bar.set_message(format!(
+                    "{query} {:?} {}w, run {round} of {repeat}",
+                    run.source, run.workers
+                ));
+                runs.push(run.once(&kind, None));
+                bar.inc(1);
+            }
+            for (&parallelism, runs) in flink_parallelisms.iter().zip(&mut flink_runs) {
+                bar.set_message(format!(
+                    "{query} on Flink, parallelism {parallelism}, run {round} of {repeat}"
+                ));
+                runs.push(if on_flink {
+                    flink_once(args, &data, query, parallelism, &kind)
+                } else {
+                    Err(anyhow::anyhow!("the Flink runner does not have this query"))
+                });
+                bar.inc(1);
             }
         }
-        for &parallelism in args.workers.iter().filter(|_| args.with_flink) {
-            bar.set_message(format!("{query} on Flink, parallelism {parallelism}"));
-            let run = if flink_queries.contains(query) {
-                flink_run(args, &data, query, parallelism)
-            } else {
-                FlinkRun {
-                    query: query.clone(),
-                    parallelism,
-                    record: None,
-                    error: Some("the Flink runner does not have this query".into()),
-                }
-            };
-            bar.inc(1);
-            results.flink.push(run);
-            write_results(&args.out, &results)?;
+        for (run, runs) in configurations.iter().zip(weir_runs) {
+            let half_load = latency_runs && run.source == BenchSource::Log;
+            let result = run.result(runs, half_load, &bar);
+            if let Some(error) = &result.error {
+                bar.println(format!(
+                    "{query} {:?} {} workers: {error}",
+                    run.source, run.workers
+                ));
+            }
+            results.runs.push(result);
         }
+        for (&parallelism, runs) in flink_parallelisms.iter().zip(flink_runs) {
+            let (record, repeats, error) = runs.median(|record| record.events_per_s);
+            results.flink.push(FlinkRun {
+                query: query.clone(),
+                parallelism,
+                record,
+                repeats,
+                error,
+            });
+        }
+        // After every query, so that an interrupted benchmark keeps what it measured.
+        write_results(&args.out, &results)?;
     }
     bar.finish_and_clear();
     print!("{}", markdown(&results));
@@ -320,7 +370,7 @@ impl Inputs {
     /// task), written unless an earlier run left them complete.
     fn split(&self, parts: usize) -> anyhow::Result<PathBuf> {
         use std::io::{BufRead, Write};
-        let dir = self.dir.join(format!("split-{parts}"));
+        let dir = self.split_dir(parts);
         let done = dir.with_extension("complete");
         if done.exists() {
             return Ok(dir);
@@ -354,6 +404,30 @@ impl Inputs {
         Ok(dir)
     }
 
+    fn split_dir(&self, parts: usize) -> PathBuf {
+        self.dir.join(format!("split-{parts}"))
+    }
+
+    /// Reads every file that the runs read once, so that the first run finds them in the
+    /// page cache as the later ones do, rather than measuring the disk (or whatever ran
+    /// before the benchmark and pushed them out).
+    fn warm(&self, sources: &[BenchSource], flink_parallelisms: &[usize]) -> anyhow::Result<()> {
+        let mut paths = Vec::new();
+        for source in sources {
+            match source {
+                BenchSource::Generator => {}
+                BenchSource::Log => paths.push(self.topic()),
+                BenchSource::Jsonl => paths.push(self.json_lines()),
+            }
+        }
+        paths.extend(
+            flink_parallelisms
+                .iter()
+                .map(|&parts| self.split_dir(parts)),
+        );
+        paths.iter().try_for_each(|path| read_through(path))
+    }
+
     fn topic(&self) -> PathBuf {
         self.dir.join("topic")
     }
@@ -377,6 +451,24 @@ impl Inputs {
                 .map(|meta| meta.len()),
         }
     }
+}
+
+/// Reads the file at `path`, or every file under it, to the end.
+fn read_through(path: &Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        let entries =
+            std::fs::read_dir(path).with_context(|| format!("cannot list {}", path.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot list {}", path.display()))?;
+            read_through(&entry.path())?;
+        }
+        return Ok(());
+    }
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    std::io::copy(&mut file, &mut std::io::sink())
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(())
 }
 
 /// The bytes of every file under `dir`.
@@ -405,45 +497,40 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Runs the configuration at full speed and, with `half_load`, again at half the rate it
-    /// reached; moves `bar` one step per run.
-    fn measure(&self, half_load: bool, bar: &indicatif::ProgressBar) -> BenchRun {
+    /// The configuration's result from its runs at full speed and, with `half_load`, one
+    /// more at half the median run's rate; moves `bar` one step for that run.
+    fn result(
+        &self,
+        runs: Repeats<RunRecord>,
+        half_load: bool,
+        bar: &indicatif::ProgressBar,
+    ) -> BenchRun {
         let (query, source, workers) = (self.query, self.source, self.workers);
-        let mut result = BenchRun {
+        let (peak, repeats, mut error) = runs.median(|record| record.events_per_s);
+        let mut half = None;
+        if half_load {
+            if let Some(peak) = &peak {
+                bar.set_message(format!("{query} {source:?} {workers}w at half load"));
+                let rate = (peak.events_per_s / 2.0 / workers as f64).max(1.0) as u64;
+                match self.once("half-load", Some(rate)) {
+                    Ok(run) => half = Some(run),
+                    Err(failed) => {
+                        error.get_or_insert_with(|| format!("{failed:#}"));
+                    }
+                }
+            }
+            bar.inc(1);
+        }
+        BenchRun {
             query: query.to_owned(),
             source,
             workers,
             input_bytes: self.data.bytes(source),
-            peak: None,
-            half_load: None,
-            error: None,
-        };
-        bar.set_message(format!("{query} {source:?} {workers}w"));
-        let peak = self.once("peak", None);
-        bar.inc(1);
-        let half = match &peak {
-            Ok(peak) if half_load => {
-                bar.set_message(format!("{query} {source:?} {workers}w at half load"));
-                let rate = (peak.events_per_s / 2.0 / workers as f64).max(1.0) as u64;
-                Some(self.once("half-load", Some(rate)))
-            }
-            _ => None,
-        };
-        if half_load {
-            bar.inc(1);
+            peak,
+            repeats,
+            half_load: half,
+            error,
         }
-        match peak {
-            Err(error) => result.error = Some(format!("{error:#}")),
-            Ok(peak) => {
-                result.peak = Some(peak);
-                match half {
-                    Some(Ok(half)) => result.half_load = Some(half),
-                    Some(Err(error)) => result.error = Some(format!("{error:#}")),
-                    None => {}
-                }
-            }
-        }
-        result
     }
 
     /// Runs the query in a process of its own, at most `max_rate` events per second per
@@ -558,46 +645,77 @@ fn flink_queries(runner: &Path) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
-/// Runs `query` on Flink at `parallelism` over the split JSON lines events.
-fn flink_run(args: &NexmarkBenchArgs, data: &Inputs, query: &str, parallelism: usize) -> FlinkRun {
-    let measured = (|| -> anyhow::Result<FlinkRecord> {
-        let split = data.split(parallelism)?;
-        let output = Command::new(&args.flink_runner)
-            .args(["run", "--query", query, "--events"])
-            .arg(&split)
-            .args(["--parallelism", &parallelism.to_string()])
-            .args(["--count", &data.events.to_string()])
-            .output()
-            .with_context(|| format!("cannot start {}", args.flink_runner.display()))?;
-        let log = args.out.join(format!("{query}-flink-{parallelism}.log"));
-        std::fs::write(
-            &log,
-            [output.stdout.as_slice(), output.stderr.as_slice()].concat(),
-        )
-        .with_context(|| format!("cannot write {}", log.display()))?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let last = stdout.lines().rev().find(|line| line.starts_with('{'));
-        match last {
-            Some(line) if output.status.success() => {
-                serde_json::from_str(line).with_context(|| {
-                    format!(
-                        "the Flink runner printed {line:?} (log in {})",
-                        log.display()
-                    )
-                })
-            }
-            _ => bail!("Flink failed ({}; log in {})", output.status, log.display()),
+/// Runs `query` on Flink at `parallelism` over the split JSON lines events; `kind` names the
+/// run's log.
+fn flink_once(
+    args: &NexmarkBenchArgs,
+    data: &Inputs,
+    query: &str,
+    parallelism: usize,
+    kind: &str,
+) -> anyhow::Result<FlinkRecord> {
+    let split = data.split(parallelism)?;
+    let output = Command::new(&args.flink_runner)
+        .args(["run", "--query", query, "--events"])
+        .arg(&split)
+        .args(["--parallelism", &parallelism.to_string()])
+        .args(["--count", &data.events.to_string()])
+        .output()
+        .with_context(|| format!("cannot start {}", args.flink_runner.display()))?;
+    let log = args
+        .out
+        .join(format!("{query}-flink-{parallelism}-{kind}.log"));
+    std::fs::write(
+        &log,
+        [output.stdout.as_slice(), output.stderr.as_slice()].concat(),
+    )
+    .with_context(|| format!("cannot write {}", log.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().rev().find(|line| line.starts_with('{'));
+    match last {
+        Some(line) if output.status.success() => serde_json::from_str(line).with_context(|| {
+            format!(
+                "the Flink runner printed {line:?} (log in {})",
+                log.display()
+            )
+        }),
+        _ => bail!("Flink failed ({}; log in {})", output.status, log.display()),
+    }
+}
+
+/// The runs of one configuration at full speed, and the first failure among them.
+struct Repeats<T> {
+    runs: Vec<T>,
+    error: Option<String>,
+}
+
+impl<T> Default for Repeats<T> {
+    fn default() -> Self {
+        Repeats {
+            runs: Vec::new(),
+            error: None,
         }
-    })();
-    let (record, error) = match measured {
-        Ok(record) => (Some(record), None),
-        Err(error) => (None, Some(format!("{error:#}"))),
-    };
-    FlinkRun {
-        query: query.to_owned(),
-        parallelism,
-        record,
-        error,
+    }
+}
+
+impl<T> Repeats<T> {
+    fn push(&mut self, run: anyhow::Result<T>) {
+        match run {
+            Ok(run) => self.runs.push(run),
+            Err(error) => {
+                self.error.get_or_insert_with(|| format!("{error:#}"));
+            }
+        }
+    }
+
+    /// The median run by `rate` (of an even number, the slower of the middle two), every
+    /// run's rate in the order they ran, and the first failure.
+    fn median(mut self, rate: impl Fn(&T) -> f64) -> (Option<T>, Vec<f64>, Option<String>) {
+        let rates: Vec<f64> = self.runs.iter().map(&rate).collect();
+        self.runs.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
+        let middle = self.runs.len().saturating_sub(1) / 2;
+        let median = (!self.runs.is_empty()).then(|| self.runs.swap_remove(middle));
+        (median, rates, self.error)
     }
 }
 
@@ -629,12 +747,21 @@ fn write_results(dir: &Path, results: &BenchResults) -> anyhow::Result<()> {
 /// The results as a markdown table, one row per run.
 pub fn markdown(results: &BenchResults) -> String {
     let mut table = format!(
-        "{} events per run on {}.\n\n\
-         | query | source | workers | M events/s | MB/s | CPU (s) | peak memory (MiB) | \
+        "{} events per run on {}.\n\n",
+        results.events, results.machine
+    );
+    let repeats = results.runs.iter().map(|run| run.repeats.len()).max();
+    if let Some(repeats @ 2..) = repeats {
+        let _ = writeln!(
+            table,
+            "Throughput is the median of {repeats} runs, their range in brackets.\n"
+        );
+    }
+    table.push_str(
+        "| query | source | workers | M events/s | MB/s | CPU (s) | peak memory (MiB) | \
          state (MiB) | checkpoint (ms) | latency to emission p50 / p99 (ms) | \
          latency to commit p50 / p99 (ms) |\n\
          | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
-        results.events, results.machine
     );
     for run in &results.runs {
         let Some(peak) = &run.peak else {
@@ -655,11 +782,11 @@ pub fn markdown(results: &BenchResults) -> String {
         let half = run.half_load.as_ref();
         let _ = writeln!(
             table,
-            "| {} | {:?} | {} | {:.2} | {megabytes} | {:.1} | {} | {} | {} | {} | {} |",
+            "| {} | {:?} | {} | {} | {megabytes} | {:.1} | {} | {} | {} | {} | {} |",
             run.query,
             run.source,
             run.workers,
-            peak.events_per_s / 1e6,
+            millions(peak.events_per_s, &run.repeats, 2),
             peak.cpu_s,
             mebibytes(peak.peak_memory_bytes),
             mebibytes(peak.state_bytes),
@@ -694,18 +821,18 @@ fn flink_comparison(results: &BenchResults) -> String {
                     && run.source == BenchSource::Jsonl
                     && run.workers == flink.parallelism
             })
-            .and_then(|run| run.peak.as_ref());
+            .and_then(|run| Some((run, run.peak.as_ref()?)));
         match (weir, &flink.record) {
-            (Some(weir), Some(record)) => {
+            (Some((run, weir)), Some(record)) => {
                 let ratio = weir.events_per_s / record.events_per_s;
                 ratios.push(ratio);
                 let _ = writeln!(
                     table,
-                    "| {} | {} | {:.2} | {:.3} | {ratio:.1}× | {:.1} | {:.1} | {} | {} |",
+                    "| {} | {} | {} | {} | {ratio:.1}× | {:.1} | {:.1} | {} | {} |",
                     flink.query,
                     flink.parallelism,
-                    weir.events_per_s / 1e6,
-                    record.events_per_s / 1e6,
+                    millions(weir.events_per_s, &run.repeats, 2),
+                    millions(record.events_per_s, &flink.repeats, 3),
                     weir.cpu_s,
                     record.cpu_s,
                     mebibytes(weir.peak_memory_bytes),
@@ -734,6 +861,25 @@ fn flink_comparison(results: &BenchResults) -> String {
         );
     }
     table
+}
+
+/// A throughput in millions of events per second with `decimals`, followed by the range of
+/// the runs when there were several.
+fn millions(median: f64, repeats: &[f64], decimals: usize) -> String {
+    let mut cell = format!("{:.*}", decimals, median / 1e6);
+    if repeats.len() > 1 {
+        let low = repeats.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = repeats.iter().copied().fold(0.0, f64::max);
+        let _ = write!(
+            cell,
+            " ({:.*}–{:.*})",
+            decimals,
+            low / 1e6,
+            decimals,
+            high / 1e6
+        );
+    }
+    cell
 }
 
 /// `p50 / p99` of a latency, `-` when not measured.

@@ -14,8 +14,12 @@ use weir_engine::{BoxError, DeadLetter, EventTime, Source, SourcePoll, SourceRea
 use crate::checks::{CheckRecords, Checks, Encoded};
 use crate::error::ConnectorError;
 
-/// Read buffer size: large reads keep the system call count low.
-const READ_BUFFER: usize = 1 << 20;
+/// Read buffer size: small enough that the lines the kernel just copied in are still in the
+/// core's cache when they are decoded (on this project's machines, copying 3.3 GB from the
+/// page cache took 0.32 s of system time in reads of 64 KiB, 0.58 s in reads of 1 MiB).
+const READ_BUFFER: usize = 64 << 10;
+/// The page size reads are aligned to.
+const PAGE: u64 = 4096;
 /// The workers take the file in blocks of this many bytes, in turn.
 const BLOCK: u64 = 4 << 20;
 
@@ -171,9 +175,21 @@ impl<T> JsonLinesReader<T> {
                 self.reader.seek(SeekFrom::Start(0)).map_err(io_error)?;
                 0
             } else {
+                // Reads start at a page boundary and the bytes up to `start - 1` are passed
+                // over in the buffer: the kernel copies a read with `rep movsb`, which on AMD
+                // Zen cores is about four times slower when the source lies a few bytes behind
+                // the destination within a page (1 GB in reads of 64 KiB from file positions
+                // one byte before a page boundary into a page-aligned buffer: 0.41 s of system
+                // time, from page boundaries 0.10 s).
+                let aligned = (start - 1) / PAGE * PAGE;
                 self.reader
-                    .seek(SeekFrom::Start(start - 1))
+                    .seek(SeekFrom::Start(aligned))
                     .map_err(io_error)?;
+                std::io::copy(
+                    &mut (&mut self.reader).take(start - 1 - aligned),
+                    &mut std::io::sink(),
+                )
+                .map_err(io_error)?;
                 self.line.clear();
                 let skipped = self
                     .reader
@@ -377,6 +393,20 @@ mod tests {
             let mut all = shares.concat();
             all.sort_unstable();
             assert_eq!(all, vec![1, 2, 3]);
+        }
+    }
+
+    #[test]
+    fn blocks_beyond_the_first_page_start_at_their_first_whole_line() {
+        // Lines of 8 bytes over six pages, in blocks that start on, just before and just after
+        // page boundaries, so that a worker reads from a page boundary before its block.
+        let text: String = (1_000_000..1_003_000u64).map(|n| format!("{n}\n")).collect();
+        for block in [4095, 4096, 4097, 5000, 8191] {
+            let (shares, letters) = read_blocks(&text, 2, block);
+            let mut all = shares.concat();
+            all.sort_unstable();
+            assert_eq!(all, (1_000_000..1_003_000).collect::<Vec<_>>(), "blocks of {block}");
+            assert!(letters.is_empty());
         }
     }
 

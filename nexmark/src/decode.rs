@@ -359,16 +359,19 @@ fn smallest_byte(bytes: &[u8]) -> u8 {
 impl<'a> Json<'a> {
     fn event(mut self, projection: Projection) -> Option<Event> {
         let (mut event_type, mut person, mut auction, mut bid) = (None, None, None, None);
-        self.object(|this, key| match key {
-            "event_type" => set(&mut event_type, u8::try_from(this.number()?).ok()?),
-            "person" => set(&mut person, this.nullable(|this| this.person(projection))?),
-            "auction" => set(
-                &mut auction,
-                this.nullable(|this| this.auction(projection))?,
-            ),
-            "bid" => set(&mut bid, this.nullable(|this| this.bid(projection))?),
-            _ => None,
-        })?;
+        self.object(
+            &["event_type", "person", "auction", "bid"],
+            |this, key| match key {
+                "event_type" => set(&mut event_type, u8::try_from(this.number()?).ok()?),
+                "person" => set(&mut person, this.nullable(|this| this.person(projection))?),
+                "auction" => set(
+                    &mut auction,
+                    this.nullable(|this| this.auction(projection))?,
+                ),
+                "bid" => set(&mut bid, this.nullable(|this| this.bid(projection))?),
+                _ => None,
+            },
+        )?;
         self.whitespace();
         if self.at != self.text.len() {
             return None;
@@ -385,7 +388,7 @@ impl<'a> Json<'a> {
         let keep = projection.people;
         let (mut id, mut name, mut email_address, mut credit_card) = (None, None, None, None);
         let (mut city, mut state, mut date_time, mut extra) = (None, None, None, None);
-        self.object(|this, key| match key {
+        self.object(PERSON_KEYS, |this, key| match key {
             "id" => set(&mut id, this.number()?),
             "name" => set(&mut name, owned(this.string()?, keep)),
             "emailAddress" => set(&mut email_address, owned(this.string()?, keep)),
@@ -413,7 +416,7 @@ impl<'a> Json<'a> {
         let (mut id, mut item_name, mut description, mut initial_bid) = (None, None, None, None);
         let (mut reserve, mut date_time, mut expires) = (None, None, None);
         let (mut seller, mut category, mut extra) = (None, None, None);
-        self.object(|this, key| match key {
+        self.object(AUCTION_KEYS, |this, key| match key {
             "id" => set(&mut id, this.number()?),
             "itemName" => set(&mut item_name, owned(this.string()?, keep)),
             "description" => set(&mut description, owned(this.string()?, keep)),
@@ -443,7 +446,7 @@ impl<'a> Json<'a> {
     fn bid(&mut self, projection: Projection) -> Option<Bid> {
         let (mut auction, mut bidder, mut price, mut channel) = (None, None, None, None);
         let (mut url, mut date_time, mut extra) = (None, None, None);
-        self.object(|this, key| match key {
+        self.object(BID_KEYS, |this, key| match key {
             "auction" => set(&mut auction, this.number()?),
             "bidder" => set(&mut bidder, this.number()?),
             "price" => set(&mut price, this.number()?),
@@ -465,15 +468,24 @@ impl<'a> Json<'a> {
     }
 
     /// An object, handing each key to `field`, which reads its value (`None` for a key it
-    /// does not take, or a bad value).
-    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+    /// does not take, or a bad value). `keys` are the keys in their usual order: the one
+    /// expected next is compared in place, and only another key is searched for its end.
+    fn object(
+        &mut self,
+        keys: &[&'static str],
+        mut field: impl FnMut(&mut Self, &'a str) -> Option<()>,
+    ) -> Option<()> {
         self.expect(b'{')?;
         if self.peek() == Some(b'}') {
             self.at += 1;
             return Some(());
         }
+        let mut expected = keys.iter();
         loop {
-            let key = self.string()?;
+            let key = match expected.next() {
+                Some(key) if self.quoted(key) => key,
+                _ => self.string()?,
+            };
             self.expect(b':')?;
             field(self, key)?;
             match self.peek()? {
@@ -485,6 +497,19 @@ impl<'a> Json<'a> {
                 _ => return None,
             }
         }
+    }
+
+    /// Whether the text goes on with `text` in quotes, moving past it if it does.
+    fn quoted(&mut self, text: &str) -> bool {
+        self.whitespace();
+        let after = self.text.as_bytes()[self.at..]
+            .strip_prefix(b"\"")
+            .and_then(|rest| rest.strip_prefix(text.as_bytes()))
+            .and_then(|rest| rest.strip_prefix(b"\""));
+        if let Some(after) = after {
+            self.at = self.text.len() - after.len();
+        }
+        after.is_some()
     }
 
     /// `null` as `None`, else `value`.
@@ -551,6 +576,35 @@ impl<'a> Json<'a> {
             .count();
     }
 }
+
+/// A person's keys in the order Nexmark's generators write them.
+const PERSON_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "emailAddress",
+    "creditCard",
+    "city",
+    "state",
+    "dateTime",
+    "extra",
+];
+/// An auction's keys in the order Nexmark's generators write them.
+const AUCTION_KEYS: &[&str] = &[
+    "id",
+    "itemName",
+    "description",
+    "initialBid",
+    "reserve",
+    "dateTime",
+    "expires",
+    "seller",
+    "category",
+    "extra",
+];
+/// A bid's keys in the order Nexmark's generators write them.
+const BID_KEYS: &[&str] = &[
+    "auction", "bidder", "price", "channel", "url", "dateTime", "extra",
+];
 
 /// Fills a field's slot; a second value for it (a duplicate key) is left to serde.
 fn set<T>(slot: &mut Option<T>, value: T) -> Option<()> {

@@ -400,12 +400,18 @@ mod tests {
     fn blocks_beyond_the_first_page_start_at_their_first_whole_line() {
         // Lines of 8 bytes over six pages, in blocks that start on, just before and just after
         // page boundaries, so that a worker reads from a page boundary before its block.
-        let text: String = (1_000_000..1_003_000u64).map(|n| format!("{n}\n")).collect();
+        let text: String = (1_000_000..1_003_000u64)
+            .map(|n| format!("{n}\n"))
+            .collect();
         for block in [4095, 4096, 4097, 5000, 8191] {
             let (shares, letters) = read_blocks(&text, 2, block);
             let mut all = shares.concat();
             all.sort_unstable();
-            assert_eq!(all, (1_000_000..1_003_000).collect::<Vec<_>>(), "blocks of {block}");
+            assert_eq!(
+                all,
+                (1_000_000..1_003_000).collect::<Vec<_>>(),
+                "blocks of {block}"
+            );
             assert!(letters.is_empty());
         }
     }

@@ -466,15 +466,26 @@ fn a_running_job_serves_lag_watermarks_latency_and_checkpoints_to_prometheus() {
         .unwrap_or_else(|| panic!("no metrics address in {first:?}"))
         .to_owned();
 
-    // Scraped once two fifths of the events are read (however slowly the machine starts), then
-    // 2.5 s later: lag figures are refreshed every second, from librdkafka's statistics of
-    // every second.
+    let lag_key = |unit: &str, partition: u32| {
+        format!(
+            "weir_source_lag_{unit}{{source=\"kafka:{brokers}/{events}\",partition=\"{partition}\"}}"
+        )
+    };
+    // Scraped once two fifths of the events are read and every partition's lag is reported
+    // (however slowly the machine starts), then 2.5 s later: lag figures are refreshed every
+    // second, from librdkafka's statistics of every second.
     let started = std::time::Instant::now();
     let during = loop {
         let now = samples(&scrape(&addr));
-        if now
-            .get("weir_records_read_total")
-            .is_some_and(|read| *read >= 40_000.0)
+        let lag_reported = (0..4).all(|partition| {
+            ["records", "seconds"]
+                .iter()
+                .all(|unit| now.contains_key(&lag_key(unit, partition)))
+        });
+        if lag_reported
+            && now
+                .get("weir_records_read_total")
+                .is_some_and(|read| *read >= 40_000.0)
         {
             break now;
         }
@@ -492,11 +503,7 @@ fn a_running_job_serves_lag_watermarks_latency_and_checkpoints_to_prometheus() {
     // Lag: the reader is held at its rate, so records are left, and fewer later.
     let lag_of = |samples: &BTreeMap<String, f64>, unit: &str| -> Vec<f64> {
         (0..4)
-            .map(|partition| {
-                samples[&format!(
-                    "weir_source_lag_{unit}{{source=\"kafka:{brokers}/{events}\",partition=\"{partition}\"}}"
-                )]
-            })
+            .map(|partition| samples[&lag_key(unit, partition)])
             .collect()
     };
     let behind: f64 = lag_of(&during, "records").iter().sum();

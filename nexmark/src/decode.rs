@@ -730,7 +730,15 @@ mod tests {
         let escaped = format!(r#"{{"event_type":2,"person":null,"auction":null,{bid}"a\"b"}}}}"#);
         let unknown =
             format!(r#"{{"event_type":2,"more":1,"person":null,"auction":null,{bid}""}}}}"#);
-        for text in [&escaped, &unknown] {
+        // The expected key with an escape, and a key that starts like the expected one.
+        let escaped_key = unknown
+            .replace(r#""more":1,"#, "")
+            .replace(r#""auction":1"#, r#""auct\u0069on":1"#);
+        let longer_key = unknown.replace(
+            r#""event_type":2,"more":1"#,
+            r#""event_typex":1,"event_type":2"#,
+        );
+        for text in [&escaped, &unknown, &escaped_key, &longer_key] {
             assert_eq!(decoder.fast(Encoded::Json(text)), None);
             let expected: Event = serde_json::from_str(text).unwrap();
             assert_eq!(decoder.decode(Encoded::Json(text)), Ok(expected));

@@ -69,7 +69,7 @@ pub struct NexmarkBenchArgs {
     #[arg(long)]
     no_latency: bool,
     /// Runs of each configuration at full speed (weir's and Flink's in turn); the table
-    /// gives the median run and the range.
+    /// gives the median run (of an even number, the slower of the middle two) and the range.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
     /// Where the events are generated and kept for later runs.
@@ -97,6 +97,9 @@ pub struct NexmarkBenchArgs {
 pub struct BenchResults {
     /// Events per run.
     pub events: u64,
+    /// Runs of each configuration at full speed (`--repeat`).
+    #[serde(default = "one_run")]
+    pub repeat: u32,
     /// The machine: processor model and cores.
     pub machine: String,
     /// Each query on each source and worker count.
@@ -115,10 +118,11 @@ pub struct FlinkRun {
     pub parallelism: usize,
     /// What the runner measured: the median of the runs by throughput.
     pub record: Option<FlinkRecord>,
-    /// The throughput of every run, in events per second, in the order they ran.
+    /// The throughput of every run that completed, in events per second, in the order they
+    /// ran.
     #[serde(default)]
     pub repeats: Vec<f64>,
-    /// Why a run failed, if one did.
+    /// Why a run failed, if one did (the configuration then has no median run).
     pub error: Option<String>,
 }
 
@@ -153,8 +157,8 @@ pub struct BenchRun {
     pub input_bytes: Option<u64>,
     /// The run at full speed: the median of the runs by throughput.
     pub peak: Option<RunRecord>,
-    /// The throughput of every run at full speed, in events per second, in the order they
-    /// ran.
+    /// The throughput of every run at full speed that completed, in events per second, in
+    /// the order they ran.
     #[serde(default)]
     pub repeats: Vec<f64>,
     /// The run at half of the peak rate (log source only).
@@ -194,9 +198,11 @@ fn nexmark(args: &NexmarkBenchArgs) -> anyhow::Result<()> {
         + args.workers.len() * usize::from(latency_runs)
         + flink_parallelisms.len() * repeat;
     let bar = super::progress::steps((queries.len() * per_query) as u64, args.no_progress);
+    bar.set_message("reading the inputs into the page cache");
     data.warm(&args.source, flink_parallelisms)?;
     let mut results = BenchResults {
         events: args.events,
+        repeat: args.repeat,
         machine: machine(),
         runs: Vec::new(),
         flink: Vec::new(),
@@ -271,7 +277,7 @@ fn nexmark(args: &NexmarkBenchArgs) -> anyhow::Result<()> {
                 error,
             });
         }
-        // After every query, so that an interrupted benchmark keeps what it measured.
+        // After every query, so that an interrupted benchmark keeps the queries it finished.
         write_results(&args.out, &results)?;
     }
     bar.finish_and_clear();
@@ -709,14 +715,23 @@ impl<T> Repeats<T> {
     }
 
     /// The median run by `rate` (of an even number, the slower of the middle two), every
-    /// run's rate in the order they ran, and the first failure.
+    /// completed run's rate in the order they ran, and the first failure. A configuration
+    /// with a failed run has no median: the others alone would pass for all of them.
     fn median(mut self, rate: impl Fn(&T) -> f64) -> (Option<T>, Vec<f64>, Option<String>) {
         let rates: Vec<f64> = self.runs.iter().map(&rate).collect();
+        if self.error.is_some() {
+            return (None, rates, self.error);
+        }
         self.runs.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
         let middle = self.runs.len().saturating_sub(1) / 2;
         let median = (!self.runs.is_empty()).then(|| self.runs.swap_remove(middle));
         (median, rates, self.error)
     }
+}
+
+/// One run per configuration, for results written before `--repeat`.
+fn one_run() -> u32 {
+    1
 }
 
 /// The processor's model name and the number of cores.
@@ -750,11 +765,11 @@ pub fn markdown(results: &BenchResults) -> String {
         "{} events per run on {}.\n\n",
         results.events, results.machine
     );
-    let repeats = results.runs.iter().map(|run| run.repeats.len()).max();
-    if let Some(repeats @ 2..) = repeats {
+    if results.repeat > 1 {
         let _ = writeln!(
             table,
-            "Throughput is the median of {repeats} runs, their range in brackets.\n"
+            "Throughput is the median of {} runs, their range in brackets.\n",
+            results.repeat
         );
     }
     table.push_str(

@@ -14,9 +14,8 @@ use weir_engine::{BoxError, DeadLetter, EventTime, Source, SourcePoll, SourceRea
 use crate::checks::{CheckRecords, Checks, Encoded};
 use crate::error::ConnectorError;
 
-/// Read buffer size: small enough that the lines the kernel just copied in are still in the
-/// core's cache when they are decoded (on this project's machines, copying 3.3 GB from the
-/// page cache took 0.32 s of system time in reads of 64 KiB, 0.58 s in reads of 1 MiB).
+/// Read buffer size (on this project's AMD machines, reading 3.3 GB from the page cache took
+/// 0.32 s of system time in reads of 64 KiB, 0.58 s in reads of 1 MiB).
 const READ_BUFFER: usize = 64 << 10;
 /// The page size reads are aligned to.
 const PAGE: u64 = 4096;
@@ -175,12 +174,14 @@ impl<T> JsonLinesReader<T> {
                 self.reader.seek(SeekFrom::Start(0)).map_err(io_error)?;
                 0
             } else {
-                // Reads start at a page boundary and the bytes up to `start - 1` are passed
+                // Reads start at a page boundary and the bytes before `start - 1` are passed
                 // over in the buffer: the kernel copies a read with `rep movsb`, which on AMD
-                // Zen cores is about four times slower when the source lies a few bytes behind
-                // the destination within a page (1 GB in reads of 64 KiB from file positions
-                // one byte before a page boundary into a page-aligned buffer: 0.41 s of system
-                // time, from page boundaries 0.10 s).
+                // Zen cores is about four times slower when the source lies 1 to about 40
+                // bytes behind the destination within a page (1 GB in reads of 64 KiB from
+                // file positions one byte before a page boundary into a page-aligned buffer:
+                // 0.41 s of system time, from page boundaries 0.10 s). Where the buffer lies
+                // is the allocator's choice: with mimalloc, at a page boundary (the slow
+                // copies before this change and the fast ones after it say so).
                 let aligned = (start - 1) / PAGE * PAGE;
                 self.reader
                     .seek(SeekFrom::Start(aligned))

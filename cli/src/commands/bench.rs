@@ -241,18 +241,22 @@ fn nexmark(args: &NexmarkBenchArgs) -> anyhow::Result<()> {
                     "{query} {:?} {}w, run {round} of {repeat}",
                     run.source, run.workers
                 ));
-                runs.push(run.once(&kind, None));
+                if runs.error.is_none() {
+                    runs.push(run.once(&kind, None));
+                }
                 bar.inc(1);
             }
             for (&parallelism, runs) in flink_parallelisms.iter().zip(&mut flink_runs) {
                 bar.set_message(format!(
                     "{query} on Flink, parallelism {parallelism}, run {round} of {repeat}"
                 ));
-                runs.push(if on_flink {
-                    flink_once(args, &data, query, parallelism, &kind)
-                } else {
-                    Err(anyhow::anyhow!("the Flink runner does not have this query"))
-                });
+                if runs.error.is_none() {
+                    runs.push(if on_flink {
+                        flink_once(args, &data, query, parallelism, &kind)
+                    } else {
+                        Err(anyhow::anyhow!("the Flink runner does not have this query"))
+                    });
+                }
                 bar.inc(1);
             }
         }
@@ -689,7 +693,8 @@ fn flink_once(
     }
 }
 
-/// The runs of one configuration at full speed, and the first failure among them.
+/// The runs of one configuration at full speed, and the first failure among them (after
+/// which the configuration is not run again: it is reported failed whatever follows).
 struct Repeats<T> {
     runs: Vec<T>,
     error: Option<String>,
